@@ -1,0 +1,2 @@
+//! The API emulator (being written).
+pub mod media;
