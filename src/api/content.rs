@@ -1,0 +1,361 @@
+//! Ranged content reads that return exactly the bytes asked for, from one version of
+//! the content, or an error. Never shifted, short, or a mix of two versions.
+
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, LOCATION, RANGE};
+use reqwest::{Response, StatusCode, Url};
+use time::OffsetDateTime;
+
+use super::client::{transport_error, ApiClient};
+use super::retry::Failure;
+use super::stats::RequestKind;
+use super::token::AccessToken;
+use super::ApiError;
+use crate::util::{format_http_date, parse_http_date};
+
+/// A signed storage URL is reused at most this long (or until it fails).
+const REDIRECT_REUSE: Duration = Duration::from_secs(240);
+
+/// One version of one content item, as listed: reads are pinned to it.
+#[derive(Debug)]
+pub struct ContentVersion {
+    pub guid: String,
+    pub key: String,
+    /// `contentLength` from the metadata.
+    pub size: u64,
+    /// `lastModified` from the metadata.
+    pub last_modified: Option<OffsetDateTime>,
+    /// The strong ETag of the first response, which later reads must match.
+    etag: OnceLock<String>,
+}
+
+impl ContentVersion {
+    pub fn new(guid: &str, key: &str, size: u64, last_modified: Option<OffsetDateTime>) -> Self {
+        ContentVersion {
+            guid: guid.to_string(),
+            key: key.to_string(),
+            size,
+            last_modified,
+            etag: OnceLock::new(),
+        }
+    }
+
+    /// The validator sent in `If-Range`: the pinned ETag, else the listed lastModified.
+    fn if_range(&self) -> Option<String> {
+        self.etag
+            .get()
+            .cloned()
+            .or_else(|| self.last_modified.map(format_http_date))
+    }
+}
+
+/// Where an attempt sends its request.
+enum Target {
+    Api(Url),
+    Storage(Url),
+}
+
+impl ApiClient {
+    /// Exactly the bytes `offset..offset+len` of `obj` (clamped to its size).
+    pub async fn read_range(&self, obj: &ContentVersion, offset: u64, len: u64) -> Result<Bytes, ApiError> {
+        let end = offset.saturating_add(len).min(obj.size);
+        if offset >= end {
+            return Ok(Bytes::new());
+        }
+        let what = format!(
+            "GET interactions/{}/content/{} bytes={}-{}",
+            obj.guid,
+            obj.key,
+            offset,
+            end - 1
+        );
+        let api_url = self.url(&["interactions", &obj.guid, "content", &obj.key])?;
+        self.retrying(&what, |token| {
+            let api_url = api_url.clone();
+            let what = what.clone();
+            async move { self.range_attempt(&what, obj, offset, end, api_url, token).await }
+        })
+        .await
+    }
+
+    async fn range_attempt(
+        &self,
+        what: &str,
+        obj: &ContentVersion,
+        offset: u64,
+        end: u64,
+        api_url: Url,
+        token: AccessToken,
+    ) -> Result<Bytes, Failure> {
+        let cache_key = (obj.guid.clone(), obj.key.clone());
+        let mut target = match self.inner.redirects.lock().get(&cache_key) {
+            Some((url, at)) if at.elapsed() < REDIRECT_REUSE => Target::Storage(url.clone()),
+            _ => Target::Api(api_url),
+        };
+        // At most one redirect hop per attempt.
+        for _hop in 0..2 {
+            let resp = match &target {
+                Target::Api(url) => {
+                    let req = self.ranged(self.inner.http.get(url.clone()), obj, offset, end);
+                    self.send_api(what, RequestKind::Content, &token, req).await?
+                }
+                Target::Storage(url) => {
+                    // The storage host gets no Authorization header.
+                    let req = self.ranged(self.inner.http.get(url.clone()), obj, offset, end);
+                    let sent = self.send_counted(what, RequestKind::Content, req).await;
+                    match sent.and_then(|r| storage_ok(what, r)) {
+                        Ok(r) => r,
+                        Err(f) => {
+                            // An expired or broken signed link: go back to the API.
+                            self.inner.redirects.lock().remove(&cache_key);
+                            return Err(f);
+                        }
+                    }
+                }
+            };
+            if resp.status().is_redirection() {
+                let location = resp
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let base = resp.url().clone();
+                let next = location.and_then(|l| base.join(&l).ok()).ok_or_else(|| {
+                    Failure::Fatal(ApiError::Protocol {
+                        what: what.to_string(),
+                        detail: format!("HTTP {} without a usable Location", resp.status()),
+                    })
+                })?;
+                if !matches!(next.scheme(), "http" | "https") {
+                    return Err(Failure::Fatal(ApiError::Protocol {
+                        what: what.to_string(),
+                        detail: "redirect to a non-HTTP URL".into(),
+                    }));
+                }
+                self.inner
+                    .redirects
+                    .lock()
+                    .insert(cache_key.clone(), (next.clone(), Instant::now()));
+                target = Target::Storage(next);
+                continue;
+            }
+            return self.take_range(what, obj, offset, end, resp).await;
+        }
+        Err(Failure::Fatal(ApiError::Protocol {
+            what: what.to_string(),
+            detail: "redirected more than once".into(),
+        }))
+    }
+
+    fn ranged(&self, req: reqwest::RequestBuilder, obj: &ContentVersion, offset: u64, end: u64) -> reqwest::RequestBuilder {
+        let mut req = req
+            .header(RANGE, format!("bytes={}-{}", offset, end - 1))
+            .header(reqwest::header::ACCEPT, crate::model::ACCEPT_V3);
+        if let Some(v) = obj.if_range() {
+            req = req.header(IF_RANGE, v);
+        }
+        req
+    }
+
+    /// Validate a 200/206 answer and extract exactly `offset..end`.
+    async fn take_range(
+        &self,
+        what: &str,
+        obj: &ContentVersion,
+        offset: u64,
+        end: u64,
+        resp: Response,
+    ) -> Result<Bytes, Failure> {
+        let changed = |detail: String| {
+            Failure::Fatal(ApiError::Changed {
+                what: what.to_string(),
+                detail,
+            })
+        };
+        let protocol = |detail: String| {
+            Failure::retry(ApiError::Protocol {
+                what: what.to_string(),
+                detail,
+            })
+        };
+        let status = resp.status();
+        match status {
+            StatusCode::PRECONDITION_FAILED => return Err(changed("If-Match failed".into())),
+            StatusCode::RANGE_NOT_SATISFIABLE => {
+                return Err(changed(format!(
+                    "range refused (416, {}) though the listed size is {}",
+                    header_str(resp.headers(), CONTENT_RANGE).unwrap_or("no Content-Range"),
+                    obj.size
+                )))
+            }
+            StatusCode::OK | StatusCode::PARTIAL_CONTENT => {}
+            other => return Err(protocol(format!("unexpected HTTP {other} for a range request"))),
+        }
+        self.check_version(obj, resp.headers()).map_err(changed)?;
+        let want = end - offset;
+        let skip = if status == StatusCode::PARTIAL_CONTENT {
+            let cr = header_str(resp.headers(), CONTENT_RANGE)
+                .ok_or_else(|| protocol("206 without Content-Range".into()))?;
+            let (a, b, total) = parse_content_range(cr).ok_or_else(|| protocol(format!("malformed Content-Range {cr:?}")))?;
+            if let Some(total) = total {
+                if total != obj.size {
+                    return Err(changed(format!("size is now {total}, was {}", obj.size)));
+                }
+            }
+            if a != offset || b + 1 != end {
+                return Err(protocol(format!(
+                    "asked for bytes {}-{}, got Content-Range {cr:?}",
+                    offset,
+                    end - 1
+                )));
+            }
+            0
+        } else {
+            // The server ignored Range (or If-Range did not match and the version check
+            // above passed): the full body; keep only our slice.
+            if let Some(len) = header_u64(resp.headers(), CONTENT_LENGTH) {
+                if len != obj.size {
+                    return Err(changed(format!("full body is {len} bytes, listed size {}", obj.size)));
+                }
+            }
+            offset
+        };
+        let bytes = read_slice(what, resp, skip, want).await?;
+        self.inner.stats.count_bytes(bytes.len() as u64);
+        Ok(bytes)
+    }
+
+    /// Compare the response's validators with the pinned version; pin on first sight.
+    fn check_version(&self, obj: &ContentVersion, headers: &HeaderMap) -> Result<(), String> {
+        if let (Some(listed), Some(lm)) = (
+            obj.last_modified,
+            header_str(headers, LAST_MODIFIED).and_then(parse_http_date),
+        ) {
+            if lm.unix_timestamp() != listed.unix_timestamp() {
+                return Err(format!(
+                    "Last-Modified is now {}, listed {}",
+                    format_http_date(lm),
+                    format_http_date(listed)
+                ));
+            }
+        }
+        // A weak ETag cannot pin bytes; Last-Modified above is all we have then.
+        if let Some(etag) = header_str(headers, ETAG).filter(|e| !e.starts_with("W/")) {
+            let pinned = obj.etag.get_or_init(|| etag.to_string());
+            if pinned != etag {
+                return Err(format!("ETag is now {etag}, was {pinned}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Storage hosts answer with plain statuses; anything but 200/206 means the signed link
+/// is no good any more: retry through the API.
+fn storage_ok(what: &str, resp: Response) -> Result<Response, Failure> {
+    let status = resp.status();
+    if status.is_success() || status == StatusCode::RANGE_NOT_SATISFIABLE || status == StatusCode::PRECONDITION_FAILED {
+        Ok(resp)
+    } else {
+        Err(Failure::Retry {
+            err: ApiError::Transport {
+                what: what.to_string(),
+                detail: format!("storage host answered HTTP {status}"),
+            },
+            wait: Some(Duration::ZERO),
+        })
+    }
+}
+
+/// Read the body, drop the first `skip` bytes, return the next `want`; a body that ends
+/// early or runs long is a (retryable) protocol failure.
+async fn read_slice(what: &str, mut resp: Response, skip: u64, want: u64) -> Result<Bytes, Failure> {
+    let is_partial = resp.status() == StatusCode::PARTIAL_CONTENT;
+    let mut out = BytesMut::with_capacity(want as usize);
+    let mut to_skip = skip;
+    loop {
+        let chunk = match resp.chunk().await {
+            Ok(Some(c)) => c,
+            Ok(None) => break,
+            Err(e) => return Err(Failure::retry(transport_error(what, e))),
+        };
+        let mut c = &chunk[..];
+        if to_skip > 0 {
+            let n = (to_skip as usize).min(c.len());
+            c = &c[n..];
+            to_skip -= n as u64;
+        }
+        let room = (want - out.len() as u64) as usize;
+        if c.len() > room {
+            if is_partial {
+                return Err(Failure::retry(ApiError::Protocol {
+                    what: what.to_string(),
+                    detail: format!("body longer than the {want} bytes announced"),
+                }));
+            }
+            out.extend_from_slice(&c[..room]);
+        } else {
+            out.extend_from_slice(c);
+        }
+        if !is_partial && out.len() as u64 == want {
+            // Got our slice of a full body: stop downloading (the connection is dropped).
+            break;
+        }
+    }
+    if (out.len() as u64) < want {
+        return Err(Failure::retry(ApiError::Protocol {
+            what: what.to_string(),
+            detail: format!("body ended after {} of {want} bytes", out.len()),
+        }));
+    }
+    Ok(out.freeze())
+}
+
+fn header_str(h: &HeaderMap, name: reqwest::header::HeaderName) -> Option<&str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn header_u64(h: &HeaderMap, name: reqwest::header::HeaderName) -> Option<u64> {
+    header_str(h, name).and_then(|v| v.trim().parse().ok())
+}
+
+/// `bytes a-b/total` (total may be `*`) → (a, b, total).
+pub(crate) fn parse_content_range(v: &str) -> Option<(u64, u64, Option<u64>)> {
+    let rest = v.trim().strip_prefix("bytes")?.trim_start();
+    let (range, total) = rest.split_once('/')?;
+    let (a, b) = range.trim().split_once('-')?;
+    let a: u64 = a.trim().parse().ok()?;
+    let b: u64 = b.trim().parse().ok()?;
+    let total = match total.trim() {
+        "*" => None,
+        t => Some(t.parse().ok()?),
+    };
+    (a <= b && total.is_none_or(|t| b < t)).then_some((a, b, total))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_range_parsing() {
+        assert_eq!(parse_content_range("bytes 0-9/100"), Some((0, 9, Some(100))));
+        assert_eq!(parse_content_range("bytes 5-5/*"), Some((5, 5, None)));
+        assert_eq!(parse_content_range("bytes 9-0/100"), None);
+        assert_eq!(parse_content_range("bytes 0-100/100"), None);
+        assert_eq!(parse_content_range("bytes */100"), None);
+        assert_eq!(parse_content_range("items 0-1/2"), None);
+    }
+
+    #[test]
+    fn if_range_prefers_etag() {
+        let t = time::macros::datetime!(2020-02-16 14:19:35 UTC);
+        let v = ContentVersion::new("g", "k", 10, Some(t));
+        assert_eq!(v.if_range().as_deref(), Some("Sun, 16 Feb 2020 14:19:35 GMT"));
+        let _ = v.etag.set("\"abc\"".into());
+        assert_eq!(v.if_range().as_deref(), Some("\"abc\""));
+    }
+}
