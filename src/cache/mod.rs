@@ -1,1 +1,265 @@
-//! cache (being written).
+//! The block cache: fixed-size blocks of file content in an LRU bounded by bytes, and a
+//! registry of blocks being fetched so that concurrent readers share one fetch.
+//!
+//! Blocks are keyed by a [`ContentId`] — one per version of one file — so a new version
+//! never sees the old one's blocks: they just age out.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::{BoxFuture, FutureExt, Shared};
+use parking_lot::Mutex;
+
+use crate::api::ApiError;
+
+mod math;
+pub use math::BlockMath;
+
+/// One version of one file's content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContentId(pub u64);
+
+/// One block of one content version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BlockId {
+    pub content: ContentId,
+    pub index: u64,
+}
+
+/// A fetch of consecutive blocks, shared by everyone who needs one of them.
+pub type BlockFetch = Shared<BoxFuture<'static, Result<Arc<Vec<Bytes>>, ApiError>>>;
+
+/// What the cache knows about a block.
+#[derive(Debug)]
+pub enum Lookup {
+    /// Cached.
+    Hit(Bytes),
+    /// Being fetched: block number `index` of the fetch's result.
+    Pending { fetch: BlockFetch, index: usize },
+    /// Neither.
+    Miss,
+}
+
+#[derive(Debug)]
+struct State {
+    lru: lru::LruCache<BlockId, Bytes>,
+    used: u64,
+    capacity: u64,
+    inflight: HashMap<BlockId, (BlockFetch, usize)>,
+    inflight_bytes: u64,
+}
+
+/// Counters for tests and logs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CacheStats {
+    pub cached_bytes: u64,
+    pub cached_blocks: u64,
+    pub inflight_bytes: u64,
+    pub capacity: u64,
+}
+
+/// The block cache. Shared by all files of one mount.
+#[derive(Debug)]
+pub struct BlockCache {
+    math: BlockMath,
+    state: Arc<Mutex<State>>,
+}
+
+impl BlockCache {
+    /// A cache of at most `capacity` bytes of blocks of `block_size` bytes.
+    pub fn new(capacity: u64, block_size: u64) -> Self {
+        BlockCache {
+            math: BlockMath::new(block_size),
+            state: Arc::new(Mutex::new(State {
+                lru: lru::LruCache::unbounded(),
+                used: 0,
+                capacity,
+                inflight: HashMap::new(),
+                inflight_bytes: 0,
+            })),
+        }
+    }
+
+    pub fn math(&self) -> BlockMath {
+        self.math
+    }
+
+    /// Is the block cached, being fetched, or neither? A hit refreshes its LRU position.
+    pub fn lookup(&self, id: BlockId) -> Lookup {
+        let mut s = self.state.lock();
+        if let Some(b) = s.lru.get(&id) {
+            return Lookup::Hit(b.clone());
+        }
+        match s.inflight.get(&id) {
+            Some((fetch, index)) => Lookup::Pending {
+                fetch: fetch.clone(),
+                index: *index,
+            },
+            None => Lookup::Miss,
+        }
+    }
+
+    /// True when the block is cached or being fetched (no LRU update).
+    pub fn is_present(&self, id: BlockId) -> bool {
+        let s = self.state.lock();
+        s.lru.contains(&id) || s.inflight.contains_key(&id)
+    }
+
+    /// Bytes being fetched right now (read-ahead uses this as its memory budget).
+    pub fn inflight_bytes(&self) -> u64 {
+        self.state.lock().inflight_bytes
+    }
+
+    /// Fetch blocks `first..first+count` of `content` with `fetch`, which must return
+    /// exactly their bytes, concatenated (`len` bytes). The fetch runs on its own task, so
+    /// it completes (and fills the cache) even if nobody waits for it. Blocks already
+    /// cached or in flight are the caller's to skip: this registers all of them.
+    pub fn start_fetch<F>(&self, content: ContentId, first: u64, count: u64, len: u64, fetch: F) -> BlockFetch
+    where
+        F: std::future::Future<Output = Result<Bytes, ApiError>> + Send + 'static,
+    {
+        let math = self.math;
+        let state = Arc::clone(&self.state);
+        let (tx, rx) = tokio::sync::oneshot::channel::<Result<Arc<Vec<Bytes>>, ApiError>>();
+        let shared: BlockFetch = async move {
+            rx.await.unwrap_or_else(|_| {
+                Err(ApiError::Transport {
+                    what: "block fetch".into(),
+                    detail: "fetch task ended without a result".into(),
+                })
+            })
+        }
+        .boxed()
+        .shared();
+        {
+            let mut s = self.state.lock();
+            for i in 0..count {
+                s.inflight.insert(
+                    BlockId {
+                        content,
+                        index: first + i,
+                    },
+                    (shared.clone(), i as usize),
+                );
+            }
+            s.inflight_bytes += len;
+        }
+        tokio::spawn(async move {
+            let result = fetch.await.and_then(|bytes| {
+                if bytes.len() as u64 != len {
+                    return Err(ApiError::Protocol {
+                        what: "block fetch".into(),
+                        detail: format!("got {} bytes for a {len}-byte range", bytes.len()),
+                    });
+                }
+                Ok(Arc::new(math.split(&bytes, count)))
+            });
+            {
+                let mut s = state.lock();
+                s.inflight_bytes = s.inflight_bytes.saturating_sub(len);
+                for i in 0..count {
+                    let id = BlockId {
+                        content,
+                        index: first + i,
+                    };
+                    s.inflight.remove(&id);
+                    if let Ok(blocks) = &result {
+                        if let Some(b) = blocks.get(i as usize) {
+                            insert_locked(&mut s, id, b.clone());
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(result);
+        });
+        shared
+    }
+
+    /// Put a block in the cache (evicting least recently used ones to stay in budget).
+    pub fn insert(&self, id: BlockId, data: Bytes) {
+        insert_locked(&mut self.state.lock(), id, data);
+    }
+
+    pub fn stats(&self) -> CacheStats {
+        let s = self.state.lock();
+        CacheStats {
+            cached_bytes: s.used,
+            cached_blocks: s.lru.len() as u64,
+            inflight_bytes: s.inflight_bytes,
+            capacity: s.capacity,
+        }
+    }
+}
+
+fn insert_locked(s: &mut State, id: BlockId, data: Bytes) {
+    let len = data.len() as u64;
+    if len > s.capacity {
+        return;
+    }
+    if let Some(old) = s.lru.put(id, data) {
+        s.used -= old.len() as u64;
+    }
+    s.used += len;
+    while s.used > s.capacity {
+        match s.lru.pop_lru() {
+            Some((_, b)) => s.used -= b.len() as u64,
+            None => break,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(i: u64) -> BlockId {
+        BlockId {
+            content: ContentId(1),
+            index: i,
+        }
+    }
+
+    #[test]
+    fn lru_evicts_by_bytes() {
+        let c = BlockCache::new(10, 4);
+        c.insert(id(0), Bytes::from_static(b"aaaa"));
+        c.insert(id(1), Bytes::from_static(b"bbbb"));
+        assert!(matches!(c.lookup(id(0)), Lookup::Hit(_)));
+        c.insert(id(2), Bytes::from_static(b"cccc"));
+        // 12 > 10: the least recently used (block 1) goes.
+        assert!(matches!(c.lookup(id(1)), Lookup::Miss));
+        assert!(matches!(c.lookup(id(0)), Lookup::Hit(_)));
+        assert_eq!(c.stats().cached_bytes, 8);
+    }
+
+    #[tokio::test]
+    async fn concurrent_lookups_share_one_fetch() {
+        let c = BlockCache::new(1 << 20, 4);
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let calls2 = Arc::clone(&calls);
+        let f = c.start_fetch(ContentId(1), 0, 2, 8, async move {
+            calls2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            Ok(Bytes::from_static(b"aaaabbbb"))
+        });
+        let Lookup::Pending { fetch, index } = c.lookup(id(1)) else {
+            panic!("block 1 must be pending");
+        };
+        assert_eq!(index, 1);
+        let (a, b) = tokio::join!(f, fetch);
+        assert_eq!(&a.expect("fetch")[0][..], b"aaaa");
+        assert_eq!(&b.expect("fetch")[1][..], b"bbbb");
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(matches!(c.lookup(id(1)), Lookup::Hit(_)));
+        assert_eq!(c.inflight_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn wrong_length_is_an_error_not_a_block() {
+        let c = BlockCache::new(1 << 20, 4);
+        let f = c.start_fetch(ContentId(1), 0, 2, 8, async { Ok(Bytes::from_static(b"short")) });
+        assert!(f.await.is_err());
+        assert!(matches!(c.lookup(id(0)), Lookup::Miss));
+    }
+}

@@ -1,1 +1,167 @@
-//! prefetch (being written).
+//! The read path: turns a read at (offset, size) into cached blocks, fetching missing
+//! ones as ranged GETs, and reads ahead for sequential readers with a growing window
+//! split into several parallel requests. Separate from the cache: it only asks the
+//! cache what is present and hands it fetches to run.
+
+use std::sync::Arc;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::api::{ApiClient, ApiError, ContentVersion};
+use crate::cache::{BlockCache, BlockFetch, BlockId, ContentId, Lookup};
+
+mod window;
+pub use window::{ReadAhead, ReadAheadConfig};
+
+/// What a read reads: one version of one file.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub content: ContentId,
+    pub version: Arc<ContentVersion>,
+}
+
+/// Shared by all reads of one mount.
+#[derive(Debug)]
+pub struct Prefetcher {
+    client: ApiClient,
+    cache: Arc<BlockCache>,
+    cfg: ReadAheadConfig,
+}
+
+impl Prefetcher {
+    pub fn new(client: ApiClient, cache: Arc<BlockCache>, cfg: ReadAheadConfig) -> Self {
+        Prefetcher { client, cache, cfg }
+    }
+
+    pub fn cache(&self) -> &Arc<BlockCache> {
+        &self.cache
+    }
+
+    pub fn config(&self) -> &ReadAheadConfig {
+        &self.cfg
+    }
+
+    /// Exactly bytes `[offset, offset+size)` of `src` (shorter at end of file).
+    /// `ra` is the reader's read-ahead state (per open file).
+    pub async fn read(&self, src: &Source, ra: &parking_lot::Mutex<ReadAhead>, offset: u64, size: u64) -> Result<Bytes, ApiError> {
+        let math = self.cache.math();
+        let file_size = src.version.size;
+        let Some((first, last)) = math.blocks_for(offset, size, file_size) else {
+            return Ok(Bytes::new());
+        };
+        let end = offset.saturating_add(size).min(file_size);
+
+        // Needed blocks first: start whatever is missing.
+        self.fetch_missing(src, first, last + 1, None);
+
+        // Then read-ahead, if the reader looks sequential.
+        let plan = ra.lock().on_read(&self.cfg, offset, end, file_size);
+        if let Some((ra_start, ra_end)) = plan {
+            let (a, b) = (math.block_of(ra_start), math.block_of(ra_end.saturating_sub(1)));
+            if ra_start < ra_end {
+                let chunk = (self.cfg.chunk_for(ra_end - ra_start) / math.block_size()).max(1);
+                self.fetch_missing(src, a, b + 1, Some(chunk));
+            }
+        }
+
+        // Wait for the needed blocks and assemble the answer.
+        let mut out = BytesMut::with_capacity((end - offset) as usize);
+        for index in first..=last {
+            let block = self.block(src, index).await?;
+            let (bstart, _) = math.block_range(index, file_size);
+            let from = offset.saturating_sub(bstart) as usize;
+            let to = ((end - bstart) as usize).min(block.len());
+            if from > to || to > block.len() {
+                return Err(ApiError::Protocol {
+                    what: format!("read {}/{}", src.version.guid, src.version.key),
+                    detail: format!("block {index} has {} bytes", block.len()),
+                });
+            }
+            out.extend_from_slice(&block[from..to]);
+        }
+        Ok(out.freeze())
+    }
+
+    /// One block, from the cache, a fetch in flight, or a new fetch.
+    async fn block(&self, src: &Source, index: u64) -> Result<Bytes, ApiError> {
+        let id = BlockId {
+            content: src.content,
+            index,
+        };
+        // A block can be evicted between its fetch and our look; try a few times.
+        for _ in 0..3 {
+            let (fetch, i) = match self.cache.lookup(id) {
+                Lookup::Hit(b) => return Ok(b),
+                Lookup::Pending { fetch, index } => (fetch, index),
+                Lookup::Miss => (self.start(src, index, 1), 0),
+            };
+            let blocks = fetch.await?;
+            if let Some(b) = blocks.get(i) {
+                return Ok(b.clone());
+            }
+        }
+        Err(ApiError::Protocol {
+            what: format!("read {}/{}", src.version.guid, src.version.key),
+            detail: format!("block {index} vanished"),
+        })
+    }
+
+    /// Start fetches for the blocks in `[from, to)` that are neither cached nor in
+    /// flight, as runs of consecutive blocks of at most `chunk` blocks each (default:
+    /// the largest request size). Read-ahead (`chunk` given) respects the memory budget.
+    fn fetch_missing(&self, src: &Source, from: u64, to: u64, chunk: Option<u64>) {
+        let is_read_ahead = chunk.is_some();
+        let max_blocks = chunk.unwrap_or(self.cfg.max_request_blocks(self.cache.math())).max(1);
+        let mut run_start: Option<u64> = None;
+        let mut index = from;
+        while index <= to {
+            let present = index == to
+                || self.cache.is_present(BlockId {
+                    content: src.content,
+                    index,
+                });
+            match (present, run_start) {
+                (false, None) => run_start = Some(index),
+                (false, Some(s)) if index - s >= max_blocks => {
+                    if !self.start_run(src, s, index - s, is_read_ahead) {
+                        return;
+                    }
+                    run_start = Some(index);
+                }
+                (true, Some(s)) => {
+                    if !self.start_run(src, s, index - s, is_read_ahead) {
+                        return;
+                    }
+                    run_start = None;
+                }
+                _ => {}
+            }
+            index += 1;
+        }
+    }
+
+    /// Start one run unless read-ahead would exceed its memory budget.
+    fn start_run(&self, src: &Source, first: u64, count: u64, is_read_ahead: bool) -> bool {
+        if is_read_ahead {
+            let bytes = count * self.cache.math().block_size();
+            if self.cache.inflight_bytes() + bytes > self.cfg.inflight_budget {
+                return false;
+            }
+        }
+        // The fetch runs on its own task; nobody needs to hold its future.
+        let _ = self.start(src, first, count);
+        true
+    }
+
+    fn start(&self, src: &Source, first: u64, count: u64) -> BlockFetch {
+        let math = self.cache.math();
+        let size = src.version.size;
+        let (start, _) = math.block_range(first, size);
+        let (_, end) = math.block_range(first + count - 1, size);
+        let client = self.client.clone();
+        let version = Arc::clone(&src.version);
+        self.cache.start_fetch(src.content, first, count, end - start, async move {
+            client.read_range(&version, start, end - start).await
+        })
+    }
+}

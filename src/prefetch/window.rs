@@ -1,0 +1,131 @@
+//! Sequential-access detection and the read-ahead window of one reader.
+
+use crate::cache::BlockMath;
+
+/// Read-ahead tuning.
+#[derive(Debug, Clone)]
+pub struct ReadAheadConfig {
+    /// First read-ahead window once a reader looks sequential.
+    pub initial_window: u64,
+    /// Largest window.
+    pub max_window: u64,
+    /// Largest single ranged GET.
+    pub max_request: u64,
+    /// Read-ahead requests in flight at once per window (parallelism).
+    pub parallel: u64,
+    /// Bytes of read-ahead in flight across the mount.
+    pub inflight_budget: u64,
+}
+
+impl Default for ReadAheadConfig {
+    fn default() -> Self {
+        ReadAheadConfig {
+            initial_window: 1 << 20,
+            max_window: 64 << 20,
+            max_request: 8 << 20,
+            parallel: 8,
+            inflight_budget: 96 << 20,
+        }
+    }
+}
+
+impl ReadAheadConfig {
+    pub(crate) fn max_request_blocks(&self, math: BlockMath) -> u64 {
+        (self.max_request / math.block_size()).max(1)
+    }
+
+    /// Request size in bytes for a read-ahead span: split `parallel` ways, but no
+    /// request larger than `max_request`.
+    pub(crate) fn chunk_for(&self, span: u64) -> u64 {
+        span.div_ceil(self.parallel.max(1)).min(self.max_request)
+    }
+}
+
+/// The state of one reader (one open file).
+#[derive(Debug, Default, Clone)]
+pub struct ReadAhead {
+    /// Where the next sequential read would start.
+    next: u64,
+    /// Current window (0 = not sequential).
+    window: u64,
+    /// Read-ahead has been requested up to here.
+    ahead_until: u64,
+    reads: u64,
+}
+
+impl ReadAhead {
+    /// Record a read of `[offset, end)` and return the span to read ahead, if any.
+    pub fn on_read(&mut self, cfg: &ReadAheadConfig, offset: u64, end: u64, file_size: u64) -> Option<(u64, u64)> {
+        self.reads += 1;
+        // The kernel issues read-ahead reads concurrently and they may arrive out of order:
+        // anything near where we expected counts as sequential.
+        let tolerance = self.window.max(cfg.initial_window).max(2 << 20);
+        let sequential = self.reads > 1 && offset <= self.next.saturating_add(tolerance) && offset.saturating_add(tolerance) >= self.next;
+        if sequential {
+            self.window = if self.window == 0 {
+                cfg.initial_window
+            } else {
+                (self.window * 2).min(cfg.max_window)
+            };
+            self.next = self.next.max(end);
+        } else {
+            // A seek: drop back, keep what was fetched.
+            self.window = 0;
+            self.next = end;
+            self.ahead_until = end;
+            return None;
+        }
+        let target = end.saturating_add(self.window).min(file_size);
+        // Top up only when less than half the window is still ahead, so read-ahead goes
+        // out in large requests rather than a block at a time.
+        if self.ahead_until.saturating_sub(end) > self.window / 2 || self.ahead_until >= target {
+            return None;
+        }
+        let start = self.ahead_until.max(end);
+        self.ahead_until = target;
+        (start < target).then_some((start, target))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequential_reads_grow_the_window_and_seeks_reset_it() {
+        let cfg = ReadAheadConfig::default();
+        let mut ra = ReadAhead::default();
+        let size = 1 << 30;
+        assert_eq!(ra.on_read(&cfg, 0, 131072, size), None, "first read: no read-ahead");
+        let (a, b) = ra.on_read(&cfg, 131072, 262144, size).expect("second sequential read");
+        assert_eq!(a, 262144);
+        assert_eq!(b - a, cfg.initial_window);
+        let mut last = b - a;
+        let mut off = 262144;
+        let mut grew = false;
+        for _ in 0..200 {
+            if let Some((a, b)) = ra.on_read(&cfg, off, off + 131072, size) {
+                assert!(a >= off + 131072);
+                grew |= b - a > last;
+                last = b - a;
+            }
+            off += 131072;
+        }
+        assert!(grew);
+        assert!(ra.window <= cfg.max_window);
+        // A seek far away: no read-ahead, window reset.
+        assert_eq!(ra.on_read(&cfg, 900 << 20, (900 << 20) + 4096, size), None);
+        assert_eq!(ra.window, 0);
+    }
+
+    #[test]
+    fn out_of_order_kernel_readahead_is_still_sequential() {
+        let cfg = ReadAheadConfig::default();
+        let mut ra = ReadAhead::default();
+        let size = 1 << 30;
+        ra.on_read(&cfg, 0, 131072, size);
+        ra.on_read(&cfg, 262144, 393216, size);
+        ra.on_read(&cfg, 131072, 262144, size);
+        assert!(ra.window > 0);
+    }
+}
