@@ -10,6 +10,7 @@
 
 pub mod api;
 pub mod cache;
+pub mod catalog;
 pub mod cli;
 pub mod emulator;
 pub mod fs;

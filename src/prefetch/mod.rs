@@ -9,8 +9,11 @@ use bytes::{Bytes, BytesMut};
 
 use crate::api::{ApiClient, ApiError, ContentVersion};
 use crate::cache::{BlockCache, BlockFetch, BlockId, ContentId, Lookup};
+use crate::catalog::{Catalog, FileEntry, InteractionEntry};
 
+mod scan;
 mod window;
+pub use scan::ScanDetector;
 pub use window::{ReadAhead, ReadAheadConfig};
 
 /// What a read reads: one version of one file.
@@ -26,11 +29,17 @@ pub struct Prefetcher {
     client: ApiClient,
     cache: Arc<BlockCache>,
     cfg: ReadAheadConfig,
+    scan: ScanDetector,
 }
 
 impl Prefetcher {
     pub fn new(client: ApiClient, cache: Arc<BlockCache>, cfg: ReadAheadConfig) -> Self {
-        Prefetcher { client, cache, cfg }
+        Prefetcher {
+            client,
+            cache,
+            cfg,
+            scan: ScanDetector::default(),
+        }
     }
 
     pub fn cache(&self) -> &Arc<BlockCache> {
@@ -39,6 +48,31 @@ impl Prefetcher {
 
     pub fn config(&self) -> &ReadAheadConfig {
         &self.cfg
+    }
+
+    /// A file was opened: if this continues a scan of one key across the listing, fetch
+    /// that key of the next interactions (small files only, within the memory budget).
+    pub fn on_open(&self, catalog: &Catalog, entry: &InteractionEntry, file: &FileEntry) {
+        let Some(pos) = catalog.position(&entry.guid) else {
+            return;
+        };
+        let Some((from, to)) = self.scan.on_open(&file.key, pos) else {
+            return;
+        };
+        for next in catalog.listed_range(from, to) {
+            let Some(f) = next.file(&file.key) else {
+                continue;
+            };
+            if f.size == 0 || f.size > scan::SCAN_MAX_FILE {
+                continue;
+            }
+            let src = Source {
+                content: f.content,
+                version: Arc::clone(&f.version),
+            };
+            let blocks = self.cache.math().block_count(f.size);
+            self.fetch_missing(&src, 0, blocks, Some(blocks));
+        }
     }
 
     /// Exactly bytes `[offset, offset+size)` of `src` (shorter at end of file).

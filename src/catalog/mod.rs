@@ -1,0 +1,326 @@
+//! The catalog: what interactions and files exist, with their sizes, times and content
+//! versions. Fed by one search of the mount window, per-guid lookups for guids outside
+//! it, per-day searches for other days, and periodic re-listing. Knows nothing of FUSE.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use parking_lot::{Mutex, RwLock};
+use time::{Date, OffsetDateTime};
+
+use crate::api::{ApiClient, ApiError, ContentVersion};
+use crate::cache::ContentId;
+use crate::model::{is_guid, Interaction};
+
+pub mod ino;
+
+/// Name of the per-interaction metadata file.
+pub const META_NAME: &str = ".interaction.json";
+/// How long "no such guid" is remembered.
+pub const NEGATIVE_TTL: Duration = Duration::from_secs(30);
+
+/// One content file of an interaction.
+#[derive(Debug)]
+pub struct FileEntry {
+    pub key: String,
+    pub ino: u64,
+    pub kind: String,
+    pub content_type: String,
+    pub size: u64,
+    pub mtime: OffsetDateTime,
+    /// Which cache blocks hold this version.
+    pub content: ContentId,
+    pub version: Arc<ContentVersion>,
+}
+
+/// One interaction: a directory of files.
+#[derive(Debug)]
+pub struct InteractionEntry {
+    pub guid: String,
+    pub ino: u64,
+    pub meta_ino: u64,
+    pub interaction: Interaction,
+    /// `.interaction.json`: the metadata as the API returned it.
+    pub meta_json: Bytes,
+    /// Newest `lastModified` of its files (or its start).
+    pub meta_mtime: OffsetDateTime,
+    pub files: Vec<Arc<FileEntry>>,
+}
+
+impl InteractionEntry {
+    pub fn file(&self, key: &str) -> Option<&Arc<FileEntry>> {
+        self.files.iter().find(|f| f.key == key)
+    }
+    pub fn start_date(&self) -> Date {
+        self.interaction.start.date()
+    }
+}
+
+/// A file whose version changed in a re-list.
+#[derive(Debug, Clone)]
+pub struct ChangedFile {
+    pub ino: u64,
+    pub old: ContentId,
+}
+
+#[derive(Debug, Default)]
+struct Listing {
+    /// The window's interactions, in listing (start) order.
+    ordered: Vec<Arc<InteractionEntry>>,
+    by_guid: HashMap<String, Arc<InteractionEntry>>,
+    /// Position of each guid in `ordered` (for scan read-ahead).
+    position: HashMap<String, usize>,
+}
+
+/// The catalog of one mount.
+#[derive(Debug)]
+pub struct Catalog {
+    client: ApiClient,
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+    listing: RwLock<Arc<Listing>>,
+    /// Interactions looked up outside the window.
+    extra: RwLock<HashMap<String, Arc<InteractionEntry>>>,
+    negative: Mutex<HashMap<String, Instant>>,
+    /// Days outside the window, searched on demand: guids in start order.
+    days: Mutex<HashMap<Date, Arc<Vec<String>>>>,
+    /// Serialises searches of one day so concurrent lookups make one request.
+    day_lock: tokio::sync::Mutex<()>,
+    next_content: AtomicU64,
+}
+
+impl Catalog {
+    /// List `[from, to)` and build the catalog. Fails if the API cannot be searched.
+    pub async fn load(client: ApiClient, from: OffsetDateTime, to: OffsetDateTime) -> Result<Catalog, ApiError> {
+        let catalog = Catalog {
+            client,
+            from,
+            to,
+            listing: RwLock::new(Arc::new(Listing::default())),
+            extra: RwLock::new(HashMap::new()),
+            negative: Mutex::new(HashMap::new()),
+            days: Mutex::new(HashMap::new()),
+            day_lock: tokio::sync::Mutex::new(()),
+            next_content: AtomicU64::new(1),
+        };
+        catalog.refresh().await?;
+        Ok(catalog)
+    }
+
+    pub fn window(&self) -> (OffsetDateTime, OffsetDateTime) {
+        (self.from, self.to)
+    }
+
+    pub fn client(&self) -> &ApiClient {
+        &self.client
+    }
+
+    /// Re-list the window. Files whose `lastModified` or size changed get a new content
+    /// version; they are returned so the caller can drop cached pages.
+    pub async fn refresh(&self) -> Result<Vec<ChangedFile>, ApiError> {
+        let items = self.client.search_all(self.from, self.to).await?;
+        let old = Arc::clone(&*self.listing.read());
+        let mut changed = Vec::new();
+        let mut listing = Listing::default();
+        for interaction in items {
+            let previous = old.by_guid.get(&interaction.guid);
+            let entry = Arc::new(self.entry(interaction, previous.map(|p| &**p), &mut changed));
+            listing.position.insert(entry.guid.clone(), listing.ordered.len());
+            listing.by_guid.insert(entry.guid.clone(), Arc::clone(&entry));
+            listing.ordered.push(entry);
+        }
+        *self.listing.write() = Arc::new(listing);
+        Ok(changed)
+    }
+
+    /// Build an entry; files unchanged since `previous` keep their content version.
+    fn entry(&self, interaction: Interaction, previous: Option<&InteractionEntry>, changed: &mut Vec<ChangedFile>) -> InteractionEntry {
+        let guid = interaction.guid.clone();
+        let start = interaction.start;
+        let mut files = Vec::new();
+        for item in &interaction.content {
+            // Keys that cannot be file names are skipped (logged once per listing).
+            if !crate::model::is_content_key(&item.content_key) {
+                tracing::warn!(%guid, key = %item.content_key, "skipping content with an unusable key");
+                continue;
+            }
+            if files.iter().any(|f: &Arc<FileEntry>| f.key == item.content_key) {
+                continue;
+            }
+            let size = item.content_length.unwrap_or(0);
+            let mtime = item.last_modified.unwrap_or(start);
+            let ino = ino::file(&guid, &item.content_key);
+            let reuse = previous
+                .and_then(|p| p.file(&item.content_key))
+                .filter(|f| f.size == size && f.mtime == mtime);
+            let file = match reuse {
+                Some(f) => Arc::clone(f),
+                None => {
+                    if let Some(old) = previous.and_then(|p| p.file(&item.content_key)) {
+                        changed.push(ChangedFile { ino, old: old.content });
+                    }
+                    Arc::new(FileEntry {
+                        key: item.content_key.clone(),
+                        ino,
+                        kind: item.kind.clone(),
+                        content_type: item.content_type.clone(),
+                        size,
+                        mtime,
+                        content: ContentId(self.next_content.fetch_add(1, Ordering::Relaxed)),
+                        version: Arc::new(ContentVersion::new(&guid, &item.content_key, size, item.last_modified)),
+                    })
+                }
+            };
+            files.push(file);
+        }
+        let meta_mtime = files.iter().map(|f| f.mtime).max().unwrap_or(start).max(start);
+        let mut meta_json = serde_json::to_vec_pretty(&interaction).unwrap_or_default();
+        meta_json.push(b'\n');
+        InteractionEntry {
+            ino: ino::interaction(&guid),
+            meta_ino: ino::meta(&guid),
+            guid,
+            interaction,
+            meta_json: Bytes::from(meta_json),
+            meta_mtime,
+            files,
+        }
+    }
+
+    /// The window's interactions in listing order.
+    pub fn listed(&self) -> Vec<Arc<InteractionEntry>> {
+        self.listing.read().ordered.clone()
+    }
+
+    /// Position of `guid` in the listing.
+    pub fn position(&self, guid: &str) -> Option<usize> {
+        self.listing.read().position.get(guid).copied()
+    }
+
+    /// Listed interactions at positions `[from, to)`.
+    pub fn listed_range(&self, from: usize, to: usize) -> Vec<Arc<InteractionEntry>> {
+        let l = self.listing.read();
+        let to = to.min(l.ordered.len());
+        l.ordered.get(from.min(to)..to).map(<[_]>::to_vec).unwrap_or_default()
+    }
+
+    /// A known interaction (listed, or looked up before), without any request.
+    pub fn known(&self, guid: &str) -> Option<Arc<InteractionEntry>> {
+        if let Some(e) = self.listing.read().by_guid.get(guid) {
+            return Some(Arc::clone(e));
+        }
+        self.extra.read().get(guid).cloned()
+    }
+
+    /// Is `guid` known not to exist (recently)?
+    pub fn known_missing(&self, guid: &str) -> bool {
+        let mut neg = self.negative.lock();
+        match neg.get(guid) {
+            Some(at) if at.elapsed() < NEGATIVE_TTL => true,
+            Some(_) => {
+                neg.remove(guid);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Any interaction by guid: known ones cost nothing, others one request.
+    /// `Ok(None)` when it does not exist (remembered for [`NEGATIVE_TTL`]).
+    pub async fn lookup(&self, guid: &str) -> Result<Option<Arc<InteractionEntry>>, ApiError> {
+        if !is_guid(guid) {
+            return Ok(None);
+        }
+        if let Some(e) = self.known(guid) {
+            return Ok(Some(e));
+        }
+        if self.known_missing(guid) {
+            return Ok(None);
+        }
+        match self.client.interaction(guid).await {
+            Ok(interaction) => {
+                let mut ignored = Vec::new();
+                let entry = Arc::new(self.entry(interaction, None, &mut ignored));
+                let mut extra = self.extra.write();
+                let e = extra.entry(guid.to_string()).or_insert(entry);
+                Ok(Some(Arc::clone(e)))
+            }
+            Err(ApiError::NotFound { .. }) => {
+                self.negative.lock().insert(guid.to_string(), Instant::now());
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Days of the window that have interactions, oldest first.
+    pub fn listed_days(&self) -> Vec<Date> {
+        let mut days: Vec<Date> = self.listing.read().ordered.iter().map(|e| e.start_date()).collect();
+        days.dedup();
+        days.sort();
+        days.dedup();
+        days
+    }
+
+    /// Is the whole UTC day inside the listed window (so the listing answers it)?
+    fn day_in_window(&self, day: Date) -> bool {
+        let start = day.midnight().assume_utc();
+        start >= self.from && start + time::Duration::DAY <= self.to
+    }
+
+    /// Guids of the interactions that started on `day` (UTC), in start order. Days
+    /// inside the window come from the listing; others cost one search, remembered.
+    pub async fn day(&self, day: Date) -> Result<Arc<Vec<String>>, ApiError> {
+        if self.day_in_window(day) {
+            let l = self.listing.read();
+            return Ok(Arc::new(
+                l.ordered.iter().filter(|e| e.start_date() == day).map(|e| e.guid.clone()).collect(),
+            ));
+        }
+        if let Some(d) = self.days.lock().get(&day) {
+            return Ok(Arc::clone(d));
+        }
+        let _one_search = self.day_lock.lock().await;
+        if let Some(d) = self.days.lock().get(&day) {
+            return Ok(Arc::clone(d));
+        }
+        let start = day.midnight().assume_utc();
+        let items = self.client.search_all(start, start + time::Duration::DAY).await?;
+        let mut guids = Vec::with_capacity(items.len());
+        {
+            let mut extra = self.extra.write();
+            let mut ignored = Vec::new();
+            for interaction in items {
+                guids.push(interaction.guid.clone());
+                if self.listing.read().by_guid.contains_key(&interaction.guid) {
+                    continue;
+                }
+                let guid = interaction.guid.clone();
+                if !extra.contains_key(&guid) {
+                    let entry = Arc::new(self.entry(interaction, None, &mut ignored));
+                    extra.insert(guid, entry);
+                }
+            }
+        }
+        let guids = Arc::new(guids);
+        self.days.lock().insert(day, Arc::clone(&guids));
+        Ok(guids)
+    }
+
+    /// Total bytes of the window's content (for statfs).
+    pub fn total_bytes(&self) -> u64 {
+        self.listing.read().ordered.iter().flat_map(|e| e.files.iter()).map(|f| f.size).sum()
+    }
+
+    /// Days with interactions in the window, with their guids (for `/by-date`).
+    pub fn days_index(&self) -> BTreeMap<Date, Vec<String>> {
+        let mut out: BTreeMap<Date, Vec<String>> = BTreeMap::new();
+        for e in self.listing.read().ordered.iter() {
+            out.entry(e.start_date()).or_default().push(e.guid.clone());
+        }
+        out
+    }
+}
