@@ -1,1 +1,127 @@
-//! cli (being written).
+//! Command-line interface: clap definitions and the commands they run.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::api::Region;
+use crate::emulator::EmulatorArgs;
+use crate::mount::{self, MountError, MountOptions};
+use crate::util::parse_size;
+
+/// Mount Vonage Contact Center interaction content (call recordings, transcripts,
+/// screen recordings, chats) as a read-only filesystem.
+///
+/// Files appear as <mountpoint>/interactions/<guid>/<contentKey> and are downloaded
+/// lazily, only the bytes you read. Try it without an account: `vccfs demo /tmp/vcc`.
+#[derive(Debug, Parser)]
+#[command(name = "vccfs", version, propagate_version = true)]
+pub struct Cli {
+    /// More logging (-v: info, -vv: debug). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Mount the Interaction Content API of your Vonage Contact Center account.
+    ///
+    /// Credentials: VCC_CLIENT_ID and VCC_CLIENT_SECRET in the environment, or
+    /// --credentials FILE (lines VCC_CLIENT_ID=... and VCC_CLIENT_SECRET=..., mode 600).
+    Mount(MountArgs),
+    /// Unmount a vccfs mount.
+    Unmount {
+        /// The mountpoint to release.
+        mountpoint: PathBuf,
+    },
+    /// Mount a built-in synthetic contact center (no account needed) and show what to try.
+    Demo(DemoArgs),
+    /// Run the local Interaction Content API emulator (for tests, benchmarks, demos).
+    Emulator(EmulatorArgs),
+}
+
+/// Options of `vccfs mount`.
+#[derive(Debug, Args, Clone)]
+pub struct MountArgs {
+    /// Empty directory to mount on.
+    pub mountpoint: PathBuf,
+    /// Your account's region: sets the API and token URLs.
+    #[arg(long, value_enum, default_value = "emea")]
+    pub region: Region,
+    /// API base URL ending in /interaction-content (overrides --region).
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+    /// OAuth2 token URL (default: from --region, or <api host>/Auth/connect/token with --api-url).
+    #[arg(long, value_name = "URL")]
+    pub auth_url: Option<String>,
+    /// File with VCC_CLIENT_ID=... and VCC_CLIENT_SECRET=... lines (must be chmod 600).
+    #[arg(long, value_name = "FILE")]
+    pub credentials: Option<PathBuf>,
+    /// Show interactions that started at or after this time: ISO 8601 date or time
+    /// (2026-11-01, 2026-11-01T08:00:00Z) or relative (30d, 12h, 2w).
+    #[arg(long, default_value = "7d", value_name = "TIME")]
+    pub from: String,
+    /// ...and before this time (same forms; default now).
+    #[arg(long, default_value = "now", value_name = "TIME")]
+    pub to: String,
+    /// Memory for cached content, e.g. 256M, 1G.
+    #[arg(long, default_value = "256M", value_name = "SIZE", value_parser = parse_size)]
+    pub cache_size: u64,
+    /// Unit of caching and of the smallest ranged request, e.g. 256K, 1M.
+    #[arg(long, default_value = "256K", value_name = "SIZE", value_parser = parse_size)]
+    pub block_size: u64,
+    /// Let other users (and root) read the mount (needs user_allow_other in /etc/fuse.conf).
+    #[arg(long)]
+    pub allow_other: bool,
+    /// Return once the mount is live (or failed) and keep serving in the background.
+    #[arg(long)]
+    pub daemon: bool,
+    /// Requests per minute for the whole mount (default 150 for real regions,
+    /// unlimited for a loopback API URL).
+    #[arg(long, value_name = "N")]
+    pub max_rpm: Option<u32>,
+    /// Give up on a failing read after this many seconds of retrying (it then fails with EIO).
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub io_timeout: u64,
+    /// Re-list the window this often to pick up new interactions and changed content (0: never).
+    #[arg(long, default_value_t = 600, value_name = "SECS")]
+    pub refresh: u64,
+    /// With --daemon: write logs here instead of discarding them.
+    #[arg(long, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+}
+
+/// Options of `vccfs demo`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Empty directory to mount on.
+    pub mountpoint: PathBuf,
+    /// Interactions in the synthetic tenant.
+    #[arg(long, default_value_t = 300)]
+    pub interactions: usize,
+    /// Add one screen recording of this many MiB (to try big sequential reads).
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub big_file_mib: u64,
+    /// Memory for cached content.
+    #[arg(long, default_value = "256M", value_name = "SIZE", value_parser = parse_size)]
+    pub cache_size: u64,
+}
+
+/// Run the parsed command; errors come back as one-line messages.
+pub fn run(cli: Cli) -> Result<(), MountError> {
+    match cli.command {
+        Command::Mount(args) => {
+            let opts = MountOptions::from_args(&args)?;
+            mount::run(opts)
+        }
+        Command::Unmount { mountpoint } => mount::unmount(&mountpoint),
+        Command::Demo(args) => mount::demo(args),
+        Command::Emulator(args) => {
+            let rt = mount::runtime()?;
+            rt.block_on(crate::emulator::run(args))
+                .map_err(|e| MountError::Emulator(e.to_string()))
+        }
+    }
+}
