@@ -223,12 +223,17 @@ fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), MountEr
     if !opts.refresh.is_zero() {
         let catalog = Arc::clone(&catalog);
         let every = opts.refresh;
+        let notifier = session.notifier();
         rt.spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 match catalog.refresh().await {
                     Ok(changed) if !changed.is_empty() => {
                         tracing::info!(files = changed.len(), "content changed on the server");
+                        // Drop the kernel's cached pages and attributes of changed files.
+                        for f in changed {
+                            let _ = notifier.inval_inode(fuser::INodeNo(f.ino), 0, 0);
+                        }
                     }
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "re-listing failed; keeping the old listing"),
