@@ -15,5 +15,6 @@ pub mod cli;
 pub mod emulator;
 pub mod fs;
 pub mod model;
+pub mod mount;
 pub mod prefetch;
 pub mod util;

@@ -431,7 +431,7 @@ pub fn demo(args: DemoArgs) -> Result<(), MountError> {
     let emu_args = crate::emulator::EmulatorArgs {
         listen: "127.0.0.1:0".parse().map_err(|_| MountError::Usage("bad listen address".into()))?,
         interactions: args.interactions,
-        big_file_mib: args.big_file_mib,
+        big_file_mib: (args.big_file_mib > 0).then_some(args.big_file_mib),
         ..crate::emulator::EmulatorArgs::default()
     };
     let emu = rt

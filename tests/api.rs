@@ -44,11 +44,6 @@ async fn reset(emu: &RunningEmulator) {
     reqwest::Client::new().delete(&emu.stats_url).send().await.expect("reset");
 }
 
-fn all_range() -> (OffsetDateTime, OffsetDateTime) {
-    let now = OffsetDateTime::now_utc();
-    (now - time::Duration::days(60), now + time::Duration::days(1))
-}
-
 fn version(i: &Interaction, key: &str) -> ContentVersion {
     let item = i.item(key).expect("item");
     ContentVersion::new(&i.guid, key, item.content_length.expect("len"), item.last_modified)

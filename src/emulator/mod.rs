@@ -1,2 +1,578 @@
-//! The API emulator (being written).
+//! `vccfs emulator`: a local Vonage Contact Center Interaction Content API
+//! (`../shared/api.md` §2–§7, §10), the backend of tests, benchmarks and the demo.
+//!
+//! Routes (one listener, `--listen`):
+//! - `POST /Auth/connect/token` (`auth`);
+//! - `GET /interaction-content/interactions` (`search`), `.../interactions/{guid}`,
+//!   `.../interactions/{guid}/content/{contentKey}` (`api`, `content`), all behind
+//!   the `guard` (rate limit, bearer, scope, `Accept` version, faults);
+//! - `/_emulator/stats`, `/_emulator/faults`, `/_emulator/mutate`, `/_emulator/tenant`
+//!   (`control`);
+//!
+//! and with `--redirect` a second listener (`--storage-listen`, another host name) for
+//! the signed storage URLs (`storage`). The tenant is synthetic (`synthetic`,
+//! `text`, [`media`]) or read from `--data-dir` (`datadir`).
+
 pub mod media;
+
+mod api;
+mod auth;
+mod content;
+mod control;
+mod datadir;
+mod error;
+mod faults;
+mod guard;
+mod ratelimit;
+mod search;
+mod server;
+mod source;
+mod stats;
+mod storage;
+mod synthetic;
+pub mod tenant;
+mod text;
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use axum::Router;
+use time::format_description::well_known::Rfc3339;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use faults::{FaultConfig, FaultPatch};
+pub use stats::StatsSnapshot;
+pub use tenant::Tenant;
+
+use auth::TokenStore;
+use faults::{check_probability, Faults};
+use guard::Surface;
+use ratelimit::RateLimiter;
+use stats::Stats;
+use storage::Signer;
+
+/// Options of `vccfs emulator`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct EmulatorArgs {
+    /// Address to listen on; port 0 picks a free port (the banner shows the real one).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// OAuth2 client id accepted by the token endpoint.
+    #[arg(long, default_value = "demo-client")]
+    pub client_id: String,
+    /// OAuth2 client secret accepted by the token endpoint.
+    #[arg(long, default_value = "demo-secret")]
+    pub client_secret: String,
+    /// Lifetime of issued tokens, seconds.
+    #[arg(long, default_value_t = 7200, value_parser = clap::value_parser!(u64).range(1..))]
+    pub token_ttl: u64,
+
+    /// Seed of the synthetic tenant (same seed, same flags, same hour: same tenant).
+    #[arg(long, default_value_t = 42, help_heading = "Tenant")]
+    pub seed: u64,
+    /// Number of synthetic interactions.
+    #[arg(long, default_value_t = 300, help_heading = "Tenant")]
+    pub interactions: usize,
+    /// The interactions are spread over this many days before now.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650), help_heading = "Tenant")]
+    pub days: u32,
+    /// Add one screen recording of exactly this many MiB to the newest call.
+    #[arg(long, value_name = "MIB", help_heading = "Tenant")]
+    pub big_file_mib: Option<u64>,
+    /// Serve the interactions in this directory instead of a synthetic tenant (layout:
+    /// see DATA_DIR.md).
+    #[arg(long, value_name = "DIR", help_heading = "Tenant")]
+    pub data_dir: Option<PathBuf>,
+    /// Treat the search `end` as inclusive (default: exclusive; the docs disagree).
+    #[arg(long, help_heading = "Tenant")]
+    pub end_inclusive: bool,
+
+    /// Delay added before every API, token and storage response, milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS", help_heading = "Network")]
+    pub latency_ms: u64,
+    /// Throttle each content response (one connection) to this many bytes per second.
+    #[arg(long, value_name = "BYTES_PER_SEC", value_parser = clap::value_parser!(u64).range(1..), help_heading = "Network")]
+    pub bandwidth: Option<u64>,
+    /// Allow this many /interaction-content requests per sliding minute (then 429 with
+    /// Retry-After).
+    #[arg(long, value_name = "RPM", value_parser = clap::value_parser!(u32).range(1..), help_heading = "Network")]
+    pub rate_limit: Option<u32>,
+    /// Answer content GETs with 302 to a signed, expiring URL on a second listener.
+    #[arg(long, help_heading = "Network")]
+    pub redirect: bool,
+    /// Lifetime of redirect URLs, seconds.
+    #[arg(
+        long,
+        default_value_t = 300,
+        value_name = "SECS",
+        help_heading = "Network"
+    )]
+    pub redirect_ttl: u64,
+    /// Address of the storage listener used by --redirect (another host name than
+    /// --listen, so that clients must not forward the bearer token).
+    #[arg(long, default_value = "127.0.0.2:0", help_heading = "Network")]
+    pub storage_listen: SocketAddr,
+
+    /// Probability of a 503 on each /interaction-content request.
+    #[arg(long, default_value_t = 0.0, value_name = "P", value_parser = probability, help_heading = "Faults")]
+    pub fail_rate: f64,
+    /// Probability that a content response's connection is reset mid-body.
+    #[arg(long, default_value_t = 0.0, value_name = "P", value_parser = probability, help_heading = "Faults")]
+    pub reset_rate: f64,
+    /// Probability that a content response pauses --stall-ms part-way.
+    #[arg(long, default_value_t = 0.0, value_name = "P", value_parser = probability, help_heading = "Faults")]
+    pub stall_rate: f64,
+    /// Length of an injected stall, milliseconds.
+    #[arg(
+        long,
+        default_value_t = 2000,
+        value_name = "MS",
+        help_heading = "Faults"
+    )]
+    pub stall_ms: u64,
+    /// Probability that a ranged GET is answered 200 with the full body.
+    #[arg(long, default_value_t = 0.0, value_name = "P", value_parser = probability, help_heading = "Faults")]
+    pub ignore_range_rate: f64,
+    /// Probability that a ranged GET is answered 206 for a shifted range.
+    #[arg(long, default_value_t = 0.0, value_name = "P", value_parser = probability, help_heading = "Faults")]
+    pub wrong_range_rate: f64,
+    /// Probability that a content body ends early (fewer bytes than Content-Length).
+    #[arg(long, default_value_t = 0.0, value_name = "P", value_parser = probability, help_heading = "Faults")]
+    pub short_body_rate: f64,
+    /// Answer the first N /interaction-content requests with 429 (Retry-After: 1).
+    #[arg(long, default_value_t = 0, value_name = "N", help_heading = "Faults")]
+    pub burst_429: u32,
+}
+
+fn probability(s: &str) -> Result<f64, String> {
+    let p: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number"))?;
+    check_probability("a probability", p)?;
+    Ok(p)
+}
+
+/// Parses no arguments, to get the CLI defaults.
+#[derive(clap::Parser)]
+struct DefaultArgs {
+    #[command(flatten)]
+    args: EmulatorArgs,
+}
+
+impl Default for EmulatorArgs {
+    fn default() -> Self {
+        use clap::Parser;
+        DefaultArgs::try_parse_from(["vccfs-emulator"])
+            .map(|d| d.args)
+            .expect("the emulator's default arguments parse")
+    }
+}
+
+impl EmulatorArgs {
+    /// Checks what clap cannot (the struct may be built in code).
+    fn validate(&self) -> Result<(), EmulatorError> {
+        let rates = [
+            ("--fail-rate", self.fail_rate),
+            ("--reset-rate", self.reset_rate),
+            ("--stall-rate", self.stall_rate),
+            ("--ignore-range-rate", self.ignore_range_rate),
+            ("--wrong-range-rate", self.wrong_range_rate),
+            ("--short-body-rate", self.short_body_rate),
+        ];
+        for (name, p) in rates {
+            check_probability(name, p).map_err(EmulatorError::InvalidArgs)?;
+        }
+        if self.days == 0 {
+            return Err(EmulatorError::InvalidArgs(
+                "--days must be at least 1".into(),
+            ));
+        }
+        if self.token_ttl == 0 {
+            return Err(EmulatorError::InvalidArgs(
+                "--token-ttl must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    fn initial_faults(&self) -> FaultConfig {
+        FaultConfig {
+            latency_ms: self.latency_ms,
+            bandwidth: self.bandwidth.unwrap_or(0),
+            rate_limit: self.rate_limit.unwrap_or(0),
+            fail_rate: self.fail_rate,
+            reset_rate: self.reset_rate,
+            stall_rate: self.stall_rate,
+            stall_ms: self.stall_ms,
+            ignore_range_rate: self.ignore_range_rate,
+            wrong_range_rate: self.wrong_range_rate,
+            short_body_rate: self.short_body_rate,
+            burst_429: self.burst_429,
+            down: false,
+            token_ttl: self.token_ttl,
+        }
+    }
+}
+
+/// Why the emulator could not start.
+#[derive(thiserror::Error, Debug)]
+pub enum EmulatorError {
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: SocketAddr, reason: String },
+    #[error("cannot load data directory {}: {reason}", path.display())]
+    DataDir { path: PathBuf, reason: String },
+    #[error("invalid emulator option: {0}")]
+    InvalidArgs(String),
+    #[error("emulator I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Shared state of all handlers.
+pub(crate) struct App {
+    pub args: EmulatorArgs,
+    pub tenant: Arc<Tenant>,
+    pub tokens: TokenStore,
+    pub stats: Stats,
+    pub faults: Faults,
+    pub limiter: RateLimiter,
+    /// Set with `--redirect`.
+    pub storage: Option<Signer>,
+}
+
+/// A running emulator (see [`start`]). Dropping it stops the listeners too.
+pub struct RunningEmulator {
+    /// `http://HOST:PORT/interaction-content`.
+    pub api_url: String,
+    /// `http://HOST:PORT/Auth/connect/token`.
+    pub auth_url: String,
+    /// `http://HOST:PORT/_emulator/stats`.
+    pub stats_url: String,
+    /// The address actually listened on.
+    pub addr: SocketAddr,
+    /// The storage listener's address, with `--redirect`.
+    pub storage_addr: Option<SocketAddr>,
+    app: Arc<App>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl RunningEmulator {
+    /// The accepted client id.
+    pub fn client_id(&self) -> &str {
+        &self.app.args.client_id
+    }
+
+    /// The accepted client secret.
+    pub fn client_secret(&self) -> &str {
+        &self.app.args.client_secret
+    }
+
+    /// The served tenant: ground truth for in-process tests.
+    pub fn tenant(&self) -> Arc<Tenant> {
+        self.app.tenant.clone()
+    }
+
+    /// The current counters (same as `GET /_emulator/stats`).
+    pub fn stats(&self) -> StatsSnapshot {
+        self.app.stats.snapshot()
+    }
+
+    /// The current fault settings (same as `GET /_emulator/faults`).
+    pub fn faults(&self) -> FaultConfig {
+        self.app.faults.get()
+    }
+
+    /// Changes fault settings (same as `POST /_emulator/faults`).
+    pub fn set_faults(&self, patch: &FaultPatch) -> Result<FaultConfig, String> {
+        let cfg = self.app.faults.patch(patch)?;
+        if patch.revoke_tokens == Some(true) {
+            self.app.tokens.revoke_all();
+        }
+        Ok(cfg)
+    }
+
+    /// Stops accepting connections, drops open ones and waits for the listeners.
+    pub async fn shutdown(mut self) {
+        self.shutdown.cancel();
+        for t in std::mem::take(&mut self.tasks) {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for RunningEmulator {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// Printable `host:port` (an unspecified IP becomes loopback).
+fn public_addr(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        ip if ip.is_unspecified() => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), addr.port()),
+        _ => addr,
+    }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, EmulatorError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|e| EmulatorError::Listen {
+            addr,
+            reason: match e.kind() {
+                std::io::ErrorKind::AddrInUse => "address in use".into(),
+                std::io::ErrorKind::AddrNotAvailable => {
+                    "address not available on this machine".into()
+                }
+                std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+                _ => e.to_string(),
+            },
+        })
+}
+
+async fn build_tenant(args: &EmulatorArgs) -> Result<Tenant, EmulatorError> {
+    let args = args.clone();
+    let joined = tokio::task::spawn_blocking(move || match &args.data_dir {
+        Some(dir) => datadir::load(dir).map_err(|e| EmulatorError::DataDir {
+            path: e.path,
+            reason: e.reason,
+        }),
+        None => Ok(synthetic::generate(&synthetic::SyntheticSpec {
+            seed: args.seed,
+            interactions: args.interactions,
+            days: args.days,
+            big_file_mib: args.big_file_mib,
+            anchor: synthetic::hour_anchor(),
+        })),
+    })
+    .await;
+    joined.map_err(|e| EmulatorError::Io(std::io::Error::other(e)))?
+}
+
+fn routes(app: &Arc<App>) -> (Router, Router) {
+    let g = |s: Surface| from_fn_with_state((app.clone(), s), guard::guard);
+    let main = Router::new()
+        .route(
+            "/Auth/connect/token",
+            post(auth::token).layer(g(Surface::Token)),
+        )
+        .route(
+            "/interaction-content/interactions",
+            get(api::search).layer(g(Surface::Search)),
+        )
+        .route(
+            "/interaction-content/interactions/{guid}",
+            get(api::interaction).layer(g(Surface::Interaction)),
+        )
+        .route(
+            "/interaction-content/interactions/{guid}/content/{key}",
+            get(api::content).layer(g(Surface::Content)),
+        )
+        .route(
+            "/_emulator/stats",
+            get(control::stats).delete(control::reset_stats),
+        )
+        .route(
+            "/_emulator/faults",
+            get(control::faults).post(control::set_faults),
+        )
+        .route("/_emulator/mutate", post(control::mutate))
+        .route("/_emulator/tenant", get(control::tenant))
+        .with_state(app.clone());
+    let storage = Router::new()
+        .route(
+            "/storage/{guid}/{key}",
+            get(storage::download).layer(g(Surface::Storage)),
+        )
+        .with_state(app.clone());
+    (main, storage)
+}
+
+/// Builds the tenant, binds the listener(s) and serves on the current tokio runtime;
+/// returns once listening.
+pub async fn start(args: EmulatorArgs) -> Result<RunningEmulator, EmulatorError> {
+    args.validate()?;
+    let started = std::time::Instant::now();
+    let tenant = Arc::new(build_tenant(&args).await?);
+    tracing::info!(
+        interactions = tenant.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "tenant ready"
+    );
+    let listener = bind(args.listen).await?;
+    let addr = listener.local_addr()?;
+    let storage_listener = if args.redirect {
+        Some(bind(args.storage_listen).await?)
+    } else {
+        None
+    };
+    let storage_addr = match &storage_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let storage =
+        storage_addr.map(|a| Signer::new(format!("http://{}", public_addr(a)), args.redirect_ttl));
+    let app = Arc::new(App {
+        faults: Faults::new(args.initial_faults()),
+        args,
+        tenant,
+        tokens: TokenStore::default(),
+        stats: Stats::default(),
+        limiter: RateLimiter::default(),
+        storage,
+    });
+    let (main_router, storage_router) = routes(&app);
+    let shutdown = CancellationToken::new();
+    let mut tasks = vec![tokio::spawn(server::serve(
+        listener,
+        main_router,
+        shutdown.clone(),
+    ))];
+    if let Some(l) = storage_listener {
+        tasks.push(tokio::spawn(server::serve(
+            l,
+            storage_router,
+            shutdown.clone(),
+        )));
+    }
+    let base = format!("http://{}", public_addr(addr));
+    tracing::info!(%addr, ?storage_addr, "emulator listening");
+    Ok(RunningEmulator {
+        api_url: format!("{base}/interaction-content"),
+        auth_url: format!("{base}/Auth/connect/token"),
+        stats_url: format!("{base}/_emulator/stats"),
+        addr,
+        storage_addr,
+        app,
+        shutdown,
+        tasks,
+    })
+}
+
+/// The banner: machine-parseable `key=value` lines first, then a hint for humans.
+fn banner(emu: &RunningEmulator) -> String {
+    let t = emu.tenant();
+    let end = t.anchor();
+    let start = end - time::Duration::days(7);
+    let fmt = |x: time::OffsetDateTime| x.format(&Rfc3339).unwrap_or_default();
+    let source = match &emu.app.args.data_dir {
+        Some(d) => format!("from {}", d.display()),
+        None => format!(
+            "synthetic, seed {}, over {} days",
+            emu.app.args.seed, emu.app.args.days
+        ),
+    };
+    format!(
+        "api_url={api}\nauth_url={auth}\nstats_url={stats}\nclient_id={id}\nclient_secret={secret}\n\
+         \n\
+         Interaction Content API emulator: {n} interactions ({source}).\n\
+         Try:\n  \
+         TOKEN=$(curl -s -u {id}:{secret} -d grant_type=client_credentials \
+         -d scope=interaction-content:read {auth} | sed 's/.*\"access_token\":\"\\([^\"]*\\)\".*/\\1/')\n  \
+         curl -s -H \"Authorization: Bearer $TOKEN\" -H 'Accept: application/vnd.newvoicemedia.v3+json' \
+         '{api}/interactions?start={s}&end={e}&limit=5'\n\
+         Press Ctrl-C to stop.\n",
+        api = emu.api_url,
+        auth = emu.auth_url,
+        stats = emu.stats_url,
+        id = emu.client_id(),
+        secret = emu.client_secret(),
+        n = t.len(),
+        s = fmt(start),
+        e = fmt(end),
+    )
+}
+
+/// Starts the emulator, prints the banner on stdout and serves until Ctrl-C or SIGTERM.
+pub async fn run(args: EmulatorArgs) -> Result<(), EmulatorError> {
+    let emu = start(args).await?;
+    {
+        let mut out = std::io::stdout().lock();
+        out.write_all(banner(&emu).as_bytes())?;
+        out.flush()?;
+    }
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = term.recv() => {}
+    }
+    tracing::info!("stopping the emulator");
+    emu.shutdown().await;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_cli() {
+        let a = EmulatorArgs::default();
+        assert_eq!(a.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(
+            (a.client_id.as_str(), a.client_secret.as_str()),
+            ("demo-client", "demo-secret")
+        );
+        assert_eq!(
+            (a.seed, a.interactions, a.days, a.token_ttl),
+            (42, 300, 30, 7200)
+        );
+        assert_eq!(a.storage_listen.to_string(), "127.0.0.2:0");
+        assert!(!a.redirect && !a.end_inclusive && a.fail_rate == 0.0 && a.bandwidth.is_none());
+        assert!(a.validate().is_ok());
+        let bad = EmulatorArgs {
+            reset_rate: 2.0,
+            ..EmulatorArgs::default()
+        };
+        assert!(matches!(bad.validate(), Err(EmulatorError::InvalidArgs(_))));
+        assert!(
+            probability("0.5").is_ok() && probability("1.5").is_err() && probability("x").is_err()
+        );
+    }
+
+    #[tokio::test]
+    async fn banner_starts_with_machine_lines() {
+        let emu = start(EmulatorArgs {
+            listen: "127.0.0.1:0".parse().expect("addr"),
+            interactions: 5,
+            ..EmulatorArgs::default()
+        })
+        .await
+        .expect("start");
+        let text = banner(&emu);
+        println!("{text}");
+        let base = format!("http://{}", emu.addr);
+        let lines: Vec<&str> = text.lines().take(6).collect();
+        assert_eq!(
+            lines,
+            [
+                format!("api_url={base}/interaction-content").as_str(),
+                &format!("auth_url={base}/Auth/connect/token"),
+                &format!("stats_url={base}/_emulator/stats"),
+                "client_id=demo-client",
+                "client_secret=demo-secret",
+                "",
+            ]
+        );
+        assert_ne!(emu.addr.port(), 0);
+        emu.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn busy_port_is_a_clear_error() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = taken.local_addr().expect("addr");
+        let err = bind(addr).await.expect_err("error");
+        assert_eq!(
+            err.to_string(),
+            format!("cannot listen on {addr}: address in use")
+        );
+    }
+}
