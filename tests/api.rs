@@ -154,7 +154,7 @@ async fn lying_servers_never_yield_wrong_bytes() {
     for flag in ["--wrong-range-rate", "--short-body-rate", "--ignore-range-rate"] {
         // Sometimes lying: retries give the exact bytes.
         let emu = start(&[flag, "0.5", "--interactions", "10"]).await;
-        let c = client(&emu, |cfg| cfg.retry_deadline = Duration::from_secs(10));
+        let c = client(&emu, |cfg| cfg.retry_deadline = Duration::from_secs(20));
         let (i, key) = biggest(&emu);
         let v = version(&i, &key);
         let truth = emu.tenant().bytes(&i.guid, &key).expect("truth");

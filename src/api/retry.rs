@@ -36,8 +36,8 @@ pub(crate) struct RetryState {
 
 /// A call may ask for a fresh token this many times.
 const MAX_REAUTHS: u32 = 3;
-const BASE_DELAY: Duration = Duration::from_millis(100);
-const MAX_DELAY: Duration = Duration::from_secs(5);
+const BASE_DELAY: Duration = Duration::from_millis(50);
+const MAX_DELAY: Duration = Duration::from_secs(2);
 
 impl RetryState {
     pub(crate) fn new(deadline: Duration) -> Self {
@@ -71,7 +71,7 @@ impl RetryState {
 }
 
 /// Exponential backoff with jitter: attempt n waits a random time in [d/2, d],
-/// d = min(100 ms * 2^(n-1), 5 s).
+/// d = min(50 ms * 2^(n-1), 2 s).
 pub(crate) fn backoff(attempt: u32) -> Duration {
     let exp = BASE_DELAY.saturating_mul(1u32 << attempt.saturating_sub(1).min(10));
     let d = exp.min(MAX_DELAY);
@@ -116,8 +116,8 @@ mod tests {
             let d = backoff(n);
             assert!(d <= MAX_DELAY, "{n}: {d:?}");
         }
-        assert!(backoff(1) <= Duration::from_millis(100));
-        assert!(backoff(8) >= Duration::from_millis(2500));
+        assert!(backoff(1) <= Duration::from_millis(50));
+        assert!(backoff(8) >= Duration::from_millis(1000));
     }
 
     #[test]

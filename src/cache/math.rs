@@ -11,7 +11,7 @@ pub struct BlockMath {
 impl BlockMath {
     pub fn new(block_size: u64) -> Self {
         BlockMath {
-            block_size: block_size.max(4096),
+            block_size: block_size.max(1),
         }
     }
 
