@@ -9,8 +9,8 @@ use vccfs::cli::{self, Cli};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default = match cli.verbose {
-        0 => "warn",
-        1 => "vccfs=info,warn",
+        0 => "warn,fuser=error",
+        1 => "vccfs=info,warn,fuser=error",
         _ => "vccfs=debug,info",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));

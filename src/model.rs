@@ -159,7 +159,10 @@ mod tests {
         assert_eq!(i.content.len(), 2);
         assert_eq!(i.content[0].content_length, Some(359));
         assert!(i.content[1].last_modified.is_none());
-        assert_eq!(i.item("callRecording").map(|c| c.kind.as_str()), Some("callRecording"));
+        assert_eq!(
+            i.item("callRecording").map(|c| c.kind.as_str()),
+            Some("callRecording")
+        );
     }
 
     #[test]

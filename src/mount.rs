@@ -59,9 +59,13 @@ pub struct MountOptions {
 impl MountOptions {
     /// Check and resolve the command-line options (no network yet).
     pub fn from_args(a: &MountArgs) -> Result<MountOptions, MountError> {
-        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-        let from = parse_time_spec(&a.from, now).map_err(|e| MountError::Usage(format!("--from: {e}")))?;
-        let to = parse_time_spec(&a.to, now).map_err(|e| MountError::Usage(format!("--to: {e}")))?;
+        let now = OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let from =
+            parse_time_spec(&a.from, now).map_err(|e| MountError::Usage(format!("--from: {e}")))?;
+        let to =
+            parse_time_spec(&a.to, now).map_err(|e| MountError::Usage(format!("--to: {e}")))?;
         if from >= to {
             return Err(MountError::Usage(format!(
                 "--from ({}) must be before --to ({})",
@@ -75,7 +79,10 @@ impl MountOptions {
             (None, Some(auth)) => (a.region.api_url(), auth.clone()),
             (None, None) => (a.region.api_url(), a.region.auth_url()),
         };
-        if !api_url.trim_end_matches('/').ends_with("/interaction-content") {
+        if !api_url
+            .trim_end_matches('/')
+            .ends_with("/interaction-content")
+        {
             return Err(MountError::Usage(format!(
                 "--api-url {api_url:?} must end in /interaction-content (e.g. https://emea.api.newvoicemedia.com/interaction-content)"
             )));
@@ -96,7 +103,9 @@ impl MountOptions {
             api.max_rpm = Some(rpm);
         }
         if a.io_timeout == 0 {
-            return Err(MountError::Usage("--io-timeout must be at least 1 second".into()));
+            return Err(MountError::Usage(
+                "--io-timeout must be at least 1 second".into(),
+            ));
         }
         api.retry_deadline = Duration::from_secs(a.io_timeout);
         api.read_timeout = Duration::from_secs(a.io_timeout.clamp(1, 10));
@@ -119,7 +128,8 @@ impl MountOptions {
 
 /// `https://host/x/interaction-content` → `https://host/Auth/connect/token`.
 fn derived_auth_url(api_url: &str) -> Result<String, MountError> {
-    let url = url::Url::parse(api_url).map_err(|e| MountError::Usage(format!("--api-url {api_url:?}: {e}")))?;
+    let url = url::Url::parse(api_url)
+        .map_err(|e| MountError::Usage(format!("--api-url {api_url:?}: {e}")))?;
     let mut auth = url.clone();
     auth.set_path("/Auth/connect/token");
     auth.set_query(None);
@@ -128,7 +138,9 @@ fn derived_auth_url(api_url: &str) -> Result<String, MountError> {
 
 fn check_sizes(cache_size: u64, block_size: u64) -> Result<(), MountError> {
     if cache_size == 0 {
-        return Err(MountError::Usage("--cache-size must be more than 0 (e.g. 256M)".into()));
+        return Err(MountError::Usage(
+            "--cache-size must be more than 0 (e.g. 256M)".into(),
+        ));
     }
     if let Some(mem) = physical_memory() {
         if cache_size > mem {
@@ -140,17 +152,26 @@ fn check_sizes(cache_size: u64, block_size: u64) -> Result<(), MountError> {
         }
     }
     if !(4096..=(64 << 20)).contains(&block_size) || !block_size.is_power_of_two() {
-        return Err(MountError::Usage("--block-size must be a power of two between 4K and 64M".into()));
+        return Err(MountError::Usage(
+            "--block-size must be a power of two between 4K and 64M".into(),
+        ));
     }
     if block_size > cache_size {
-        return Err(MountError::Usage("--block-size must not exceed --cache-size".into()));
+        return Err(MountError::Usage(
+            "--block-size must not exceed --cache-size".into(),
+        ));
     }
     Ok(())
 }
 
 fn physical_memory() -> Option<u64> {
     // SAFETY: sysconf has no preconditions.
-    let (pages, page) = unsafe { (libc::sysconf(libc::_SC_PHYS_PAGES), libc::sysconf(libc::_SC_PAGESIZE)) };
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
     (pages > 0 && page > 0).then(|| pages as u64 * page as u64)
 }
 
@@ -187,7 +208,10 @@ fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), MountEr
     let cache = Arc::new(BlockCache::new(opts.cache_size, opts.block_size));
     let mut ra = ReadAheadConfig::default();
     // Read-ahead never holds more than half the cache in flight.
-    ra.inflight_budget = ra.inflight_budget.min(opts.cache_size / 2).max(opts.block_size);
+    ra.inflight_budget = ra
+        .inflight_budget
+        .min(opts.cache_size / 2)
+        .max(opts.block_size);
     ra.max_window = ra.max_window.min(opts.cache_size / 2).max(opts.block_size);
     let prefetcher = Arc::new(Prefetcher::new(client.clone(), cache, ra));
     let fs = VccFs::new(Arc::clone(&catalog), prefetcher, rt.handle().clone());
@@ -236,7 +260,9 @@ fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), MountEr
                         }
                     }
                     Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "re-listing failed; keeping the old listing"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "re-listing failed; keeping the old listing")
+                    }
                 }
             }
         });
@@ -281,8 +307,12 @@ async fn wait_for_signal() {
 
 /// Start this program again in the background and wait for its verdict.
 fn spawn_daemon(opts: &MountOptions) -> Result<(), MountError> {
-    let exe = std::env::current_exe().map_err(|e| MountError::Io(format!("cannot find own executable: {e}")))?;
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).filter(|a| a != "--daemon").collect();
+    let exe = std::env::current_exe()
+        .map_err(|e| MountError::Io(format!("cannot find own executable: {e}")))?;
+    let args: Vec<std::ffi::OsString> = std::env::args_os()
+        .skip(1)
+        .filter(|a| a != "--daemon")
+        .collect();
     let mut child = std::process::Command::new(exe)
         .args(args)
         .env(DAEMON_CHILD_ENV, "1")
@@ -291,12 +321,19 @@ fn spawn_daemon(opts: &MountOptions) -> Result<(), MountError> {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| MountError::Io(format!("cannot start the background process: {e}")))?;
-    let stdout = child.stdout.take().ok_or_else(|| MountError::Io("no pipe to the background process".into()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| MountError::Io("no pipe to the background process".into()))?;
     let stderr = child.stderr.take();
     for line in BufReader::new(stdout).lines() {
         match line {
             Ok(l) if l.trim() == READY_LINE => {
-                eprintln!("vccfs: mounted {} in the background (pid {})", opts.mountpoint.display(), child.id());
+                eprintln!(
+                    "vccfs: mounted {} in the background (pid {})",
+                    opts.mountpoint.display(),
+                    child.id()
+                );
                 return Ok(());
             }
             Ok(_) => continue,
@@ -315,7 +352,10 @@ fn spawn_daemon(opts: &MountOptions) -> Result<(), MountError> {
                 .unwrap_or_default()
         })
         .unwrap_or_default();
-    let reason = reason.trim_start_matches("vccfs: ").trim_start_matches("error: ").to_string();
+    let reason = reason
+        .trim_start_matches("vccfs: ")
+        .trim_start_matches("error: ")
+        .to_string();
     Err(MountError::Mount(if reason.is_empty() {
         "the background process exited before the mount was live".into()
     } else {
@@ -327,8 +367,19 @@ fn spawn_daemon(opts: &MountOptions) -> Result<(), MountError> {
 fn detach_stdio(log_file: Option<&Path>) {
     use std::os::fd::AsRawFd;
     let target = log_file
-        .and_then(|p| std::fs::OpenOptions::new().create(true).append(true).open(p).ok())
-        .or_else(|| std::fs::OpenOptions::new().write(true).open("/dev/null").ok());
+        .and_then(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
+        })
+        .or_else(|| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .ok()
+        });
     if let Some(f) = target {
         // SAFETY: dup2 onto the standard descriptors of our own process; `f` outlives the calls.
         unsafe {
@@ -347,7 +398,9 @@ pub fn check_mountpoint(path: &Path) -> Result<(), MountError> {
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
             // "Transport endpoint is not connected": a dead FUSE mount.
             if detach_unmount(path) {
-                eprintln!("vccfs: cleared a dead mount at {shown} left by a previous vccfs process");
+                eprintln!(
+                    "vccfs: cleared a dead mount at {shown} left by a previous vccfs process"
+                );
             } else {
                 return Err(MountError::Mountpoint(format!(
                     "{shown} is a dead FUSE mount; run `fusermount3 -uz {shown}` (or `umount -l {shown}` as root) and retry"
@@ -355,10 +408,16 @@ pub fn check_mountpoint(path: &Path) -> Result<(), MountError> {
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(MountError::Mountpoint(format!("mountpoint {shown} does not exist (create it with mkdir -p {shown})")))
+            return Err(MountError::Mountpoint(format!(
+                "mountpoint {shown} does not exist (create it with mkdir -p {shown})"
+            )))
         }
         Err(e) => return Err(MountError::Mountpoint(format!("mountpoint {shown}: {e}"))),
-        Ok(m) if !m.is_dir() => return Err(MountError::Mountpoint(format!("mountpoint {shown} is not a directory"))),
+        Ok(m) if !m.is_dir() => {
+            return Err(MountError::Mountpoint(format!(
+                "mountpoint {shown} is not a directory"
+            )))
+        }
         Ok(_) => {}
     }
     if is_mounted(path) {
@@ -366,9 +425,12 @@ pub fn check_mountpoint(path: &Path) -> Result<(), MountError> {
             "{shown} is already mounted; unmount it first (`vccfs unmount {shown}`)"
         )));
     }
-    let mut entries = std::fs::read_dir(path).map_err(|e| MountError::Mountpoint(format!("mountpoint {shown}: {e}")))?;
+    let mut entries = std::fs::read_dir(path)
+        .map_err(|e| MountError::Mountpoint(format!("mountpoint {shown}: {e}")))?;
     if entries.next().is_some() {
-        return Err(MountError::Mountpoint(format!("mountpoint {shown} is not empty")));
+        return Err(MountError::Mountpoint(format!(
+            "mountpoint {shown} is not empty"
+        )));
     }
     Ok(())
 }
@@ -382,12 +444,17 @@ fn is_mounted(path: &Path) -> bool {
         return false;
     };
     let want = canon.to_string_lossy().replace(' ', "\\040");
-    info.lines().any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+    info.lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
 }
 
 /// Lazily detach a mount (works for dead FUSE mounts).
 fn detach_unmount(path: &Path) -> bool {
-    for (cmd, args) in [("fusermount3", ["-uz"]), ("fusermount", ["-uz"]), ("umount", ["-l"])] {
+    for (cmd, args) in [
+        ("fusermount3", ["-uz"]),
+        ("fusermount", ["-uz"]),
+        ("umount", ["-l"]),
+    ] {
         let ok = std::process::Command::new(cmd)
             .args(args)
             .arg(path)
@@ -405,13 +472,22 @@ fn detach_unmount(path: &Path) -> bool {
 /// `vccfs unmount`: release the mount; the serving process then exits.
 pub fn unmount(path: &Path) -> Result<(), MountError> {
     let shown = path.display();
-    let dead = matches!(std::fs::metadata(path), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN));
+    let dead =
+        matches!(std::fs::metadata(path), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN));
     if !dead && !is_mounted(path) {
         return Err(MountError::Mountpoint(format!("{shown} is not mounted")));
     }
     let mut last_err = String::new();
-    for (cmd, args) in [("fusermount3", vec!["-u"]), ("fusermount", vec!["-u"]), ("umount", vec![])] {
-        match std::process::Command::new(cmd).args(&args).arg(path).output() {
+    for (cmd, args) in [
+        ("fusermount3", vec!["-u"]),
+        ("fusermount", vec!["-u"]),
+        ("umount", vec![]),
+    ] {
+        match std::process::Command::new(cmd)
+            .args(&args)
+            .arg(path)
+            .output()
+        {
             Ok(out) if out.status.success() => return Ok(()),
             Ok(out) => last_err = String::from_utf8_lossy(&out.stderr).trim().to_string(),
             Err(_) => continue,
@@ -420,7 +496,9 @@ pub fn unmount(path: &Path) -> Result<(), MountError> {
     if dead && detach_unmount(path) {
         return Ok(());
     }
-    Err(MountError::Mount(format!("cannot unmount {shown}: {last_err}")))
+    Err(MountError::Mount(format!(
+        "cannot unmount {shown}: {last_err}"
+    )))
 }
 
 /// `vccfs demo`: the built-in emulator plus a mount of it, in one process.
@@ -429,7 +507,9 @@ pub fn demo(args: DemoArgs) -> Result<(), MountError> {
     check_sizes(args.cache_size, 256 << 10)?;
     let rt = runtime()?;
     let emu_args = crate::emulator::EmulatorArgs {
-        listen: "127.0.0.1:0".parse().map_err(|_| MountError::Usage("bad listen address".into()))?,
+        listen: "127.0.0.1:0"
+            .parse()
+            .map_err(|_| MountError::Usage("bad listen address".into()))?,
         interactions: args.interactions,
         big_file_mib: (args.big_file_mib > 0).then_some(args.big_file_mib),
         ..crate::emulator::EmulatorArgs::default()
@@ -442,7 +522,9 @@ pub fn demo(args: DemoArgs) -> Result<(), MountError> {
         client_secret: emu.client_secret().to_string(),
     };
     let api = ApiConfig::new(&emu.api_url, &emu.auth_url, credentials)?;
-    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let now = OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let mnt = args.mountpoint.display().to_string();
     let banner = format!(
         "\nvccfs demo: a synthetic contact center is mounted at {mnt}\n\

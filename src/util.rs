@@ -38,16 +38,20 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let value: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid size {s:?}: expected a number with an optional unit like 64K, 256M, 1G"))?;
+    let value: f64 = num.parse().map_err(|_| {
+        format!("invalid size {s:?}: expected a number with an optional unit like 64K, 256M, 1G")
+    })?;
     let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1 << 10,
         "m" | "mb" | "mib" => 1 << 20,
         "g" | "gb" | "gib" => 1 << 30,
         "t" | "tb" | "tib" => 1 << 40,
-        other => return Err(format!("invalid size {s:?}: unknown unit {other:?} (use K, M, G or T)")),
+        other => {
+            return Err(format!(
+                "invalid size {s:?}: unknown unit {other:?} (use K, M, G or T)"
+            ))
+        }
     };
     let bytes = value * mult as f64;
     if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 / 2.0 {
@@ -73,10 +77,16 @@ pub fn parse_time_spec(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, S
     if let Ok(d) = Date::parse(t, format_description!("[year]-[month]-[day]")) {
         return Ok(d.midnight().assume_utc());
     }
-    if let Ok(p) = PrimitiveDateTime::parse(t, format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]")) {
+    if let Ok(p) = PrimitiveDateTime::parse(
+        t,
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]"),
+    ) {
         return Ok(p.assume_utc());
     }
-    if let Ok(p) = PrimitiveDateTime::parse(t, format_description!("[year]-[month]-[day]T[hour]:[minute]")) {
+    if let Ok(p) = PrimitiveDateTime::parse(
+        t,
+        format_description!("[year]-[month]-[day]T[hour]:[minute]"),
+    ) {
         return Ok(p.assume_utc());
     }
     if t.len() >= 2 && t.is_ascii() {
@@ -91,8 +101,10 @@ pub fn parse_time_spec(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, S
                 _ => None,
             };
             if let Some(d) = d {
-                if n >= 0 && n <= 36_500 * 86_400 {
-                    return now.checked_sub(d).ok_or_else(|| format!("invalid time {s:?}: out of range"));
+                if (0..=36_500 * 86_400).contains(&n) {
+                    return now
+                        .checked_sub(d)
+                        .ok_or_else(|| format!("invalid time {s:?}: out of range"));
                 }
             }
         }
@@ -130,14 +142,26 @@ mod tests {
     #[test]
     fn time_specs() {
         let now = datetime!(2026-11-25 12:30:00 UTC);
-        assert_eq!(parse_time_spec("30d", now), Ok(datetime!(2026-10-26 12:30:00 UTC)));
-        assert_eq!(parse_time_spec("2w", now), Ok(datetime!(2026-11-11 12:30:00 UTC)));
-        assert_eq!(parse_time_spec("2026-11-01", now), Ok(datetime!(2026-11-01 0:00 UTC)));
+        assert_eq!(
+            parse_time_spec("30d", now),
+            Ok(datetime!(2026-10-26 12:30:00 UTC))
+        );
+        assert_eq!(
+            parse_time_spec("2w", now),
+            Ok(datetime!(2026-11-11 12:30:00 UTC))
+        );
+        assert_eq!(
+            parse_time_spec("2026-11-01", now),
+            Ok(datetime!(2026-11-01 0:00 UTC))
+        );
         assert_eq!(
             parse_time_spec("2026-11-01T08:00:00+01:00", now),
             Ok(datetime!(2026-11-01 07:00:00 UTC))
         );
-        assert_eq!(parse_time_spec("2026-11-01T08:00", now), Ok(datetime!(2026-11-01 08:00 UTC)));
+        assert_eq!(
+            parse_time_spec("2026-11-01T08:00", now),
+            Ok(datetime!(2026-11-01 08:00 UTC))
+        );
         assert_eq!(parse_time_spec("now", now), Ok(now));
         assert!(parse_time_spec("2026-13-01", now).is_err());
         assert!(parse_time_spec("yesterdayish", now).is_err());
@@ -146,6 +170,9 @@ mod tests {
 
     #[test]
     fn rfc3339_is_api_shape() {
-        assert_eq!(format_rfc3339(datetime!(2020-02-16 14:11:56 UTC)), "2020-02-16T14:11:56Z");
+        assert_eq!(
+            format_rfc3339(datetime!(2020-02-16 14:11:56 UTC)),
+            "2020-02-16T14:11:56Z"
+        );
     }
 }

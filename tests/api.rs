@@ -37,16 +37,30 @@ fn client(emu: &RunningEmulator, tweak: impl FnOnce(&mut ApiConfig)) -> ApiClien
 }
 
 async fn stats(emu: &RunningEmulator) -> serde_json::Value {
-    reqwest::get(&emu.stats_url).await.expect("stats").json().await.expect("json")
+    reqwest::get(&emu.stats_url)
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("json")
 }
 
 async fn reset(emu: &RunningEmulator) {
-    reqwest::Client::new().delete(&emu.stats_url).send().await.expect("reset");
+    reqwest::Client::new()
+        .delete(&emu.stats_url)
+        .send()
+        .await
+        .expect("reset");
 }
 
 fn version(i: &Interaction, key: &str) -> ContentVersion {
     let item = i.item(key).expect("item");
-    ContentVersion::new(&i.guid, key, item.content_length.expect("len"), item.last_modified)
+    ContentVersion::new(
+        &i.guid,
+        key,
+        item.content_length.expect("len"),
+        item.last_modified,
+    )
 }
 
 /// The largest content item of the tenant.
@@ -70,10 +84,18 @@ async fn twenty_day_search_sees_everything_once_in_fewest_requests() {
     let emu = start(&["--interactions", "2600", "--days", "20"]).await;
     let c = client(&emu, |_| {});
     let now = OffsetDateTime::now_utc();
-    let (from, to) = (now - time::Duration::days(21), now + time::Duration::hours(1));
+    let (from, to) = (
+        now - time::Duration::days(21),
+        now + time::Duration::hours(1),
+    );
     reset(&emu).await;
     let got = c.search_all(from, to).await.expect("search");
-    let truth: Vec<Interaction> = emu.tenant().interactions().into_iter().filter(|i| i.start >= from && i.start < to).collect();
+    let truth: Vec<Interaction> = emu
+        .tenant()
+        .interactions()
+        .into_iter()
+        .filter(|i| i.start >= from && i.start < to)
+        .collect();
     assert_eq!(got.len(), truth.len());
     let mut guids: Vec<&str> = got.iter().map(|i| i.guid.as_str()).collect();
     guids.sort();
@@ -83,7 +105,10 @@ async fn twenty_day_search_sees_everything_once_in_fewest_requests() {
     let expected: u64 = vccfs::api::search::search_windows(from, to)
         .iter()
         .map(|(a, b)| {
-            let n = truth.iter().filter(|i| i.start >= *a && i.start < *b).count() as u64;
+            let n = truth
+                .iter()
+                .filter(|i| i.start >= *a && i.start < *b)
+                .count() as u64;
             n.div_ceil(1000).max(1)
         })
         .sum();
@@ -93,7 +118,15 @@ async fn twenty_day_search_sees_everything_once_in_fewest_requests() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_refresh_during_a_long_read() {
-    let emu = start(&["--token-ttl", "2", "--big-file-mib", "8", "--bandwidth", "1500000"]).await;
+    let emu = start(&[
+        "--token-ttl",
+        "2",
+        "--big-file-mib",
+        "8",
+        "--bandwidth",
+        "1500000",
+    ])
+    .await;
     let c = client(&emu, |_| {});
     let (i, key) = biggest(&emu);
     let v = version(&i, &key);
@@ -101,12 +134,21 @@ async fn tokens_refresh_during_a_long_read() {
     let mut off = 0u64;
     while off < v.size {
         let n = (1u64 << 20).min(v.size - off);
-        let got = c.read_range(&v, off, n).await.expect("no call fails while tokens expire");
-        assert!(got[..] == truth[off as usize..(off + n) as usize], "bytes at {off}");
+        let got = c
+            .read_range(&v, off, n)
+            .await
+            .expect("no call fails while tokens expire");
+        assert!(
+            got[..] == truth[off as usize..(off + n) as usize],
+            "bytes at {off}"
+        );
         off += n;
     }
     let s = stats(&emu).await;
-    assert!(s["token_requests"].as_u64().unwrap_or(0) >= 3, "tokens were refreshed: {s}");
+    assert!(
+        s["token_requests"].as_u64().unwrap_or(0) >= 3,
+        "tokens were refreshed: {s}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,27 +173,50 @@ async fn redirects_are_followed_without_the_token() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flaky_server_still_gives_exact_bytes() {
-    let emu = start(&["--fail-rate", "0.2", "--reset-rate", "0.2", "--interactions", "20"]).await;
+    let emu = start(&[
+        "--fail-rate",
+        "0.2",
+        "--reset-rate",
+        "0.2",
+        "--interactions",
+        "20",
+    ])
+    .await;
     let c = client(&emu, |_| {});
     let (i, key) = biggest(&emu);
     let v = Arc::new(version(&i, &key));
     let truth = emu.tenant().bytes(&i.guid, &key).expect("truth");
     let mut x: u64 = 12345;
     for _ in 0..60 {
-        x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         let off = (x >> 33) % v.size;
         let len = 1 + (x >> 20) % 300_000;
-        let got = c.read_range(&v, off, len).await.expect("transient faults are retried");
+        let got = c
+            .read_range(&v, off, len)
+            .await
+            .expect("transient faults are retried");
         let end = (off + len).min(v.size);
-        assert!(got[..] == truth[off as usize..end as usize], "range {off}+{len}");
+        assert!(
+            got[..] == truth[off as usize..end as usize],
+            "range {off}+{len}"
+        );
     }
     let s = stats(&emu).await;
-    assert!(s["status_5xx"].as_u64().unwrap_or(0) > 0 && s["resets"].as_u64().unwrap_or(0) > 0, "faults were injected: {s}");
+    assert!(
+        s["status_5xx"].as_u64().unwrap_or(0) > 0 && s["resets"].as_u64().unwrap_or(0) > 0,
+        "faults were injected: {s}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lying_servers_never_yield_wrong_bytes() {
-    for flag in ["--wrong-range-rate", "--short-body-rate", "--ignore-range-rate"] {
+    for flag in [
+        "--wrong-range-rate",
+        "--short-body-rate",
+        "--ignore-range-rate",
+    ] {
         // Sometimes lying: retries give the exact bytes.
         let emu = start(&[flag, "0.5", "--interactions", "10"]).await;
         let c = client(&emu, |cfg| cfg.retry_deadline = Duration::from_secs(20));
@@ -163,7 +228,10 @@ async fn lying_servers_never_yield_wrong_bytes() {
             match c.read_range(&v, off, 5000).await {
                 Ok(got) => {
                     let end = (off + 5000).min(v.size);
-                    assert!(got[..] == truth[off as usize..end as usize], "{flag}: wrong bytes at {off}");
+                    assert!(
+                        got[..] == truth[off as usize..end as usize],
+                        "{flag}: wrong bytes at {off}"
+                    );
                 }
                 Err(e) => panic!("{flag} 0.5: {e}"),
             }
@@ -213,7 +281,8 @@ async fn wrong_credentials_are_unauthorized() {
         client_id: emu.client_id().to_string(),
         client_secret: "nope".into(),
     };
-    let c = ApiClient::new(ApiConfig::new(&emu.api_url, &emu.auth_url, creds).expect("cfg")).expect("client");
+    let c = ApiClient::new(ApiConfig::new(&emu.api_url, &emu.auth_url, creds).expect("cfg"))
+        .expect("client");
     match c.check_access().await {
         Err(e @ ApiError::Unauthorized { .. }) => assert!(!e.to_string().contains("nope")),
         other => panic!("expected Unauthorized, got {other:?}"),
@@ -227,7 +296,12 @@ async fn rate_limited_burst_queues_instead_of_failing() {
         cfg.max_rpm = Some(60);
         cfg.retry_deadline = Duration::from_secs(120);
     });
-    let guids: Vec<String> = emu.tenant().interactions().iter().map(|i| i.guid.clone()).collect();
+    let guids: Vec<String> = emu
+        .tenant()
+        .interactions()
+        .iter()
+        .map(|i| i.guid.clone())
+        .collect();
     let calls = (0..100).map(|k| {
         let c = c.clone();
         let g = guids[k % guids.len()].clone();
@@ -237,7 +311,10 @@ async fn rate_limited_burst_queues_instead_of_failing() {
         r.expect("task").expect("every call succeeds");
     }
     let s = stats(&emu).await;
-    assert!(s["status_429"].as_u64().unwrap_or(99) <= 5, "few or no 429s: {s}");
+    assert!(
+        s["status_429"].as_u64().unwrap_or(99) <= 5,
+        "few or no 429s: {s}"
+    );
 }
 
 /// One emulator and client shared by all property-test cases.
@@ -267,7 +344,12 @@ fn shared() -> &'static Shared {
                 keys.into_iter().map(move |k| (i.clone(), k))
             })
             .collect();
-        Shared { rt, emu, client, items }
+        Shared {
+            rt,
+            emu,
+            client,
+            items,
+        }
     })
 }
 

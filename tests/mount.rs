@@ -33,7 +33,11 @@ fn ls_lr_shows_exact_sizes_and_mtimes_without_content_requests() {
     let emu = Emulator::start(SMALL_TENANT);
     let m = Mount::start(&emu, &[]);
     let items = listing(&emu, &m);
-    assert!(items.len() >= 30, "tenant has {} interactions in the window", items.len());
+    assert!(
+        items.len() >= 30,
+        "tenant has {} interactions in the window",
+        items.len()
+    );
     emu.reset_stats();
 
     let (ok, out, err) = sh(&format!("ls -lR {}", m.path.display()));
@@ -49,34 +53,55 @@ fn ls_lr_shows_exact_sizes_and_mtimes_without_content_requests() {
         assert_eq!(dmeta.mode() & 0o777, 0o555);
         for c in i["content"].as_array().expect("content") {
             let key = c["contentKey"].as_str().expect("key");
-            let meta = std::fs::metadata(dir.join(key)).unwrap_or_else(|e| panic!("{guid}/{key}: {e}"));
-            assert_eq!(meta.len(), c["contentLength"].as_u64().expect("len"), "size of {guid}/{key}");
-            assert_eq!(meta.mtime(), ts(&c["lastModified"]), "mtime of {guid}/{key}");
+            let meta =
+                std::fs::metadata(dir.join(key)).unwrap_or_else(|e| panic!("{guid}/{key}: {e}"));
+            assert_eq!(
+                meta.len(),
+                c["contentLength"].as_u64().expect("len"),
+                "size of {guid}/{key}"
+            );
+            assert_eq!(
+                meta.mtime(),
+                ts(&c["lastModified"]),
+                "mtime of {guid}/{key}"
+            );
             assert_eq!(meta.mode() & 0o777, 0o444);
             assert_eq!(meta.blocks(), meta.len().div_ceil(512));
             // SAFETY: getuid has no preconditions.
             assert_eq!(meta.uid(), unsafe { libc::getuid() });
             files_checked += 1;
         }
-        let json: Value = serde_json::from_slice(&std::fs::read(dir.join(".interaction.json")).expect("meta json"))
-            .expect("meta json parses");
+        let json: Value = serde_json::from_slice(
+            &std::fs::read(dir.join(".interaction.json")).expect("meta json"),
+        )
+        .expect("meta json parses");
         assert_eq!(json["guid"], i["guid"]);
         assert_eq!(json["content"], i["content"]);
     }
     assert!(files_checked > 100, "only {files_checked} files");
     let s = emu.stats();
-    assert_eq!(s["content_requests"], 0, "ls -lR/stat/.interaction.json must not download content: {s}");
-    assert_eq!(s["interaction_requests"], 0, "listed interactions need no per-guid request: {s}");
+    assert_eq!(
+        s["content_requests"], 0,
+        "ls -lR/stat/.interaction.json must not download content: {s}"
+    );
+    assert_eq!(
+        s["interaction_requests"], 0,
+        "listed interactions need no per-guid request: {s}"
+    );
 
     // Inode numbers are stable across remounts.
     let probe = items[0]["guid"].as_str().expect("guid");
     let key = items[0]["content"][0]["contentKey"].as_str().expect("key");
-    let ino1 = std::fs::metadata(m.interactions_dir().join(probe).join(key)).expect("stat").ino();
+    let ino1 = std::fs::metadata(m.interactions_dir().join(probe).join(key))
+        .expect("stat")
+        .ino();
     let from = m.from;
     let to = m.to;
     drop(m);
     let m2 = Mount::start_window(&emu, from, to, &[]);
-    let ino2 = std::fs::metadata(m2.interactions_dir().join(probe).join(key)).expect("stat").ino();
+    let ino2 = std::fs::metadata(m2.interactions_dir().join(probe).join(key))
+        .expect("stat")
+        .ino();
     assert_eq!(ino1, ino2, "inode numbers must survive a remount");
 }
 
@@ -120,35 +145,48 @@ fn every_file_is_byte_exact_and_grep_and_rsync_behave() {
     );
 
     // grep -rl finds exactly the files that contain the word.
-    let word = ["refund", "warranty", "password", "invoice", "delivery", "cancel"]
-        .into_iter()
-        .find(|w| {
-            let n = truth.values().filter(|b| contains(b, w.as_bytes())).count();
-            n > 0 && n < items.len()
-        })
-        .expect("a word found in some transcripts and not others");
+    let word = [
+        "refund", "warranty", "password", "invoice", "delivery", "cancel",
+    ]
+    .into_iter()
+    .find(|w| {
+        let n = truth.values().filter(|b| contains(b, w.as_bytes())).count();
+        n > 0 && n < items.len()
+    })
+    .expect("a word found in some transcripts and not others");
     let mut expected: BTreeSet<String> = truth
         .iter()
         .filter(|(_, b)| contains(b, word.as_bytes()))
         .map(|((g, k), _)| format!("{}/{g}/{k}", m.interactions_dir().display()))
         .collect();
     for i in &items {
-        let p = m.interactions_dir().join(i["guid"].as_str().expect("guid")).join(".interaction.json");
+        let p = m
+            .interactions_dir()
+            .join(i["guid"].as_str().expect("guid"))
+            .join(".interaction.json");
         if contains(&std::fs::read(&p).expect("meta"), word.as_bytes()) {
             expected.insert(p.display().to_string());
         }
     }
-    let (_, out, err) = sh(&format!("grep -rl {word} {}", m.interactions_dir().display()));
+    let (_, out, err) = sh(&format!(
+        "grep -rl {word} {}",
+        m.interactions_dir().display()
+    ));
     let got: BTreeSet<String> = out.lines().map(str::to_string).collect();
     assert_eq!(got, expected, "grep -rl {word}: {err}");
 
     // rsync -a copies everything exactly; a second rsync transfers nothing and
     // downloads nothing.
     let backup = tempfile::tempdir().expect("tempdir");
-    let (ok, _, err) = sh(&format!("rsync -a {}/ {}/", m.path.display(), backup.path().display()));
+    let (ok, _, err) = sh(&format!(
+        "rsync -a {}/ {}/",
+        m.path.display(),
+        backup.path().display()
+    ));
     assert!(ok, "rsync: {err}");
     for ((guid, key), bytes) in &truth {
-        let copy = std::fs::read(backup.path().join("interactions").join(guid).join(key)).expect("backup file");
+        let copy = std::fs::read(backup.path().join("interactions").join(guid).join(key))
+            .expect("backup file");
         assert!(copy == *bytes, "backup of {guid}/{key} differs");
     }
     emu.reset_stats();
@@ -163,7 +201,10 @@ fn every_file_is_byte_exact_and_grep_and_rsync_behave() {
         "second rsync transferred files:\n{out}"
     );
     let s = emu.stats();
-    assert_eq!(s["content_requests"], 0, "second rsync downloaded content: {s}");
+    assert_eq!(
+        s["content_requests"], 0,
+        "second rsync downloaded content: {s}"
+    );
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -186,13 +227,17 @@ fn media_players_probe_decode_and_seek() {
     let items = listing(&emu, &m);
     let find = |kind: &str| {
         items.iter().find_map(|i| {
-            i["content"].as_array()?.iter().find(|c| c["type"] == kind).map(|c| {
-                (
-                    i["guid"].as_str().unwrap_or_default().to_string(),
-                    c["contentKey"].as_str().unwrap_or_default().to_string(),
-                    c["contentLength"].as_u64().unwrap_or(0),
-                )
-            })
+            i["content"]
+                .as_array()?
+                .iter()
+                .find(|c| c["type"] == kind)
+                .map(|c| {
+                    (
+                        i["guid"].as_str().unwrap_or_default().to_string(),
+                        c["contentKey"].as_str().unwrap_or_default().to_string(),
+                        c["contentLength"].as_u64().unwrap_or(0),
+                    )
+                })
         })
     };
     let (guid, key, len) = find("callRecording").expect("a call recording");
@@ -204,7 +249,10 @@ fn media_players_probe_decode_and_seek() {
     assert!(ok, "ffprobe wav: {err}");
     let duration: f64 = out.trim().parse().expect("duration");
     let expected = (len - 44) as f64 / 16000.0;
-    assert!((duration - expected).abs() < 0.01, "duration {duration} vs {expected}");
+    assert!(
+        (duration - expected).abs() < 0.01,
+        "duration {duration} vs {expected}"
+    );
     let (ok, _, err) = sh(&format!("ffmpeg -v error -i {} -f null -", wav.display()));
     assert!(ok && err.trim().is_empty(), "ffmpeg decode: {err}");
 
@@ -229,7 +277,12 @@ fn media_players_probe_decode_and_seek() {
         let block = x % (truth.len() as u64 / 4096);
         let out = std::process::Command::new("dd")
             .arg(format!("if={}", wav.display()))
-            .args(["bs=4096", &format!("skip={block}"), "count=1", "status=none"])
+            .args([
+                "bs=4096",
+                &format!("skip={block}"),
+                "count=1",
+                "status=none",
+            ])
             .output()
             .expect("dd");
         let start = (block * 4096) as usize;
@@ -256,7 +309,13 @@ fn concurrent_readers_of_one_file_share_each_block_fetch() {
                 .cloned()
                 .unwrap_or_default()
                 .into_iter()
-                .map(move |c| (g.clone(), c["contentKey"].as_str().unwrap_or_default().to_string(), c["contentLength"].as_u64().unwrap_or(0)))
+                .map(move |c| {
+                    (
+                        g.clone(),
+                        c["contentKey"].as_str().unwrap_or_default().to_string(),
+                        c["contentLength"].as_u64().unwrap_or(0),
+                    )
+                })
         })
         .max_by_key(|(_, _, l)| *l)
         .expect("a file");
@@ -281,7 +340,10 @@ fn concurrent_readers_of_one_file_share_each_block_fetch() {
         "8 readers must fetch each byte once: {s}"
     );
     let blocks = len.div_ceil(256 << 10);
-    assert!(s["content_requests"].as_u64().unwrap_or(u64::MAX) <= blocks, "{s}");
+    assert!(
+        s["content_requests"].as_u64().unwrap_or(u64::MAX) <= blocks,
+        "{s}"
+    );
 }
 
 fn errno_of(r: std::io::Result<impl Sized>) -> i32 {
@@ -300,30 +362,54 @@ fn read_only_unknown_names_and_by_date() {
     let m = Mount::start(&emu, &[]);
     let items = listing(&emu, &m);
     let guid = items[0]["guid"].as_str().expect("guid").to_string();
-    let key = items[0]["content"][0]["contentKey"].as_str().expect("key").to_string();
+    let key = items[0]["content"][0]["contentKey"]
+        .as_str()
+        .expect("key")
+        .to_string();
     let dir = m.interactions_dir().join(&guid);
     let file = dir.join(&key);
     emu.reset_stats();
 
-    assert_eq!(errno_of(std::fs::OpenOptions::new().write(true).open(&file)), libc::EROFS);
+    assert_eq!(
+        errno_of(std::fs::OpenOptions::new().write(true).open(&file)),
+        libc::EROFS
+    );
     assert_eq!(errno_of(std::fs::write(dir.join("new"), b"x")), libc::EROFS);
     assert_eq!(errno_of(std::fs::create_dir(dir.join("d"))), libc::EROFS);
     assert_eq!(errno_of(std::fs::remove_file(&file)), libc::EROFS);
     assert_eq!(errno_of(std::fs::rename(&file, dir.join("x"))), libc::EROFS);
     let (ok, _, _) = sh(&format!("touch {}", file.display()));
     assert!(!ok, "touch must fail");
-    assert_eq!(errno_of(std::fs::metadata(dir.join("noSuchKey"))), libc::ENOENT);
-    assert_eq!(errno_of(std::fs::metadata(m.interactions_dir().join("not-a-guid"))), libc::ENOENT);
-    assert_eq!(errno_of(std::fs::metadata(m.path.join("by-date").join("2026-13-45"))), libc::ENOENT);
+    assert_eq!(
+        errno_of(std::fs::metadata(dir.join("noSuchKey"))),
+        libc::ENOENT
+    );
+    assert_eq!(
+        errno_of(std::fs::metadata(m.interactions_dir().join("not-a-guid"))),
+        libc::ENOENT
+    );
+    assert_eq!(
+        errno_of(std::fs::metadata(m.path.join("by-date").join("2026-13-45"))),
+        libc::ENOENT
+    );
     let s = emu.stats();
-    assert_eq!(s["interaction_requests"], 0, "names that cannot exist cost no request: {s}");
+    assert_eq!(
+        s["interaction_requests"], 0,
+        "names that cannot exist cost no request: {s}"
+    );
     assert_eq!(s["content_requests"], 0, "{s}");
 
     // An unknown, well-formed guid: one GET, then remembered.
-    let unknown = m.interactions_dir().join("00000000-0000-4000-8000-000000000000");
+    let unknown = m
+        .interactions_dir()
+        .join("00000000-0000-4000-8000-000000000000");
     assert_eq!(errno_of(std::fs::metadata(&unknown)), libc::ENOENT);
     assert_eq!(errno_of(std::fs::metadata(&unknown)), libc::ENOENT);
-    assert_eq!(emu.stat("interaction_requests"), 1, "negative lookups are cached");
+    assert_eq!(
+        emu.stat("interaction_requests"),
+        1,
+        "negative lookups are cached"
+    );
 
     // by-date lists exactly one day's interactions, as symlinks into /interactions.
     let day = &items[items.len() / 2]["start"].as_str().expect("start")[..10];
@@ -341,12 +427,20 @@ fn read_only_unknown_names_and_by_date() {
     let g = got.iter().next().expect("one");
     let link = std::fs::read_link(day_dir.join(g)).expect("readlink");
     assert_eq!(link, Path::new("../../interactions").join(g));
-    assert!(std::fs::metadata(day_dir.join(g)).expect("follow link").is_dir());
+    assert!(std::fs::metadata(day_dir.join(g))
+        .expect("follow link")
+        .is_dir());
 
     // Extended attributes.
     assert!(!xattr(&file, "user.vcc.contentType").is_empty());
-    assert_eq!(xattr(&file, "user.vcc.type"), items[0]["content"][0]["type"].as_str().expect("type"));
-    assert_eq!(xattr(&dir, "user.vcc.direction"), items[0]["direction"].as_str().expect("direction"));
+    assert_eq!(
+        xattr(&file, "user.vcc.type"),
+        items[0]["content"][0]["type"].as_str().expect("type")
+    );
+    assert_eq!(
+        xattr(&dir, "user.vcc.direction"),
+        items[0]["direction"].as_str().expect("direction")
+    );
 }
 
 fn xattr(path: &Path, name: &str) -> String {
@@ -356,7 +450,12 @@ fn xattr(path: &Path, name: &str) -> String {
     let mut buf = vec![0u8; 4096];
     // SAFETY: valid NUL-terminated strings and a buffer of the stated length.
     let len = unsafe { libc::getxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-    assert!(len >= 0, "getxattr {name} on {}: {}", path.display(), std::io::Error::last_os_error());
+    assert!(
+        len >= 0,
+        "getxattr {name} on {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
     buf.truncate(len as usize);
     String::from_utf8(buf).expect("utf8")
 }
@@ -367,28 +466,48 @@ fn guids_outside_the_window_are_looked_up_on_demand() {
         return;
     }
     let emu = Emulator::start(SMALL_TENANT);
-    let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).expect("ns");
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("ns");
     let token = emu.token();
-    let all = emu.interactions(&token, now - time::Duration::days(40), now + time::Duration::days(1));
+    let all = emu.interactions(
+        &token,
+        now - time::Duration::days(40),
+        now + time::Duration::days(1),
+    );
     let old = all
         .iter()
         .find(|i| ts(&i["start"]) < (now - time::Duration::days(10)).unix_timestamp())
         .expect("an interaction older than 10 days");
-    let m = Mount::start_window(&emu, now - time::Duration::days(3), now + time::Duration::days(1), &[]);
+    let m = Mount::start_window(
+        &emu,
+        now - time::Duration::days(3),
+        now + time::Duration::days(1),
+        &[],
+    );
     let guid = old["guid"].as_str().expect("guid");
     let listed: Vec<String> = std::fs::read_dir(m.interactions_dir())
         .expect("readdir")
         .map(|e| e.expect("e").file_name().to_string_lossy().to_string())
         .collect();
-    assert!(!listed.iter().any(|g| g == guid), "old interaction must not be listed");
+    assert!(
+        !listed.iter().any(|g| g == guid),
+        "old interaction must not be listed"
+    );
     emu.reset_stats();
     let key = old["content"][0]["contentKey"].as_str().expect("key");
-    let meta = std::fs::metadata(m.interactions_dir().join(guid).join(key)).expect("lookup outside window");
-    assert_eq!(meta.len(), old["content"][0]["contentLength"].as_u64().expect("len"));
+    let meta = std::fs::metadata(m.interactions_dir().join(guid).join(key))
+        .expect("lookup outside window");
+    assert_eq!(
+        meta.len(),
+        old["content"][0]["contentLength"].as_u64().expect("len")
+    );
     assert_eq!(emu.stat("interaction_requests"), 1);
     // Another day outside the window: one search.
     let day = &old["start"].as_str().expect("start")[..10];
-    let n = std::fs::read_dir(m.path.join("by-date").join(day)).expect("day dir").count();
+    let n = std::fs::read_dir(m.path.join("by-date").join(day))
+        .expect("day dir")
+        .count();
     assert!(n >= 1);
     assert_eq!(emu.stat("search_requests"), 1);
 }
@@ -400,16 +519,28 @@ fn unmount_and_sigterm_leave_no_mount_and_no_process() {
     }
     let emu = Emulator::start(SMALL_TENANT);
     let mut m = Mount::start(&emu, &[]);
-    let out = std::process::Command::new(BIN).arg("unmount").arg(&m.path).output().expect("unmount");
-    assert!(out.status.success(), "vccfs unmount: {}", String::from_utf8_lossy(&out.stderr));
-    let status = m.wait_exit(Duration::from_secs(10)).expect("mount process exits after unmount");
+    let out = std::process::Command::new(BIN)
+        .arg("unmount")
+        .arg(&m.path)
+        .output()
+        .expect("unmount");
+    assert!(
+        out.status.success(),
+        "vccfs unmount: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status = m
+        .wait_exit(Duration::from_secs(10))
+        .expect("mount process exits after unmount");
     assert!(status.success(), "exit status {status}");
     assert!(!common::is_mounted(&m.path));
 
     let mut m = Mount::start(&emu, &[]);
     // SAFETY: signalling our own child process.
     unsafe { libc::kill(m.pid() as i32, libc::SIGTERM) };
-    let status = m.wait_exit(Duration::from_secs(10)).expect("mount process exits on SIGTERM");
+    let status = m
+        .wait_exit(Duration::from_secs(10))
+        .expect("mount process exits on SIGTERM");
     assert!(status.success(), "exit status {status}");
     assert!(!common::is_mounted(&m.path));
 }
@@ -427,7 +558,13 @@ fn daemon_mode_returns_once_live_and_fails_cleanly() {
         std::process::Command::new(BIN)
             .arg("mount")
             .arg(&mnt)
-            .args(["--api-url", &emu.api_url, "--auth-url", &emu.auth_url, "--daemon"])
+            .args([
+                "--api-url",
+                &emu.api_url,
+                "--auth-url",
+                &emu.auth_url,
+                "--daemon",
+            ])
             .env("VCC_CLIENT_ID", &emu.client_id)
             .env("VCC_CLIENT_SECRET", secret)
             .output()
@@ -437,14 +574,33 @@ fn daemon_mode_returns_once_live_and_fails_cleanly() {
     assert!(!bad.status.success());
     let msg = String::from_utf8_lossy(&bad.stderr);
     assert!(msg.contains("wrong client id or secret"), "message: {msg}");
-    assert!(!msg.contains("wrong-secret"), "the secret must never be printed: {msg}");
+    assert!(
+        !msg.contains("wrong-secret"),
+        "the secret must never be printed: {msg}"
+    );
     assert!(!common::is_mounted(&mnt), "a failed start leaves no mount");
 
     let good = run(&emu.client_secret);
-    assert!(good.status.success(), "{}", String::from_utf8_lossy(&good.stderr));
-    assert!(common::is_mounted(&mnt), "--daemon returns only once the mount is live");
-    assert!(std::fs::read_dir(mnt.join("interactions")).expect("readdir").count() > 0);
-    let out = std::process::Command::new(BIN).arg("unmount").arg(&mnt).output().expect("unmount");
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    assert!(
+        common::is_mounted(&mnt),
+        "--daemon returns only once the mount is live"
+    );
+    assert!(
+        std::fs::read_dir(mnt.join("interactions"))
+            .expect("readdir")
+            .count()
+            > 0
+    );
+    let out = std::process::Command::new(BIN)
+        .arg("unmount")
+        .arg(&mnt)
+        .output()
+        .expect("unmount");
     assert!(out.status.success());
     assert!(!common::is_mounted(&mnt));
 }

@@ -74,7 +74,11 @@ impl RequestBudget {
             }
             w.paused_until = None;
         }
-        while w.sent.front().is_some_and(|t| now.duration_since(*t) >= WINDOW) {
+        while w
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= WINDOW)
+        {
             w.sent.pop_front();
         }
         // Recover one step of allowance per quiet window after a shrink.

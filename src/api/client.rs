@@ -49,7 +49,12 @@ impl ApiClient {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("vccfs/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| ApiError::Config(format!("cannot build HTTP client: {}", describe_transport(e))))?;
+            .map_err(|e| {
+                ApiError::Config(format!(
+                    "cannot build HTTP client: {}",
+                    describe_transport(e)
+                ))
+            })?;
         let stats = Arc::new(ClientStats::default());
         let tokens = TokenSource::new(
             http.clone(),
@@ -99,7 +104,12 @@ impl ApiClient {
             let what = what.clone();
             async move {
                 let resp = self
-                    .send_api(&what, RequestKind::Interaction, &token, self.inner.http.get(url))
+                    .send_api(
+                        &what,
+                        RequestKind::Interaction,
+                        &token,
+                        self.inner.http.get(url),
+                    )
                     .await?;
                 read_json(&what, resp).await
             }
@@ -119,7 +129,11 @@ impl ApiClient {
     }
 
     /// Run `attempt` until it succeeds, fails for good, or the retry deadline passes.
-    pub(crate) async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, ApiError>
+    pub(crate) async fn retrying<T, F, Fut>(
+        &self,
+        what: &str,
+        mut attempt: F,
+    ) -> Result<T, ApiError>
     where
         F: FnMut(AccessToken) -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
@@ -288,7 +302,9 @@ async fn error_message(resp: Response) -> String {
     match serde_json::from_slice::<ErrorBody>(&body) {
         Ok(e) => e.message,
         Err(_) => {
-            let excerpt = String::from_utf8_lossy(&body[..body.len().min(160)]).trim().to_string();
+            let excerpt = String::from_utf8_lossy(&body[..body.len().min(160)])
+                .trim()
+                .to_string();
             if excerpt.is_empty() {
                 format!("HTTP {status}")
             } else {
@@ -318,7 +334,9 @@ pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&body).map_err(|e| {
         Failure::Fatal(ApiError::Protocol {
             what: what.to_string(),
-            detail: format!("response is not the API's JSON (is the URL an Interaction Content API?): {e}"),
+            detail: format!(
+                "response is not the API's JSON (is the URL an Interaction Content API?): {e}"
+            ),
         })
     })
 }

@@ -193,8 +193,12 @@ mod tests {
             client_id: "a".into(),
             client_secret: "b".into(),
         };
-        let local = ApiConfig::new("http://127.0.0.1:9/interaction-content/", "http://127.0.0.1:9/t", c.clone())
-            .expect("config");
+        let local = ApiConfig::new(
+            "http://127.0.0.1:9/interaction-content/",
+            "http://127.0.0.1:9/t",
+            c.clone(),
+        )
+        .expect("config");
         assert_eq!(local.max_rpm, None);
         assert_eq!(local.api_url, "http://127.0.0.1:9/interaction-content");
         let remote = ApiConfig::new(&Region::Apac.api_url(), &Region::Apac.auth_url(), c.clone())

@@ -5,7 +5,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use reqwest::header::{HeaderMap, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, LOCATION, RANGE};
+use reqwest::header::{
+    HeaderMap, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, LOCATION, RANGE,
+};
 use reqwest::{Response, StatusCode, Url};
 use time::OffsetDateTime;
 
@@ -60,7 +62,12 @@ enum Target {
 
 impl ApiClient {
     /// Exactly the bytes `offset..offset+len` of `obj` (clamped to its size).
-    pub async fn read_range(&self, obj: &ContentVersion, offset: u64, len: u64) -> Result<Bytes, ApiError> {
+    pub async fn read_range(
+        &self,
+        obj: &ContentVersion,
+        offset: u64,
+        len: u64,
+    ) -> Result<Bytes, ApiError> {
         let end = offset.saturating_add(len).min(obj.size);
         if offset >= end {
             return Ok(Bytes::new());
@@ -76,7 +83,10 @@ impl ApiClient {
         self.retrying(&what, |token| {
             let api_url = api_url.clone();
             let what = what.clone();
-            async move { self.range_attempt(&what, obj, offset, end, api_url, token).await }
+            async move {
+                self.range_attempt(&what, obj, offset, end, api_url, token)
+                    .await
+            }
         })
         .await
     }
@@ -100,7 +110,8 @@ impl ApiClient {
             let resp = match &target {
                 Target::Api(url) => {
                     let req = self.ranged(self.inner.http.get(url.clone()), obj, offset, end);
-                    self.send_api(what, RequestKind::Content, &token, req).await?
+                    self.send_api(what, RequestKind::Content, &token, req)
+                        .await?
                 }
                 Target::Storage(url) => {
                     // The storage host gets no Authorization header.
@@ -150,7 +161,13 @@ impl ApiClient {
         }))
     }
 
-    fn ranged(&self, req: reqwest::RequestBuilder, obj: &ContentVersion, offset: u64, end: u64) -> reqwest::RequestBuilder {
+    fn ranged(
+        &self,
+        req: reqwest::RequestBuilder,
+        obj: &ContentVersion,
+        offset: u64,
+        end: u64,
+    ) -> reqwest::RequestBuilder {
         let mut req = req
             .header(RANGE, format!("bytes={}-{}", offset, end - 1))
             .header(reqwest::header::ACCEPT, crate::model::ACCEPT_V3);
@@ -192,14 +209,19 @@ impl ApiClient {
                 )))
             }
             StatusCode::OK | StatusCode::PARTIAL_CONTENT => {}
-            other => return Err(protocol(format!("unexpected HTTP {other} for a range request"))),
+            other => {
+                return Err(protocol(format!(
+                    "unexpected HTTP {other} for a range request"
+                )))
+            }
         }
         self.check_version(obj, resp.headers()).map_err(changed)?;
         let want = end - offset;
         let skip = if status == StatusCode::PARTIAL_CONTENT {
             let cr = header_str(resp.headers(), CONTENT_RANGE)
                 .ok_or_else(|| protocol("206 without Content-Range".into()))?;
-            let (a, b, total) = parse_content_range(cr).ok_or_else(|| protocol(format!("malformed Content-Range {cr:?}")))?;
+            let (a, b, total) = parse_content_range(cr)
+                .ok_or_else(|| protocol(format!("malformed Content-Range {cr:?}")))?;
             if let Some(total) = total {
                 if total != obj.size {
                     return Err(changed(format!("size is now {total}, was {}", obj.size)));
@@ -218,7 +240,10 @@ impl ApiClient {
             // above passed): the full body; keep only our slice.
             if let Some(len) = header_u64(resp.headers(), CONTENT_LENGTH) {
                 if len != obj.size {
-                    return Err(changed(format!("full body is {len} bytes, listed size {}", obj.size)));
+                    return Err(changed(format!(
+                        "full body is {len} bytes, listed size {}",
+                        obj.size
+                    )));
                 }
             }
             offset
@@ -257,7 +282,10 @@ impl ApiClient {
 /// is no good any more: retry through the API.
 fn storage_ok(what: &str, resp: Response) -> Result<Response, Failure> {
     let status = resp.status();
-    if status.is_success() || status == StatusCode::RANGE_NOT_SATISFIABLE || status == StatusCode::PRECONDITION_FAILED {
+    if status.is_success()
+        || status == StatusCode::RANGE_NOT_SATISFIABLE
+        || status == StatusCode::PRECONDITION_FAILED
+    {
         Ok(resp)
     } else {
         Err(Failure::Retry {
@@ -272,7 +300,12 @@ fn storage_ok(what: &str, resp: Response) -> Result<Response, Failure> {
 
 /// Read the body, drop the first `skip` bytes, return the next `want`; a body that ends
 /// early or runs long is a (retryable) protocol failure.
-async fn read_slice(what: &str, mut resp: Response, skip: u64, want: u64) -> Result<Bytes, Failure> {
+async fn read_slice(
+    what: &str,
+    mut resp: Response,
+    skip: u64,
+    want: u64,
+) -> Result<Bytes, Failure> {
     let is_partial = resp.status() == StatusCode::PARTIAL_CONTENT;
     let mut out = BytesMut::with_capacity(want as usize);
     let mut to_skip = skip;
@@ -342,7 +375,10 @@ mod tests {
 
     #[test]
     fn content_range_parsing() {
-        assert_eq!(parse_content_range("bytes 0-9/100"), Some((0, 9, Some(100))));
+        assert_eq!(
+            parse_content_range("bytes 0-9/100"),
+            Some((0, 9, Some(100)))
+        );
         assert_eq!(parse_content_range("bytes 5-5/*"), Some((5, 5, None)));
         assert_eq!(parse_content_range("bytes 9-0/100"), None);
         assert_eq!(parse_content_range("bytes 0-100/100"), None);
@@ -354,7 +390,10 @@ mod tests {
     fn if_range_prefers_etag() {
         let t = time::macros::datetime!(2020-02-16 14:19:35 UTC);
         let v = ContentVersion::new("g", "k", 10, Some(t));
-        assert_eq!(v.if_range().as_deref(), Some("Sun, 16 Feb 2020 14:19:35 GMT"));
+        assert_eq!(
+            v.if_range().as_deref(),
+            Some("Sun, 16 Feb 2020 14:19:35 GMT")
+        );
         let _ = v.etag.set("\"abc\"".into());
         assert_eq!(v.if_range().as_deref(), Some("\"abc\""));
     }

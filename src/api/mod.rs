@@ -1,12 +1,12 @@
 //! The Interaction Content API client. Knows nothing of FUSE.
 //!
-//! - [`config`]: endpoints, credentials, limits;
-//! - [`token`]: OAuth2 client-credentials tokens (cached, refreshed, single-flight);
-//! - [`budget`]: the client-wide request budget (requests per minute, in flight);
-//! - [`retry`]: backoff, `Retry-After`, deadlines;
-//! - [`search`]: windowed, paged, deduplicated search;
-//! - [`content`]: exact, version-pinned ranged reads, redirects without the token;
-//! - [`stats`]: counters.
+//! - `config`: endpoints, credentials, limits;
+//! - `token`: OAuth2 client-credentials tokens (cached, refreshed, single-flight);
+//! - `budget`: the client-wide request budget (requests per minute, in flight);
+//! - `retry`: backoff, `Retry-After`, deadlines;
+//! - `search`: windowed, paged, deduplicated search;
+//! - `content`: exact, version-pinned ranged reads, redirects without the token;
+//! - `stats`: counters.
 
 pub mod budget;
 mod client;

@@ -12,9 +12,15 @@ use super::ApiError;
 #[derive(Debug)]
 pub(crate) enum Failure {
     /// Worth sending again, after `wait` if the server said so.
-    Retry { err: ApiError, wait: Option<Duration> },
+    Retry {
+        err: ApiError,
+        wait: Option<Duration>,
+    },
     /// The token was rejected (401): fetch a new one and send again.
-    Reauth { rejected: AccessToken, err: ApiError },
+    Reauth {
+        rejected: AccessToken,
+        err: ApiError,
+    },
     /// Final.
     Fatal(ApiError),
 }
@@ -57,7 +63,11 @@ impl RetryState {
 
     /// Sleep before the next attempt, or give up with the error to surface when the
     /// deadline would pass.
-    pub(crate) async fn pause(&mut self, err: ApiError, wait: Option<Duration>) -> Result<(), ApiError> {
+    pub(crate) async fn pause(
+        &mut self,
+        err: ApiError,
+        wait: Option<Duration>,
+    ) -> Result<(), ApiError> {
         self.attempts += 1;
         let delay = wait.unwrap_or_else(|| backoff(self.attempts));
         let elapsed = self.started.elapsed();

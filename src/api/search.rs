@@ -12,7 +12,10 @@ use crate::model::{Interaction, SearchPage, MAX_PAGE_LIMIT, MAX_SEARCH_WINDOW};
 use crate::util::format_rfc3339;
 
 /// Half-open windows `[a, b)` of at most 7 days covering `[from, to)`, oldest first.
-pub fn search_windows(from: OffsetDateTime, to: OffsetDateTime) -> Vec<(OffsetDateTime, OffsetDateTime)> {
+pub fn search_windows(
+    from: OffsetDateTime,
+    to: OffsetDateTime,
+) -> Vec<(OffsetDateTime, OffsetDateTime)> {
     let mut out = Vec::new();
     let mut a = from;
     while a < to {
@@ -52,7 +55,11 @@ impl ApiClient {
     }
 
     /// All of a search at once.
-    pub async fn search_all(&self, from: OffsetDateTime, to: OffsetDateTime) -> Result<Vec<Interaction>, ApiError> {
+    pub async fn search_all(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<Vec<Interaction>, ApiError> {
         let mut pager = self.search(from, to);
         let mut all = Vec::new();
         while let Some(page) = pager.next_page().await? {
@@ -73,14 +80,17 @@ impl ApiClient {
         let url = self.url(&["interactions"])?;
         let limit = MAX_PAGE_LIMIT.to_string();
         self.retrying(&what, |token| {
-            let mut query: Vec<(&str, &str)> = vec![("start", &start), ("end", &end), ("limit", &limit)];
+            let mut query: Vec<(&str, &str)> =
+                vec![("start", &start), ("end", &end), ("limit", &limit)];
             if let Some(c) = continuation {
                 query.push(("continuationToken", c));
             }
             let req = self.inner.http.get(url.clone()).query(&query);
             let what = what.clone();
             async move {
-                let resp = self.send_api(&what, RequestKind::Search, &token, req).await?;
+                let resp = self
+                    .send_api(&what, RequestKind::Search, &token, req)
+                    .await?;
                 read_json::<SearchPage>(&what, resp).await
             }
         })

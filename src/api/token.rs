@@ -106,10 +106,11 @@ impl TokenSource {
         let status = resp.status();
         let body = resp.bytes().await.map_err(|e| transport(&what, e))?;
         if status.is_success() {
-            let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|e| ApiError::Protocol {
-                what: what.clone(),
-                detail: format!("token response is not the documented JSON: {e}"),
-            })?;
+            let parsed: TokenResponse =
+                serde_json::from_slice(&body).map_err(|e| ApiError::Protocol {
+                    what: what.clone(),
+                    detail: format!("token response is not the documented JSON: {e}"),
+                })?;
             if parsed.access_token.is_empty() {
                 return Err(ApiError::Protocol {
                     what,

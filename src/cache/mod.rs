@@ -115,7 +115,14 @@ impl BlockCache {
     /// exactly their bytes, concatenated (`len` bytes). The fetch runs on its own task, so
     /// it completes (and fills the cache) even if nobody waits for it. Blocks already
     /// cached or in flight are the caller's to skip: this registers all of them.
-    pub fn start_fetch<F>(&self, content: ContentId, first: u64, count: u64, len: u64, fetch: F) -> BlockFetch
+    pub fn start_fetch<F>(
+        &self,
+        content: ContentId,
+        first: u64,
+        count: u64,
+        len: u64,
+        fetch: F,
+    ) -> BlockFetch
     where
         F: std::future::Future<Output = Result<Bytes, ApiError>> + Send + 'static,
     {
@@ -258,7 +265,9 @@ mod tests {
     #[tokio::test]
     async fn wrong_length_is_an_error_not_a_block() {
         let c = BlockCache::new(1 << 20, 4);
-        let f = c.start_fetch(ContentId(1), 0, 2, 8, async { Ok(Bytes::from_static(b"short")) });
+        let f = c.start_fetch(ContentId(1), 0, 2, 8, async {
+            Ok(Bytes::from_static(b"short"))
+        });
         assert!(f.await.is_err());
         assert!(matches!(c.lookup(id(0)), Lookup::Miss));
     }

@@ -94,7 +94,11 @@ pub struct Catalog {
 
 impl Catalog {
     /// List `[from, to)` and build the catalog. Fails if the API cannot be searched.
-    pub async fn load(client: ApiClient, from: OffsetDateTime, to: OffsetDateTime) -> Result<Catalog, ApiError> {
+    pub async fn load(
+        client: ApiClient,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Result<Catalog, ApiError> {
         let catalog = Catalog {
             client,
             from,
@@ -128,8 +132,12 @@ impl Catalog {
         for interaction in items {
             let previous = old.by_guid.get(&interaction.guid);
             let entry = Arc::new(self.entry(interaction, previous.map(|p| &**p), &mut changed));
-            listing.position.insert(entry.guid.clone(), listing.ordered.len());
-            listing.by_guid.insert(entry.guid.clone(), Arc::clone(&entry));
+            listing
+                .position
+                .insert(entry.guid.clone(), listing.ordered.len());
+            listing
+                .by_guid
+                .insert(entry.guid.clone(), Arc::clone(&entry));
             listing.ordered.push(entry);
         }
         *self.listing.write() = Arc::new(listing);
@@ -137,7 +145,12 @@ impl Catalog {
     }
 
     /// Build an entry; files unchanged since `previous` keep their content version.
-    fn entry(&self, interaction: Interaction, previous: Option<&InteractionEntry>, changed: &mut Vec<ChangedFile>) -> InteractionEntry {
+    fn entry(
+        &self,
+        interaction: Interaction,
+        previous: Option<&InteractionEntry>,
+        changed: &mut Vec<ChangedFile>,
+    ) -> InteractionEntry {
         let guid = interaction.guid.clone();
         let start = interaction.start;
         let mut files = Vec::new();
@@ -147,7 +160,10 @@ impl Catalog {
                 tracing::warn!(%guid, key = %item.content_key, "skipping content with an unusable key");
                 continue;
             }
-            if files.iter().any(|f: &Arc<FileEntry>| f.key == item.content_key) {
+            if files
+                .iter()
+                .any(|f: &Arc<FileEntry>| f.key == item.content_key)
+            {
                 continue;
             }
             let size = item.content_length.unwrap_or(0);
@@ -160,7 +176,10 @@ impl Catalog {
                 Some(f) => Arc::clone(f),
                 None => {
                     if let Some(old) = previous.and_then(|p| p.file(&item.content_key)) {
-                        changed.push(ChangedFile { ino, old: old.content });
+                        changed.push(ChangedFile {
+                            ino,
+                            old: old.content,
+                        });
                     }
                     Arc::new(FileEntry {
                         key: item.content_key.clone(),
@@ -170,13 +189,23 @@ impl Catalog {
                         size,
                         mtime,
                         content: ContentId(self.next_content.fetch_add(1, Ordering::Relaxed)),
-                        version: Arc::new(ContentVersion::new(&guid, &item.content_key, size, item.last_modified)),
+                        version: Arc::new(ContentVersion::new(
+                            &guid,
+                            &item.content_key,
+                            size,
+                            item.last_modified,
+                        )),
                     })
                 }
             };
             files.push(file);
         }
-        let meta_mtime = files.iter().map(|f| f.mtime).max().unwrap_or(start).max(start);
+        let meta_mtime = files
+            .iter()
+            .map(|f| f.mtime)
+            .max()
+            .unwrap_or(start)
+            .max(start);
         let mut meta_json = serde_json::to_vec_pretty(&interaction).unwrap_or_default();
         meta_json.push(b'\n');
         InteractionEntry {
@@ -204,7 +233,10 @@ impl Catalog {
     pub fn listed_range(&self, from: usize, to: usize) -> Vec<Arc<InteractionEntry>> {
         let l = self.listing.read();
         let to = to.min(l.ordered.len());
-        l.ordered.get(from.min(to)..to).map(<[_]>::to_vec).unwrap_or_default()
+        l.ordered
+            .get(from.min(to)..to)
+            .map(<[_]>::to_vec)
+            .unwrap_or_default()
     }
 
     /// A known interaction (listed, or looked up before), without any request.
@@ -249,7 +281,9 @@ impl Catalog {
                 Ok(Some(Arc::clone(e)))
             }
             Err(ApiError::NotFound { .. }) => {
-                self.negative.lock().insert(guid.to_string(), Instant::now());
+                self.negative
+                    .lock()
+                    .insert(guid.to_string(), Instant::now());
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -258,7 +292,13 @@ impl Catalog {
 
     /// Days of the window that have interactions, oldest first.
     pub fn listed_days(&self) -> Vec<Date> {
-        let mut days: Vec<Date> = self.listing.read().ordered.iter().map(|e| e.start_date()).collect();
+        let mut days: Vec<Date> = self
+            .listing
+            .read()
+            .ordered
+            .iter()
+            .map(|e| e.start_date())
+            .collect();
         days.dedup();
         days.sort();
         days.dedup();
@@ -277,7 +317,11 @@ impl Catalog {
         if self.day_in_window(day) {
             let l = self.listing.read();
             return Ok(Arc::new(
-                l.ordered.iter().filter(|e| e.start_date() == day).map(|e| e.guid.clone()).collect(),
+                l.ordered
+                    .iter()
+                    .filter(|e| e.start_date() == day)
+                    .map(|e| e.guid.clone())
+                    .collect(),
             ));
         }
         if let Some(d) = self.days.lock().get(&day) {
@@ -288,7 +332,10 @@ impl Catalog {
             return Ok(Arc::clone(d));
         }
         let start = day.midnight().assume_utc();
-        let items = self.client.search_all(start, start + time::Duration::DAY).await?;
+        let items = self
+            .client
+            .search_all(start, start + time::Duration::DAY)
+            .await?;
         let mut guids = Vec::with_capacity(items.len());
         {
             let mut extra = self.extra.write();
@@ -298,10 +345,10 @@ impl Catalog {
                 if self.listing.read().by_guid.contains_key(&interaction.guid) {
                     continue;
                 }
-                let guid = interaction.guid.clone();
-                if !extra.contains_key(&guid) {
-                    let entry = Arc::new(self.entry(interaction, None, &mut ignored));
-                    extra.insert(guid, entry);
+                if let std::collections::hash_map::Entry::Vacant(slot) =
+                    extra.entry(interaction.guid.clone())
+                {
+                    slot.insert(Arc::new(self.entry(interaction, None, &mut ignored)));
                 }
             }
         }
@@ -312,7 +359,13 @@ impl Catalog {
 
     /// Total bytes of the window's content (for statfs).
     pub fn total_bytes(&self) -> u64 {
-        self.listing.read().ordered.iter().flat_map(|e| e.files.iter()).map(|f| f.size).sum()
+        self.listing
+            .read()
+            .ordered
+            .iter()
+            .flat_map(|e| e.files.iter())
+            .map(|f| f.size)
+            .sum()
     }
 
     /// Days with interactions in the window, with their guids (for `/by-date`).

@@ -24,7 +24,14 @@ impl Owner {
     }
 }
 
-fn attr(owner: Owner, ino: u64, kind: FileType, perm: u16, size: u64, mtime: OffsetDateTime) -> FileAttr {
+fn attr(
+    owner: Owner,
+    ino: u64,
+    kind: FileType,
+    perm: u16,
+    size: u64,
+    mtime: OffsetDateTime,
+) -> FileAttr {
     let t: SystemTime = mtime.into();
     FileAttr {
         ino: INodeNo(ino),

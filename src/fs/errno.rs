@@ -27,8 +27,26 @@ mod tests {
     fn mapping() {
         let w = || "x".to_string();
         assert_eq!(errno_of(&ApiError::NotFound { what: w() }), Errno::ENOENT);
-        assert_eq!(errno_of(&ApiError::Forbidden { what: w(), detail: w() }), Errno::EACCES);
-        assert_eq!(errno_of(&ApiError::Changed { what: w(), detail: w() }), Errno::from_i32(libc::ESTALE));
-        assert_eq!(errno_of(&ApiError::Protocol { what: w(), detail: w() }), Errno::EIO);
+        assert_eq!(
+            errno_of(&ApiError::Forbidden {
+                what: w(),
+                detail: w()
+            }),
+            Errno::EACCES
+        );
+        assert_eq!(
+            errno_of(&ApiError::Changed {
+                what: w(),
+                detail: w()
+            }),
+            Errno::from_i32(libc::ESTALE)
+        );
+        assert_eq!(
+            errno_of(&ApiError::Protocol {
+                what: w(),
+                detail: w()
+            }),
+            Errno::EIO
+        );
     }
 }

@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use fuser::{
-    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
-    OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs,
-    ReplyXattr, Request,
+    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, KernelConfig, OpenAccMode, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 use parking_lot::{Mutex, RwLock};
 use time::{Date, OffsetDateTime};
@@ -54,7 +54,10 @@ enum Node {
 /// An open file.
 #[derive(Debug)]
 enum Handle {
-    Content { source: Source, ra: Mutex<ReadAhead> },
+    Content {
+        source: Source,
+        ra: Mutex<ReadAhead>,
+    },
     Meta(Bytes),
 }
 
@@ -87,7 +90,11 @@ pub struct Inner {
 }
 
 impl VccFs {
-    pub fn new(catalog: Arc<Catalog>, prefetcher: Arc<Prefetcher>, rt: tokio::runtime::Handle) -> VccFs {
+    pub fn new(
+        catalog: Arc<Catalog>,
+        prefetcher: Arc<Prefetcher>,
+        rt: tokio::runtime::Handle,
+    ) -> VccFs {
         VccFs {
             inner: Arc::new(Inner::new(catalog, prefetcher, rt)),
         }
@@ -99,7 +106,11 @@ impl VccFs {
 }
 
 impl Inner {
-    fn new(catalog: Arc<Catalog>, prefetcher: Arc<Prefetcher>, rt: tokio::runtime::Handle) -> Inner {
+    fn new(
+        catalog: Arc<Catalog>,
+        prefetcher: Arc<Prefetcher>,
+        rt: tokio::runtime::Handle,
+    ) -> Inner {
         let mut nodes = HashMap::new();
         nodes.insert(ino::ROOT, Node::Root);
         nodes.insert(ino::INTERACTIONS, Node::Interactions);
@@ -109,7 +120,9 @@ impl Inner {
             prefetcher,
             rt,
             owner: Owner::current(),
-            mounted_at: OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            mounted_at: OffsetDateTime::now_utc()
+                .replace_nanosecond(0)
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
             nodes: RwLock::new(nodes),
             handles: RwLock::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
@@ -146,7 +159,11 @@ impl Inner {
             }
             Node::Day(d) => attr::dir(o, ino::day(*d), d.midnight().assume_utc()),
             Node::Link(d, g) => {
-                let start = self.catalog.known(g).map(|e| e.interaction.start).unwrap_or(d.midnight().assume_utc());
+                let start = self
+                    .catalog
+                    .known(g)
+                    .map(|e| e.interaction.start)
+                    .unwrap_or(d.midnight().assume_utc());
                 attr::symlink(o, ino::link(*d, g), link_target(g).len() as u64, start)
             }
         })
@@ -198,7 +215,11 @@ fn parse_day(name: &str) -> Option<Date> {
     if name.len() != 10 {
         return None;
     }
-    Date::parse(name, time::macros::format_description!("[year]-[month]-[day]")).ok()
+    Date::parse(
+        name,
+        time::macros::format_description!("[year]-[month]-[day]"),
+    )
+    .ok()
 }
 
 impl Filesystem for VccFs {
@@ -222,7 +243,9 @@ impl Filesystem for VccFs {
         };
         match parent_node {
             Node::Root => match name {
-                "interactions" => self.reply_node(ino::INTERACTIONS, Node::Interactions, TTL, reply),
+                "interactions" => {
+                    self.reply_node(ino::INTERACTIONS, Node::Interactions, TTL, reply)
+                }
                 "by-date" => self.reply_node(ino::BY_DATE, Node::ByDate, TTL, reply),
                 _ => reply.error(Errno::ENOENT),
             },
@@ -275,9 +298,12 @@ impl Filesystem for VccFs {
                 let fs = self.self_ref();
                 self.rt.spawn(async move {
                     match catalog.day(day).await {
-                        Ok(guids) if guids.iter().any(|g| *g == guid) => {
-                            fs.reply_node(ino::link(day, &guid), Node::Link(day, guid), SHORT_TTL, reply)
-                        }
+                        Ok(guids) if guids.contains(&guid) => fs.reply_node(
+                            ino::link(day, &guid),
+                            Node::Link(day, guid),
+                            SHORT_TTL,
+                            reply,
+                        ),
                         Ok(_) => reply.error(Errno::ENOENT),
                         Err(err) => {
                             tracing::warn!(%day, error = %err, "day search failed");
@@ -291,9 +317,16 @@ impl Filesystem for VccFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.node(ino.0).and_then(|n| self.attr_of(&n).map(|a| (n, a))) {
+        match self
+            .node(ino.0)
+            .and_then(|n| self.attr_of(&n).map(|a| (n, a)))
+        {
             Some((n, a)) => {
-                let ttl = if matches!(n, Node::Day(_) | Node::Link(..)) { SHORT_TTL } else { TTL };
+                let ttl = if matches!(n, Node::Day(_) | Node::Link(..)) {
+                    SHORT_TTL
+                } else {
+                    TTL
+                };
                 reply.attr(&ttl, &a)
             }
             None => reply.error(Errno::ENOENT),
@@ -308,7 +341,9 @@ impl Filesystem for VccFs {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        if flags.acc_mode() != OpenAccMode::O_RDONLY || flags.0 & (libc::O_TRUNC | libc::O_CREAT) != 0 {
+        if flags.acc_mode() != OpenAccMode::O_RDONLY
+            || flags.0 & (libc::O_TRUNC | libc::O_CREAT) != 0
+        {
             return reply.error(Errno::EROFS);
         }
         let handle = match self.node(ino.0) {
@@ -394,15 +429,26 @@ impl Filesystem for VccFs {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.node(ino.0) {
-            Some(Node::Root | Node::Interactions | Node::ByDate | Node::Interaction(_) | Node::Day(_)) => {
-                reply.opened(FileHandle(0), FopenFlags::empty())
-            }
+            Some(
+                Node::Root
+                | Node::Interactions
+                | Node::ByDate
+                | Node::Interaction(_)
+                | Node::Day(_),
+            ) => reply.opened(FileHandle(0), FopenFlags::empty()),
             Some(_) => reply.error(Errno::ENOTDIR),
             None => reply.error(Errno::ENOENT),
         }
     }
 
-    fn readdir(&self, _req: &Request, ino: INodeNo, _fh: FileHandle, offset: u64, reply: ReplyDirectory) {
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        reply: ReplyDirectory,
+    ) {
         let Some(node) = self.node(ino.0) else {
             return reply.error(Errno::ENOENT);
         };
@@ -418,26 +464,51 @@ impl Filesystem for VccFs {
         ];
         match &node {
             Node::Root => {
-                entries.push((ino::INTERACTIONS, FileType::Directory, "interactions".into(), None));
+                entries.push((
+                    ino::INTERACTIONS,
+                    FileType::Directory,
+                    "interactions".into(),
+                    None,
+                ));
                 entries.push((ino::BY_DATE, FileType::Directory, "by-date".into(), None));
             }
             Node::Interactions => {
                 for e in self.catalog.listed() {
-                    entries.push((e.ino, FileType::Directory, e.guid.clone(), Some(Node::Interaction(e.guid.clone()))));
+                    entries.push((
+                        e.ino,
+                        FileType::Directory,
+                        e.guid.clone(),
+                        Some(Node::Interaction(e.guid.clone())),
+                    ));
                 }
             }
             Node::ByDate => {
                 for d in self.catalog.listed_days() {
-                    entries.push((ino::day(d), FileType::Directory, d.to_string(), Some(Node::Day(d))));
+                    entries.push((
+                        ino::day(d),
+                        FileType::Directory,
+                        d.to_string(),
+                        Some(Node::Day(d)),
+                    ));
                 }
             }
             Node::Interaction(g) => {
                 let Some(e) = self.catalog.known(g) else {
                     return reply.error(Errno::ENOENT);
                 };
-                entries.push((e.meta_ino, FileType::RegularFile, META_NAME.into(), Some(Node::Meta(g.clone()))));
+                entries.push((
+                    e.meta_ino,
+                    FileType::RegularFile,
+                    META_NAME.into(),
+                    Some(Node::Meta(g.clone())),
+                ));
                 for f in &e.files {
-                    entries.push((f.ino, FileType::RegularFile, f.key.clone(), Some(Node::File(g.clone(), f.key.clone()))));
+                    entries.push((
+                        f.ino,
+                        FileType::RegularFile,
+                        f.key.clone(),
+                        Some(Node::File(g.clone(), f.key.clone())),
+                    ));
                 }
             }
             Node::Day(day) => {
@@ -449,7 +520,12 @@ impl Filesystem for VccFs {
                     match catalog.day(day).await {
                         Ok(guids) => {
                             for g in guids.iter() {
-                                entries.push((ino::link(day, g), FileType::Symlink, g.clone(), Some(Node::Link(day, g.clone()))));
+                                entries.push((
+                                    ino::link(day, g),
+                                    FileType::Symlink,
+                                    g.clone(),
+                                    Some(Node::Link(day, g.clone())),
+                                ));
                             }
                             fs.fill_dir(entries, offset, reply);
                         }
@@ -468,12 +544,19 @@ impl Filesystem for VccFs {
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         let blocks = self.catalog.total_bytes().div_ceil(4096);
-        let files = self.catalog.listed().iter().map(|e| e.files.len() as u64 + 2).sum::<u64>();
+        let files = self
+            .catalog
+            .listed()
+            .iter()
+            .map(|e| e.files.len() as u64 + 2)
+            .sum::<u64>();
         reply.statfs(blocks, 0, 0, files, 0, 4096, 255, 4096);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let value = self.node(ino.0).and_then(|n| xattr::get(&self.catalog, &n, name));
+        let value = self
+            .node(ino.0)
+            .and_then(|n| xattr::get(&self.catalog, &n, name));
         match value {
             Some(v) => xattr::reply_bytes(v.as_bytes(), size, reply),
             None => reply.error(Errno::from_i32(libc::ENODATA)),
@@ -481,7 +564,10 @@ impl Filesystem for VccFs {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        let names = self.node(ino.0).map(|n| xattr::list(&self.catalog, &n)).unwrap_or_default();
+        let names = self
+            .node(ino.0)
+            .map(|n| xattr::list(&self.catalog, &n))
+            .unwrap_or_default();
         xattr::reply_bytes(&names, size, reply);
     }
 
@@ -518,11 +604,28 @@ impl Filesystem for VccFs {
         reply.error(Errno::EROFS);
     }
 
-    fn mknod(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, _mode: u32, _umask: u32, _rdev: u32, reply: ReplyEntry) {
+    fn mknod(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _rdev: u32,
+        reply: ReplyEntry,
+    ) {
         reply.error(Errno::EROFS);
     }
 
-    fn mkdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, _mode: u32, _umask: u32, reply: ReplyEntry) {
+    fn mkdir(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        reply: ReplyEntry,
+    ) {
         reply.error(Errno::EROFS);
     }
 
@@ -534,7 +637,14 @@ impl Filesystem for VccFs {
         reply.error(Errno::EROFS);
     }
 
-    fn symlink(&self, _req: &Request, _parent: INodeNo, _link_name: &OsStr, _target: &std::path::Path, reply: ReplyEntry) {
+    fn symlink(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _link_name: &OsStr,
+        _target: &std::path::Path,
+        reply: ReplyEntry,
+    ) {
         reply.error(Errno::EROFS);
     }
 
@@ -551,7 +661,14 @@ impl Filesystem for VccFs {
         reply.error(Errno::EROFS);
     }
 
-    fn link(&self, _req: &Request, _ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
+    fn link(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _newparent: INodeNo,
+        _newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
         reply.error(Errno::EROFS);
     }
 
@@ -570,11 +687,29 @@ impl Filesystem for VccFs {
         reply.error(Errno::EROFS);
     }
 
-    fn create(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, _mode: u32, _umask: u32, _flags: i32, reply: fuser::ReplyCreate) {
+    fn create(
+        &self,
+        _req: &Request,
+        _parent: INodeNo,
+        _name: &OsStr,
+        _mode: u32,
+        _umask: u32,
+        _flags: i32,
+        reply: fuser::ReplyCreate,
+    ) {
         reply.error(Errno::EROFS);
     }
 
-    fn setxattr(&self, _req: &Request, _ino: INodeNo, _name: &OsStr, _value: &[u8], _flags: i32, _position: u32, reply: ReplyEmpty) {
+    fn setxattr(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _name: &OsStr,
+        _value: &[u8],
+        _flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
         reply.error(Errno::EROFS);
     }
 
@@ -582,15 +717,38 @@ impl Filesystem for VccFs {
         reply.error(Errno::EROFS);
     }
 
-    fn fallocate(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _offset: u64, _length: u64, _mode: i32, reply: ReplyEmpty) {
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _offset: u64,
+        _length: u64,
+        _mode: i32,
+        reply: ReplyEmpty,
+    ) {
         reply.error(Errno::EROFS);
     }
 
-    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: fuser::LockOwner, reply: ReplyEmpty) {
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: fuser::LockOwner,
+        reply: ReplyEmpty,
+    ) {
         reply.ok();
     }
 
-    fn fsync(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
         reply.ok();
     }
 }

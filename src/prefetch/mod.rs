@@ -77,7 +77,13 @@ impl Prefetcher {
 
     /// Exactly bytes `[offset, offset+size)` of `src` (shorter at end of file).
     /// `ra` is the reader's read-ahead state (per open file).
-    pub async fn read(&self, src: &Source, ra: &parking_lot::Mutex<ReadAhead>, offset: u64, size: u64) -> Result<Bytes, ApiError> {
+    pub async fn read(
+        &self,
+        src: &Source,
+        ra: &parking_lot::Mutex<ReadAhead>,
+        offset: u64,
+        size: u64,
+    ) -> Result<Bytes, ApiError> {
         let math = self.cache.math();
         let file_size = src.version.size;
         let Some((first, last)) = math.blocks_for(offset, size, file_size) else {
@@ -91,7 +97,10 @@ impl Prefetcher {
         // Then read-ahead, if the reader looks sequential.
         let plan = ra.lock().on_read(&self.cfg, offset, end, file_size);
         if let Some((ra_start, ra_end)) = plan {
-            let (a, b) = (math.block_of(ra_start), math.block_of(ra_end.saturating_sub(1)));
+            let (a, b) = (
+                math.block_of(ra_start),
+                math.block_of(ra_end.saturating_sub(1)),
+            );
             if ra_start < ra_end {
                 let chunk = (self.cfg.chunk_for(ra_end - ra_start) / math.block_size()).max(1);
                 self.fetch_missing(src, a, b + 1, Some(chunk));
@@ -145,7 +154,9 @@ impl Prefetcher {
     /// the largest request size). Read-ahead (`chunk` given) respects the memory budget.
     fn fetch_missing(&self, src: &Source, from: u64, to: u64, chunk: Option<u64>) {
         let is_read_ahead = chunk.is_some();
-        let max_blocks = chunk.unwrap_or(self.cfg.max_request_blocks(self.cache.math())).max(1);
+        let max_blocks = chunk
+            .unwrap_or(self.cfg.max_request_blocks(self.cache.math()))
+            .max(1);
         let mut run_start: Option<u64> = None;
         let mut index = from;
         while index <= to {
@@ -183,7 +194,7 @@ impl Prefetcher {
             }
         }
         // The fetch runs on its own task; nobody needs to hold its future.
-        let _ = self.start(src, first, count);
+        drop(self.start(src, first, count));
         true
     }
 
@@ -194,8 +205,9 @@ impl Prefetcher {
         let (_, end) = math.block_range(first + count - 1, size);
         let client = self.client.clone();
         let version = Arc::clone(&src.version);
-        self.cache.start_fetch(src.content, first, count, end - start, async move {
-            client.read_range(&version, start, end - start).await
-        })
+        self.cache
+            .start_fetch(src.content, first, count, end - start, async move {
+                client.read_range(&version, start, end - start).await
+            })
     }
 }

@@ -62,7 +62,9 @@ mod tests {
         let d = ScanDetector::default();
         assert_eq!(d.on_open("transcript", 0), None);
         assert_eq!(d.on_open("transcript", 1), None);
-        let (a, b) = d.on_open("transcript", 2).expect("third in a row starts scanning");
+        let (a, b) = d
+            .on_open("transcript", 2)
+            .expect("third in a row starts scanning");
         assert_eq!((a, b), (3, 3 + SCAN_DEPTH));
         // Other keys do not disturb it.
         assert_eq!(d.on_open("callRecording", 3), None);

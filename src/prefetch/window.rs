@@ -55,12 +55,20 @@ pub struct ReadAhead {
 
 impl ReadAhead {
     /// Record a read of `[offset, end)` and return the span to read ahead, if any.
-    pub fn on_read(&mut self, cfg: &ReadAheadConfig, offset: u64, end: u64, file_size: u64) -> Option<(u64, u64)> {
+    pub fn on_read(
+        &mut self,
+        cfg: &ReadAheadConfig,
+        offset: u64,
+        end: u64,
+        file_size: u64,
+    ) -> Option<(u64, u64)> {
         self.reads += 1;
         // The kernel issues read-ahead reads concurrently and they may arrive out of order:
         // anything near where we expected counts as sequential.
         let tolerance = self.window.max(cfg.initial_window).max(2 << 20);
-        let sequential = self.reads > 1 && offset <= self.next.saturating_add(tolerance) && offset.saturating_add(tolerance) >= self.next;
+        let sequential = self.reads > 1
+            && offset <= self.next.saturating_add(tolerance)
+            && offset.saturating_add(tolerance) >= self.next;
         if sequential {
             self.window = if self.window == 0 {
                 cfg.initial_window
@@ -96,8 +104,14 @@ mod tests {
         let cfg = ReadAheadConfig::default();
         let mut ra = ReadAhead::default();
         let size = 1 << 30;
-        assert_eq!(ra.on_read(&cfg, 0, 131072, size), None, "first read: no read-ahead");
-        let (a, b) = ra.on_read(&cfg, 131072, 262144, size).expect("second sequential read");
+        assert_eq!(
+            ra.on_read(&cfg, 0, 131072, size),
+            None,
+            "first read: no read-ahead"
+        );
+        let (a, b) = ra
+            .on_read(&cfg, 131072, 262144, size)
+            .expect("second sequential read");
         assert_eq!(a, 262144);
         assert_eq!(b - a, cfg.initial_window);
         let mut last = b - a;

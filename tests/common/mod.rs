@@ -16,7 +16,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_vccfs");
 pub fn fuse_available() -> bool {
     let ok = Path::new("/dev/fuse").exists() && which("fusermount3");
     if !ok {
-        assert!(std::env::var_os("CI").is_none(), "FUSE (/dev/fuse, fusermount3) is required in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "FUSE (/dev/fuse, fusermount3) is required in CI"
+        );
         eprintln!("SKIP: FUSE not available (need /dev/fuse and fusermount3)");
     }
     ok
@@ -56,14 +59,21 @@ impl Emulator {
         let mut lines = BufReader::new(stdout).lines();
         let mut kv = HashMap::new();
         while kv.len() < 5 {
-            let line = lines.next().expect("emulator exited early").expect("read line");
+            let line = lines
+                .next()
+                .expect("emulator exited early")
+                .expect("read line");
             if let Some((k, v)) = line.split_once('=') {
                 kv.insert(k.trim().to_string(), v.trim().to_string());
             }
         }
         // Keep draining stdout so the emulator never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        let get = |k: &str| kv.get(k).cloned().unwrap_or_else(|| panic!("emulator did not print {k}"));
+        let get = |k: &str| {
+            kv.get(k)
+                .cloned()
+                .unwrap_or_else(|| panic!("emulator did not print {k}"))
+        };
         Emulator {
             api_url: get("api_url"),
             auth_url: get("auth_url"),
@@ -81,7 +91,9 @@ impl Emulator {
     }
 
     pub fn stat(&self, name: &str) -> u64 {
-        self.stats()[name].as_u64().unwrap_or_else(|| panic!("stats has no {name}"))
+        self.stats()[name]
+            .as_u64()
+            .unwrap_or_else(|| panic!("stats has no {name}"))
     }
 
     /// `DELETE /_emulator/stats`.
@@ -108,7 +120,12 @@ impl Emulator {
     }
 
     /// Every interaction between `from` and `to` (RFC 3339), via the API directly.
-    pub fn interactions(&self, token: &str, from: time::OffsetDateTime, to: time::OffsetDateTime) -> Vec<Value> {
+    pub fn interactions(
+        &self,
+        token: &str,
+        from: time::OffsetDateTime,
+        to: time::OffsetDateTime,
+    ) -> Vec<Value> {
         let mut out = Vec::new();
         let mut a = from;
         while a < to {
@@ -140,8 +157,10 @@ impl Emulator {
 
     /// The bytes of one content item, downloaded directly.
     pub fn content(&self, token: &str, guid: &str, key: &str) -> Vec<u8> {
-        self.http
-            .get_bytes(&format!("{}/interactions/{guid}/content/{key}", self.api_url), token)
+        self.http.get_bytes(
+            &format!("{}/interactions/{guid}/content/{key}", self.api_url),
+            token,
+        )
     }
 }
 
@@ -155,7 +174,9 @@ impl Drop for Emulator {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -173,13 +194,20 @@ pub struct Mount {
 impl Mount {
     /// Mount `emu` covering the last 40 days, with extra flags.
     pub fn start(emu: &Emulator, extra: &[&str]) -> Mount {
-        let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).expect("ns");
+        let now = time::OffsetDateTime::now_utc()
+            .replace_nanosecond(0)
+            .expect("ns");
         let from = now - time::Duration::days(40);
         let to = now + time::Duration::days(1);
         Self::start_window(emu, from, to, extra)
     }
 
-    pub fn start_window(emu: &Emulator, from: time::OffsetDateTime, to: time::OffsetDateTime, extra: &[&str]) -> Mount {
+    pub fn start_window(
+        emu: &Emulator,
+        from: time::OffsetDateTime,
+        to: time::OffsetDateTime,
+        extra: &[&str],
+    ) -> Mount {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("mnt");
         std::fs::create_dir(&path).expect("mkdir");
@@ -187,7 +215,12 @@ impl Mount {
             .arg("mount")
             .arg(&path)
             .args(["--api-url", &emu.api_url, "--auth-url", &emu.auth_url])
-            .args(["--from", &vccfs::util::format_rfc3339(from), "--to", &vccfs::util::format_rfc3339(to)])
+            .args([
+                "--from",
+                &vccfs::util::format_rfc3339(from),
+                "--to",
+                &vccfs::util::format_rfc3339(to),
+            ])
             .args(extra)
             .env("VCC_CLIENT_ID", &emu.client_id)
             .env("VCC_CLIENT_SECRET", &emu.client_secret)
@@ -248,7 +281,10 @@ impl Mount {
 impl Drop for Mount {
     fn drop(&mut self) {
         if is_mounted(&self.path) {
-            let _ = Command::new("fusermount3").arg("-u").arg(&self.path).status();
+            let _ = Command::new("fusermount3")
+                .arg("-u")
+                .arg(&self.path)
+                .status();
         }
         if let Some(mut c) = self.child.take() {
             let deadline = Instant::now() + Duration::from_secs(5);
@@ -262,7 +298,10 @@ impl Drop for Mount {
             let _ = c.wait();
         }
         if is_mounted(&self.path) {
-            let _ = Command::new("fusermount3").arg("-uz").arg(&self.path).status();
+            let _ = Command::new("fusermount3")
+                .arg("-uz")
+                .arg(&self.path)
+                .status();
         }
     }
 }
@@ -272,7 +311,8 @@ pub fn is_mounted(path: &Path) -> bool {
         return false;
     };
     let want = path.to_string_lossy().replace(' ', "\\040");
-    info.lines().any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+    info.lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
 }
 
 /// Run a shell command, returning (status ok, stdout, stderr).
@@ -295,14 +335,20 @@ impl Http {
     pub fn new() -> Http {
         let _ = rustls::crypto::ring::default_provider().install_default();
         Http {
-            rt: tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt"),
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("rt"),
             client: reqwest::Client::new(),
         }
     }
 
     pub fn get_json(&self, url: &str, token: Option<&str>) -> Value {
         self.rt.block_on(async {
-            let mut req = self.client.get(url).header("Accept", "application/vnd.newvoicemedia.v3+json");
+            let mut req = self
+                .client
+                .get(url)
+                .header("Accept", "application/vnd.newvoicemedia.v3+json");
             if let Some(t) = token {
                 req = req.bearer_auth(t);
             }
@@ -330,13 +376,23 @@ impl Http {
     pub fn delete(&self, url: &str) {
         self.rt.block_on(async {
             let resp = self.client.delete(url).send().await.expect("DELETE");
-            assert!(resp.status().is_success(), "DELETE {url}: {}", resp.status());
+            assert!(
+                resp.status().is_success(),
+                "DELETE {url}: {}",
+                resp.status()
+            );
         })
     }
 
     pub fn post_json(&self, url: &str, body: Value) {
         self.rt.block_on(async {
-            let resp = self.client.post(url).json(&body).send().await.expect("POST");
+            let resp = self
+                .client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .expect("POST");
             assert!(resp.status().is_success(), "POST {url}: {}", resp.status());
         })
     }
