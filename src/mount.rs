@@ -213,7 +213,12 @@ fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), MountEr
         .min(opts.cache_size / 2)
         .max(opts.block_size);
     ra.max_window = ra.max_window.min(opts.cache_size / 2).max(opts.block_size);
-    let prefetcher = Arc::new(Prefetcher::new(client.clone(), cache, ra));
+    let prefetcher = Arc::new(Prefetcher::new(
+        client.clone(),
+        cache,
+        ra,
+        rt.handle().clone(),
+    ));
     let fs = VccFs::new(Arc::clone(&catalog), prefetcher, rt.handle().clone());
 
     let mut config = fuser::Config::default();

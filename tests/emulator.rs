@@ -37,8 +37,11 @@ async fn start(extra: &[&str]) -> RunningEmulator {
 
 fn http() -> Client {
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // No connection reuse: fault tests break connections on purpose, and a request
+    // sent on a connection the server just closed would fail for the wrong reason.
     Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(0)
         .build()
         .expect("client")
 }

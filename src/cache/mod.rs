@@ -117,6 +117,7 @@ impl BlockCache {
     /// cached or in flight are the caller's to skip: this registers all of them.
     pub fn start_fetch<F>(
         &self,
+        rt: &tokio::runtime::Handle,
         content: ContentId,
         first: u64,
         count: u64,
@@ -152,7 +153,7 @@ impl BlockCache {
             }
             s.inflight_bytes += len;
         }
-        tokio::spawn(async move {
+        rt.spawn(async move {
             let result = fetch.await.and_then(|bytes| {
                 if bytes.len() as u64 != len {
                     return Err(ApiError::Protocol {
@@ -245,7 +246,8 @@ mod tests {
         let c = BlockCache::new(1 << 20, 4);
         let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let calls2 = Arc::clone(&calls);
-        let f = c.start_fetch(ContentId(1), 0, 2, 8, async move {
+        let rt = tokio::runtime::Handle::current();
+        let f = c.start_fetch(&rt, ContentId(1), 0, 2, 8, async move {
             calls2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
             Ok(Bytes::from_static(b"aaaabbbb"))
@@ -265,7 +267,8 @@ mod tests {
     #[tokio::test]
     async fn wrong_length_is_an_error_not_a_block() {
         let c = BlockCache::new(1 << 20, 4);
-        let f = c.start_fetch(ContentId(1), 0, 2, 8, async {
+        let rt = tokio::runtime::Handle::current();
+        let f = c.start_fetch(&rt, ContentId(1), 0, 2, 8, async {
             Ok(Bytes::from_static(b"short"))
         });
         assert!(f.await.is_err());

@@ -368,6 +368,9 @@ impl BodyStream {
             }
             Some(Cut::Short { at }) if at == self.pos => {
                 self.done = true;
+                // As for a reset: let hyper flush the head and what was sent before the
+                // connection closes, so the client sees a short body, not no response.
+                tokio::time::sleep(RESET_GRACE).await;
                 Stats::inc(&c.short_bodies);
                 tracing::debug!(at, "injected short body");
                 return None;

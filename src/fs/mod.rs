@@ -357,7 +357,7 @@ impl Filesystem for VccFs {
                 self.prefetcher.on_open(&self.catalog, &e, f);
                 Handle::Content {
                     source: Inner::file_source(f),
-                    ra: Mutex::new(ReadAhead::default()),
+                    ra: Mutex::new(self.prefetcher.resume(f.content)),
                 }
             }
             Some(Node::Meta(g)) => match self.catalog.known(&g) {
@@ -423,7 +423,10 @@ impl Filesystem for VccFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.handles.write().remove(&fh.0);
+        let closed = self.handles.write().remove(&fh.0);
+        if let Some(Handle::Content { source, ra }) = closed.as_deref() {
+            self.prefetcher.park(source.content, ra.lock().clone());
+        }
         reply.ok();
     }
 

@@ -30,15 +30,32 @@ pub struct Prefetcher {
     cache: Arc<BlockCache>,
     cfg: ReadAheadConfig,
     scan: ScanDetector,
+    /// Where fetches run (callers may be FUSE threads outside the runtime).
+    rt: tokio::runtime::Handle,
+    /// Read-ahead state of recently closed files, by file (players close and reopen).
+    parked:
+        parking_lot::Mutex<std::collections::HashMap<ContentId, (ReadAhead, std::time::Instant)>>,
 }
 
+/// How long a closed file's read-ahead state is kept for a reopen.
+const PARK_FOR: std::time::Duration = std::time::Duration::from_secs(10);
+/// At most this many parked states.
+const PARK_MAX: usize = 256;
+
 impl Prefetcher {
-    pub fn new(client: ApiClient, cache: Arc<BlockCache>, cfg: ReadAheadConfig) -> Self {
+    pub fn new(
+        client: ApiClient,
+        cache: Arc<BlockCache>,
+        cfg: ReadAheadConfig,
+        rt: tokio::runtime::Handle,
+    ) -> Self {
         Prefetcher {
+            rt,
             client,
             cache,
             cfg,
             scan: ScanDetector::default(),
+            parked: parking_lot::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
@@ -48,6 +65,23 @@ impl Prefetcher {
 
     pub fn config(&self) -> &ReadAheadConfig {
         &self.cfg
+    }
+
+    /// Keep the read-ahead state of a closed file for a while.
+    pub fn park(&self, file: ContentId, ra: ReadAhead) {
+        let mut parked = self.parked.lock();
+        parked.retain(|_, (_, at)| at.elapsed() < PARK_FOR);
+        if parked.len() < PARK_MAX {
+            parked.insert(file, (ra, std::time::Instant::now()));
+        }
+    }
+
+    /// The read-ahead state for a newly opened file: a recently parked one, or fresh.
+    pub fn resume(&self, file: ContentId) -> ReadAhead {
+        match self.parked.lock().remove(&file) {
+            Some((ra, at)) if at.elapsed() < PARK_FOR => ra,
+            _ => ReadAhead::default(),
+        }
     }
 
     /// A file was opened: if this continues a scan of one key across the listing, fetch
@@ -205,9 +239,13 @@ impl Prefetcher {
         let (_, end) = math.block_range(first + count - 1, size);
         let client = self.client.clone();
         let version = Arc::clone(&src.version);
-        self.cache
-            .start_fetch(src.content, first, count, end - start, async move {
-                client.read_range(&version, start, end - start).await
-            })
+        self.cache.start_fetch(
+            &self.rt,
+            src.content,
+            first,
+            count,
+            end - start,
+            async move { client.read_range(&version, start, end - start).await },
+        )
     }
 }

@@ -11,6 +11,8 @@ pub struct ReadAheadConfig {
     pub max_window: u64,
     /// Largest single ranged GET.
     pub max_request: u64,
+    /// Smallest read-ahead GET (parallelism never splits finer than this).
+    pub min_request: u64,
     /// Read-ahead requests in flight at once per window (parallelism).
     pub parallel: u64,
     /// Bytes of read-ahead in flight across the mount.
@@ -23,6 +25,7 @@ impl Default for ReadAheadConfig {
             initial_window: 1 << 20,
             max_window: 64 << 20,
             max_request: 8 << 20,
+            min_request: 2 << 20,
             parallel: 8,
             inflight_budget: 96 << 20,
         }
@@ -35,9 +38,11 @@ impl ReadAheadConfig {
     }
 
     /// Request size in bytes for a read-ahead span: split `parallel` ways, but no
-    /// request larger than `max_request`.
+    /// request smaller than `min_request` or larger than `max_request`.
     pub(crate) fn chunk_for(&self, span: u64) -> u64 {
-        span.div_ceil(self.parallel.max(1)).min(self.max_request)
+        span.div_ceil(self.parallel.max(1))
+            .max(self.min_request)
+            .min(self.max_request)
     }
 }
 

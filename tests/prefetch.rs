@@ -1,0 +1,201 @@
+//! The read path (cache + read-ahead) against the emulator over loopback HTTP.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use proptest::prelude::*;
+use vccfs::api::{ApiClient, ApiConfig, ContentVersion, Credentials};
+use vccfs::cache::{BlockCache, ContentId};
+use vccfs::emulator::{self, EmulatorArgs, RunningEmulator};
+use vccfs::prefetch::{Prefetcher, ReadAhead, ReadAheadConfig, Source};
+
+const BLOCK: u64 = 256 << 10;
+
+fn args(extra: &[&str]) -> EmulatorArgs {
+    use clap::Parser;
+    #[derive(Parser)]
+    struct Wrap {
+        #[command(flatten)]
+        e: EmulatorArgs,
+    }
+    let mut argv = vec!["emulator", "--listen", "127.0.0.1:0"];
+    argv.extend_from_slice(extra);
+    Wrap::parse_from(argv).e
+}
+
+struct Rig {
+    rt: tokio::runtime::Runtime,
+    emu: RunningEmulator,
+    client: ApiClient,
+}
+
+impl Rig {
+    fn new(extra: &[&str]) -> Rig {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("rt");
+        let emu = rt.block_on(emulator::start(args(extra))).expect("emulator");
+        let creds = Credentials {
+            client_id: emu.client_id().to_string(),
+            client_secret: emu.client_secret().to_string(),
+        };
+        let client =
+            ApiClient::new(ApiConfig::new(&emu.api_url, &emu.auth_url, creds).expect("cfg"))
+                .expect("client");
+        Rig { rt, emu, client }
+    }
+
+    fn prefetcher(&self, cache_size: u64) -> Prefetcher {
+        Prefetcher::new(
+            self.client.clone(),
+            Arc::new(BlockCache::new(cache_size, BLOCK)),
+            ReadAheadConfig::default(),
+            self.rt.handle().clone(),
+        )
+    }
+
+    /// The big screen recording: (source, ground-truth reader).
+    fn big(&self, content: u64) -> (Source, String, String) {
+        let (guid, key) = self.emu.tenant().big_file().expect("big file");
+        let item = self.emu.tenant().item(&guid, &key).expect("item");
+        let v = ContentVersion::new(
+            &guid,
+            &key,
+            item.content_length.expect("len"),
+            item.last_modified,
+        );
+        (
+            Source {
+                content: ContentId(content),
+                version: Arc::new(v),
+            },
+            guid,
+            key,
+        )
+    }
+}
+
+#[test]
+fn sequential_reads_use_few_large_requests() {
+    let rig = Rig::new(&["--interactions", "5", "--big-file-mib", "64"]);
+    let p = rig.prefetcher(256 << 20);
+    let (src, guid, key) = rig.big(1);
+    let truth = rig.emu.tenant().bytes(&guid, &key).expect("truth");
+    let ra = Mutex::new(ReadAhead::default());
+    let before = rig.client.stats().content_requests;
+    let mut off = 0u64;
+    while off < src.version.size {
+        let got = rig
+            .rt
+            .block_on(p.read(&src, &ra, off, 128 << 10))
+            .expect("read");
+        assert!(
+            got[..] == truth[off as usize..off as usize + got.len()],
+            "bytes at {off}"
+        );
+        off += got.len() as u64;
+    }
+    let requests = rig.client.stats().content_requests - before;
+    let avg = src.version.size / requests.max(1);
+    assert!(requests <= 32, "{requests} requests for 64 MiB");
+    assert!(avg >= 2 << 20, "average request {avg} bytes");
+
+    // A tail probe after that is served from cache; a seek elsewhere in a cold file
+    // costs one request, not a restart of a big stream.
+    let (cold, _, _) = rig.big(2);
+    let ra = Mutex::new(ReadAhead::default());
+    let before = rig.client.stats().content_requests;
+    let head = rig.rt.block_on(p.read(&cold, &ra, 0, 4096)).expect("head");
+    assert_eq!(head.len(), 4096);
+    let tail_at = cold.version.size - 10_000;
+    let tail = rig
+        .rt
+        .block_on(p.read(&cold, &ra, tail_at, 10_000))
+        .expect("tail");
+    assert!(tail[..] == truth[tail_at as usize..]);
+    let mid = rig
+        .rt
+        .block_on(p.read(&cold, &ra, 30 << 20, 4096))
+        .expect("seek");
+    assert!(mid[..] == truth[30 << 20..(30 << 20) + 4096]);
+    assert_eq!(
+        rig.client.stats().content_requests - before,
+        3,
+        "one request per probe"
+    );
+}
+
+#[test]
+fn small_files_cost_one_request() {
+    let rig = Rig::new(&["--interactions", "20"]);
+    let p = rig.prefetcher(64 << 20);
+    let tenant = rig.emu.tenant();
+    let mut n = 0;
+    for (k, i) in tenant.interactions().into_iter().enumerate() {
+        for c in &i.content {
+            let size = c.content_length.expect("len");
+            if size == 0 || size > BLOCK {
+                continue;
+            }
+            let v = ContentVersion::new(&i.guid, &c.content_key, size, c.last_modified);
+            let src = Source {
+                content: ContentId(1000 + k as u64 * 100 + n),
+                version: Arc::new(v),
+            };
+            let ra = Mutex::new(ReadAhead::default());
+            let before = rig.client.stats().content_requests;
+            let mut got = Vec::new();
+            while (got.len() as u64) < size {
+                let chunk = rig
+                    .rt
+                    .block_on(p.read(&src, &ra, got.len() as u64, 4096))
+                    .expect("read");
+                got.extend_from_slice(&chunk);
+            }
+            assert_eq!(
+                rig.client.stats().content_requests - before,
+                1,
+                "{}/{}",
+                i.guid,
+                c.content_key
+            );
+            assert!(got == tenant.bytes(&i.guid, &c.content_key).expect("truth"));
+            n += 1;
+        }
+    }
+    assert!(n > 20, "only {n} small files");
+}
+
+/// One rig for all property cases.
+fn shared() -> &'static (Rig, Prefetcher) {
+    static SHARED: std::sync::OnceLock<(Rig, Prefetcher)> = std::sync::OnceLock::new();
+    SHARED.get_or_init(|| {
+        let rig = Rig::new(&["--interactions", "5", "--big-file-mib", "16"]);
+        // A small cache so that eviction happens during the cases.
+        let p = rig.prefetcher(6 << 20);
+        (rig, p)
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+    #[test]
+    fn random_read_sequences_return_exact_bytes(reads in proptest::collection::vec((0u64..(16 << 20), 1u64..(1 << 20), any::<bool>()), 1..40)) {
+        let (rig, p) = shared();
+        let (src, guid, key) = rig.big(7);
+        let tenant = rig.emu.tenant();
+        let ra = Mutex::new(ReadAhead::default());
+        let mut last_end = 0u64;
+        for (off, len, sequential) in reads {
+            // Mix seeks with sequential continuations.
+            let off = if sequential { last_end } else { off };
+            let got = rig.rt.block_on(p.read(&src, &ra, off, len)).expect("read");
+            let end = (off + len).min(src.version.size);
+            let want = tenant.read(&guid, &key, off..end.max(off)).expect("truth");
+            prop_assert!(got[..] == want[..], "read {}+{}", off, len);
+            last_end = end;
+        }
+    }
+}
