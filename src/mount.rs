@@ -108,7 +108,8 @@ impl MountOptions {
             ));
         }
         api.retry_deadline = Duration::from_secs(a.io_timeout);
-        api.read_timeout = Duration::from_secs(a.io_timeout.clamp(1, 10));
+        // A stalled body is abandoned after a third of the retry time, so it can be retried.
+        api.read_timeout = Duration::from_secs((a.io_timeout / 3).clamp(1, 10));
         check_sizes(a.cache_size, a.block_size)?;
         Ok(MountOptions {
             mountpoint: a.mountpoint.clone(),
@@ -202,7 +203,9 @@ fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), MountEr
     let is_child = std::env::var_os(DAEMON_CHILD_ENV).is_some();
     check_mountpoint(&opts.mountpoint)?;
     let client = ApiClient::new(opts.api.clone())?;
-    let catalog = rt.block_on(async { Catalog::load(client.clone(), opts.from, opts.to).await })?;
+    let catalog = rt
+        .block_on(async { Catalog::load(client.clone(), opts.from, opts.to).await })
+        .map_err(|e| startup_error(&opts.api, e))?;
     let catalog = Arc::new(catalog);
     tracing::info!(interactions = catalog.listed().len(), "listed the window");
     let cache = Arc::new(BlockCache::new(opts.cache_size, opts.block_size));
@@ -293,6 +296,21 @@ fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), MountEr
         .map_err(|e| MountError::Mount(format!("session ended with an error: {e}")))?;
     tracing::info!("unmounted");
     Ok(())
+}
+
+/// Say what a failure to list at start-up most likely means.
+fn startup_error(api: &ApiConfig, e: ApiError) -> MountError {
+    match e {
+        ApiError::NotFound { .. } => MountError::Usage(format!(
+            "{} does not look like an Interaction Content API (searching it answered 404); check --api-url or --region",
+            api.api_url
+        )),
+        ApiError::Transport { what, detail } | ApiError::Timeout { what, detail, .. } => {
+            let url = if what.starts_with("POST token") { &api.auth_url } else { &api.api_url };
+            MountError::Mount(format!("cannot reach {url}: {detail}"))
+        }
+        other => MountError::Api(other),
+    }
 }
 
 async fn wait_for_signal() {
