@@ -152,6 +152,7 @@ impl BlockCache {
                 );
             }
             s.inflight_bytes += len;
+            evict_locked(&mut s);
         }
         rt.spawn(async move {
             let result = fetch.await.and_then(|bytes| {
@@ -200,6 +201,8 @@ impl BlockCache {
     }
 }
 
+/// Insert, then evict least recently used blocks until cached plus in-flight bytes fit
+/// the capacity (so memory stays bounded by it whatever read-ahead is doing).
 fn insert_locked(s: &mut State, id: BlockId, data: Bytes) {
     let len = data.len() as u64;
     if len > s.capacity {
@@ -209,7 +212,11 @@ fn insert_locked(s: &mut State, id: BlockId, data: Bytes) {
         s.used -= old.len() as u64;
     }
     s.used += len;
-    while s.used > s.capacity {
+    evict_locked(s);
+}
+
+fn evict_locked(s: &mut State) {
+    while s.used + s.inflight_bytes > s.capacity && s.lru.len() > 1 {
         match s.lru.pop_lru() {
             Some((_, b)) => s.used -= b.len() as u64,
             None => break,

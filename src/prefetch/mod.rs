@@ -154,6 +154,10 @@ impl Prefetcher {
                     detail: format!("block {index} has {} bytes", block.len()),
                 });
             }
+            if first == last {
+                // Within one block: hand out a view of it, no copy.
+                return Ok(block.slice(from..to));
+            }
             out.extend_from_slice(&block[from..to]);
         }
         Ok(out.freeze())

@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 /// Opens of one key in a row before scan read-ahead starts.
 const STREAK_TO_START: u32 = 2;
 /// How many directories ahead to fetch.
-pub const SCAN_DEPTH: usize = 24;
+pub const SCAN_DEPTH: usize = 48;
 /// Only files up to this size are fetched whole ahead of the reader.
 pub const SCAN_MAX_FILE: u64 = 4 << 20;
 
