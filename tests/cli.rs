@@ -29,7 +29,10 @@ fn fails_with(out: &Output, needle: &str) {
     );
     // One line says what is wrong (clap adds a usage line and a hint after it).
     let first = err.lines().next().unwrap_or_default();
-    assert!(first.contains("error"), "first line must state the error:\n{err}");
+    assert!(
+        first.contains("error"),
+        "first line must state the error:\n{err}"
+    );
     assert!(err.lines().count() <= 8, "too verbose:\n{err}");
 }
 

@@ -35,6 +35,8 @@ use errno::errno_of;
 /// Entry and attribute cache lifetime given to the kernel. Content is immutable unless
 /// `lastModified` changes, and then we invalidate explicitly.
 const TTL: Duration = Duration::from_secs(3600);
+/// Longest name (as statfs reports).
+const NAME_MAX: usize = 255;
 /// Lifetime of by-date symlinks and day directories (days outside the window can grow).
 const SHORT_TTL: Duration = Duration::from_secs(60);
 
@@ -235,6 +237,9 @@ impl Filesystem for VccFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        if name.len() > NAME_MAX {
+            return reply.error(Errno::ENAMETOOLONG);
+        }
         let Some(name) = name.to_str() else {
             return reply.error(Errno::ENOENT);
         };
@@ -553,7 +558,7 @@ impl Filesystem for VccFs {
             .iter()
             .map(|e| e.files.len() as u64 + 2)
             .sum::<u64>();
-        reply.statfs(blocks, 0, 0, files, 0, 4096, 255, 4096);
+        reply.statfs(blocks, 0, 0, files, 0, 4096, NAME_MAX as u32, 4096);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
