@@ -17,18 +17,12 @@ const V3_ONLY: &str = "Invalid api-version! Valid values: 'application/vnd.newvo
 
 /// Emulator options from command-line flags (so the CLI parsing is tested too).
 fn args(extra: &[&str]) -> EmulatorArgs {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        e: EmulatorArgs,
-    }
-    let mut argv = vec!["emulator", "--listen", "127.0.0.1:0"];
+    let mut flags = vec!["--listen", "127.0.0.1:0"];
     if !extra.contains(&"--interactions") {
-        argv.extend(["--interactions", "120"]);
+        flags.extend(["--interactions", "120"]);
     }
-    argv.extend_from_slice(extra);
-    Wrap::try_parse_from(argv).expect("flags parse").e
+    flags.extend_from_slice(extra);
+    EmulatorArgs::from_flags(&flags).expect("flags parse")
 }
 
 async fn start(extra: &[&str]) -> RunningEmulator {

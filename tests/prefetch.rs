@@ -12,15 +12,9 @@ use vccfs::prefetch::{Prefetcher, ReadAhead, ReadAheadConfig, Source};
 const BLOCK: u64 = 256 << 10;
 
 fn args(extra: &[&str]) -> EmulatorArgs {
-    use clap::Parser;
-    #[derive(Parser)]
-    struct Wrap {
-        #[command(flatten)]
-        e: EmulatorArgs,
-    }
-    let mut argv = vec!["emulator", "--listen", "127.0.0.1:0"];
-    argv.extend_from_slice(extra);
-    Wrap::parse_from(argv).e
+    let mut flags = vec!["--listen", "127.0.0.1:0"];
+    flags.extend_from_slice(extra);
+    EmulatorArgs::from_flags(&flags).expect("flags parse")
 }
 
 struct Rig {

@@ -68,10 +68,25 @@ impl ApiClient {
         offset: u64,
         len: u64,
     ) -> Result<Bytes, ApiError> {
+        let mut parts = self.read_chunks(obj, offset, len, u64::MAX).await?;
+        Ok(parts.pop().unwrap_or_default())
+    }
+
+    /// Exactly the bytes `offset..offset+len` of `obj` (clamped to its size), in one
+    /// request, received straight into buffers of `chunk` bytes (the last may be
+    /// shorter), so that cache blocks need no copy of their own.
+    pub async fn read_chunks(
+        &self,
+        obj: &ContentVersion,
+        offset: u64,
+        len: u64,
+        chunk: u64,
+    ) -> Result<Vec<Bytes>, ApiError> {
         let end = offset.saturating_add(len).min(obj.size);
         if offset >= end {
-            return Ok(Bytes::new());
+            return Ok(Vec::new());
         }
+        let chunk = chunk.max(1);
         let what = format!(
             "GET interactions/{}/content/{} bytes={}-{}",
             obj.guid,
@@ -84,22 +99,24 @@ impl ApiClient {
             let api_url = api_url.clone();
             let what = what.clone();
             async move {
-                self.range_attempt(&what, obj, offset, end, api_url, token)
+                self.range_attempt(&what, obj, offset, end, chunk, api_url, token)
                     .await
             }
         })
         .await
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn range_attempt(
         &self,
         what: &str,
         obj: &ContentVersion,
         offset: u64,
         end: u64,
+        chunk: u64,
         api_url: Url,
         token: AccessToken,
-    ) -> Result<Bytes, Failure> {
+    ) -> Result<Vec<Bytes>, Failure> {
         let cache_key = (obj.guid.clone(), obj.key.clone());
         let mut target = match self.inner.redirects.lock().get(&cache_key) {
             Some((url, at)) if at.elapsed() < REDIRECT_REUSE => Target::Storage(url.clone()),
@@ -153,7 +170,7 @@ impl ApiClient {
                 target = Target::Storage(next);
                 continue;
             }
-            return self.take_range(what, obj, offset, end, resp).await;
+            return self.take_range(what, obj, offset, end, chunk, resp).await;
         }
         Err(Failure::Fatal(ApiError::Protocol {
             what: what.to_string(),
@@ -184,8 +201,9 @@ impl ApiClient {
         obj: &ContentVersion,
         offset: u64,
         end: u64,
+        chunk: u64,
         resp: Response,
-    ) -> Result<Bytes, Failure> {
+    ) -> Result<Vec<Bytes>, Failure> {
         let changed = |detail: String| {
             Failure::Fatal(ApiError::Changed {
                 what: what.to_string(),
@@ -248,9 +266,9 @@ impl ApiClient {
             }
             offset
         };
-        let bytes = read_slice(what, resp, skip, want).await?;
-        self.inner.stats.count_bytes(bytes.len() as u64);
-        Ok(bytes)
+        let parts = read_slice(what, resp, skip, want, chunk).await?;
+        self.inner.stats.count_bytes(want);
+        Ok(parts)
     }
 
     /// Compare the response's validators with the pinned version; pin on first sight.
@@ -305,9 +323,10 @@ async fn read_slice(
     mut resp: Response,
     skip: u64,
     want: u64,
-) -> Result<Bytes, Failure> {
+    chunk: u64,
+) -> Result<Vec<Bytes>, Failure> {
     let is_partial = resp.status() == StatusCode::PARTIAL_CONTENT;
-    let mut out = BytesMut::with_capacity(want as usize);
+    let mut parts = ChunkedBuf::new(want, chunk);
     let mut to_skip = skip;
     loop {
         let chunk = match resp.chunk().await {
@@ -321,7 +340,7 @@ async fn read_slice(
             c = &c[n..];
             to_skip -= n as u64;
         }
-        let room = (want - out.len() as u64) as usize;
+        let room = (want - parts.filled) as usize;
         if c.len() > room {
             if is_partial {
                 return Err(Failure::retry(ApiError::Protocol {
@@ -329,22 +348,66 @@ async fn read_slice(
                     detail: format!("body longer than the {want} bytes announced"),
                 }));
             }
-            out.extend_from_slice(&c[..room]);
+            parts.extend(&c[..room]);
         } else {
-            out.extend_from_slice(c);
+            parts.extend(c);
         }
-        if !is_partial && out.len() as u64 == want {
+        if !is_partial && parts.filled == want {
             // Got our slice of a full body: stop downloading (the connection is dropped).
             break;
         }
     }
-    if (out.len() as u64) < want {
+    if parts.filled < want {
         return Err(Failure::retry(ApiError::Protocol {
             what: what.to_string(),
-            detail: format!("body ended after {} of {want} bytes", out.len()),
+            detail: format!("body ended after {} of {want} bytes", parts.filled),
         }));
     }
-    Ok(out.freeze())
+    Ok(parts.finish())
+}
+
+/// `want` bytes received into consecutive buffers of `chunk` bytes.
+struct ChunkedBuf {
+    done: Vec<Bytes>,
+    current: BytesMut,
+    chunk: u64,
+    want: u64,
+    filled: u64,
+}
+
+impl ChunkedBuf {
+    fn new(want: u64, chunk: u64) -> Self {
+        ChunkedBuf {
+            done: Vec::with_capacity(want.div_ceil(chunk) as usize),
+            current: BytesMut::with_capacity(want.min(chunk) as usize),
+            chunk,
+            want,
+            filled: 0,
+        }
+    }
+
+    /// Append; the caller never appends past `want`.
+    fn extend(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let room = (self.chunk - self.current.len() as u64) as usize;
+            let n = room.min(data.len());
+            self.current.extend_from_slice(&data[..n]);
+            self.filled += n as u64;
+            data = &data[n..];
+            if self.current.len() as u64 == self.chunk {
+                let next = (self.want - self.filled).min(self.chunk) as usize;
+                let full = std::mem::replace(&mut self.current, BytesMut::with_capacity(next));
+                self.done.push(full.freeze());
+            }
+        }
+    }
+
+    fn finish(mut self) -> Vec<Bytes> {
+        if !self.current.is_empty() {
+            self.done.push(self.current.freeze());
+        }
+        self.done
+    }
 }
 
 fn header_str(h: &HeaderMap, name: reqwest::header::HeaderName) -> Option<&str> {
@@ -384,6 +447,21 @@ mod tests {
         assert_eq!(parse_content_range("bytes 0-100/100"), None);
         assert_eq!(parse_content_range("bytes */100"), None);
         assert_eq!(parse_content_range("items 0-1/2"), None);
+    }
+
+    #[test]
+    fn chunked_buffers_split_exactly() {
+        let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+        for chunk in [1u64, 7, 4096, 10_000, 1 << 20] {
+            let mut b = ChunkedBuf::new(data.len() as u64, chunk);
+            for piece in data.chunks(333) {
+                b.extend(piece);
+            }
+            let parts = b.finish();
+            assert_eq!(parts.len() as u64, (data.len() as u64).div_ceil(chunk));
+            assert!(parts.iter().rev().skip(1).all(|p| p.len() as u64 == chunk));
+            assert_eq!(parts.concat(), data);
+        }
     }
 
     #[test]

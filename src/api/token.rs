@@ -5,8 +5,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::client::transport_error;
 use super::config::Credentials;
-use super::error::describe_transport;
 use super::stats::ClientStats;
 use super::ApiError;
 use crate::model::{TokenResponse, SCOPE_READ};
@@ -102,9 +102,9 @@ impl TokenSource {
             .form(&form)
             .send()
             .await
-            .map_err(|e| transport(&what, e))?;
+            .map_err(|e| transport_error(&what, e))?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| transport(&what, e))?;
+        let body = resp.bytes().await.map_err(|e| transport_error(&what, e))?;
         if status.is_success() {
             let parsed: TokenResponse =
                 serde_json::from_slice(&body).map_err(|e| ApiError::Protocol {
@@ -150,21 +150,6 @@ impl TokenSource {
                 status: status.as_u16(),
                 detail,
             }),
-        }
-    }
-}
-
-fn transport(what: &str, e: reqwest::Error) -> ApiError {
-    if e.is_timeout() {
-        ApiError::Timeout {
-            what: what.to_string(),
-            waited: Duration::ZERO,
-            detail: describe_transport(e),
-        }
-    } else {
-        ApiError::Transport {
-            what: what.to_string(),
-            detail: describe_transport(e),
         }
     }
 }

@@ -1,7 +1,5 @@
 //! Block arithmetic: which blocks cover a byte range, and where a block lies.
 
-use bytes::Bytes;
-
 /// Fixed-size block geometry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BlockMath {
@@ -41,19 +39,6 @@ impl BlockMath {
     pub fn blocks_for(self, offset: u64, len: u64, size: u64) -> Option<(u64, u64)> {
         let end = offset.saturating_add(len).min(size);
         (offset < end).then(|| (self.block_of(offset), self.block_of(end - 1)))
-    }
-
-    /// Cut the concatenation of `count` consecutive blocks into per-block buffers, each a
-    /// copy of its own (so one cached block never pins a large download buffer).
-    pub fn split(self, bytes: &Bytes, count: u64) -> Vec<Bytes> {
-        let bs = self.block_size as usize;
-        (0..count as usize)
-            .map(|i| {
-                let start = (i * bs).min(bytes.len());
-                let end = ((i + 1) * bs).min(bytes.len());
-                Bytes::copy_from_slice(&bytes[start..end])
-            })
-            .collect()
     }
 }
 

@@ -125,7 +125,7 @@ impl BlockCache {
         fetch: F,
     ) -> BlockFetch
     where
-        F: std::future::Future<Output = Result<Bytes, ApiError>> + Send + 'static,
+        F: std::future::Future<Output = Result<Vec<Bytes>, ApiError>> + Send + 'static,
     {
         let math = self.math;
         let state = Arc::clone(&self.state);
@@ -155,14 +155,17 @@ impl BlockCache {
             evict_locked(&mut s);
         }
         rt.spawn(async move {
-            let result = fetch.await.and_then(|bytes| {
-                if bytes.len() as u64 != len {
+            let result = fetch.await.and_then(|blocks| {
+                let total: u64 = blocks.iter().map(|b| b.len() as u64).sum();
+                let shaped = blocks.len() as u64 == count
+                    && blocks.iter().rev().skip(1).all(|b| b.len() as u64 == math.block_size());
+                if total != len || !shaped {
                     return Err(ApiError::Protocol {
                         what: "block fetch".into(),
-                        detail: format!("got {} bytes for a {len}-byte range", bytes.len()),
+                        detail: format!("got {} buffers, {total} bytes, for {count} blocks of a {len}-byte range", blocks.len()),
                     });
                 }
-                Ok(Arc::new(math.split(&bytes, count)))
+                Ok(Arc::new(blocks))
             });
             {
                 let mut s = state.lock();
@@ -257,7 +260,10 @@ mod tests {
         let f = c.start_fetch(&rt, ContentId(1), 0, 2, 8, async move {
             calls2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            Ok(Bytes::from_static(b"aaaabbbb"))
+            Ok(vec![
+                Bytes::from_static(b"aaaa"),
+                Bytes::from_static(b"bbbb"),
+            ])
         });
         let Lookup::Pending { fetch, index } = c.lookup(id(1)) else {
             panic!("block 1 must be pending");
@@ -276,7 +282,7 @@ mod tests {
         let c = BlockCache::new(1 << 20, 4);
         let rt = tokio::runtime::Handle::current();
         let f = c.start_fetch(&rt, ContentId(1), 0, 2, 8, async {
-            Ok(Bytes::from_static(b"short"))
+            Ok(vec![Bytes::from_static(b"short")])
         });
         assert!(f.await.is_err());
         assert!(matches!(c.lookup(id(0)), Lookup::Miss));

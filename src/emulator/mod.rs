@@ -168,14 +168,19 @@ struct DefaultArgs {
 
 impl Default for EmulatorArgs {
     fn default() -> Self {
-        use clap::Parser;
-        DefaultArgs::try_parse_from(["vccfs-emulator"])
-            .map(|d| d.args)
-            .expect("the emulator's default arguments parse")
+        Self::from_flags(&[]).expect("the emulator's default arguments parse")
     }
 }
 
 impl EmulatorArgs {
+    /// Parse command-line flags (`["--interactions", "40", ...]`), as `vccfs emulator`
+    /// would, for callers that start the emulator in-process (demo, tests).
+    pub fn from_flags(flags: &[&str]) -> Result<Self, clap::Error> {
+        use clap::Parser;
+        let argv = std::iter::once("vccfs-emulator").chain(flags.iter().copied());
+        DefaultArgs::try_parse_from(argv).map(|d| d.args)
+    }
+
     /// Checks what clap cannot (the struct may be built in code).
     fn validate(&self) -> Result<(), EmulatorError> {
         let rates = [

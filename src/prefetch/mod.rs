@@ -249,7 +249,11 @@ impl Prefetcher {
             first,
             count,
             end - start,
-            async move { client.read_range(&version, start, end - start).await },
+            async move {
+                client
+                    .read_chunks(&version, start, end - start, math.block_size())
+                    .await
+            },
         )
     }
 }
