@@ -247,11 +247,19 @@ fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), MountEr
 
     // Unmount on SIGINT/SIGTERM; session.run() then returns.
     let mut unmounter = session.unmount_callable();
+    let mountpoint = opts.mountpoint.clone();
     rt.spawn(async move {
         wait_for_signal().await;
         tracing::info!("signal received: unmounting");
         if let Err(e) = unmounter.unmount() {
-            tracing::warn!(error = %e, "unmount failed");
+            // Busy (a shell inside it, an open file): detach it lazily and stop anyway;
+            // closing /dev/fuse as we exit ends the connection, so nothing hangs.
+            eprintln!(
+                "vccfs: {} is busy ({e}); detaching it and stopping",
+                mountpoint.display()
+            );
+            detach_unmount(&mountpoint);
+            std::process::exit(0);
         }
     });
     if !opts.refresh.is_zero() {
@@ -587,7 +595,7 @@ pub fn demo(args: DemoArgs) -> Result<(), MountError> {
          \x20 ls {mnt}/interactions | head\n\
          \x20 ls -l {mnt}/interactions/$(ls {mnt}/interactions | tail -1)\n\
          \x20 ls {mnt}/by-date/\n\
-         \x20 ffprobe -hide_banner {mnt}/interactions/*/callRecording 2>&1 | grep Duration | head -3\n\
+         \x20 ffprobe -hide_banner $(ls {mnt}/interactions/*/callRecording | tail -1)\n\
          \x20 grep -rl refund {mnt}/interactions --include=transcript | head\n\
          \x20 getfattr -d {mnt}/interactions/$(ls {mnt}/interactions | head -1)\n\
          \x20 rsync -a {mnt}/ /tmp/vcc-backup/\n\n\

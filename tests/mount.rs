@@ -543,6 +543,18 @@ fn unmount_and_sigterm_leave_no_mount_and_no_process() {
         .expect("mount process exits on SIGTERM");
     assert!(status.success(), "exit status {status}");
     assert!(!common::is_mounted(&m.path));
+
+    // Even while busy (a directory held open), SIGTERM stops it without leaving a mount.
+    let mut m = Mount::start(&emu, &[]);
+    let held = std::fs::read_dir(m.interactions_dir()).expect("open dir");
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(m.pid() as i32, libc::SIGTERM) };
+    let status = m
+        .wait_exit(Duration::from_secs(10))
+        .expect("busy mount process exits on SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    drop(held);
+    assert!(!common::is_mounted(&m.path));
 }
 
 #[test]
@@ -603,4 +615,52 @@ fn daemon_mode_returns_once_live_and_fails_cleanly() {
         .expect("unmount");
     assert!(out.status.success());
     assert!(!common::is_mounted(&mnt));
+}
+
+#[test]
+fn demo_mounts_a_synthetic_tenant_and_stops_on_ctrl_c() {
+    if !fuse_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mnt = dir.path().join("vcc");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let mut child = std::process::Command::new(BIN)
+        .args(["demo", "--interactions", "30", "--big-file-mib", "4"])
+        .arg(&mnt)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("vccfs demo");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !common::is_mounted(&mnt) {
+        assert!(std::time::Instant::now() < deadline, "demo did not mount");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let n = std::fs::read_dir(mnt.join("interactions"))
+        .expect("ls")
+        .count();
+    assert!(n >= 20, "{n} interactions");
+    let (ok, out, err) = sh(&format!(
+        "cat {}/interactions/*/transcript | grep -c speaker",
+        mnt.display()
+    ));
+    assert!(
+        ok && out.trim().parse::<u32>().unwrap_or(0) > 10,
+        "{out} {err}"
+    );
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "demo exit: {status}");
+    assert!(!common::is_mounted(&mnt));
+    let mut banner = String::new();
+    use std::io::Read;
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut banner)
+        .expect("read");
+    assert!(banner.contains("Try, in another terminal"), "{banner}");
 }
