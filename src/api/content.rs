@@ -267,6 +267,7 @@ impl ApiClient {
             offset
         };
         let parts = read_slice(what, resp, skip, want, chunk).await?;
+        tracing::debug!(%what, status = status.as_u16(), bytes = want, "range received");
         self.inner.stats.count_bytes(want);
         Ok(parts)
     }
