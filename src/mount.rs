@@ -208,7 +208,10 @@ fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), MountEr
         .map_err(|e| startup_error(&opts.api, e))?;
     let catalog = Arc::new(catalog);
     tracing::info!(interactions = catalog.listed().len(), "listed the window");
-    let cache = Arc::new(BlockCache::new(opts.cache_size, opts.block_size));
+    // --cache-size bounds all content memory: blocks (cached and in flight) get 15/16 of
+    // it, the rest is headroom for reply and network buffers in transit.
+    let block_budget = (opts.cache_size - opts.cache_size / 16).max(opts.block_size);
+    let cache = Arc::new(BlockCache::new(block_budget, opts.block_size));
     let mut ra = ReadAheadConfig::default();
     // Read-ahead never holds more than half the cache in flight.
     ra.inflight_budget = ra
