@@ -273,14 +273,19 @@ fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), MountEr
             loop {
                 tokio::time::sleep(every).await;
                 match catalog.refresh().await {
-                    Ok(changed) if !changed.is_empty() => {
-                        tracing::info!(files = changed.len(), "content changed on the server");
-                        // Drop the kernel's cached pages and attributes of changed files.
-                        for f in changed {
-                            let _ = notifier.inval_inode(fuser::INodeNo(f.ino), 0, 0);
+                    Ok(r) => {
+                        if !r.files.is_empty() || !r.dirs.is_empty() {
+                            tracing::info!(
+                                files = r.files.len(),
+                                dirs = r.dirs.len(),
+                                "the listing changed"
+                            );
+                        }
+                        // Drop the kernel's cached pages, attributes and listings of what changed.
+                        for ino in r.files.iter().map(|f| f.ino).chain(r.dirs) {
+                            let _ = notifier.inval_inode(fuser::INodeNo(ino), 0, 0);
                         }
                     }
-                    Ok(_) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "re-listing failed; keeping the old listing")
                     }

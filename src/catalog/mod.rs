@@ -59,6 +59,19 @@ impl InteractionEntry {
     }
 }
 
+/// What a re-list changed.
+#[derive(Debug, Default)]
+pub struct Refresh {
+    /// Files with a new version.
+    pub files: Vec<ChangedFile>,
+    /// Directories (inodes) whose entries changed.
+    pub dirs: Vec<u64>,
+}
+
+fn same_keys(a: &InteractionEntry, b: &InteractionEntry) -> bool {
+    a.files.len() == b.files.len() && a.files.iter().zip(&b.files).all(|(x, y)| x.key == y.key)
+}
+
 /// A file whose version changed in a re-list.
 #[derive(Debug, Clone)]
 pub struct ChangedFile {
@@ -124,14 +137,20 @@ impl Catalog {
 
     /// Re-list the window. Files whose `lastModified` or size changed get a new content
     /// version; they are returned so the caller can drop cached pages.
-    pub async fn refresh(&self) -> Result<Vec<ChangedFile>, ApiError> {
+    pub async fn refresh(&self) -> Result<Refresh, ApiError> {
         let items = self.client.search_all(self.from, self.to).await?;
         let old = Arc::clone(&*self.listing.read());
         let mut changed = Vec::new();
+        let mut dirs = Vec::new();
         let mut listing = Listing::default();
         for interaction in items {
             let previous = old.by_guid.get(&interaction.guid);
             let entry = Arc::new(self.entry(interaction, previous.map(|p| &**p), &mut changed));
+            match previous {
+                None => dirs.push(ino::day(entry.start_date())),
+                Some(p) if !same_keys(p, &entry) => dirs.push(entry.ino),
+                Some(_) => {}
+            }
             listing
                 .position
                 .insert(entry.guid.clone(), listing.ordered.len());
@@ -140,8 +159,21 @@ impl Catalog {
                 .insert(entry.guid.clone(), Arc::clone(&entry));
             listing.ordered.push(entry);
         }
+        for (guid, gone) in &old.by_guid {
+            if !listing.by_guid.contains_key(guid) {
+                dirs.push(ino::day(gone.start_date()));
+            }
+        }
+        if !dirs.is_empty() || old.ordered.len() != listing.ordered.len() {
+            dirs.extend([ino::INTERACTIONS, ino::BY_DATE]);
+        }
+        dirs.sort_unstable();
+        dirs.dedup();
         *self.listing.write() = Arc::new(listing);
-        Ok(changed)
+        Ok(Refresh {
+            files: changed,
+            dirs,
+        })
     }
 
     /// Build an entry; files unchanged since `previous` keep their content version.

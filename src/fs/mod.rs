@@ -443,7 +443,14 @@ impl Filesystem for VccFs {
                 | Node::ByDate
                 | Node::Interaction(_)
                 | Node::Day(_),
-            ) => reply.opened(FileHandle(0), FopenFlags::empty()),
+            ) => {
+                // Listings change only on a re-list, which invalidates them: let the
+                // kernel keep them (a second `ls -R` or `rsync` makes no readdir calls).
+                reply.opened(
+                    FileHandle(0),
+                    FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+                )
+            }
             Some(_) => reply.error(Errno::ENOTDIR),
             None => reply.error(Errno::ENOENT),
         }
