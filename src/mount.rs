@@ -268,7 +268,19 @@ fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), MountEr
     if !opts.refresh.is_zero() {
         let catalog = Arc::clone(&catalog);
         let every = opts.refresh;
+        // Invalidations go through their own thread: the kernel may hold one until reads of
+        // the inode in flight are answered, and those answers come from runtime workers,
+        // which must never be the ones waiting (that deadlocked).
         let notifier = session.notifier();
+        let (inval, invalidations) = std::sync::mpsc::channel::<u64>();
+        std::thread::Builder::new()
+            .name("vccfs-inval".into())
+            .spawn(move || {
+                for ino in invalidations {
+                    let _ = notifier.inval_inode(fuser::INodeNo(ino), 0, 0);
+                }
+            })
+            .map_err(|e| MountError::Io(format!("cannot start a thread: {e}")))?;
         rt.spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
@@ -283,7 +295,7 @@ fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), MountEr
                         }
                         // Drop the kernel's cached pages, attributes and listings of what changed.
                         for ino in r.files.iter().map(|f| f.ino).chain(r.dirs) {
-                            let _ = notifier.inval_inode(fuser::INodeNo(ino), 0, 0);
+                            let _ = inval.send(ino);
                         }
                     }
                     Err(e) => {

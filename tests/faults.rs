@@ -278,7 +278,7 @@ fn content_changing_under_a_reader() {
     let new_bytes = emu.content(&token, &guid, &key);
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
-        match std::fs::read(&path) {
+        match timed_read(&path, Duration::from_secs(30)).0 {
             Ok(b) if b == new_bytes => break,
             Ok(b) => assert!(b == truth[&path] || b == new_bytes, "a mix of versions"),
             Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ESTALE), "{e}"),
