@@ -108,8 +108,8 @@ impl MountOptions {
             ));
         }
         api.retry_deadline = Duration::from_secs(a.io_timeout);
-        // A stalled body is abandoned after a third of the retry time, so it can be retried.
-        api.read_timeout = Duration::from_secs((a.io_timeout / 3).clamp(1, 10));
+        // A stalled body is abandoned after a quarter of the retry time, so it can be retried.
+        api.read_timeout = Duration::from_secs((a.io_timeout / 4).clamp(1, 10));
         check_sizes(a.cache_size, a.block_size)?;
         Ok(MountOptions {
             mountpoint: a.mountpoint.clone(),
