@@ -246,6 +246,8 @@ pub(crate) fn serve(
         Some(r) if validators.if_range_holds(headers) => parse_range(r, size),
         _ => RangeSpec::Full,
     };
+    // Bytes sent beyond the announced range (the `long_body_rate` lie).
+    let mut overrun = 0;
     if let (RangeSpec::Partial { start, end }, false) = (spec, method == Method::HEAD) {
         match Faults::range_fault(&cfg) {
             RangeFault::None => {}
@@ -257,6 +259,12 @@ pub(crate) fn serve(
                 if let Some((s, e)) = shifted(start, end, size) {
                     Stats::inc(&app.stats.c.wrong_ranges);
                     spec = RangeSpec::Partial { start: s, end: e };
+                }
+            }
+            RangeFault::Long => {
+                overrun = (size - 1 - end).min(rand::rng().random_range(1..=4096));
+                if overrun > 0 {
+                    Stats::inc(&app.stats.c.long_bodies);
                 }
             }
         }
@@ -294,7 +302,7 @@ pub(crate) fn serve(
         body_stream(BodyStream {
             reader,
             pos: start,
-            end: start + len,
+            end: start + len + overrun,
             cut: Faults::body_cut(&cfg, start, len),
             bandwidth: cfg.bandwidth,
             started: None,
@@ -310,7 +318,9 @@ pub(crate) fn serve(
     let ct = HeaderValue::from_str(&view.content_type)
         .unwrap_or_else(|_| HeaderValue::from_static("application/octet-stream"));
     h.insert(header::CONTENT_TYPE, ct);
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    if overrun == 0 {
+        h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    }
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     if status == StatusCode::PARTIAL_CONTENT {
         let cr = format!("bytes {}-{}/{size}", start, start + len - 1);

@@ -33,6 +33,8 @@ pub struct FaultConfig {
     /// Probability that a content body stops early (fewer bytes than `Content-Length`,
     /// then the connection closes).
     pub short_body_rate: f64,
+    /// Probability that a ranged body runs past the announced `Content-Range`.
+    pub long_body_rate: f64,
     /// The next this-many `/interaction-content` requests get 429 (counts down).
     pub burst_429: u32,
     /// While true, every API, token and storage request's connection is dropped without
@@ -57,6 +59,7 @@ pub struct FaultPatch {
     pub ignore_range_rate: Option<f64>,
     pub wrong_range_rate: Option<f64>,
     pub short_body_rate: Option<f64>,
+    pub long_body_rate: Option<f64>,
     pub burst_429: Option<u32>,
     pub down: Option<bool>,
     pub token_ttl: Option<u64>,
@@ -83,6 +86,7 @@ impl FaultPatch {
             ("ignore_range_rate", self.ignore_range_rate),
             ("wrong_range_rate", self.wrong_range_rate),
             ("short_body_rate", self.short_body_rate),
+            ("long_body_rate", self.long_body_rate),
         ];
         for (name, p) in rates {
             if let Some(p) = p {
@@ -106,6 +110,7 @@ impl FaultPatch {
             ignore_range_rate,
             wrong_range_rate,
             short_body_rate,
+            long_body_rate,
             burst_429,
             down,
             token_ttl
@@ -128,6 +133,8 @@ pub(crate) enum RangeFault {
     Ignore,
     /// Answer 206 for a shifted range.
     Wrong,
+    /// Answer 206 with the right `Content-Range` but a body that runs past it.
+    Long,
 }
 
 /// Where and how a body is interrupted; `at` is an absolute offset in the content.
@@ -181,6 +188,8 @@ impl Faults {
             RangeFault::Ignore
         } else if roll(cfg.wrong_range_rate) {
             RangeFault::Wrong
+        } else if roll(cfg.long_body_rate) {
+            RangeFault::Long
         } else {
             RangeFault::None
         }

@@ -145,6 +145,10 @@ pub struct EmulatorArgs {
     /// Probability that a content body ends early (fewer bytes than Content-Length).
     #[arg(long, default_value_t = 0.0, value_name = "P", value_parser = probability, help_heading = "Faults")]
     pub short_body_rate: f64,
+    /// Probability that a ranged GET's body runs past the range its Content-Range
+    /// announces (sent chunked, so the extra bytes arrive).
+    #[arg(long, default_value_t = 0.0, value_name = "P", value_parser = probability, help_heading = "Faults")]
+    pub long_body_rate: f64,
     /// Answer the first N /interaction-content requests with 429 (Retry-After: 1).
     #[arg(long, default_value_t = 0, value_name = "N", help_heading = "Faults")]
     pub burst_429: u32,
@@ -190,6 +194,7 @@ impl EmulatorArgs {
             ("--ignore-range-rate", self.ignore_range_rate),
             ("--wrong-range-rate", self.wrong_range_rate),
             ("--short-body-rate", self.short_body_rate),
+            ("--long-body-rate", self.long_body_rate),
         ];
         for (name, p) in rates {
             check_probability(name, p).map_err(EmulatorError::InvalidArgs)?;
@@ -219,6 +224,7 @@ impl EmulatorArgs {
             ignore_range_rate: self.ignore_range_rate,
             wrong_range_rate: self.wrong_range_rate,
             short_body_rate: self.short_body_rate,
+            long_body_rate: self.long_body_rate,
             burst_429: self.burst_429,
             down: false,
             token_ttl: self.token_ttl,

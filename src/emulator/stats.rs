@@ -69,6 +69,8 @@ counters! {
     resets,
     /// Content responses cut short: fewer bytes than `Content-Length`, then close (`short_body_rate`).
     short_bodies,
+    /// Ranged responses whose body ran past the announced range (`long_body_rate`).
+    long_bodies,
     /// Content responses that paused mid-body (`stall_rate`).
     stalls,
     /// Ranged content requests answered with the full body (`ignore_range_rate`).
