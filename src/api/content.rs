@@ -54,6 +54,17 @@ impl ContentVersion {
     }
 }
 
+/// One ranged read: bytes `offset..end` of `obj`, received in `chunk`-byte buffers;
+/// `what` names it in errors and logs.
+#[derive(Debug, Clone, Copy)]
+struct RangeAsk<'a> {
+    what: &'a str,
+    obj: &'a ContentVersion,
+    offset: u64,
+    end: u64,
+    chunk: u64,
+}
+
 /// Where an attempt sends its request.
 enum Target {
     Api(Url),
@@ -95,28 +106,27 @@ impl ApiClient {
             end - 1
         );
         let api_url = self.url(&["interactions", &obj.guid, "content", &obj.key])?;
+        let ask = RangeAsk {
+            what: &what,
+            obj,
+            offset,
+            end,
+            chunk,
+        };
         self.retrying(&what, |token| {
             let api_url = api_url.clone();
-            let what = what.clone();
-            async move {
-                self.range_attempt(&what, obj, offset, end, chunk, api_url, token)
-                    .await
-            }
+            async move { self.range_attempt(ask, api_url, token).await }
         })
         .await
     }
 
-    #[allow(clippy::too_many_arguments)]
     async fn range_attempt(
         &self,
-        what: &str,
-        obj: &ContentVersion,
-        offset: u64,
-        end: u64,
-        chunk: u64,
+        ask: RangeAsk<'_>,
         api_url: Url,
         token: AccessToken,
     ) -> Result<Vec<Bytes>, Failure> {
+        let RangeAsk { what, obj, .. } = ask;
         let cache_key = (obj.guid.clone(), obj.key.clone());
         let mut target = match self.inner.redirects.lock().get(&cache_key) {
             Some((url, at)) if at.elapsed() < REDIRECT_REUSE => Target::Storage(url.clone()),
@@ -126,13 +136,13 @@ impl ApiClient {
         for _hop in 0..2 {
             let resp = match &target {
                 Target::Api(url) => {
-                    let req = self.ranged(self.inner.http.get(url.clone()), obj, offset, end);
+                    let req = self.ranged(self.inner.http.get(url.clone()), ask);
                     self.send_api(what, RequestKind::Content, &token, req)
                         .await?
                 }
                 Target::Storage(url) => {
                     // The storage host gets no Authorization header.
-                    let req = self.ranged(self.inner.http.get(url.clone()), obj, offset, end);
+                    let req = self.ranged(self.inner.http.get(url.clone()), ask);
                     let sent = self.send_counted(what, RequestKind::Content, req).await;
                     match sent.and_then(|r| storage_ok(what, r)) {
                         Ok(r) => r,
@@ -170,7 +180,7 @@ impl ApiClient {
                 target = Target::Storage(next);
                 continue;
             }
-            return self.take_range(what, obj, offset, end, chunk, resp).await;
+            return self.take_range(ask, resp).await;
         }
         Err(Failure::Fatal(ApiError::Protocol {
             what: what.to_string(),
@@ -178,13 +188,10 @@ impl ApiClient {
         }))
     }
 
-    fn ranged(
-        &self,
-        req: reqwest::RequestBuilder,
-        obj: &ContentVersion,
-        offset: u64,
-        end: u64,
-    ) -> reqwest::RequestBuilder {
+    fn ranged(&self, req: reqwest::RequestBuilder, ask: RangeAsk<'_>) -> reqwest::RequestBuilder {
+        let RangeAsk {
+            obj, offset, end, ..
+        } = ask;
         let mut req = req
             .header(RANGE, format!("bytes={}-{}", offset, end - 1))
             .header(reqwest::header::ACCEPT, crate::model::ACCEPT_V3);
@@ -195,15 +202,14 @@ impl ApiClient {
     }
 
     /// Validate a 200/206 answer and extract exactly `offset..end`.
-    async fn take_range(
-        &self,
-        what: &str,
-        obj: &ContentVersion,
-        offset: u64,
-        end: u64,
-        chunk: u64,
-        resp: Response,
-    ) -> Result<Vec<Bytes>, Failure> {
+    async fn take_range(&self, ask: RangeAsk<'_>, resp: Response) -> Result<Vec<Bytes>, Failure> {
+        let RangeAsk {
+            what,
+            obj,
+            offset,
+            end,
+            chunk,
+        } = ask;
         let changed = |detail: String| {
             Failure::Fatal(ApiError::Changed {
                 what: what.to_string(),
