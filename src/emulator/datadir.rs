@@ -37,13 +37,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use parking_lot::RwLock;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
 use super::source::{ContentSource, FileSource};
-use super::tenant::{Fnv, Item, ItemState, Record, Regen, Tenant};
+use super::tenant::{Fnv, Item, Record, Regen, Tenant};
 use crate::model::{is_content_key, is_guid, IdRef};
 
 /// A problem with the data directory, with the path it concerns.
@@ -298,28 +297,21 @@ fn file_item(
         h.write(file.as_os_str().as_encoded_bytes());
         h.finish()
     };
-    Ok(Item {
+    Ok(Item::new(
         key,
         kind,
         content_type,
-        owning_agent: None,
-        owning_interaction_plan: None,
-        properties: Map::new(),
-        extra: Map::new(),
-        regen: Regen::Xor,
-        state: RwLock::new(ItemState {
-            version: 0,
-            seed,
-            last_modified,
-            source: ContentSource::File {
-                file: Arc::new(FileSource {
-                    path: file.to_path_buf(),
-                    len: meta.len(),
-                }),
-                xor: 0,
-            },
-        }),
-    })
+        Regen::Xor,
+        seed,
+        last_modified,
+        ContentSource::File {
+            file: Arc::new(FileSource {
+                path: file.to_path_buf(),
+                len: meta.len(),
+            }),
+            xor: 0,
+        },
+    ))
 }
 
 /// The content type named by `key`, or one guessed from the media type.

@@ -8,7 +8,6 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use parking_lot::RwLock;
 use rand::rngs::SmallRng;
 use rand::seq::IndexedRandom;
 use rand::{Rng, SeedableRng};
@@ -17,7 +16,7 @@ use time::OffsetDateTime;
 
 use super::media::{Body, WavBody, WebmBody};
 use super::source::ContentSource;
-use super::tenant::{mix, Generator, Item, ItemState, Record, Regen, Tenant};
+use super::tenant::{mix, Generator, Item, Record, Regen, Tenant};
 use super::text::{self, AttachmentKind, Conversation};
 
 /// What to generate.
@@ -133,22 +132,15 @@ impl ItemMaker<'_> {
             Regen::Xor => ContentSource::Memory(Bytes::new()),
         };
         let last_modified = self.done + time::Duration::seconds(self.rng.random_range(0..120));
-        self.items.push(Item {
+        self.items.push(Item::new(
             key,
-            kind: kind.to_string(),
-            content_type: content_type.to_string(),
-            owning_agent: None,
-            owning_interaction_plan: None,
-            properties: Map::new(),
-            extra: Map::new(),
+            kind.to_string(),
+            content_type.to_string(),
             regen,
-            state: RwLock::new(ItemState {
-                version: 0,
-                seed,
-                last_modified,
-                source,
-            }),
-        });
+            seed,
+            last_modified,
+            source,
+        ));
         let last = self.items.len() - 1;
         &mut self.items[last]
     }
@@ -424,22 +416,15 @@ fn add_big_file(
         .max()
         .unwrap_or(rec.start);
     tracing::debug!(guid = %rec.guid, len = body.len(), "big file");
-    rec.items.push(Item {
-        key: key.clone(),
-        kind: "screenRecording".into(),
-        content_type: "video/webm".into(),
-        owning_agent: None,
-        owning_interaction_plan: None,
-        properties: Map::new(),
-        extra: Map::new(),
-        regen: Regen::Webm { len },
-        state: RwLock::new(ItemState {
-            version: 0,
-            seed,
-            last_modified,
-            source: ContentSource::Procedural(Arc::new(body)),
-        }),
-    });
+    rec.items.push(Item::new(
+        key.clone(),
+        "screenRecording".into(),
+        "video/webm".into(),
+        Regen::Webm { len },
+        seed,
+        last_modified,
+        ContentSource::Procedural(Arc::new(body)),
+    ));
     Some((rec.guid.clone(), key))
 }
 

@@ -103,6 +103,34 @@ impl ItemView {
 }
 
 impl Item {
+    /// An item at version 0 with no owner, properties or extra fields (set them after).
+    pub fn new(
+        key: String,
+        kind: String,
+        content_type: String,
+        regen: Regen,
+        seed: u64,
+        last_modified: OffsetDateTime,
+        source: ContentSource,
+    ) -> Item {
+        Item {
+            key,
+            kind,
+            content_type,
+            owning_agent: None,
+            owning_interaction_plan: None,
+            properties: Map::new(),
+            extra: Map::new(),
+            regen,
+            state: RwLock::new(ItemState {
+                version: 0,
+                seed,
+                last_modified,
+                source,
+            }),
+        }
+    }
+
     /// The item as the API lists it.
     pub fn to_model(&self) -> ContentItem {
         let st = self.state.read();
@@ -349,21 +377,16 @@ mod tests {
 
     fn tiny() -> Tenant {
         let t0 = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("ts");
-        let item = |key: &str, regen: Regen, source: ContentSource| Item {
-            key: key.into(),
-            kind: key.into(),
-            content_type: "application/octet-stream".into(),
-            owning_agent: None,
-            owning_interaction_plan: None,
-            properties: Map::new(),
-            extra: Map::new(),
-            regen,
-            state: RwLock::new(ItemState {
-                version: 0,
-                seed: 7,
-                last_modified: t0,
+        let item = |key: &str, regen: Regen, source: ContentSource| {
+            Item::new(
+                key.into(),
+                key.into(),
+                "application/octet-stream".into(),
+                regen,
+                7,
+                t0,
                 source,
-            }),
+            )
         };
         let rec = |guid: &str, start: i64, items: Vec<Item>| Record {
             guid: guid.into(),
