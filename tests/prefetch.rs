@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use vccfs::api::{ApiClient, ApiConfig, ContentVersion, Credentials};
 use vccfs::cache::{BlockCache, ContentId};
 use vccfs::emulator::{self, EmulatorArgs, RunningEmulator};
-use vccfs::prefetch::{Prefetcher, ReadAhead, ReadAheadConfig, Source};
+use vccfs::prefetch::{Delivery, Prefetcher, ReadAhead, ReadAheadConfig, Source};
 
 const BLOCK: u64 = 256 << 10;
 
@@ -42,10 +42,14 @@ impl Rig {
     }
 
     fn prefetcher(&self, cache_size: u64) -> Prefetcher {
+        self.prefetcher_with(cache_size, ReadAheadConfig::default())
+    }
+
+    fn prefetcher_with(&self, cache_size: u64, cfg: ReadAheadConfig) -> Prefetcher {
         Prefetcher::new(
             self.client.clone(),
             Arc::new(BlockCache::new(cache_size, BLOCK)),
-            ReadAheadConfig::default(),
+            cfg,
             self.rt.handle().clone(),
         )
     }
@@ -78,12 +82,13 @@ fn sequential_reads_use_few_large_requests() {
     let (src, guid, key) = rig.big(1);
     let truth = rig.emu.tenant().bytes(&guid, &key).expect("truth");
     let ra = Mutex::new(ReadAhead::default());
+    let delivery = Delivery::page_cache();
     let before = rig.client.stats().content_requests;
     let mut off = 0u64;
     while off < src.version.size {
         let got = rig
             .rt
-            .block_on(p.read(&src, &ra, off, 128 << 10))
+            .block_on(p.read(&src, &ra, off, 128 << 10, &delivery))
             .expect("read");
         assert!(
             got[..] == truth[off as usize..off as usize + got.len()],
@@ -101,17 +106,21 @@ fn sequential_reads_use_few_large_requests() {
     let (cold, _, _) = rig.big(2);
     let ra = Mutex::new(ReadAhead::default());
     let before = rig.client.stats().content_requests;
-    let head = rig.rt.block_on(p.read(&cold, &ra, 0, 4096)).expect("head");
+    let d = Delivery::page_cache();
+    let head = rig
+        .rt
+        .block_on(p.read(&cold, &ra, 0, 4096, &d))
+        .expect("head");
     assert_eq!(head.len(), 4096);
     let tail_at = cold.version.size - 10_000;
     let tail = rig
         .rt
-        .block_on(p.read(&cold, &ra, tail_at, 10_000))
+        .block_on(p.read(&cold, &ra, tail_at, 10_000, &d))
         .expect("tail");
     assert!(tail[..] == truth[tail_at as usize..]);
     let mid = rig
         .rt
-        .block_on(p.read(&cold, &ra, 30 << 20, 4096))
+        .block_on(p.read(&cold, &ra, 30 << 20, 4096, &d))
         .expect("seek");
     assert!(mid[..] == truth[30 << 20..(30 << 20) + 4096]);
     assert_eq!(
@@ -119,6 +128,62 @@ fn sequential_reads_use_few_large_requests() {
         3,
         "one request per probe"
     );
+}
+
+/// What the kernel's page cache holds whole leaves the block cache; what an O_DIRECT
+/// reader reads stays for the next reader.
+#[test]
+fn page_cache_readers_hand_blocks_over_direct_readers_leave_them_cached() {
+    let rig = Rig::new(&["--interactions", "5", "--big-file-mib", "64"]);
+    let truth = rig
+        .emu
+        .tenant()
+        .bytes(&rig.big(1).1, &rig.big(1).2)
+        .expect("truth");
+    let cfg = ReadAheadConfig {
+        max_window: 8 << 20,
+        ..ReadAheadConfig::default()
+    };
+    let stream = |p: &Prefetcher, src: &Source, delivery: &Delivery, step: u64| {
+        let ra = Mutex::new(ReadAhead::default());
+        let mut peak = 0;
+        let mut off = 0u64;
+        while off < src.version.size {
+            let got = rig
+                .rt
+                .block_on(p.read(src, &ra, off, step, delivery))
+                .expect("read");
+            assert!(got[..] == truth[off as usize..off as usize + got.len()]);
+            off += got.len() as u64;
+            peak = peak.max(p.cache().stats().cached_bytes);
+        }
+        peak
+    };
+    for step in [1 << 20, 100_000] {
+        // Page cache: only read-ahead not yet consumed is cached, and the buffers are
+        // reused: the pool maps far less than the file.
+        let p = rig.prefetcher_with(96 << 20, cfg.clone());
+        let (src, _, _) = rig.big(10 + step);
+        let peak = stream(&p, &src, &Delivery::page_cache(), step);
+        let left = p.cache().stats();
+        assert!(
+            left.cached_bytes <= 2 * BLOCK,
+            "step {step}: {} bytes still cached after a page-cache read",
+            left.cached_bytes
+        );
+        assert!(peak < 20 << 20, "step {step}: peak {peak} cached");
+        let mapped = p.cache().pool().mapped_bytes() as u64;
+        assert!(mapped < 24 << 20, "step {step}: pool mapped {mapped}");
+
+        // Direct: everything stays, and a second reader costs no request.
+        let p = rig.prefetcher_with(96 << 20, cfg.clone());
+        let (src, _, _) = rig.big(20 + step);
+        stream(&p, &src, &Delivery::Direct, step);
+        assert_eq!(p.cache().stats().cached_bytes, src.version.size);
+        let before = rig.client.stats().content_requests;
+        stream(&p, &src, &Delivery::Direct, step);
+        assert_eq!(rig.client.stats().content_requests, before);
+    }
 }
 
 #[test]
@@ -144,7 +209,7 @@ fn small_files_cost_one_request() {
             while (got.len() as u64) < size {
                 let chunk = rig
                     .rt
-                    .block_on(p.read(&src, &ra, got.len() as u64, 4096))
+                    .block_on(p.read(&src, &ra, got.len() as u64, 4096, &Delivery::Direct))
                     .expect("read");
                 got.extend_from_slice(&chunk);
             }
@@ -176,16 +241,17 @@ fn shared() -> &'static (Rig, Prefetcher) {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
     #[test]
-    fn random_read_sequences_return_exact_bytes(reads in proptest::collection::vec((0u64..(16 << 20), 1u64..(1 << 20), any::<bool>()), 1..40)) {
+    fn random_read_sequences_return_exact_bytes(reads in proptest::collection::vec((0u64..(16 << 20), 1u64..(1 << 20), any::<bool>()), 1..40), direct in any::<bool>()) {
         let (rig, p) = shared();
         let (src, guid, key) = rig.big(7);
         let tenant = rig.emu.tenant();
         let ra = Mutex::new(ReadAhead::default());
+        let delivery = if direct { Delivery::Direct } else { Delivery::page_cache() };
         let mut last_end = 0u64;
         for (off, len, sequential) in reads {
             // Mix seeks with sequential continuations.
             let off = if sequential { last_end } else { off };
-            let got = rig.rt.block_on(p.read(&src, &ra, off, len)).expect("read");
+            let got = rig.rt.block_on(p.read(&src, &ra, off, len, &delivery)).expect("read");
             let end = (off + len).min(src.version.size);
             let want = tenant.read(&guid, &key, off..end.max(off)).expect("truth");
             prop_assert!(got[..] == want[..], "read {}+{}", off, len);

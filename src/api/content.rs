@@ -4,7 +4,7 @@
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use reqwest::header::{
     HeaderMap, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, LOCATION, RANGE,
 };
@@ -16,6 +16,7 @@ use super::retry::Failure;
 use super::stats::RequestKind;
 use super::token::AccessToken;
 use super::ApiError;
+use crate::memory::{BlockBuf, BlockPool};
 use crate::util::{format_http_date, parse_http_date};
 
 /// A signed storage URL is reused at most this long (or until it fails).
@@ -54,8 +55,8 @@ impl ContentVersion {
     }
 }
 
-/// One ranged read: bytes `offset..end` of `obj`, received in `chunk`-byte buffers;
-/// `what` names it in errors and logs.
+/// One ranged read: bytes `offset..end` of `obj`, received in `chunk`-byte buffers
+/// from `pool`; `what` names it in errors and logs.
 #[derive(Debug, Clone, Copy)]
 struct RangeAsk<'a> {
     what: &'a str,
@@ -63,6 +64,7 @@ struct RangeAsk<'a> {
     offset: u64,
     end: u64,
     chunk: u64,
+    pool: &'a BlockPool,
 }
 
 /// Where an attempt sends its request.
@@ -79,19 +81,21 @@ impl ApiClient {
         offset: u64,
         len: u64,
     ) -> Result<Bytes, ApiError> {
-        let mut parts = self.read_chunks(obj, offset, len, u64::MAX).await?;
+        let heap = BlockPool::heap_only();
+        let mut parts = self.read_chunks(obj, offset, len, u64::MAX, &heap).await?;
         Ok(parts.pop().unwrap_or_default())
     }
 
     /// Exactly the bytes `offset..offset+len` of `obj` (clamped to its size), in one
-    /// request, received straight into buffers of `chunk` bytes (the last may be
-    /// shorter), so that cache blocks need no copy of their own.
+    /// request, received straight into buffers of `chunk` bytes from `pool` (the last
+    /// may be shorter), so that cache blocks need no copy of their own.
     pub async fn read_chunks(
         &self,
         obj: &ContentVersion,
         offset: u64,
         len: u64,
         chunk: u64,
+        pool: &BlockPool,
     ) -> Result<Vec<Bytes>, ApiError> {
         let end = offset.saturating_add(len).min(obj.size);
         if offset >= end {
@@ -112,6 +116,7 @@ impl ApiClient {
             offset,
             end,
             chunk,
+            pool,
         };
         self.retrying(&what, |token| {
             let api_url = api_url.clone();
@@ -209,6 +214,7 @@ impl ApiClient {
             offset,
             end,
             chunk,
+            pool,
         } = ask;
         let changed = |detail: String| {
             Failure::Fatal(ApiError::Changed {
@@ -272,7 +278,7 @@ impl ApiClient {
             }
             offset
         };
-        let parts = read_slice(what, resp, skip, want, chunk).await?;
+        let parts = read_slice(what, resp, skip, want, ChunkedBuf::new(want, chunk, pool)).await?;
         tracing::debug!(%what, status = status.as_u16(), bytes = want, "range received");
         self.inner.stats.count_bytes(want);
         Ok(parts)
@@ -323,17 +329,16 @@ fn storage_ok(what: &str, resp: Response) -> Result<Response, Failure> {
     }
 }
 
-/// Read the body, drop the first `skip` bytes, return the next `want`; a body that ends
-/// early or runs long is a (retryable) protocol failure.
+/// Read the body, drop the first `skip` bytes, put the next `want` into `parts`; a body
+/// that ends early or runs long is a (retryable) protocol failure.
 async fn read_slice(
     what: &str,
     mut resp: Response,
     skip: u64,
     want: u64,
-    chunk: u64,
+    mut parts: ChunkedBuf<'_>,
 ) -> Result<Vec<Bytes>, Failure> {
     let is_partial = resp.status() == StatusCode::PARTIAL_CONTENT;
-    let mut parts = ChunkedBuf::new(want, chunk);
     let mut to_skip = skip;
     loop {
         let chunk = match resp.chunk().await {
@@ -373,20 +378,23 @@ async fn read_slice(
     Ok(parts.finish())
 }
 
-/// `want` bytes received into consecutive buffers of `chunk` bytes.
-struct ChunkedBuf {
+/// `want` bytes received into consecutive buffers of `chunk` bytes from `pool`.
+struct ChunkedBuf<'a> {
     done: Vec<Bytes>,
-    current: BytesMut,
+    current: BlockBuf,
+    pool: &'a BlockPool,
     chunk: u64,
     want: u64,
     filled: u64,
 }
 
-impl ChunkedBuf {
-    fn new(want: u64, chunk: u64) -> Self {
+impl<'a> ChunkedBuf<'a> {
+    fn new(want: u64, chunk: u64, pool: &'a BlockPool) -> Self {
+        let chunk = chunk.max(1);
         ChunkedBuf {
             done: Vec::with_capacity(want.div_ceil(chunk) as usize),
-            current: BytesMut::with_capacity(want.min(chunk) as usize),
+            current: pool.buffer(want.min(chunk) as usize),
+            pool,
             chunk,
             want,
             filled: 0,
@@ -396,14 +404,15 @@ impl ChunkedBuf {
     /// Append; the caller never appends past `want`.
     fn extend(&mut self, mut data: &[u8]) {
         while !data.is_empty() {
-            let room = (self.chunk - self.current.len() as u64) as usize;
-            let n = room.min(data.len());
-            self.current.extend_from_slice(&data[..n]);
+            let n = self.current.extend_from_slice(data);
             self.filled += n as u64;
             data = &data[n..];
-            if self.current.len() as u64 == self.chunk {
+            if self.current.len() == self.current.capacity() {
+                if self.filled >= self.want {
+                    break;
+                }
                 let next = (self.want - self.filled).min(self.chunk) as usize;
-                let full = std::mem::replace(&mut self.current, BytesMut::with_capacity(next));
+                let full = std::mem::replace(&mut self.current, self.pool.buffer(next));
                 self.done.push(full.freeze());
             }
         }
@@ -460,7 +469,12 @@ mod tests {
     fn chunked_buffers_split_exactly() {
         let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
         for chunk in [1u64, 7, 4096, 10_000, 1 << 20] {
-            let mut b = ChunkedBuf::new(data.len() as u64, chunk);
+            let pool = if chunk >= 4096 {
+                BlockPool::new(chunk, 8 << 20)
+            } else {
+                BlockPool::heap_only()
+            };
+            let mut b = ChunkedBuf::new(data.len() as u64, chunk, &pool);
             for piece in data.chunks(333) {
                 b.extend(piece);
             }

@@ -40,6 +40,20 @@ impl BlockMath {
         let end = offset.saturating_add(len).min(size);
         (offset < end).then(|| (self.block_of(offset), self.block_of(end - 1)))
     }
+
+    /// Blocks `[from, to)` lying entirely inside bytes `[offset, end)` of a file of
+    /// `size` bytes (the short last block counts when `end` reaches the file's end);
+    /// empty (`from >= to`) when there are none.
+    pub fn whole_blocks(self, offset: u64, end: u64, size: u64) -> (u64, u64) {
+        let end = end.min(size);
+        let from = offset.div_ceil(self.block_size);
+        let to = if end == size {
+            self.block_count(size)
+        } else {
+            end / self.block_size
+        };
+        (from, to.max(from))
+    }
 }
 
 #[cfg(test)]
@@ -72,6 +86,18 @@ mod tests {
                     prop_assert!(e >= (offset + len).min(size));
                     prop_assert!(e - s < (b - a + 1) * 4096 + 1);
                 }
+            }
+        }
+
+        #[test]
+        fn whole_blocks_are_inside_and_all_there(offset in 0u64..100_000, len in 0u64..50_000, size in 0u64..120_000) {
+            let m = BlockMath::new(4096);
+            let end = (offset + len).min(size);
+            let (from, to) = m.whole_blocks(offset, end, size);
+            for i in 0..m.block_count(size) {
+                let (s, e) = m.block_range(i, size);
+                let inside = offset <= s && e <= end && s < e;
+                prop_assert_eq!(inside, (from..to).contains(&i), "block {}", i);
             }
         }
     }

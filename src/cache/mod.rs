@@ -12,6 +12,7 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use parking_lot::Mutex;
 
 use crate::api::ApiError;
+use crate::memory::BlockPool;
 
 mod math;
 pub use math::BlockMath;
@@ -64,13 +65,17 @@ pub struct CacheStats {
 pub struct BlockCache {
     math: BlockMath,
     state: Arc<Mutex<State>>,
+    pool: BlockPool,
 }
 
 impl BlockCache {
     /// A cache of at most `capacity` bytes of blocks of `block_size` bytes.
+    /// Its full blocks live in a pool of recycled buffers that may map up to 1/16 more
+    /// than `capacity`: blocks evicted while a reader still holds them.
     pub fn new(capacity: u64, block_size: u64) -> Self {
         BlockCache {
             math: BlockMath::new(block_size),
+            pool: BlockPool::new(block_size, capacity.saturating_add(capacity / 16)),
             state: Arc::new(Mutex::new(State {
                 lru: lru::LruCache::unbounded(),
                 used: 0,
@@ -83,6 +88,11 @@ impl BlockCache {
 
     pub fn math(&self) -> BlockMath {
         self.math
+    }
+
+    /// Where fetches put the blocks they receive.
+    pub fn pool(&self) -> &BlockPool {
+        &self.pool
     }
 
     /// Is the block cached, being fetched, or neither? A hit refreshes its LRU position.
@@ -191,6 +201,17 @@ impl BlockCache {
     /// Put a block in the cache (evicting least recently used ones to stay in budget).
     pub fn insert(&self, id: BlockId, data: Bytes) {
         insert_locked(&mut self.state.lock(), id, data);
+    }
+
+    /// Drop cached blocks `from..to` of `content` (a reader's kernel page cache holds
+    /// them now); their memory goes back to the pool once no reader holds it.
+    pub fn forget(&self, content: ContentId, blocks: std::ops::Range<u64>) {
+        let mut s = self.state.lock();
+        for index in blocks {
+            if let Some(b) = s.lru.pop(&BlockId { content, index }) {
+                s.used -= b.len() as u64;
+            }
+        }
     }
 
     pub fn stats(&self) -> CacheStats {

@@ -23,7 +23,7 @@ use parking_lot::{Mutex, RwLock};
 use time::{Date, OffsetDateTime};
 
 use crate::catalog::{ino, Catalog, FileEntry, InteractionEntry, META_NAME};
-use crate::prefetch::{Prefetcher, ReadAhead, Source};
+use crate::prefetch::{Delivery, Prefetcher, ReadAhead, Source};
 
 mod attr;
 pub mod errno;
@@ -59,6 +59,7 @@ enum Handle {
     Content {
         source: Source,
         ra: Mutex<ReadAhead>,
+        delivery: Delivery,
     },
     Meta(Bytes),
 }
@@ -363,6 +364,11 @@ impl Filesystem for VccFs {
                 Handle::Content {
                     source: Inner::file_source(f),
                     ra: Mutex::new(self.prefetcher.resume(f.content)),
+                    delivery: if flags.0 & libc::O_DIRECT != 0 {
+                        Delivery::Direct
+                    } else {
+                        Delivery::page_cache()
+                    },
                 }
             }
             Some(Node::Meta(g)) => match self.catalog.known(&g) {
@@ -403,10 +409,18 @@ impl Filesystem for VccFs {
                 }
                 let prefetcher = Arc::clone(&self.prefetcher);
                 self.rt.spawn(async move {
-                    let Handle::Content { source, ra } = &*handle else {
+                    let Handle::Content {
+                        source,
+                        ra,
+                        delivery,
+                    } = &*handle
+                    else {
                         return reply.error(Errno::EIO);
                     };
-                    match prefetcher.read(source, ra, offset, u64::from(size)).await {
+                    match prefetcher
+                        .read(source, ra, offset, u64::from(size), delivery)
+                        .await
+                    {
                         Ok(bytes) => reply.data(&bytes),
                         Err(err) => {
                             tracing::warn!(error = %err, "read failed");
@@ -429,7 +443,7 @@ impl Filesystem for VccFs {
         reply: ReplyEmpty,
     ) {
         let closed = self.handles.write().remove(&fh.0);
-        if let Some(Handle::Content { source, ra }) = closed.as_deref() {
+        if let Some(Handle::Content { source, ra, .. }) = closed.as_deref() {
             self.prefetcher.park(source.content, ra.lock().clone());
         }
         reply.ok();

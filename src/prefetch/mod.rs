@@ -11,8 +11,10 @@ use crate::api::{ApiClient, ApiError, ContentVersion};
 use crate::cache::{BlockCache, BlockFetch, BlockId, ContentId, Lookup};
 use crate::catalog::{Catalog, FileEntry, InteractionEntry};
 
+mod handover;
 mod scan;
 mod window;
+pub use handover::Handover;
 pub use scan::ScanDetector;
 pub use window::{ReadAhead, ReadAheadConfig};
 
@@ -21,6 +23,25 @@ pub use window::{ReadAhead, ReadAheadConfig};
 pub struct Source {
     pub content: ContentId,
     pub version: Arc<ContentVersion>,
+}
+
+/// Where the bytes of an open file's reads go, which decides whether the block cache
+/// keeps them.
+#[derive(Debug)]
+pub enum Delivery {
+    /// Into the kernel's page cache, which keeps them across opens
+    /// (`FOPEN_KEEP_CACHE`): blocks delivered whole leave the block cache, so a file
+    /// streamed once is not held twice and its buffers are reused for the read-ahead
+    /// that follows.
+    PageCache(parking_lot::Mutex<Handover>),
+    /// Straight to the reader (`O_DIRECT`): nothing above us keeps them.
+    Direct,
+}
+
+impl Delivery {
+    pub fn page_cache() -> Self {
+        Delivery::PageCache(parking_lot::Mutex::new(Handover::default()))
+    }
 }
 
 /// Shared by all reads of one mount.
@@ -117,7 +138,9 @@ impl Prefetcher {
         ra: &parking_lot::Mutex<ReadAhead>,
         offset: u64,
         size: u64,
+        delivery: &Delivery,
     ) -> Result<Bytes, ApiError> {
+        tracing::trace!(content = ?src.content, offset, size, "read");
         let math = self.cache.math();
         let file_size = src.version.size;
         let Some((first, last)) = math.blocks_for(offset, size, file_size) else {
@@ -141,7 +164,28 @@ impl Prefetcher {
             }
         }
 
-        // Wait for the needed blocks and assemble the answer.
+        let out = self.assemble(src, offset, end, first, last).await?;
+        if let Delivery::PageCache(handover) = delivery {
+            let ((from, to), edges) = handover.lock().delivered(math, offset, end, file_size);
+            self.cache.forget(src.content, from..to);
+            for index in edges {
+                self.cache.forget(src.content, index..index + 1);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Wait for blocks `first..=last` and cut bytes `offset..end` out of them.
+    async fn assemble(
+        &self,
+        src: &Source,
+        offset: u64,
+        end: u64,
+        first: u64,
+        last: u64,
+    ) -> Result<Bytes, ApiError> {
+        let math = self.cache.math();
+        let file_size = src.version.size;
         let mut out = BytesMut::with_capacity((end - offset) as usize);
         for index in first..=last {
             let block = self.block(src, index).await?;
@@ -243,6 +287,7 @@ impl Prefetcher {
         let (_, end) = math.block_range(first + count - 1, size);
         let client = self.client.clone();
         let version = Arc::clone(&src.version);
+        let pool = self.cache.pool().clone();
         self.cache.start_fetch(
             &self.rt,
             src.content,
@@ -251,7 +296,7 @@ impl Prefetcher {
             end - start,
             async move {
                 client
-                    .read_chunks(&version, start, end - start, math.block_size())
+                    .read_chunks(&version, start, end - start, math.block_size(), &pool)
                     .await
             },
         )
