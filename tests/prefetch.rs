@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use vccfs::api::{ApiClient, ApiConfig, ContentVersion, Credentials};
 use vccfs::cache::{BlockCache, ContentId};
 use vccfs::emulator::{self, EmulatorArgs, RunningEmulator};
-use vccfs::prefetch::{Delivery, Prefetcher, ReadAhead, ReadAheadConfig, Source};
+use vccfs::prefetch::{Prefetcher, ReadAhead, ReadAheadConfig, Retention, Source};
 
 const BLOCK: u64 = 256 << 10;
 
@@ -82,13 +82,13 @@ fn sequential_reads_use_few_large_requests() {
     let (src, guid, key) = rig.big(1);
     let truth = rig.emu.tenant().bytes(&guid, &key).expect("truth");
     let ra = Mutex::new(ReadAhead::default());
-    let delivery = Delivery::page_cache();
+    let retention = p.retention(src.version.size, false);
     let before = rig.client.stats().content_requests;
     let mut off = 0u64;
     while off < src.version.size {
         let got = rig
             .rt
-            .block_on(p.read(&src, &ra, off, 128 << 10, &delivery))
+            .block_on(p.read(&src, &ra, off, 128 << 10, &retention))
             .expect("read");
         assert!(
             got[..] == truth[off as usize..off as usize + got.len()],
@@ -106,7 +106,7 @@ fn sequential_reads_use_few_large_requests() {
     let (cold, _, _) = rig.big(2);
     let ra = Mutex::new(ReadAhead::default());
     let before = rig.client.stats().content_requests;
-    let d = Delivery::page_cache();
+    let d = p.retention(cold.version.size, false);
     let head = rig
         .rt
         .block_on(p.read(&cold, &ra, 0, 4096, &d))
@@ -130,10 +130,10 @@ fn sequential_reads_use_few_large_requests() {
     );
 }
 
-/// What the kernel's page cache holds whole leaves the block cache; what an O_DIRECT
-/// reader reads stays for the next reader.
+/// A large file read through the page cache leaves the block cache as the kernel takes
+/// it; small files, and what an O_DIRECT reader reads, stay for the next reader.
 #[test]
-fn page_cache_readers_hand_blocks_over_direct_readers_leave_them_cached() {
+fn streamed_files_hand_blocks_to_the_page_cache_others_stay_cached() {
     let rig = Rig::new(&["--interactions", "5", "--big-file-mib", "64"]);
     let truth = rig
         .emu
@@ -144,14 +144,14 @@ fn page_cache_readers_hand_blocks_over_direct_readers_leave_them_cached() {
         max_window: 8 << 20,
         ..ReadAheadConfig::default()
     };
-    let stream = |p: &Prefetcher, src: &Source, delivery: &Delivery, step: u64| {
+    let stream = |p: &Prefetcher, src: &Source, retention: &Retention, step: u64| {
         let ra = Mutex::new(ReadAhead::default());
         let mut peak = 0;
         let mut off = 0u64;
         while off < src.version.size {
             let got = rig
                 .rt
-                .block_on(p.read(src, &ra, off, step, delivery))
+                .block_on(p.read(src, &ra, off, step, retention))
                 .expect("read");
             assert!(got[..] == truth[off as usize..off as usize + got.len()]);
             off += got.len() as u64;
@@ -164,7 +164,14 @@ fn page_cache_readers_hand_blocks_over_direct_readers_leave_them_cached() {
         // reused: the pool maps far less than the file.
         let p = rig.prefetcher_with(96 << 20, cfg.clone());
         let (src, _, _) = rig.big(10 + step);
-        let peak = stream(&p, &src, &Delivery::page_cache(), step);
+        let retention = p.retention(src.version.size, false);
+        assert!(matches!(retention, Retention::HandOver(_)));
+        assert!(matches!(
+            p.retention(src.version.size, true),
+            Retention::Keep
+        ));
+        assert!(matches!(p.retention(8 << 20, false), Retention::Keep));
+        let peak = stream(&p, &src, &retention, step);
         let left = p.cache().stats();
         assert!(
             left.cached_bytes <= 2 * BLOCK,
@@ -178,10 +185,10 @@ fn page_cache_readers_hand_blocks_over_direct_readers_leave_them_cached() {
         // Direct: everything stays, and a second reader costs no request.
         let p = rig.prefetcher_with(96 << 20, cfg.clone());
         let (src, _, _) = rig.big(20 + step);
-        stream(&p, &src, &Delivery::Direct, step);
+        stream(&p, &src, &Retention::Keep, step);
         assert_eq!(p.cache().stats().cached_bytes, src.version.size);
         let before = rig.client.stats().content_requests;
-        stream(&p, &src, &Delivery::Direct, step);
+        stream(&p, &src, &Retention::Keep, step);
         assert_eq!(rig.client.stats().content_requests, before);
     }
 }
@@ -209,7 +216,7 @@ fn small_files_cost_one_request() {
             while (got.len() as u64) < size {
                 let chunk = rig
                     .rt
-                    .block_on(p.read(&src, &ra, got.len() as u64, 4096, &Delivery::Direct))
+                    .block_on(p.read(&src, &ra, got.len() as u64, 4096, &Retention::Keep))
                     .expect("read");
                 got.extend_from_slice(&chunk);
             }
@@ -241,17 +248,17 @@ fn shared() -> &'static (Rig, Prefetcher) {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
     #[test]
-    fn random_read_sequences_return_exact_bytes(reads in proptest::collection::vec((0u64..(16 << 20), 1u64..(1 << 20), any::<bool>()), 1..40), direct in any::<bool>()) {
+    fn random_read_sequences_return_exact_bytes(reads in proptest::collection::vec((0u64..(16 << 20), 1u64..(1 << 20), any::<bool>()), 1..40), keep in any::<bool>()) {
         let (rig, p) = shared();
         let (src, guid, key) = rig.big(7);
         let tenant = rig.emu.tenant();
         let ra = Mutex::new(ReadAhead::default());
-        let delivery = if direct { Delivery::Direct } else { Delivery::page_cache() };
+        let retention = if keep { Retention::Keep } else { p.retention(src.version.size, false) };
         let mut last_end = 0u64;
         for (off, len, sequential) in reads {
             // Mix seeks with sequential continuations.
             let off = if sequential { last_end } else { off };
-            let got = rig.rt.block_on(p.read(&src, &ra, off, len, &delivery)).expect("read");
+            let got = rig.rt.block_on(p.read(&src, &ra, off, len, &retention)).expect("read");
             let end = (off + len).min(src.version.size);
             let want = tenant.read(&guid, &key, off..end.max(off)).expect("truth");
             prop_assert!(got[..] == want[..], "read {}+{}", off, len);

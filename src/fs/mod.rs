@@ -23,7 +23,7 @@ use parking_lot::{Mutex, RwLock};
 use time::{Date, OffsetDateTime};
 
 use crate::catalog::{ino, Catalog, FileEntry, InteractionEntry, META_NAME};
-use crate::prefetch::{Delivery, Prefetcher, ReadAhead, Source};
+use crate::prefetch::{Prefetcher, ReadAhead, Retention, Source};
 
 mod attr;
 pub mod errno;
@@ -59,7 +59,7 @@ enum Handle {
     Content {
         source: Source,
         ra: Mutex<ReadAhead>,
-        delivery: Delivery,
+        retention: Retention,
     },
     Meta(Bytes),
 }
@@ -364,11 +364,9 @@ impl Filesystem for VccFs {
                 Handle::Content {
                     source: Inner::file_source(f),
                     ra: Mutex::new(self.prefetcher.resume(f.content)),
-                    delivery: if flags.0 & libc::O_DIRECT != 0 {
-                        Delivery::Direct
-                    } else {
-                        Delivery::page_cache()
-                    },
+                    retention: self
+                        .prefetcher
+                        .retention(f.size, flags.0 & libc::O_DIRECT != 0),
                 }
             }
             Some(Node::Meta(g)) => match self.catalog.known(&g) {
@@ -412,13 +410,13 @@ impl Filesystem for VccFs {
                     let Handle::Content {
                         source,
                         ra,
-                        delivery,
+                        retention,
                     } = &*handle
                     else {
                         return reply.error(Errno::EIO);
                     };
                     match prefetcher
-                        .read(source, ra, offset, u64::from(size), delivery)
+                        .read(source, ra, offset, u64::from(size), retention)
                         .await
                     {
                         Ok(bytes) => reply.data(&bytes),

@@ -25,24 +25,22 @@ pub struct Source {
     pub version: Arc<ContentVersion>,
 }
 
-/// Where the bytes of an open file's reads go, which decides whether the block cache
-/// keeps them.
+/// What the block cache does with the blocks of one open file once they are read.
 #[derive(Debug)]
-pub enum Delivery {
-    /// Into the kernel's page cache, which keeps them across opens
-    /// (`FOPEN_KEEP_CACHE`): blocks delivered whole leave the block cache, so a file
-    /// streamed once is not held twice and its buffers are reused for the read-ahead
-    /// that follows.
-    PageCache(parking_lot::Mutex<Handover>),
-    /// Straight to the reader (`O_DIRECT`): nothing above us keeps them.
-    Direct,
+pub enum Retention {
+    /// Keep them until evicted: readers that bypass the page cache (`O_DIRECT`), and
+    /// files small enough that a second copy is cheap and keeps them readable when the
+    /// kernel drops its copy and the API is down.
+    Keep,
+    /// Let go of blocks delivered whole: large files read through the kernel's page
+    /// cache, which keeps them across opens (`FOPEN_KEEP_CACHE`). A file streamed
+    /// once is not held twice, does not wipe the cache of everything else, and its
+    /// buffers are reused by the read-ahead that follows.
+    HandOver(parking_lot::Mutex<Handover>),
 }
 
-impl Delivery {
-    pub fn page_cache() -> Self {
-        Delivery::PageCache(parking_lot::Mutex::new(Handover::default()))
-    }
-}
+/// Files at least this fraction of the cache are streamed ([`Retention::HandOver`]).
+const STREAM_FRACTION: u64 = 8;
 
 /// Shared by all reads of one mount.
 #[derive(Debug)]
@@ -86,6 +84,17 @@ impl Prefetcher {
 
     pub fn config(&self) -> &ReadAheadConfig {
         &self.cfg
+    }
+
+    /// How the cache treats a newly opened file of `size` bytes; `direct_io` when
+    /// the reader bypasses the page cache.
+    pub fn retention(&self, size: u64, direct_io: bool) -> Retention {
+        let streamed = size >= self.cache.stats().capacity / STREAM_FRACTION;
+        if streamed && !direct_io {
+            Retention::HandOver(parking_lot::Mutex::new(Handover::default()))
+        } else {
+            Retention::Keep
+        }
     }
 
     /// Keep the read-ahead state of a closed file for a while.
@@ -138,7 +147,7 @@ impl Prefetcher {
         ra: &parking_lot::Mutex<ReadAhead>,
         offset: u64,
         size: u64,
-        delivery: &Delivery,
+        retention: &Retention,
     ) -> Result<Bytes, ApiError> {
         tracing::trace!(content = ?src.content, offset, size, "read");
         let math = self.cache.math();
@@ -165,7 +174,7 @@ impl Prefetcher {
         }
 
         let out = self.assemble(src, offset, end, first, last).await?;
-        if let Delivery::PageCache(handover) = delivery {
+        if let Retention::HandOver(handover) = retention {
             let ((from, to), edges) = handover.lock().delivered(math, offset, end, file_size);
             self.cache.forget(src.content, from..to);
             for index in edges {
