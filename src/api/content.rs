@@ -336,7 +336,7 @@ async fn read_slice(
     mut resp: Response,
     skip: u64,
     want: u64,
-    mut parts: ChunkedBuf<'_>,
+    mut parts: ChunkedBuf,
 ) -> Result<Vec<Bytes>, Failure> {
     let is_partial = resp.status() == StatusCode::PARTIAL_CONTENT;
     let mut to_skip = skip;
@@ -378,51 +378,50 @@ async fn read_slice(
     Ok(parts.finish())
 }
 
-/// `want` bytes received into consecutive buffers of `chunk` bytes from `pool`.
-struct ChunkedBuf<'a> {
-    done: Vec<Bytes>,
-    current: BlockBuf,
-    pool: &'a BlockPool,
-    chunk: u64,
-    want: u64,
+/// `want` bytes received into consecutive buffers of `chunk` bytes (the last may be
+/// shorter) from `pool`.
+struct ChunkedBuf {
+    bufs: Vec<BlockBuf>,
+    /// The buffer being filled.
+    at: usize,
     filled: u64,
 }
 
-impl<'a> ChunkedBuf<'a> {
-    fn new(want: u64, chunk: u64, pool: &'a BlockPool) -> Self {
+impl ChunkedBuf {
+    fn new(want: u64, chunk: u64, pool: &BlockPool) -> Self {
         let chunk = chunk.max(1);
+        let mut bufs = pool.buffers((want / chunk) as usize, chunk as usize);
+        if want % chunk > 0 {
+            bufs.push(pool.buffer((want % chunk) as usize));
+        }
         ChunkedBuf {
-            done: Vec::with_capacity(want.div_ceil(chunk) as usize),
-            current: pool.buffer(want.min(chunk) as usize),
-            pool,
-            chunk,
-            want,
+            bufs,
+            at: 0,
             filled: 0,
         }
     }
 
     /// Append; the caller never appends past `want`.
     fn extend(&mut self, mut data: &[u8]) {
-        while !data.is_empty() {
-            let n = self.current.extend_from_slice(data);
+        while let Some(buf) = self.bufs.get_mut(self.at) {
+            let n = buf.extend_from_slice(data);
             self.filled += n as u64;
             data = &data[n..];
-            if self.current.len() == self.current.capacity() {
-                if self.filled >= self.want {
-                    break;
-                }
-                let next = (self.want - self.filled).min(self.chunk) as usize;
-                let full = std::mem::replace(&mut self.current, self.pool.buffer(next));
-                self.done.push(full.freeze());
+            if buf.len() == buf.capacity() {
+                self.at += 1;
+            }
+            if data.is_empty() {
+                break;
             }
         }
     }
 
-    fn finish(mut self) -> Vec<Bytes> {
-        if !self.current.is_empty() {
-            self.done.push(self.current.freeze());
-        }
-        self.done
+    fn finish(self) -> Vec<Bytes> {
+        self.bufs
+            .into_iter()
+            .filter(|b| !b.is_empty())
+            .map(BlockBuf::freeze)
+            .collect()
     }
 }
 
@@ -475,6 +474,7 @@ mod tests {
                 BlockPool::heap_only()
             };
             let mut b = ChunkedBuf::new(data.len() as u64, chunk, &pool);
+            assert_eq!(b.bufs.len() as u64, (data.len() as u64).div_ceil(chunk));
             for piece in data.chunks(333) {
                 b.extend(piece);
             }

@@ -195,7 +195,7 @@ impl Prefetcher {
     ) -> Result<Bytes, ApiError> {
         let math = self.cache.math();
         let file_size = src.version.size;
-        let mut out = BytesMut::with_capacity((end - offset) as usize);
+        let mut parts = Vec::with_capacity((last - first + 1) as usize);
         for index in first..=last {
             let block = self.block(src, index).await?;
             let (bstart, _) = math.block_range(index, file_size);
@@ -207,11 +207,18 @@ impl Prefetcher {
                     detail: format!("block {index} has {} bytes", block.len()),
                 });
             }
-            if first == last {
-                // Within one block: hand out a view of it, no copy.
-                return Ok(block.slice(from..to));
-            }
-            out.extend_from_slice(&block[from..to]);
+            parts.push(block.slice(from..to));
+        }
+        // One block, or blocks back to back in memory: a view, no copy.
+        if let [one] = &parts[..] {
+            return Ok(one.clone());
+        }
+        if let Some(joined) = self.cache.pool().join(&parts) {
+            return Ok(joined);
+        }
+        let mut out = BytesMut::with_capacity((end - offset) as usize);
+        for p in &parts {
+            out.extend_from_slice(p);
         }
         Ok(out.freeze())
     }
