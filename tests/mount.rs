@@ -299,26 +299,7 @@ fn concurrent_readers_of_one_file_share_each_block_fetch() {
     let emu = Emulator::start(SMALL_TENANT);
     let m = Mount::start(&emu, &[]);
     let token = emu.token();
-    let items = listing(&emu, &m);
-    let (guid, key, len) = items
-        .iter()
-        .flat_map(|i| {
-            let g = i["guid"].as_str().unwrap_or_default().to_string();
-            i["content"]
-                .as_array()
-                .cloned()
-                .unwrap_or_default()
-                .into_iter()
-                .map(move |c| {
-                    (
-                        g.clone(),
-                        c["contentKey"].as_str().unwrap_or_default().to_string(),
-                        c["contentLength"].as_u64().unwrap_or(0),
-                    )
-                })
-        })
-        .max_by_key(|(_, _, l)| *l)
-        .expect("a file");
+    let (guid, key, len) = largest_file(&listing(&emu, &m));
     assert!(len > 2 << 20, "largest file is only {len} bytes");
     let truth = emu.content(&token, &guid, &key);
     emu.reset_stats();
@@ -343,6 +324,86 @@ fn concurrent_readers_of_one_file_share_each_block_fetch() {
     assert!(
         s["content_requests"].as_u64().unwrap_or(u64::MAX) <= blocks,
         "{s}"
+    );
+}
+
+/// (guid, key, length) of the largest file listed.
+fn largest_file(items: &[Value]) -> (String, String, u64) {
+    items
+        .iter()
+        .flat_map(|i| {
+            let g = i["guid"].as_str().unwrap_or_default().to_string();
+            i["content"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .map(move |c| {
+                    (
+                        g.clone(),
+                        c["contentKey"].as_str().unwrap_or_default().to_string(),
+                        c["contentLength"].as_u64().unwrap_or(0),
+                    )
+                })
+        })
+        .max_by_key(|(_, _, l)| *l)
+        .expect("a file")
+}
+
+/// A file much larger than the cache's eighth is streamed: the block cache hands it to
+/// the kernel's page cache as it goes (the daemon stays small), a re-read costs
+/// nothing, and an O_DIRECT reader (which the page cache does not serve) still gets
+/// exact bytes, then finds them in the block cache.
+#[test]
+fn streamed_files_are_exact_through_the_page_cache_and_with_o_direct() {
+    if !fuse_available() {
+        return;
+    }
+    let emu = Emulator::start(&["--interactions", "6", "--seed", "5", "--big-file-mib", "48"]);
+    let m = Mount::start(&emu, &["--cache-size", "64M"]);
+    let token = emu.token();
+    let (guid, key, len) = largest_file(&listing(&emu, &m));
+    assert_eq!(len, 48 << 20, "the big file");
+    let truth = emu.content(&token, &guid, &key);
+    let path = m.interactions_dir().join(&guid).join(&key);
+    let content_requests = || emu.stats()["content_requests"].as_u64().unwrap_or(u64::MAX);
+
+    emu.reset_stats();
+    assert!(
+        std::fs::read(&path).expect("read") == truth,
+        "streamed read"
+    );
+    let streamed = content_requests();
+    assert!(streamed <= 48, "{streamed} requests for 48 MiB");
+    let rss = m.peak_rss_mib();
+    assert!(rss <= 64.0 + 64.0, "peak RSS {rss} MiB with a 64 MiB cache");
+
+    emu.reset_stats();
+    assert!(std::fs::read(&path).expect("re-read") == truth);
+    assert_eq!(content_requests(), 0, "a re-read comes from the page cache");
+
+    let out = m.dir.path().join("direct.bin");
+    let direct = |what: &str| {
+        let (ok, _, err) = sh(&format!(
+            "dd if='{}' of='{}' iflag=direct bs=1M status=none",
+            path.display(),
+            out.display()
+        ));
+        assert!(ok, "{what}: {err}");
+        assert!(
+            std::fs::read(&out).expect("dd output") == truth,
+            "{what}: bytes differ"
+        );
+    };
+    emu.reset_stats();
+    direct("first O_DIRECT read");
+    assert!(content_requests() > 0, "O_DIRECT bypasses the page cache");
+    emu.reset_stats();
+    direct("second O_DIRECT read");
+    assert_eq!(
+        content_requests(),
+        0,
+        "what O_DIRECT read stays in the block cache"
     );
 }
 

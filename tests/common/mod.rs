@@ -192,6 +192,18 @@ pub struct Mount {
 }
 
 impl Mount {
+    /// The daemon's peak resident memory so far (VmHWM), in MiB.
+    pub fn peak_rss_mib(&self) -> f64 {
+        let pid = self.child.as_ref().map(|c| c.id()).expect("daemon running");
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .map(|kb| kb / 1024.0)
+            .expect("VmHWM")
+    }
+
     /// Mount `emu` covering the last 40 days, with extra flags.
     pub fn start(emu: &Emulator, extra: &[&str]) -> Mount {
         let now = time::OffsetDateTime::now_utc()
