@@ -257,7 +257,7 @@ impl ApiClient {
                     return Err(changed(format!("size is now {total}, was {}", obj.size)));
                 }
             }
-            if a != offset || b + 1 != end {
+            if a != offset || b.checked_add(1) != Some(end) {
                 return Err(protocol(format!(
                     "asked for bytes {}-{}, got Content-Range {cr:?}",
                     offset,
@@ -348,7 +348,7 @@ async fn read_slice(
         };
         let mut c = &chunk[..];
         if to_skip > 0 {
-            let n = (to_skip as usize).min(c.len());
+            let n = usize::try_from(to_skip).map_or(c.len(), |s| s.min(c.len()));
             c = &c[n..];
             to_skip -= n as u64;
         }
@@ -469,7 +469,7 @@ mod tests {
         let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
         for chunk in [1u64, 7, 4096, 10_000, 1 << 20] {
             let pool = if chunk >= 4096 {
-                BlockPool::new(chunk, 8 << 20)
+                BlockPool::new(chunk, 8 << 20, 8 << 20)
             } else {
                 BlockPool::heap_only()
             };

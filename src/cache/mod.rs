@@ -49,6 +49,8 @@ struct State {
     capacity: u64,
     inflight: HashMap<BlockId, (BlockFetch, usize)>,
     inflight_bytes: u64,
+    /// Where the blocks live: its free but resident memory counts against `capacity`.
+    pool: BlockPool,
 }
 
 /// Counters for tests and logs.
@@ -71,17 +73,20 @@ pub struct BlockCache {
 impl BlockCache {
     /// A cache of at most `capacity` bytes of blocks of `block_size` bytes.
     /// Its full blocks live in a pool of recycled buffers that may map up to 1/16 more
-    /// than `capacity`: blocks evicted while a reader still holds them.
+    /// than `capacity` (blocks evicted while a reader still holds them); free blocks
+    /// the pool keeps resident for reuse count against `capacity` like cached ones.
     pub fn new(capacity: u64, block_size: u64) -> Self {
+        let pool = BlockPool::new(block_size, capacity.saturating_add(capacity / 16), capacity);
         BlockCache {
             math: BlockMath::new(block_size),
-            pool: BlockPool::new(block_size, capacity.saturating_add(capacity / 16)),
+            pool: pool.clone(),
             state: Arc::new(Mutex::new(State {
                 lru: lru::LruCache::unbounded(),
                 used: 0,
                 capacity,
                 inflight: HashMap::new(),
                 inflight_bytes: 0,
+                pool,
             })),
         }
     }
@@ -239,11 +244,29 @@ fn insert_locked(s: &mut State, id: BlockId, data: Bytes) {
     evict_locked(s);
 }
 
+/// Make cached, in-flight and idle pool bytes fit the capacity: idle pool memory goes
+/// back to the kernel first (cheaper than losing cached data), then the least recently
+/// used blocks go.
 fn evict_locked(s: &mut State) {
-    while s.used + s.inflight_bytes > s.capacity && s.lru.len() > 1 {
+    loop {
+        let idle = s.pool.idle_resident_bytes() as u64;
+        let over = (s.used + s.inflight_bytes + idle).saturating_sub(s.capacity);
+        if over == 0 {
+            return;
+        }
+        if idle > 0
+            && s.pool
+                .give_back(usize::try_from(over).unwrap_or(usize::MAX))
+                > 0
+        {
+            continue;
+        }
+        if s.lru.len() <= 1 {
+            return;
+        }
         match s.lru.pop_lru() {
             Some((_, b)) => s.used -= b.len() as u64,
-            None => break,
+            None => return,
         }
     }
 }
@@ -251,6 +274,36 @@ fn evict_locked(s: &mut State) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idle_pool_memory_counts_against_the_capacity() {
+        const B: usize = 256 << 10;
+        let c = BlockCache::new(8 * B as u64, B as u64);
+        let content = ContentId(1);
+        for (i, mut buf) in c.pool().run(8).into_iter().enumerate() {
+            assert!(buf.is_pooled());
+            buf.extend_from_slice(&[i as u8; B]);
+            c.insert(
+                BlockId {
+                    content,
+                    index: i as u64,
+                },
+                buf.freeze(),
+            );
+        }
+        assert_eq!(c.stats().cached_bytes, 8 * B as u64);
+        c.forget(content, 0..8);
+        assert_eq!(c.pool().idle_resident_bytes(), 8 * B, "kept for reuse");
+        // Small files (heap blocks) now fill the cache: the idle pool memory makes
+        // room instead of adding up with them.
+        for i in 0..6u64 {
+            c.insert(id(100 + i), Bytes::from(vec![1u8; B]));
+            let used = c.stats().cached_bytes as usize;
+            assert!(used + c.pool().idle_resident_bytes() <= 8 * B, "after {i}");
+        }
+        assert_eq!(c.stats().cached_blocks, 6, "nothing cached was evicted");
+        assert_eq!(c.pool().idle_resident_bytes(), 2 * B);
+    }
 
     fn id(i: u64) -> BlockId {
         BlockId {

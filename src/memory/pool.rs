@@ -4,9 +4,10 @@
 //! for transparent huge pages: filling a fresh slab costs one page fault per 2 MiB
 //! instead of one per 4 KiB (a cold 256 MiB read used to spend close to half of the
 //! daemon's CPU in page faults). A buffer whose last reference drops goes back to the
-//! pool and is reused without any fault at all. Slabs are never unmapped while the pool
-//! lives; the pool stops growing at `max_bytes` and hands out ordinary heap buffers
-//! beyond it, so it cannot hold more than the cache it feeds plus a margin.
+//! pool and is reused without any fault at all. The pool stops growing at `max_bytes`
+//! and hands out ordinary heap buffers beyond it; free blocks beyond `idle_bytes` give
+//! their memory back to the kernel (`MADV_DONTNEED`), so pool memory nobody uses
+//! cannot add up with a cache refilled from the heap (small files) to twice its size.
 
 use std::ptr::NonNull;
 use std::sync::Arc;
@@ -31,12 +32,16 @@ struct Inner {
     /// Blocks per slab; 0 when blocks are too small or too big to pool.
     per_slab: usize,
     max_slabs: usize,
+    /// Free blocks allowed to keep their memory.
+    max_warm: usize,
     state: Mutex<State>,
 }
 
 #[derive(Default)]
 struct State {
     slabs: Vec<Slab>,
+    /// Free blocks whose memory is resident.
+    warm: usize,
 }
 
 /// One mapped slab and which of its blocks are free.
@@ -44,6 +49,9 @@ struct Slab {
     base: NonNull<u8>,
     /// Bit i set: block i is free.
     free: u64,
+    /// Bit i set: block i is free and its memory is not resident (never touched, or
+    /// given back); reusing it costs page faults.
+    cold: u64,
 }
 
 // SAFETY: `base` is the start of a private anonymous mapping owned by the pool; which
@@ -62,8 +70,9 @@ impl std::fmt::Debug for BlockPool {
 }
 
 impl BlockPool {
-    /// A pool of `block_size`-byte buffers mapping at most `max_bytes` of slabs.
-    pub fn new(block_size: u64, max_bytes: u64) -> Self {
+    /// A pool of `block_size`-byte buffers mapping at most `max_bytes` of slabs and
+    /// keeping at most `idle_bytes` of free blocks resident.
+    pub fn new(block_size: u64, max_bytes: u64, idle_bytes: u64) -> Self {
         let block_size = usize::try_from(block_size).unwrap_or(usize::MAX).max(1);
         let per_slab = if HUGE_PAGE % block_size == 0 {
             HUGE_PAGE / block_size
@@ -80,6 +89,7 @@ impl BlockPool {
                 block_size,
                 per_slab,
                 max_slabs: usize::try_from(max_bytes).unwrap_or(usize::MAX) / HUGE_PAGE,
+                max_warm: usize::try_from(idle_bytes).unwrap_or(usize::MAX) / block_size,
                 state: Mutex::new(State::default()),
             }),
         }
@@ -87,7 +97,7 @@ impl BlockPool {
 
     /// A pool that never maps anything: every buffer comes from the heap.
     pub fn heap_only() -> Self {
-        Self::new(HUGE_PAGE as u64, 0)
+        Self::new(HUGE_PAGE as u64, 0, 0)
     }
 
     /// An empty buffer that can take `capacity` bytes. Full-size blocks come from the
@@ -149,18 +159,20 @@ impl BlockPool {
         if end > base + HUGE_PAGE {
             return None;
         }
-        let s = self.inner.state.lock();
-        if !s
-            .slabs
-            .iter()
-            .any(|slab| slab.base.as_ptr() as usize == base)
-        {
-            return None;
-        }
-        drop(s);
+        let slab = {
+            let s = self.inner.state.lock();
+            s.slabs
+                .iter()
+                .find(|slab| slab.base.as_ptr() as usize == base)?
+                .base
+        };
+        // SAFETY: start - base < HUGE_PAGE: inside the slab. Derived from the slab's
+        // own pointer, which covers the whole mapping (the parts' pointers each cover
+        // only their own piece).
+        let start_ptr = unsafe { slab.as_ptr().add(start - base) };
         Some(Bytes::from_owner(Joined {
             parts: parts.to_vec(),
-            start: first.as_ptr(),
+            start: start_ptr,
             len: end - start,
         }))
     }
@@ -176,56 +188,98 @@ impl BlockPool {
         s.slabs.iter().map(|b| b.free.count_ones() as usize).sum()
     }
 
+    /// Bytes of free blocks whose memory is resident.
+    pub fn idle_resident_bytes(&self) -> usize {
+        self.inner.state.lock().warm * self.inner.block_size
+    }
+
+    /// Give the memory of free blocks back to the kernel until `bytes` are released
+    /// or none is left; returns the bytes released.
+    pub fn give_back(&self, bytes: usize) -> usize {
+        let inner = &self.inner;
+        let mut s = inner.state.lock();
+        let mut released = 0;
+        let State { slabs, warm } = &mut *s;
+        for slab in slabs.iter_mut() {
+            while released < bytes {
+                let warm_free = slab.free & !slab.cold;
+                if warm_free == 0 {
+                    break;
+                }
+                let pos = warm_free.trailing_zeros() as usize;
+                // SAFETY: pos < per_slab: inside the slab; the block is free, and the
+                // pool lock keeps anyone from claiming it until this is done.
+                unsafe { release(slab.base.as_ptr().add(pos * inner.block_size), inner) };
+                slab.cold |= 1u64 << pos;
+                *warm -= 1;
+                released += inner.block_size;
+            }
+        }
+        released
+    }
+
     /// Up to `n` (at most a slab's worth) blocks: adjacent ones from the first slab
-    /// with room for all of them, else a new slab, else whatever single blocks are
-    /// free. Fewer (maybe none) when the pool is at its bound.
+    /// with room for all of them (resident ones first), else a new slab, else whatever
+    /// single blocks are free. Fewer (maybe none) when the pool is at its bound.
     fn take(&self, n: usize) -> Vec<PooledBlock> {
         let inner = &self.inner;
         if inner.per_slab == 0 || n == 0 {
             return Vec::new();
         }
         let mut s = inner.state.lock();
-        let found = s
-            .slabs
-            .iter()
-            .enumerate()
-            .find_map(|(i, slab)| free_run(slab.free, n).map(|pos| (i, pos)));
-        let (slab, pos) = match found {
-            Some(hit) => hit,
-            None if s.slabs.len() < inner.max_slabs => match map_slab() {
-                Some(base) => {
-                    let all = if inner.per_slab == 64 {
-                        u64::MAX
-                    } else {
-                        (1u64 << inner.per_slab) - 1
-                    };
-                    s.slabs.push(Slab { base, free: all });
-                    (s.slabs.len() - 1, 0)
-                }
-                None => return Vec::new(),
-            },
-            None => {
-                // No room for a run: single blocks, wherever they are.
-                let mut out = Vec::new();
-                for i in 0..s.slabs.len() {
-                    while out.len() < n && s.slabs[i].free != 0 {
-                        let pos = s.slabs[i].free.trailing_zeros() as usize;
-                        out.push(self.claim(&mut s, i, pos));
-                    }
-                }
-                return out;
-            }
+        let find = |s: &State, warm_only: bool| {
+            s.slabs.iter().enumerate().find_map(|(i, slab)| {
+                let free = if warm_only {
+                    slab.free & !slab.cold
+                } else {
+                    slab.free
+                };
+                free_run(free, n).map(|pos| (i, pos))
+            })
         };
-        (pos..pos + n)
-            .map(|p| self.claim(&mut s, slab, p))
-            .collect()
+        let mut hit = find(&s, true).or_else(|| find(&s, false));
+        if hit.is_none() && s.slabs.len() < inner.max_slabs {
+            if let Some(base) = map_slab() {
+                let all = if inner.per_slab == 64 {
+                    u64::MAX
+                } else {
+                    (1u64 << inner.per_slab) - 1
+                };
+                s.slabs.push(Slab {
+                    base,
+                    free: all,
+                    cold: all,
+                });
+                hit = Some((s.slabs.len() - 1, 0));
+            }
+        }
+        if let Some((slab, pos)) = hit {
+            return (pos..pos + n)
+                .map(|p| self.claim(&mut s, slab, p))
+                .collect();
+        }
+        // No room for a run: single blocks, wherever they are.
+        let mut out = Vec::new();
+        for i in 0..s.slabs.len() {
+            while out.len() < n && s.slabs[i].free != 0 {
+                let pos = s.slabs[i].free.trailing_zeros() as usize;
+                out.push(self.claim(&mut s, i, pos));
+            }
+        }
+        out
     }
 
     fn claim(&self, s: &mut State, slab: usize, pos: usize) -> PooledBlock {
+        let bit = 1u64 << pos;
         let sl = &mut s.slabs[slab];
-        sl.free &= !(1u64 << pos);
+        let was_warm = sl.cold & bit == 0;
+        sl.free &= !bit;
+        sl.cold &= !bit;
         // SAFETY: pos < per_slab, so the block lies inside the slab's mapping.
         let ptr = unsafe { sl.base.add(pos * self.inner.block_size) };
+        if was_warm {
+            s.warm -= 1;
+        }
         PooledBlock {
             ptr,
             slab,
@@ -282,11 +336,16 @@ fn map_slab() -> Option<NonNull<u8>> {
             libc::munmap(p, head);
         }
         if tail > 0 {
-            libc::munmap((start + HUGE_PAGE) as *mut libc::c_void, tail);
+            libc::munmap(p.cast::<u8>().add(head + HUGE_PAGE).cast(), tail);
         }
-        libc::madvise(start as *mut libc::c_void, HUGE_PAGE, libc::MADV_HUGEPAGE);
+        libc::madvise(
+            p.cast::<u8>().add(head).cast(),
+            HUGE_PAGE,
+            libc::MADV_HUGEPAGE,
+        );
     }
-    NonNull::new(start as *mut u8)
+    // SAFETY: head < HUGE_PAGE: inside the mapping.
+    NonNull::new(unsafe { p.cast::<u8>().add(head) })
 }
 
 /// One block of pool memory, owned; goes back to the pool when dropped.
@@ -303,11 +362,32 @@ unsafe impl Send for PooledBlock {}
 
 impl Drop for PooledBlock {
     fn drop(&mut self) {
+        let bit = 1u64 << self.pos;
         let mut s = self.pool.state.lock();
-        if let Some(slab) = s.slabs.get_mut(self.slab) {
-            slab.free |= 1u64 << self.pos;
+        let give_back = s.warm >= self.pool.max_warm;
+        let Some(slab) = s.slabs.get_mut(self.slab) else {
+            return;
+        };
+        slab.free |= bit;
+        if give_back {
+            slab.cold |= bit;
+            // SAFETY: nobody holds the block: its bit is set only now, under the lock.
+            unsafe { release(self.ptr.as_ptr(), &self.pool) };
+        } else {
+            s.warm += 1;
         }
     }
+}
+
+/// Give a free block's memory back to the kernel; its next user sees zeros, then
+/// writes.
+///
+/// # Safety
+/// `block` is the start of a block of a live slab of `pool`, and nobody can use the
+/// block until this returns (the caller holds the pool lock and the block is free).
+unsafe fn release(block: *mut u8, pool: &Inner) {
+    // SAFETY: per the contract, a range inside a live private anonymous mapping.
+    unsafe { libc::madvise(block.cast(), pool.block_size, libc::MADV_DONTNEED) };
 }
 
 /// The first `len` bytes of a filled pool block, as the owner behind a `Bytes`.
@@ -433,7 +513,7 @@ mod tests {
 
     #[test]
     fn full_blocks_come_from_slabs_and_are_reused() {
-        let pool = BlockPool::new(BLOCK as u64, 64 << 20);
+        let pool = BlockPool::new(BLOCK as u64, 64 << 20, 64 << 20);
         let mut b = pool.buffer(BLOCK);
         assert!(b.is_pooled());
         assert_eq!(pool.mapped_bytes(), HUGE_PAGE);
@@ -458,7 +538,7 @@ mod tests {
 
     #[test]
     fn buffers_never_grow_past_capacity() {
-        let pool = BlockPool::new(BLOCK as u64, 64 << 20);
+        let pool = BlockPool::new(BLOCK as u64, 64 << 20, 64 << 20);
         let mut pooled = pool.buffer(BLOCK);
         let mut heap = pool.buffer(100);
         assert!(!heap.is_pooled());
@@ -473,7 +553,7 @@ mod tests {
 
     #[test]
     fn the_pool_stops_at_its_bound_and_falls_back_to_the_heap() {
-        let pool = BlockPool::new(BLOCK as u64, (2 * HUGE_PAGE) as u64);
+        let pool = BlockPool::new(BLOCK as u64, (2 * HUGE_PAGE) as u64, 64 << 20);
         let held = pool.run(2 * PER_SLAB);
         assert!(held.iter().all(BlockBuf::is_pooled));
         let extra = pool.buffer(BLOCK);
@@ -484,15 +564,15 @@ mod tests {
         assert_eq!(pool.mapped_bytes(), 2 * HUGE_PAGE);
         assert!(!BlockPool::heap_only().buffer(BLOCK).is_pooled());
         // Too small or too big to pool: the heap.
-        assert!(!BlockPool::new(4096, 64 << 20).buffer(4096).is_pooled());
-        assert!(!BlockPool::new(4 << 20, 64 << 20)
+        assert!(!BlockPool::new(4096, 64 << 20, 0).buffer(4096).is_pooled());
+        assert!(!BlockPool::new(4 << 20, 64 << 20, 0)
             .buffer(4 << 20)
             .is_pooled());
     }
 
     #[test]
     fn runs_are_adjacent_and_join_without_a_copy() {
-        let pool = BlockPool::new(BLOCK as u64, 64 << 20);
+        let pool = BlockPool::new(BLOCK as u64, 64 << 20, 64 << 20);
         let blocks: Vec<Bytes> = pool
             .run(PER_SLAB + 2)
             .into_iter()
@@ -525,7 +605,7 @@ mod tests {
 
     #[test]
     fn only_back_to_back_pieces_of_one_slab_join() {
-        let pool = BlockPool::new(BLOCK as u64, 64 << 20);
+        let pool = BlockPool::new(BLOCK as u64, 64 << 20, 64 << 20);
         let blocks: Vec<Bytes> = pool
             .run(2 * PER_SLAB)
             .into_iter()
@@ -546,13 +626,13 @@ mod tests {
             "heap"
         );
         assert!(pool.join(&[]).is_none());
-        let other = BlockPool::new(BLOCK as u64, 64 << 20);
+        let other = BlockPool::new(BLOCK as u64, 64 << 20, 64 << 20);
         assert!(other.join(&blocks[..2]).is_none(), "another pool's slab");
     }
 
     #[test]
     fn freed_blocks_make_room_for_runs_again() {
-        let pool = BlockPool::new(BLOCK as u64, HUGE_PAGE as u64);
+        let pool = BlockPool::new(BLOCK as u64, HUGE_PAGE as u64, 0);
         let first = pool.run(PER_SLAB);
         assert!(first.iter().all(BlockBuf::is_pooled));
         drop(first);
@@ -565,9 +645,62 @@ mod tests {
         assert_eq!(free_run(u64::MAX, 64), Some(0));
     }
 
+    /// Pages of `[ptr, ptr+len)` in memory, as the kernel reports them.
+    fn resident_pages(ptr: *const u8, len: usize) -> usize {
+        let mut vec = vec![0u8; len.div_ceil(4096)];
+        // SAFETY: ptr is page-aligned (blocks are) and the range is mapped.
+        let rc = unsafe { libc::mincore(ptr as *mut libc::c_void, len, vec.as_mut_ptr()) };
+        assert_eq!(rc, 0, "mincore");
+        vec.iter().filter(|&&v| v & 1 == 1).count()
+    }
+
+    #[test]
+    fn free_blocks_beyond_the_idle_bound_give_their_memory_back() {
+        let pool = BlockPool::new(BLOCK as u64, 64 << 20, (3 * BLOCK) as u64);
+        let blocks: Vec<Bytes> = pool
+            .run(PER_SLAB)
+            .into_iter()
+            .map(|b| filled(b, 5))
+            .collect();
+        assert_eq!(pool.idle_resident_bytes(), 0);
+        let addr = blocks[7].as_ptr();
+        let ptrs: Vec<usize> = blocks.iter().map(|b| b.as_ptr() as usize).collect();
+        assert!(resident_pages(addr, BLOCK) > 0);
+        drop(blocks);
+        assert_eq!(pool.free_blocks(), PER_SLAB);
+        assert_eq!(
+            pool.idle_resident_bytes(),
+            3 * BLOCK,
+            "only 3 stay resident"
+        );
+        let resident: usize = ptrs
+            .iter()
+            .map(|&p| resident_pages(p as *const u8, BLOCK))
+            .sum();
+        assert_eq!(resident, 3 * BLOCK / 4096, "the kernel has the rest back");
+        // Resident blocks are reused first; a given-back block reads as zeros until
+        // written, and is written before anyone sees it.
+        let warm = pool.run(3);
+        assert_eq!(pool.idle_resident_bytes(), 0);
+        assert_eq!(pool.give_back(usize::MAX), 0, "nothing idle");
+        let again: Vec<Bytes> = pool
+            .run(PER_SLAB - 3)
+            .into_iter()
+            .map(|b| filled(b, 6))
+            .collect();
+        assert!(again.iter().all(|b| b.iter().all(|&x| x == 6)));
+        assert!(again.iter().any(|b| b.as_ptr() == addr));
+        drop(warm);
+        assert_eq!(pool.idle_resident_bytes(), 3 * BLOCK);
+        assert_eq!(pool.give_back(1), BLOCK, "whole blocks");
+        assert_eq!(pool.give_back(usize::MAX), 2 * BLOCK);
+        assert_eq!(pool.idle_resident_bytes(), 0);
+        assert_eq!(pool.mapped_bytes(), HUGE_PAGE, "no new slab");
+    }
+
     #[test]
     fn blocks_outlive_the_pool_handle() {
-        let pool = BlockPool::new(BLOCK as u64, 64 << 20);
+        let pool = BlockPool::new(BLOCK as u64, 64 << 20, 64 << 20);
         let mut b = pool.buffer(BLOCK);
         b.extend_from_slice(b"kept");
         drop(pool);

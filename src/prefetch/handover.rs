@@ -33,6 +33,9 @@ impl Handover {
     ) -> ((u64, u64), Vec<u64>) {
         let end = end.min(size);
         let whole = math.whole_blocks(offset, end, size);
+        // Blocks delivered whole now need no partial count (re-reads overlap).
+        self.partial
+            .retain(|(i, _)| !(whole.0..whole.1).contains(i));
         let mut done = Vec::new();
         if offset >= end {
             return (whole, done);
@@ -104,6 +107,15 @@ mod tests {
         assert_eq!(all(&mut h, B / 2, B + B / 2, 100 * B), Vec::<u64>::new());
         assert_eq!(all(&mut h, B + B / 2, 2 * B, 100 * B), vec![1]);
         assert_eq!(all(&mut h, 0, B / 2, 100 * B), vec![0]);
+        assert!(h.partial.is_empty());
+    }
+
+    #[test]
+    fn a_block_read_whole_drops_its_partial_count() {
+        let mut h = Handover::default();
+        assert_eq!(all(&mut h, 0, B / 2, 100 * B), Vec::<u64>::new());
+        assert_eq!(h.partial.len(), 1);
+        assert_eq!(all(&mut h, 0, 2 * B, 100 * B), vec![0, 1]);
         assert!(h.partial.is_empty());
     }
 
