@@ -208,9 +208,9 @@ impl BlockCache {
         insert_locked(&mut self.state.lock(), id, data);
     }
 
-    /// Drop cached blocks `from..to` of `content` (a reader's kernel page cache holds
+    /// Drop cached blocks `blocks` of `content` (a reader's kernel page cache holds
     /// them now); their memory goes back to the pool once no reader holds it.
-    pub fn forget(&self, content: ContentId, blocks: std::ops::Range<u64>) {
+    pub fn forget(&self, content: ContentId, blocks: impl IntoIterator<Item = u64>) {
         let mut s = self.state.lock();
         for index in blocks {
             if let Some(b) = s.lru.pop(&BlockId { content, index }) {

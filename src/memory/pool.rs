@@ -104,12 +104,9 @@ impl BlockPool {
     /// pool; anything smaller (file tails, small files) from the heap, so a 3 KiB
     /// transcript never pins a whole block of pool memory.
     pub fn buffer(&self, capacity: usize) -> BlockBuf {
-        if capacity == self.inner.block_size {
-            if let Some(block) = self.take(1).pop() {
-                return BlockBuf::pooled(block);
-            }
-        }
-        BlockBuf::heap(capacity)
+        self.buffers(1, capacity)
+            .pop()
+            .unwrap_or_else(|| BlockBuf::heap(capacity))
     }
 
     /// `count` empty buffers of `capacity` bytes: a [`BlockPool::run`] for full-size

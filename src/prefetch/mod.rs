@@ -176,10 +176,7 @@ impl Prefetcher {
         let out = self.assemble(src, offset, end, first, last).await?;
         if let Retention::HandOver(handover) = retention {
             let ((from, to), edges) = handover.lock().delivered(math, offset, end, file_size);
-            self.cache.forget(src.content, from..to);
-            for index in edges {
-                self.cache.forget(src.content, index..index + 1);
-            }
+            self.cache.forget(src.content, (from..to).chain(edges));
         }
         Ok(out)
     }
