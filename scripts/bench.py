@@ -266,7 +266,7 @@ def wanted(name):
 def main():
     t0 = time.time()
     log("throttled emulator (30 ms, 25 MB/s per connection)...")
-    emu = Emulator([*THROTTLE, "--big-file-mib", "256", "--interactions", "2700", "--days", "6"])
+    emu = Emulator([*THROTTLE, "--big-file-mib", "256", "--interactions", "3300", "--days", "6"])
     try:
         if wanted("sequential"):
             sequential_case(emu, "throttled", ">= 6x")
