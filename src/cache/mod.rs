@@ -5,6 +5,8 @@
 //! never sees the old one's blocks: they just age out.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -30,6 +32,29 @@ pub struct BlockId {
 
 /// A fetch of consecutive blocks, shared by everyone who needs one of them.
 pub type BlockFetch = Shared<BoxFuture<'static, Result<Arc<Vec<Bytes>>, ApiError>>>;
+
+/// Blocks `first..first + count` of one file: bytes `offset..offset + len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Run {
+    pub first: u64,
+    pub count: u64,
+    pub offset: u64,
+    pub len: u64,
+}
+
+/// Blocks of one file to fetch ([`BlockCache::fetch_missing`]).
+#[derive(Debug, Clone)]
+pub struct Want {
+    pub content: ContentId,
+    pub file_size: u64,
+    pub blocks: Range<u64>,
+    /// Longest run (one request).
+    pub max_run: u64,
+    /// Read-ahead: start no run that would take the bytes in flight past this.
+    pub budget: Option<u64>,
+}
+
+type FetchSender = tokio::sync::oneshot::Sender<Result<Arc<Vec<Bytes>>, ApiError>>;
 
 /// What the cache knows about a block.
 #[derive(Debug)]
@@ -115,92 +140,87 @@ impl BlockCache {
         }
     }
 
-    /// True when the block is cached or being fetched (no LRU update).
-    pub fn is_present(&self, id: BlockId) -> bool {
-        let s = self.state.lock();
-        s.lru.contains(&id) || s.inflight.contains_key(&id)
-    }
-
     /// Bytes being fetched right now (read-ahead uses this as its memory budget).
     pub fn inflight_bytes(&self) -> u64 {
         self.state.lock().inflight_bytes
     }
 
-    /// Fetch blocks `first..first+count` of `content` with `fetch`, which must return
-    /// exactly their bytes, concatenated (`len` bytes). The fetch runs on its own task, so
-    /// it completes (and fills the cache) even if nobody waits for it. Blocks already
-    /// cached or in flight are the caller's to skip: this registers all of them.
-    pub fn start_fetch<F>(
+    /// Start fetching the blocks of `want` that are neither cached nor in flight, as
+    /// runs of consecutive blocks, `fetch(run)` fetching one run (it must return
+    /// exactly the run's blocks). What is missing is decided and registered under one
+    /// lock, so concurrent readers never fetch a block twice. Each fetch runs on its
+    /// own task, so it completes (and fills the cache) even if nobody waits for it.
+    pub fn fetch_missing<F, Fut>(&self, rt: &tokio::runtime::Handle, want: Want, fetch: F)
+    where
+        F: Fn(Run) -> Fut,
+        Fut: Future<Output = Result<Vec<Bytes>, ApiError>> + Send + 'static,
+    {
+        let started = {
+            let mut s = self.state.lock();
+            let runs = missing_runs(&s, self.math, &want);
+            let mut started = Vec::with_capacity(runs.len());
+            for run in runs {
+                if want.budget.is_some_and(|b| s.inflight_bytes + run.len > b) {
+                    break;
+                }
+                started.push((run, register_locked(&mut s, want.content, run)));
+            }
+            evict_locked(&mut s);
+            started
+        };
+        for (run, tx) in started {
+            self.spawn_fetch(rt, want.content, run, tx, fetch(run));
+        }
+    }
+
+    /// Run one registered fetch: check its shape, fill the cache, tell the waiters.
+    fn spawn_fetch<Fut>(
         &self,
         rt: &tokio::runtime::Handle,
         content: ContentId,
-        first: u64,
-        count: u64,
-        len: u64,
-        fetch: F,
-    ) -> BlockFetch
-    where
-        F: std::future::Future<Output = Result<Vec<Bytes>, ApiError>> + Send + 'static,
+        run: Run,
+        tx: FetchSender,
+        fetch: Fut,
+    ) where
+        Fut: Future<Output = Result<Vec<Bytes>, ApiError>> + Send + 'static,
     {
         let math = self.math;
         let state = Arc::clone(&self.state);
-        let (tx, rx) = tokio::sync::oneshot::channel::<Result<Arc<Vec<Bytes>>, ApiError>>();
-        let shared: BlockFetch = async move {
-            rx.await.unwrap_or_else(|_| {
-                Err(ApiError::Transport {
-                    what: "block fetch".into(),
-                    detail: "fetch task ended without a result".into(),
-                })
-            })
-        }
-        .boxed()
-        .shared();
-        {
-            let mut s = self.state.lock();
-            for i in 0..count {
-                s.inflight.insert(
-                    BlockId {
-                        content,
-                        index: first + i,
-                    },
-                    (shared.clone(), i as usize),
-                );
-            }
-            s.inflight_bytes += len;
-            evict_locked(&mut s);
-        }
         rt.spawn(async move {
             let result = fetch.await.and_then(|blocks| {
                 let total: u64 = blocks.iter().map(|b| b.len() as u64).sum();
-                let shaped = blocks.len() as u64 == count
-                    && blocks.iter().rev().skip(1).all(|b| b.len() as u64 == math.block_size());
-                if total != len || !shaped {
+                let shaped = blocks.len() as u64 == run.count
+                    && blocks
+                        .iter()
+                        .rev()
+                        .skip(1)
+                        .all(|b| b.len() as u64 == math.block_size());
+                if total != run.len || !shaped {
                     return Err(ApiError::Protocol {
                         what: "block fetch".into(),
-                        detail: format!("got {} buffers, {total} bytes, for {count} blocks of a {len}-byte range", blocks.len()),
+                        detail: format!(
+                            "got {} buffers, {total} bytes, for {} blocks of a {}-byte range",
+                            blocks.len(),
+                            run.count,
+                            run.len
+                        ),
                     });
                 }
                 Ok(Arc::new(blocks))
             });
             {
                 let mut s = state.lock();
-                s.inflight_bytes = s.inflight_bytes.saturating_sub(len);
-                for i in 0..count {
-                    let id = BlockId {
-                        content,
-                        index: first + i,
-                    };
+                s.inflight_bytes = s.inflight_bytes.saturating_sub(run.len);
+                for (i, index) in (run.first..run.first + run.count).enumerate() {
+                    let id = BlockId { content, index };
                     s.inflight.remove(&id);
-                    if let Ok(blocks) = &result {
-                        if let Some(b) = blocks.get(i as usize) {
-                            insert_locked(&mut s, id, b.clone());
-                        }
+                    if let Some(b) = result.as_ref().ok().and_then(|blocks| blocks.get(i)) {
+                        insert_locked(&mut s, id, b.clone());
                     }
                 }
             }
             let _ = tx.send(result);
         });
-        shared
     }
 
     /// Put a block in the cache (evicting least recently used ones to stay in budget).
@@ -228,6 +248,63 @@ impl BlockCache {
             capacity: s.capacity,
         }
     }
+}
+
+/// The blocks of `want` neither cached nor in flight, as runs of at most `max_run`.
+fn missing_runs(s: &State, math: BlockMath, want: &Want) -> Vec<Run> {
+    let present = |index| {
+        let id = BlockId {
+            content: want.content,
+            index,
+        };
+        s.lru.contains(&id) || s.inflight.contains_key(&id)
+    };
+    let max_run = want.max_run.max(1);
+    let mut runs: Vec<Run> = Vec::new();
+    let mut open = false;
+    for index in want.blocks.clone() {
+        if present(index) {
+            open = false;
+            continue;
+        }
+        let (start, end) = math.block_range(index, want.file_size);
+        match runs.last_mut() {
+            Some(run) if open && run.count < max_run => {
+                run.count += 1;
+                run.len = end - run.offset;
+            }
+            _ => runs.push(Run {
+                first: index,
+                count: 1,
+                offset: start,
+                len: end - start,
+            }),
+        }
+        open = true;
+    }
+    runs
+}
+
+/// Register `run` as in flight: its blocks point at one shared fetch, completed
+/// through the returned sender.
+fn register_locked(s: &mut State, content: ContentId, run: Run) -> FetchSender {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let shared: BlockFetch = async move {
+        rx.await.unwrap_or_else(|_| {
+            Err(ApiError::Transport {
+                what: "block fetch".into(),
+                detail: "fetch task ended without a result".into(),
+            })
+        })
+    }
+    .boxed()
+    .shared();
+    for (i, index) in (run.first..run.first + run.count).enumerate() {
+        s.inflight
+            .insert(BlockId { content, index }, (shared.clone(), i));
+    }
+    s.inflight_bytes += run.len;
+    tx
 }
 
 /// Insert, then evict least recently used blocks until cached plus in-flight bytes fit
@@ -325,40 +402,117 @@ mod tests {
         assert_eq!(c.stats().cached_bytes, 8);
     }
 
+    /// `blocks` of an 8-block, 4-byte-block file as `want`.
+    fn want(blocks: Range<u64>, max_run: u64, budget: Option<u64>) -> Want {
+        Want {
+            content: ContentId(1),
+            file_size: 30,
+            blocks,
+            max_run,
+            budget,
+        }
+    }
+
+    /// A fetch serving `run` of a file whose byte i is i, after `delay` ms, recording
+    /// the runs asked for.
+    fn serve(
+        asked: &Arc<Mutex<Vec<Run>>>,
+        delay: u64,
+    ) -> impl Fn(Run) -> BoxFuture<'static, Result<Vec<Bytes>, ApiError>> + '_ {
+        move |run| {
+            asked.lock().push(run);
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+                Ok((run.offset..run.offset + run.len)
+                    .collect::<Vec<u64>>()
+                    .chunks(4)
+                    .map(|c| Bytes::from(c.iter().map(|&b| b as u8).collect::<Vec<u8>>()))
+                    .collect())
+            }
+            .boxed()
+        }
+    }
+
     #[tokio::test]
     async fn concurrent_lookups_share_one_fetch() {
         let c = BlockCache::new(1 << 20, 4);
-        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let calls2 = Arc::clone(&calls);
+        let asked = Arc::new(Mutex::new(Vec::new()));
         let rt = tokio::runtime::Handle::current();
-        let f = c.start_fetch(&rt, ContentId(1), 0, 2, 8, async move {
-            calls2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            Ok(vec![
-                Bytes::from_static(b"aaaa"),
-                Bytes::from_static(b"bbbb"),
-            ])
-        });
-        let Lookup::Pending { fetch, index } = c.lookup(id(1)) else {
-            panic!("block 1 must be pending");
+        c.fetch_missing(&rt, want(0..2, 8, None), serve(&asked, 20));
+        let (Lookup::Pending { fetch: a, index: 0 }, Lookup::Pending { fetch: b, index: 1 }) =
+            (c.lookup(id(0)), c.lookup(id(1)))
+        else {
+            panic!("blocks 0 and 1 must be pending in one fetch");
         };
-        assert_eq!(index, 1);
-        let (a, b) = tokio::join!(f, fetch);
-        assert_eq!(&a.expect("fetch")[0][..], b"aaaa");
-        assert_eq!(&b.expect("fetch")[1][..], b"bbbb");
-        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        let (a, b) = tokio::join!(a, b);
+        assert_eq!(&a.expect("fetch")[0][..], &[0, 1, 2, 3]);
+        assert_eq!(&b.expect("fetch")[1][..], &[4, 5, 6, 7]);
+        assert_eq!(asked.lock().len(), 1);
         assert!(matches!(c.lookup(id(1)), Lookup::Hit(_)));
         assert_eq!(c.inflight_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn blocks_cached_or_in_flight_are_never_fetched_again() {
+        let c = BlockCache::new(1 << 20, 4);
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let rt = tokio::runtime::Handle::current();
+        c.insert(id(1), Bytes::from_static(&[4, 5, 6, 7]));
+        c.fetch_missing(&rt, want(0..5, 2, None), serve(&asked, 50));
+        // Overlapping: only blocks 5..8 are new (the last one is 2 bytes: 28..30).
+        c.fetch_missing(&rt, want(3..8, 2, None), serve(&asked, 50));
+        let run = |first, count, offset, len| Run {
+            first,
+            count,
+            offset,
+            len,
+        };
+        assert_eq!(
+            *asked.lock(),
+            [
+                run(0, 1, 0, 4),
+                run(2, 2, 8, 8),
+                run(4, 1, 16, 4),
+                run(5, 2, 20, 8),
+                run(7, 1, 28, 2)
+            ]
+        );
+        assert_eq!(c.inflight_bytes(), 26);
+        let Lookup::Pending { fetch, index: 1 } = c.lookup(id(6)) else {
+            panic!("block 6 must be pending, second of its run");
+        };
+        assert_eq!(&fetch.await.expect("fetch")[1][..], &[24, 25, 26, 27]);
+        let last = match c.lookup(id(7)) {
+            Lookup::Hit(b) => b,
+            Lookup::Pending { fetch, index: 0 } => fetch.await.expect("fetch")[0].clone(),
+            other => panic!("block 7: {other:?}"),
+        };
+        assert_eq!(&last[..], &[28, 29], "the file's last 2 bytes");
+    }
+
+    #[tokio::test]
+    async fn read_ahead_stops_at_its_budget() {
+        let c = BlockCache::new(1 << 20, 4);
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let rt = tokio::runtime::Handle::current();
+        c.fetch_missing(&rt, want(0..8, 2, Some(16)), serve(&asked, 50));
+        assert_eq!(asked.lock().len(), 2, "two 8-byte runs fit 16 bytes");
+        assert_eq!(c.inflight_bytes(), 16);
+        assert!(matches!(c.lookup(id(4)), Lookup::Miss));
     }
 
     #[tokio::test]
     async fn wrong_length_is_an_error_not_a_block() {
         let c = BlockCache::new(1 << 20, 4);
         let rt = tokio::runtime::Handle::current();
-        let f = c.start_fetch(&rt, ContentId(1), 0, 2, 8, async {
+        c.fetch_missing(&rt, want(0..2, 8, None), |_| async {
             Ok(vec![Bytes::from_static(b"short")])
         });
-        assert!(f.await.is_err());
+        let Lookup::Pending { fetch, .. } = c.lookup(id(0)) else {
+            panic!("block 0 must be pending");
+        };
+        assert!(fetch.await.is_err());
         assert!(matches!(c.lookup(id(0)), Lookup::Miss));
+        assert_eq!(c.inflight_bytes(), 0);
     }
 }

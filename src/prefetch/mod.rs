@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use crate::api::{ApiClient, ApiError, ContentVersion};
-use crate::cache::{BlockCache, BlockFetch, BlockId, ContentId, Lookup};
+use crate::cache::{BlockCache, BlockId, ContentId, Lookup, Want};
 use crate::catalog::{Catalog, FileEntry, InteractionEntry};
 
 mod handover;
@@ -227,11 +227,14 @@ impl Prefetcher {
             index,
         };
         // A block can be evicted between its fetch and our look; try a few times.
-        for _ in 0..3 {
+        for _ in 0..6 {
             let (fetch, i) = match self.cache.lookup(id) {
                 Lookup::Hit(b) => return Ok(b),
                 Lookup::Pending { fetch, index } => (fetch, index),
-                Lookup::Miss => (self.start(src, index, 1), 0),
+                Lookup::Miss => {
+                    self.fetch_missing(src, index, index + 1, None);
+                    continue;
+                }
             };
             let blocks = fetch.await?;
             if let Some(b) = blocks.get(i) {
@@ -245,73 +248,26 @@ impl Prefetcher {
     }
 
     /// Start fetches for the blocks in `[from, to)` that are neither cached nor in
-    /// flight, as runs of consecutive blocks of at most `chunk` blocks each (default:
-    /// the largest request size). Read-ahead (`chunk` given) respects the memory budget.
+    /// flight, as runs of at most `chunk` blocks each (default: the largest request
+    /// size). Read-ahead (`chunk` given) stays within the in-flight memory budget.
     fn fetch_missing(&self, src: &Source, from: u64, to: u64, chunk: Option<u64>) {
-        let is_read_ahead = chunk.is_some();
-        let max_blocks = chunk
-            .unwrap_or(self.cfg.max_request_blocks(self.cache.math()))
-            .max(1);
-        let mut run_start: Option<u64> = None;
-        let mut index = from;
-        while index <= to {
-            let present = index == to
-                || self.cache.is_present(BlockId {
-                    content: src.content,
-                    index,
-                });
-            match (present, run_start) {
-                (false, None) => run_start = Some(index),
-                (false, Some(s)) if index - s >= max_blocks => {
-                    if !self.start_run(src, s, index - s, is_read_ahead) {
-                        return;
-                    }
-                    run_start = Some(index);
-                }
-                (true, Some(s)) => {
-                    if !self.start_run(src, s, index - s, is_read_ahead) {
-                        return;
-                    }
-                    run_start = None;
-                }
-                _ => {}
-            }
-            index += 1;
-        }
-    }
-
-    /// Start one run unless read-ahead would exceed its memory budget.
-    fn start_run(&self, src: &Source, first: u64, count: u64, is_read_ahead: bool) -> bool {
-        if is_read_ahead {
-            let bytes = count * self.cache.math().block_size();
-            if self.cache.inflight_bytes() + bytes > self.cfg.inflight_budget {
-                return false;
-            }
-        }
-        // The fetch runs on its own task; nobody needs to hold its future.
-        drop(self.start(src, first, count));
-        true
-    }
-
-    fn start(&self, src: &Source, first: u64, count: u64) -> BlockFetch {
         let math = self.cache.math();
-        let size = src.version.size;
-        let (start, _) = math.block_range(first, size);
-        let (_, end) = math.block_range(first + count - 1, size);
-        let client = self.client.clone();
-        let version = Arc::clone(&src.version);
-        let pool = self.cache.pool().clone();
-        self.cache.start_fetch(
-            &self.rt,
-            src.content,
-            first,
-            count,
-            end - start,
+        let want = Want {
+            content: src.content,
+            file_size: src.version.size,
+            blocks: from..to,
+            max_run: chunk.unwrap_or(self.cfg.max_request_blocks(math)),
+            budget: chunk.map(|_| self.cfg.inflight_budget),
+        };
+        self.cache.fetch_missing(&self.rt, want, |run| {
+            let client = self.client.clone();
+            let version = Arc::clone(&src.version);
+            let pool = self.cache.pool().clone();
             async move {
                 client
-                    .read_chunks(&version, start, end - start, math.block_size(), &pool)
+                    .read_chunks(&version, run.offset, run.len, math.block_size(), &pool)
                     .await
-            },
-        )
+            }
+        });
     }
 }
