@@ -9,8 +9,11 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -64,8 +67,9 @@ enum Handle {
     Meta(Bytes),
 }
 
-/// The filesystem, as handed to fuser. Work that must wait for the network runs on
-/// tokio tasks that hold the shared [`Inner`] and reply when done.
+/// The filesystem, as handed to fuser. Work that may wait for the network starts on
+/// the FUSE thread and, once it has to wait, goes on as a tokio task that holds the
+/// shared [`Inner`] and replies when done ([`Inner::answer`]).
 #[derive(Debug)]
 pub struct VccFs {
     inner: Arc<Inner>,
@@ -129,6 +133,21 @@ impl Inner {
             nodes: RwLock::new(nodes),
             handles: RwLock::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
+        }
+    }
+
+    /// Run `work` (which replies itself) on this FUSE thread as far as it goes without
+    /// waiting: a read of cached blocks is answered at once, with no hop to another
+    /// thread. Work that has to wait moves to the runtime, which polls it from there.
+    fn answer(&self, work: impl Future<Output = ()> + Send + 'static) {
+        let mut work = Box::pin(work);
+        let _runtime = self.rt.enter();
+        let mut cx = Context::from_waker(Waker::noop());
+        // A panic stays contained as it would in a task: the dropped reply answers EIO.
+        match std::panic::catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(&mut cx))) {
+            Ok(Poll::Ready(())) => {}
+            Ok(Poll::Pending) => drop(self.rt.spawn(work)),
+            Err(_) => tracing::error!("a FUSE request handler panicked"),
         }
     }
 
@@ -262,11 +281,11 @@ impl Filesystem for VccFs {
                 if let Some(e) = self.catalog.known(name) {
                     return self.interaction_entry(&e, reply);
                 }
-                // Not listed: one GET /interactions/{guid}, off the FUSE thread.
+                // Not listed: one GET /interactions/{guid}.
                 let catalog = Arc::clone(&self.catalog);
                 let guid = name.to_string();
                 let fs = self.self_ref();
-                self.rt.spawn(async move {
+                self.answer(async move {
                     match catalog.lookup(&guid).await {
                         Ok(Some(e)) => fs.interaction_entry(&e, reply),
                         Ok(None) => reply.error(Errno::ENOENT),
@@ -302,7 +321,7 @@ impl Filesystem for VccFs {
                 let catalog = Arc::clone(&self.catalog);
                 let guid = name.to_string();
                 let fs = self.self_ref();
-                self.rt.spawn(async move {
+                self.answer(async move {
                     match catalog.day(day).await {
                         Ok(guids) if guids.contains(&guid) => fs.reply_node(
                             ino::link(day, &guid),
@@ -406,7 +425,7 @@ impl Filesystem for VccFs {
                     return reply.data(&[]);
                 }
                 let prefetcher = Arc::clone(&self.prefetcher);
-                self.rt.spawn(async move {
+                let read = async move {
                     let Handle::Content {
                         source,
                         ra,
@@ -425,7 +444,8 @@ impl Filesystem for VccFs {
                             reply.error(errno_of(&err));
                         }
                     }
-                });
+                };
+                self.answer(read);
             }
         }
     }
@@ -540,10 +560,10 @@ impl Filesystem for VccFs {
             }
             Node::Day(day) => {
                 let day = *day;
-                // Days outside the window may need a search: answer from a task.
+                // Days outside the window may need a search.
                 let catalog = Arc::clone(&self.catalog);
                 let fs = self.self_ref();
-                self.rt.spawn(async move {
+                self.answer(async move {
                     match catalog.day(day).await {
                         Ok(guids) => {
                             for g in guids.iter() {
