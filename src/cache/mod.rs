@@ -54,7 +54,91 @@ pub struct Want {
     pub budget: Option<u64>,
 }
 
+/// What [`BlockCache::fetch_missing`] started.
+#[derive(Debug, Default)]
+pub struct Started {
+    /// The runs now being fetched, with their fetches.
+    pub runs: Vec<(Run, BlockFetch)>,
+    /// Where the read-ahead budget stopped it: the first missing block not started.
+    pub stopped_at: Option<u64>,
+}
+
 type FetchSender = tokio::sync::oneshot::Sender<Result<Arc<Vec<Bytes>>, ApiError>>;
+
+/// A run registered as in flight. Completing it moves its blocks into the cache;
+/// dropping it unfinished (the fetch panicked, the runtime shut down) still clears
+/// the registration, so its blocks are fetched again rather than failing forever.
+struct Registered {
+    state: Arc<Mutex<State>>,
+    content: ContentId,
+    run: Run,
+    cleared: bool,
+}
+
+impl Registered {
+    /// Await `fetch`, check its shape, fill the cache and tell the waiters.
+    async fn complete<Fut>(mut self, math: BlockMath, tx: FetchSender, fetch: Fut)
+    where
+        Fut: Future<Output = Result<Vec<Bytes>, ApiError>>,
+    {
+        let run = self.run;
+        let result = fetch.await.and_then(|blocks| {
+            let total: u64 = blocks.iter().map(|b| b.len() as u64).sum();
+            let shaped = blocks.len() as u64 == run.count
+                && blocks
+                    .iter()
+                    .rev()
+                    .skip(1)
+                    .all(|b| b.len() as u64 == math.block_size());
+            if total != run.len || !shaped {
+                return Err(ApiError::Protocol {
+                    what: "block fetch".into(),
+                    detail: format!(
+                        "got {} buffers, {total} bytes, for {} blocks of a {}-byte range",
+                        blocks.len(),
+                        run.count,
+                        run.len
+                    ),
+                });
+            }
+            Ok(Arc::new(blocks))
+        });
+        {
+            let mut s = self.state.lock();
+            self.clear_locked(&mut s);
+            if let Ok(blocks) = &result {
+                for (index, b) in (run.first..).zip(blocks.iter()) {
+                    let id = BlockId {
+                        content: self.content,
+                        index,
+                    };
+                    insert_locked(&mut s, id, b.clone());
+                }
+            }
+            self.cleared = true;
+        }
+        let _ = tx.send(result);
+    }
+
+    fn clear_locked(&self, s: &mut State) {
+        s.inflight_bytes = s.inflight_bytes.saturating_sub(self.run.len);
+        for index in self.run.first..self.run.first + self.run.count {
+            s.inflight.remove(&BlockId {
+                content: self.content,
+                index,
+            });
+        }
+    }
+}
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        if !self.cleared {
+            let state = Arc::clone(&self.state);
+            self.clear_locked(&mut state.lock());
+        }
+    }
+}
 
 /// What the cache knows about a block.
 #[derive(Debug)]
@@ -148,79 +232,44 @@ impl BlockCache {
     /// Start fetching the blocks of `want` that are neither cached nor in flight, as
     /// runs of consecutive blocks, `fetch(run)` fetching one run (it must return
     /// exactly the run's blocks). What is missing is decided and registered under one
-    /// lock, so concurrent readers never fetch a block twice. Each fetch runs on its
-    /// own task, so it completes (and fills the cache) even if nobody waits for it.
-    pub fn fetch_missing<F, Fut>(&self, rt: &tokio::runtime::Handle, want: Want, fetch: F)
+    /// lock, so concurrent readers never fetch a block twice; blocks already cached
+    /// count as just used. Each fetch runs on its own task, so it completes (and fills
+    /// the cache) even if nobody waits for it.
+    pub fn fetch_missing<F, Fut>(
+        &self,
+        rt: &tokio::runtime::Handle,
+        want: Want,
+        fetch: F,
+    ) -> Started
     where
         F: Fn(Run) -> Fut,
         Fut: Future<Output = Result<Vec<Bytes>, ApiError>> + Send + 'static,
     {
-        let started = {
+        let mut started = Started::default();
+        let mut senders = Vec::new();
+        {
             let mut s = self.state.lock();
-            let runs = missing_runs(&s, self.math, &want);
-            let mut started = Vec::with_capacity(runs.len());
-            for run in runs {
+            for run in missing_runs(&mut s, self.math, &want) {
                 if want.budget.is_some_and(|b| s.inflight_bytes + run.len > b) {
+                    started.stopped_at = Some(run.first);
                     break;
                 }
-                started.push((run, register_locked(&mut s, want.content, run)));
+                let (tx, shared) = register_locked(&mut s, want.content, run);
+                started.runs.push((run, shared));
+                senders.push(tx);
             }
             evict_locked(&mut s);
-            started
-        };
-        for (run, tx) in started {
-            self.spawn_fetch(rt, want.content, run, tx, fetch(run));
         }
-    }
-
-    /// Run one registered fetch: check its shape, fill the cache, tell the waiters.
-    fn spawn_fetch<Fut>(
-        &self,
-        rt: &tokio::runtime::Handle,
-        content: ContentId,
-        run: Run,
-        tx: FetchSender,
-        fetch: Fut,
-    ) where
-        Fut: Future<Output = Result<Vec<Bytes>, ApiError>> + Send + 'static,
-    {
-        let math = self.math;
-        let state = Arc::clone(&self.state);
-        rt.spawn(async move {
-            let result = fetch.await.and_then(|blocks| {
-                let total: u64 = blocks.iter().map(|b| b.len() as u64).sum();
-                let shaped = blocks.len() as u64 == run.count
-                    && blocks
-                        .iter()
-                        .rev()
-                        .skip(1)
-                        .all(|b| b.len() as u64 == math.block_size());
-                if total != run.len || !shaped {
-                    return Err(ApiError::Protocol {
-                        what: "block fetch".into(),
-                        detail: format!(
-                            "got {} buffers, {total} bytes, for {} blocks of a {}-byte range",
-                            blocks.len(),
-                            run.count,
-                            run.len
-                        ),
-                    });
-                }
-                Ok(Arc::new(blocks))
-            });
-            {
-                let mut s = state.lock();
-                s.inflight_bytes = s.inflight_bytes.saturating_sub(run.len);
-                for (i, index) in (run.first..run.first + run.count).enumerate() {
-                    let id = BlockId { content, index };
-                    s.inflight.remove(&id);
-                    if let Some(b) = result.as_ref().ok().and_then(|blocks| blocks.get(i)) {
-                        insert_locked(&mut s, id, b.clone());
-                    }
-                }
-            }
-            let _ = tx.send(result);
-        });
+        for (&(run, _), tx) in started.runs.iter().zip(senders) {
+            let registered = Registered {
+                state: Arc::clone(&self.state),
+                content: want.content,
+                run,
+                cleared: false,
+            };
+            rt.spawn(registered.complete(self.math, tx, fetch(run)));
+        }
+        started
     }
 
     /// Put a block in the cache (evicting least recently used ones to stay in budget).
@@ -251,18 +300,21 @@ impl BlockCache {
 }
 
 /// The blocks of `want` neither cached nor in flight, as runs of at most `max_run`.
-fn missing_runs(s: &State, math: BlockMath, want: &Want) -> Vec<Run> {
-    let present = |index| {
+/// Cached ones count as just used.
+fn missing_runs(s: &mut State, math: BlockMath, want: &Want) -> Vec<Run> {
+    let mut present = |index| {
         let id = BlockId {
             content: want.content,
             index,
         };
+        s.lru.promote(&id);
         s.lru.contains(&id) || s.inflight.contains_key(&id)
     };
     let max_run = want.max_run.max(1);
     let mut runs: Vec<Run> = Vec::new();
     let mut open = false;
-    for index in want.blocks.clone() {
+    let end = want.blocks.end.min(math.block_count(want.file_size));
+    for index in want.blocks.start..end {
         if present(index) {
             open = false;
             continue;
@@ -287,7 +339,7 @@ fn missing_runs(s: &State, math: BlockMath, want: &Want) -> Vec<Run> {
 
 /// Register `run` as in flight: its blocks point at one shared fetch, completed
 /// through the returned sender.
-fn register_locked(s: &mut State, content: ContentId, run: Run) -> FetchSender {
+fn register_locked(s: &mut State, content: ContentId, run: Run) -> (FetchSender, BlockFetch) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let shared: BlockFetch = async move {
         rx.await.unwrap_or_else(|_| {
@@ -304,7 +356,7 @@ fn register_locked(s: &mut State, content: ContentId, run: Run) -> FetchSender {
             .insert(BlockId { content, index }, (shared.clone(), i));
     }
     s.inflight_bytes += run.len;
-    tx
+    (tx, shared)
 }
 
 /// Insert, then evict least recently used blocks until cached plus in-flight bytes fit
@@ -496,9 +548,66 @@ mod tests {
         let asked = Arc::new(Mutex::new(Vec::new()));
         let rt = tokio::runtime::Handle::current();
         c.fetch_missing(&rt, want(0..8, 2, Some(16)), serve(&asked, 50));
+        let started = c.fetch_missing(&rt, want(0..8, 2, Some(16)), serve(&asked, 50));
+        assert_eq!(started.runs.len(), 0, "all in flight or over budget");
+        assert_eq!(started.stopped_at, Some(4));
         assert_eq!(asked.lock().len(), 2, "two 8-byte runs fit 16 bytes");
         assert_eq!(c.inflight_bytes(), 16);
         assert!(matches!(c.lookup(id(4)), Lookup::Miss));
+    }
+
+    #[tokio::test]
+    async fn runs_stop_at_the_end_of_the_file() {
+        let c = BlockCache::new(1 << 20, 4);
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let rt = tokio::runtime::Handle::current();
+        let started = c.fetch_missing(&rt, want(6..12, 8, None), serve(&asked, 0));
+        let runs: Vec<Run> = started.runs.iter().map(|(r, _)| *r).collect();
+        assert_eq!(
+            runs,
+            [Run {
+                first: 6,
+                count: 2,
+                offset: 24,
+                len: 6
+            }]
+        );
+    }
+
+    #[tokio::test]
+    async fn blocks_asked_for_again_are_kept_over_older_ones() {
+        let c = BlockCache::new(8, 4);
+        let rt = tokio::runtime::Handle::current();
+        c.insert(id(0), Bytes::from_static(b"aaaa"));
+        c.insert(id(1), Bytes::from_static(b"bbbb"));
+        // A read of block 0 (already cached) marks it used...
+        let started = c.fetch_missing(&rt, want(0..1, 8, None), |_| async { Ok(Vec::new()) });
+        assert!(started.runs.is_empty());
+        // ...so the next block in evicts block 1.
+        c.insert(id(2), Bytes::from_static(b"cccc"));
+        assert!(matches!(c.lookup(id(0)), Lookup::Hit(_)));
+        assert!(matches!(c.lookup(id(1)), Lookup::Miss));
+    }
+
+    #[tokio::test]
+    async fn a_fetch_that_dies_leaves_its_blocks_to_be_fetched_again() {
+        let c = BlockCache::new(1 << 20, 4);
+        let rt = tokio::runtime::Handle::current();
+        c.fetch_missing(&rt, want(0..2, 8, None), |_| async {
+            panic!("fetch panicked (expected by this test)")
+        });
+        let Lookup::Pending { fetch, .. } = c.lookup(id(0)) else {
+            panic!("block 0 must be pending");
+        };
+        assert!(fetch.await.is_err(), "waiters get an error");
+        assert!(
+            matches!(c.lookup(id(0)), Lookup::Miss),
+            "not pending forever"
+        );
+        assert_eq!(c.inflight_bytes(), 0);
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        c.fetch_missing(&rt, want(0..2, 8, None), serve(&asked, 0));
+        assert_eq!(asked.lock().len(), 1, "fetched again");
     }
 
     #[tokio::test]

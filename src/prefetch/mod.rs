@@ -8,7 +8,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use crate::api::{ApiClient, ApiError, ContentVersion};
-use crate::cache::{BlockCache, BlockId, ContentId, Lookup, Want};
+use crate::cache::{BlockCache, BlockId, ContentId, Lookup, Started, Want};
 use crate::catalog::{Catalog, FileEntry, InteractionEntry};
 
 mod handover;
@@ -169,7 +169,11 @@ impl Prefetcher {
             );
             if ra_start < ra_end {
                 let chunk = (self.cfg.chunk_for(ra_end - ra_start) / math.block_size()).max(1);
-                self.fetch_missing(src, a, b + 1, Some(chunk));
+                let started = self.fetch_missing(src, a, b + 1, Some(chunk));
+                if let Some(block) = started.stopped_at {
+                    // Out of memory budget: try again from there on the next read.
+                    ra.lock().refused_from(math.block_range(block, file_size).0);
+                }
             }
         }
 
@@ -231,10 +235,11 @@ impl Prefetcher {
             let (fetch, i) = match self.cache.lookup(id) {
                 Lookup::Hit(b) => return Ok(b),
                 Lookup::Pending { fetch, index } => (fetch, index),
-                Lookup::Miss => {
-                    self.fetch_missing(src, index, index + 1, None);
-                    continue;
-                }
+                Lookup::Miss => match self.fetch_missing(src, index, index + 1, None).runs.pop() {
+                    Some((_, fetch)) => (fetch, 0),
+                    // Someone else's fetch took it in between.
+                    None => continue,
+                },
             };
             let blocks = fetch.await?;
             if let Some(b) = blocks.get(i) {
@@ -250,7 +255,7 @@ impl Prefetcher {
     /// Start fetches for the blocks in `[from, to)` that are neither cached nor in
     /// flight, as runs of at most `chunk` blocks each (default: the largest request
     /// size). Read-ahead (`chunk` given) stays within the in-flight memory budget.
-    fn fetch_missing(&self, src: &Source, from: u64, to: u64, chunk: Option<u64>) {
+    fn fetch_missing(&self, src: &Source, from: u64, to: u64, chunk: Option<u64>) -> Started {
         let math = self.cache.math();
         let want = Want {
             content: src.content,
@@ -268,6 +273,6 @@ impl Prefetcher {
                     .read_chunks(&version, run.offset, run.len, math.block_size(), &pool)
                     .await
             }
-        });
+        })
     }
 }

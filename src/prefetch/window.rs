@@ -98,6 +98,12 @@ impl ReadAhead {
         self.ahead_until = target;
         (start < target).then_some((start, target))
     }
+
+    /// Read-ahead from `offset` on was not started (no memory budget left): the next
+    /// read asks for it again instead of leaving a gap to be fetched block by block.
+    pub fn refused_from(&mut self, offset: u64) {
+        self.ahead_until = self.ahead_until.min(offset);
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +141,27 @@ mod tests {
         // A seek far away: no read-ahead, window reset.
         assert_eq!(ra.on_read(&cfg, 900 << 20, (900 << 20) + 4096, size), None);
         assert_eq!(ra.window, 0);
+    }
+
+    #[test]
+    fn refused_read_ahead_is_asked_for_again() {
+        let cfg = ReadAheadConfig::default();
+        let mut ra = ReadAhead::default();
+        let size = 1 << 30;
+        let mut off = 0;
+        let mut span = None;
+        while span.is_none_or(|(a, b)| b - a < 4 << 20) {
+            span = ra.on_read(&cfg, off, off + 131072, size).or(span);
+            off += 131072;
+        }
+        let (a, b) = span.expect("read-ahead");
+        // Nothing from the middle of that span on was started.
+        let refused = a + (b - a) / 2;
+        ra.refused_from(refused);
+        let (a2, _) = ra
+            .on_read(&cfg, off, off + 131072, size)
+            .expect("the refused part is asked for on the next read");
+        assert_eq!(a2, refused);
     }
 
     #[test]
