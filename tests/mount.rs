@@ -491,6 +491,16 @@ fn read_only_unknown_names_and_by_date() {
     assert!(std::fs::metadata(day_dir.join(g))
         .expect("follow link")
         .is_dir());
+    let other_day = items
+        .iter()
+        .find(|i| i["start"].as_str().is_some_and(|s| !s.starts_with(day)))
+        .and_then(|i| i["guid"].as_str())
+        .expect("an interaction of another day");
+    assert_eq!(
+        errno_of(std::fs::symlink_metadata(day_dir.join(other_day))),
+        libc::ENOENT,
+        "an interaction of another day is not under this one"
+    );
 
     // Extended attributes.
     assert!(!xattr(&file, "user.vcc.contentType").is_empty());

@@ -343,6 +343,16 @@ impl Catalog {
         start >= self.from && start + time::Duration::DAY <= self.to
     }
 
+    /// Did interaction `guid` start on `day` (UTC)? Answered like [`Catalog::day`],
+    /// without listing the day when the window covers it.
+    pub async fn started_on(&self, day: Date, guid: &str) -> Result<bool, ApiError> {
+        if self.day_in_window(day) {
+            let l = self.listing.read();
+            return Ok(l.by_guid.get(guid).is_some_and(|e| e.start_date() == day));
+        }
+        Ok(self.day(day).await?.iter().any(|g| g == guid))
+    }
+
     /// Guids of the interactions that started on `day` (UTC), in start order. Days
     /// inside the window come from the listing; others cost one search, remembered.
     pub async fn day(&self, day: Date) -> Result<Arc<Vec<String>>, ApiError> {

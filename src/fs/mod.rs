@@ -322,14 +322,14 @@ impl Filesystem for VccFs {
                 let guid = name.to_string();
                 let fs = self.self_ref();
                 self.answer(async move {
-                    match catalog.day(day).await {
-                        Ok(guids) if guids.contains(&guid) => fs.reply_node(
+                    match catalog.started_on(day, &guid).await {
+                        Ok(true) => fs.reply_node(
                             ino::link(day, &guid),
                             Node::Link(day, guid),
                             SHORT_TTL,
                             reply,
                         ),
-                        Ok(_) => reply.error(Errno::ENOENT),
+                        Ok(false) => reply.error(Errno::ENOENT),
                         Err(err) => {
                             tracing::warn!(%day, error = %err, "day search failed");
                             reply.error(errno_of(&err));
