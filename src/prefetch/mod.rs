@@ -230,8 +230,8 @@ impl Prefetcher {
             content: src.content,
             index,
         };
-        // A block can be evicted between its fetch and our look; try a few times.
-        for _ in 0..6 {
+        // Another reader can claim the block between our look and our claim: look again.
+        for _ in 0..3 {
             let (fetch, i) = match self.cache.lookup(id) {
                 Lookup::Hit(b) => return Ok(b),
                 Lookup::Pending { fetch, index } => (fetch, index),
