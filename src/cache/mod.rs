@@ -224,11 +224,6 @@ impl BlockCache {
         }
     }
 
-    /// Bytes being fetched right now (read-ahead uses this as its memory budget).
-    pub fn inflight_bytes(&self) -> u64 {
-        self.state.lock().inflight_bytes
-    }
-
     /// Start fetching the blocks of `want` that are neither cached nor in flight, as
     /// runs of consecutive blocks, `fetch(run)` fetching one run (it must return
     /// exactly the run's blocks). What is missing is decided and registered under one
@@ -307,8 +302,7 @@ fn missing_runs(s: &mut State, math: BlockMath, want: &Want) -> Vec<Run> {
             content: want.content,
             index,
         };
-        s.lru.promote(&id);
-        s.lru.contains(&id) || s.inflight.contains_key(&id)
+        s.lru.get(&id).is_some() || s.inflight.contains_key(&id)
     };
     let max_run = want.max_run.max(1);
     let mut runs: Vec<Run> = Vec::new();
@@ -501,7 +495,7 @@ mod tests {
         assert_eq!(&b.expect("fetch")[1][..], &[4, 5, 6, 7]);
         assert_eq!(asked.lock().len(), 1);
         assert!(matches!(c.lookup(id(1)), Lookup::Hit(_)));
-        assert_eq!(c.inflight_bytes(), 0);
+        assert_eq!(c.stats().inflight_bytes, 0);
     }
 
     #[tokio::test]
@@ -529,7 +523,7 @@ mod tests {
                 run(7, 1, 28, 2)
             ]
         );
-        assert_eq!(c.inflight_bytes(), 26);
+        assert_eq!(c.stats().inflight_bytes, 26);
         let Lookup::Pending { fetch, index: 1 } = c.lookup(id(6)) else {
             panic!("block 6 must be pending, second of its run");
         };
@@ -552,7 +546,7 @@ mod tests {
         assert_eq!(started.runs.len(), 0, "all in flight or over budget");
         assert_eq!(started.stopped_at, Some(4));
         assert_eq!(asked.lock().len(), 2, "two 8-byte runs fit 16 bytes");
-        assert_eq!(c.inflight_bytes(), 16);
+        assert_eq!(c.stats().inflight_bytes, 16);
         assert!(matches!(c.lookup(id(4)), Lookup::Miss));
     }
 
@@ -604,7 +598,7 @@ mod tests {
             matches!(c.lookup(id(0)), Lookup::Miss),
             "not pending forever"
         );
-        assert_eq!(c.inflight_bytes(), 0);
+        assert_eq!(c.stats().inflight_bytes, 0);
         let asked = Arc::new(Mutex::new(Vec::new()));
         c.fetch_missing(&rt, want(0..2, 8, None), serve(&asked, 0));
         assert_eq!(asked.lock().len(), 1, "fetched again");
@@ -622,6 +616,6 @@ mod tests {
         };
         assert!(fetch.await.is_err());
         assert!(matches!(c.lookup(id(0)), Lookup::Miss));
-        assert_eq!(c.inflight_bytes(), 0);
+        assert_eq!(c.stats().inflight_bytes, 0);
     }
 }
