@@ -19,4 +19,6 @@ pub mod memory;
 pub mod model;
 pub mod mount;
 pub mod prefetch;
+pub mod source;
 pub mod util;
+pub mod version;

@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 
 use crate::api::{ApiClient, ApiConfig, ApiError, Credentials};
 use crate::cache::BlockCache;
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, CatalogError};
 use crate::cli::{DemoArgs, MountArgs};
 use crate::fs::VccFs;
 use crate::prefetch::{Prefetcher, ReadAheadConfig};
@@ -220,7 +220,7 @@ fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), MountEr
         .max(opts.block_size);
     ra.max_window = ra.max_window.min(opts.cache_size / 2).max(opts.block_size);
     let prefetcher = Arc::new(Prefetcher::new(
-        client.clone(),
+        Arc::new(client.clone()),
         cache,
         ra,
         rt.handle().clone(),
@@ -358,7 +358,8 @@ fn mount_device(path: &Path) -> Option<String> {
 }
 
 /// Say what a failure to list at start-up most likely means.
-fn startup_error(api: &ApiConfig, e: ApiError) -> MountError {
+fn startup_error(api: &ApiConfig, e: CatalogError) -> MountError {
+    let CatalogError::Api(e) = e;
     match e {
         ApiError::NotFound { .. } => MountError::Usage(format!(
             "{} does not look like an Interaction Content API (searching it answered 404); check --api-url or --region",

@@ -4,6 +4,12 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
+/// Now, to the second (what file times and the window are measured in).
+pub fn now_secs() -> OffsetDateTime {
+    let now = OffsetDateTime::now_utc();
+    now.replace_nanosecond(0).unwrap_or(now)
+}
+
 /// Format an instant as an RFC 9110 IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
 pub fn format_http_date(t: OffsetDateTime) -> String {
     let fmt = format_description!(

@@ -50,6 +50,7 @@ async fn reset(emu: &RunningEmulator) {
 fn version(i: &Interaction, key: &str) -> ContentVersion {
     let item = i.item(key).expect("item");
     ContentVersion::new(
+        vccfs::version::TenantId::new("http://test/interaction-content", "test"),
         &i.guid,
         key,
         item.content_length.expect("len"),

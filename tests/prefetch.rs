@@ -47,7 +47,7 @@ impl Rig {
 
     fn prefetcher_with(&self, cache_size: u64, cfg: ReadAheadConfig) -> Prefetcher {
         Prefetcher::new(
-            self.client.clone(),
+            Arc::new(self.client.clone()),
             Arc::new(BlockCache::new(cache_size, BLOCK)),
             cfg,
             self.rt.handle().clone(),
@@ -59,6 +59,7 @@ impl Rig {
         let (guid, key) = self.emu.tenant().big_file().expect("big file");
         let item = self.emu.tenant().item(&guid, &key).expect("item");
         let v = ContentVersion::new(
+            self.client.config().tenant(),
             &guid,
             &key,
             item.content_length.expect("len"),
@@ -205,7 +206,13 @@ fn small_files_cost_one_request() {
             if size == 0 || size > BLOCK {
                 continue;
             }
-            let v = ContentVersion::new(&i.guid, &c.content_key, size, c.last_modified);
+            let v = ContentVersion::new(
+                rig.client.config().tenant(),
+                &i.guid,
+                &c.content_key,
+                size,
+                c.last_modified,
+            );
             let src = Source {
                 content: ContentId(1000 + k as u64 * 100 + n),
                 version: Arc::new(v),

@@ -135,6 +135,11 @@ pub struct ApiConfig {
 }
 
 impl ApiConfig {
+    /// The tenant this configuration reads: its API and account, hashed.
+    pub fn tenant(&self) -> crate::version::TenantId {
+        crate::version::TenantId::new(&self.api_url, &self.credentials.client_id)
+    }
+
     /// Defaults for the given endpoints: 150 requests/minute for remote hosts, unlimited
     /// on loopback (an emulator).
     pub fn new(api_url: &str, auth_url: &str, credentials: Credentials) -> Result<Self, ApiError> {

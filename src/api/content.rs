@@ -1,7 +1,6 @@
 //! Ranged content reads that return exactly the bytes asked for, from one version of
 //! the content, or an error. Never shifted, short, or a mix of two versions.
 
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -9,7 +8,6 @@ use reqwest::header::{
     HeaderMap, CONTENT_LENGTH, CONTENT_RANGE, ETAG, IF_RANGE, LAST_MODIFIED, LOCATION, RANGE,
 };
 use reqwest::{Response, StatusCode, Url};
-use time::OffsetDateTime;
 
 use super::client::{transport_error, ApiClient};
 use super::retry::Failure;
@@ -18,41 +16,16 @@ use super::token::AccessToken;
 use super::ApiError;
 use crate::memory::{BlockBuf, BlockPool};
 use crate::util::{format_http_date, parse_http_date};
+use crate::version::{ContentVersion, Validator};
 
 /// A signed storage URL is reused at most this long (or until it fails).
 const REDIRECT_REUSE: Duration = Duration::from_secs(240);
 
-/// One version of one content item, as listed: reads are pinned to it.
-#[derive(Debug)]
-pub struct ContentVersion {
-    pub guid: String,
-    pub key: String,
-    /// `contentLength` from the metadata.
-    pub size: u64,
-    /// `lastModified` from the metadata.
-    pub last_modified: Option<OffsetDateTime>,
-    /// The strong ETag of the first response, which later reads must match.
-    etag: OnceLock<String>,
-}
-
-impl ContentVersion {
-    pub fn new(guid: &str, key: &str, size: u64, last_modified: Option<OffsetDateTime>) -> Self {
-        ContentVersion {
-            guid: guid.to_string(),
-            key: key.to_string(),
-            size,
-            last_modified,
-            etag: OnceLock::new(),
-        }
-    }
-
-    /// The validator sent in `If-Range`: the pinned ETag, else the listed lastModified.
-    fn if_range(&self) -> Option<String> {
-        self.etag
-            .get()
-            .cloned()
-            .or_else(|| self.last_modified.map(format_http_date))
-    }
+/// The validator sent in `If-Range`: the pinned one, else the listed lastModified.
+fn if_range(obj: &ContentVersion) -> Option<String> {
+    obj.pinned()
+        .map(|v| v.header_value().to_string())
+        .or_else(|| obj.last_modified.map(format_http_date))
 }
 
 /// One ranged read: bytes `offset..end` of `obj`, received in `chunk`-byte buffers
@@ -200,7 +173,7 @@ impl ApiClient {
         let mut req = req
             .header(RANGE, format!("bytes={}-{}", offset, end - 1))
             .header(reqwest::header::ACCEPT, crate::model::ACCEPT_V3);
-        if let Some(v) = obj.if_range() {
+        if let Some(v) = if_range(obj) {
             req = req.header(IF_RANGE, v);
         }
         req
@@ -300,8 +273,12 @@ impl ApiClient {
         }
         // A weak ETag cannot pin bytes; Last-Modified above is all we have then.
         if let Some(etag) = header_str(headers, ETAG).filter(|e| !e.starts_with("W/")) {
-            let pinned = obj.etag.get_or_init(|| etag.to_string());
-            if pinned != etag {
+            let seen = Validator::ETag(etag.to_string());
+            if !obj.pin(&seen) {
+                let pinned = obj
+                    .pinned()
+                    .map(Validator::header_value)
+                    .unwrap_or_default();
                 return Err(format!("ETag is now {etag}, was {pinned}"));
             }
         }
@@ -488,12 +465,13 @@ mod tests {
     #[test]
     fn if_range_prefers_etag() {
         let t = time::macros::datetime!(2020-02-16 14:19:35 UTC);
-        let v = ContentVersion::new("g", "k", 10, Some(t));
+        let tenant = crate::version::TenantId::new("http://x/interaction-content", "c");
+        let v = ContentVersion::new(tenant, "g", "k", 10, Some(t));
         assert_eq!(
-            v.if_range().as_deref(),
+            if_range(&v).as_deref(),
             Some("Sun, 16 Feb 2020 14:19:35 GMT")
         );
-        let _ = v.etag.set("\"abc\"".into());
-        assert_eq!(v.if_range().as_deref(), Some("\"abc\""));
+        assert!(v.pin(&Validator::ETag("\"abc\"".into())));
+        assert_eq!(if_range(&v).as_deref(), Some("\"abc\""));
     }
 }

@@ -18,9 +18,9 @@ pub mod search;
 pub mod stats;
 pub mod token;
 
+pub use crate::version::ContentVersion;
 pub use client::ApiClient;
 pub use config::{ApiConfig, Credentials, Region};
-pub use content::ContentVersion;
 pub use error::ApiError;
 pub use search::SearchPager;
 pub use stats::ClientStatsSnapshot;

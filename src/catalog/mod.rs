@@ -2,7 +2,7 @@
 //! versions. Fed by one search of the mount window, per-guid lookups for guids outside
 //! it, per-day searches for other days, and periodic re-listing. Knows nothing of FUSE.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,9 +11,10 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use time::{Date, OffsetDateTime};
 
-use crate::api::{ApiClient, ApiError, ContentVersion};
+use crate::api::{ApiClient, ApiError};
 use crate::cache::ContentId;
 use crate::model::{is_guid, Interaction};
+use crate::version::{ContentVersion, TenantId};
 
 pub mod ino;
 
@@ -21,6 +22,14 @@ pub mod ino;
 pub const META_NAME: &str = ".interaction.json";
 /// How long "no such guid" is remembered.
 pub const NEGATIVE_TTL: Duration = Duration::from_secs(30);
+
+/// Why the catalog could not answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CatalogError {
+    /// A search or lookup failed.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+}
 
 /// One content file of an interaction.
 #[derive(Debug)]
@@ -76,7 +85,6 @@ fn same_keys(a: &InteractionEntry, b: &InteractionEntry) -> bool {
 #[derive(Debug, Clone)]
 pub struct ChangedFile {
     pub ino: u64,
-    pub old: ContentId,
 }
 
 #[derive(Debug, Default)]
@@ -92,6 +100,7 @@ struct Listing {
 #[derive(Debug)]
 pub struct Catalog {
     client: ApiClient,
+    tenant: TenantId,
     from: OffsetDateTime,
     to: OffsetDateTime,
     listing: RwLock<Arc<Listing>>,
@@ -111,8 +120,16 @@ impl Catalog {
         client: ApiClient,
         from: OffsetDateTime,
         to: OffsetDateTime,
-    ) -> Result<Catalog, ApiError> {
-        let catalog = Catalog {
+    ) -> Result<Catalog, CatalogError> {
+        let catalog = Catalog::empty(client, from, to);
+        catalog.refresh().await?;
+        Ok(catalog)
+    }
+
+    /// A catalog of `[from, to)` with nothing listed yet.
+    pub(crate) fn empty(client: ApiClient, from: OffsetDateTime, to: OffsetDateTime) -> Catalog {
+        Catalog {
+            tenant: client.config().tenant(),
             client,
             from,
             to,
@@ -122,23 +139,18 @@ impl Catalog {
             days: Mutex::new(HashMap::new()),
             day_lock: tokio::sync::Mutex::new(()),
             next_content: AtomicU64::new(1),
-        };
-        catalog.refresh().await?;
-        Ok(catalog)
-    }
-
-    pub fn window(&self) -> (OffsetDateTime, OffsetDateTime) {
-        (self.from, self.to)
-    }
-
-    pub fn client(&self) -> &ApiClient {
-        &self.client
+        }
     }
 
     /// Re-list the window. Files whose `lastModified` or size changed get a new content
     /// version; they are returned so the caller can drop cached pages.
-    pub async fn refresh(&self) -> Result<Refresh, ApiError> {
+    pub async fn refresh(&self) -> Result<Refresh, CatalogError> {
         let items = self.client.search_all(self.from, self.to).await?;
+        Ok(self.apply(items))
+    }
+
+    /// Make `items` (the window's interactions, in start order) the listing.
+    pub(crate) fn apply(&self, items: Vec<Interaction>) -> Refresh {
         let old = Arc::clone(&*self.listing.read());
         let mut changed = Vec::new();
         let mut dirs = Vec::new();
@@ -170,10 +182,10 @@ impl Catalog {
         dirs.sort_unstable();
         dirs.dedup();
         *self.listing.write() = Arc::new(listing);
-        Ok(Refresh {
+        Refresh {
             files: changed,
             dirs,
-        })
+        }
     }
 
     /// Build an entry; files unchanged since `previous` keep their content version.
@@ -207,11 +219,8 @@ impl Catalog {
             let file = match reuse {
                 Some(f) => Arc::clone(f),
                 None => {
-                    if let Some(old) = previous.and_then(|p| p.file(&item.content_key)) {
-                        changed.push(ChangedFile {
-                            ino,
-                            old: old.content,
-                        });
+                    if previous.and_then(|p| p.file(&item.content_key)).is_some() {
+                        changed.push(ChangedFile { ino });
                     }
                     Arc::new(FileEntry {
                         key: item.content_key.clone(),
@@ -222,6 +231,7 @@ impl Catalog {
                         mtime,
                         content: ContentId(self.next_content.fetch_add(1, Ordering::Relaxed)),
                         version: Arc::new(ContentVersion::new(
+                            self.tenant,
                             &guid,
                             &item.content_key,
                             size,
@@ -294,7 +304,7 @@ impl Catalog {
 
     /// Any interaction by guid: known ones cost nothing, others one request.
     /// `Ok(None)` when it does not exist (remembered for [`NEGATIVE_TTL`]).
-    pub async fn lookup(&self, guid: &str) -> Result<Option<Arc<InteractionEntry>>, ApiError> {
+    pub async fn lookup(&self, guid: &str) -> Result<Option<Arc<InteractionEntry>>, CatalogError> {
         if !is_guid(guid) {
             return Ok(None);
         }
@@ -318,7 +328,7 @@ impl Catalog {
                     .insert(guid.to_string(), Instant::now());
                 Ok(None)
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         }
     }
 
@@ -345,7 +355,7 @@ impl Catalog {
 
     /// Did interaction `guid` start on `day` (UTC)? Answered like [`Catalog::day`],
     /// without listing the day when the window covers it.
-    pub async fn started_on(&self, day: Date, guid: &str) -> Result<bool, ApiError> {
+    pub async fn started_on(&self, day: Date, guid: &str) -> Result<bool, CatalogError> {
         if self.day_in_window(day) {
             let l = self.listing.read();
             return Ok(l.by_guid.get(guid).is_some_and(|e| e.start_date() == day));
@@ -355,7 +365,7 @@ impl Catalog {
 
     /// Guids of the interactions that started on `day` (UTC), in start order. Days
     /// inside the window come from the listing; others cost one search, remembered.
-    pub async fn day(&self, day: Date) -> Result<Arc<Vec<String>>, ApiError> {
+    pub async fn day(&self, day: Date) -> Result<Arc<Vec<String>>, CatalogError> {
         if self.day_in_window(day) {
             let l = self.listing.read();
             return Ok(Arc::new(
@@ -408,14 +418,5 @@ impl Catalog {
             .flat_map(|e| e.files.iter())
             .map(|f| f.size)
             .sum()
-    }
-
-    /// Days with interactions in the window, with their guids (for `/by-date`).
-    pub fn days_index(&self) -> BTreeMap<Date, Vec<String>> {
-        let mut out: BTreeMap<Date, Vec<String>> = BTreeMap::new();
-        for e in self.listing.read().ordered.iter() {
-            out.entry(e.start_date()).or_default().push(e.guid.clone());
-        }
-        out
     }
 }

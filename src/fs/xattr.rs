@@ -2,9 +2,7 @@
 
 use std::ffi::OsStr;
 
-use fuser::{Errno, ReplyXattr};
-
-use super::Node;
+use super::node::Node;
 use crate::catalog::Catalog;
 
 const FILE_ATTRS: &[&str] = &["user.vcc.contentType", "user.vcc.type"];
@@ -19,17 +17,17 @@ const DIR_ATTRS: &[&str] = &[
 pub(super) fn get(catalog: &Catalog, node: &Node, name: &OsStr) -> Option<String> {
     let name = name.to_str()?;
     match node {
-        Node::File(g, k) => {
-            let e = catalog.known(g)?;
-            let f = e.file(k)?;
+        Node::File { guid, key } => {
+            let e = catalog.known(guid)?;
+            let f = e.file(key)?;
             match name {
                 "user.vcc.contentType" => Some(f.content_type.clone()),
                 "user.vcc.type" => Some(f.kind.clone()),
                 _ => None,
             }
         }
-        Node::Interaction(g) => {
-            let e = catalog.known(g)?;
+        Node::Interaction { guid } => {
+            let e = catalog.known(guid)?;
             let i = &e.interaction;
             match name {
                 "user.vcc.direction" => i.direction.clone(),
@@ -52,8 +50,8 @@ pub(super) fn get(catalog: &Catalog, node: &Node, name: &OsStr) -> Option<String
 /// The NUL-separated names of the attributes `node` has.
 pub(super) fn list(catalog: &Catalog, node: &Node) -> Vec<u8> {
     let names: &[&str] = match node {
-        Node::File(..) => FILE_ATTRS,
-        Node::Interaction(_) => DIR_ATTRS,
+        Node::File { .. } => FILE_ATTRS,
+        Node::Interaction { .. } => DIR_ATTRS,
         _ => &[],
     };
     let mut out = Vec::new();
@@ -64,16 +62,4 @@ pub(super) fn list(catalog: &Catalog, node: &Node) -> Vec<u8> {
         }
     }
     out
-}
-
-/// Answer a getxattr/listxattr: the size when asked for 0 bytes, ERANGE when the
-/// caller's buffer is too small, else the bytes.
-pub(super) fn reply_bytes(value: &[u8], size: u32, reply: ReplyXattr) {
-    if size == 0 {
-        reply.size(value.len() as u32);
-    } else if (size as usize) < value.len() {
-        reply.error(Errno::ERANGE);
-    } else {
-        reply.data(value);
-    }
 }

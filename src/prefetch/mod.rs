@@ -1,15 +1,34 @@
-//! The read path: turns a read at (offset, size) into cached blocks, fetching missing
-//! ones as ranged GETs, and reads ahead for sequential readers with a growing window
-//! split into several parallel requests. Separate from the cache: it only asks the
-//! cache what is present and hands it fetches to run.
+//! Data in motion: turns a read at (offset, size) into cached blocks, fetching missing
+//! ones from the block source, and reads ahead for sequential readers with a growing
+//! window split into several parallel requests. Knows no HTTP and no catalog: it asks
+//! the memory cache what is present and hands it fetches to run against an
+//! `Arc<dyn BlockSource>` (the tier chain, see `source`).
+//!
+//! Invariants:
+//! - **Exact bytes.** [`Prefetcher::read`] returns exactly `[offset, offset+size)`
+//!   clamped to the file, cut from blocks of one version, or a [`ReadError`].
+//! - **Needed blocks first.** The blocks a read needs are started before any
+//!   read-ahead, so read-ahead never delays the read that triggered it.
+//! - **Read-ahead stays in budget.** Bytes in flight for read-ahead never exceed
+//!   `ReadAheadConfig::inflight_budget`; what the budget refuses is asked for again
+//!   on the next read, so no gap is left to be fetched block by block.
+//! - **The page-cache handover rule.** A file at least 1/8 of the cache, read through
+//!   the page cache, is streamed ([`Retention::HandOver`]): blocks the kernel has
+//!   received whole leave the block cache, so a recording played once is not held
+//!   twice and does not wipe everything else. Small files and `O_DIRECT` readers keep
+//!   their blocks (the kernel may drop its copy any time; ours keeps them readable
+//!   through an API outage).
+//! - Callers may be FUSE threads outside the runtime: fetches are spawned on the
+//!   handle given at construction, and nothing here blocks on FUSE.
 
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
+use futures::TryFutureExt;
 
-use crate::api::{ApiClient, ApiError, ContentVersion};
-use crate::cache::{BlockCache, BlockId, ContentId, Lookup, Started, Want};
-use crate::catalog::{Catalog, FileEntry, InteractionEntry};
+use crate::cache::{BlockCache, BlockId, ContentId, FetchError, Lookup, Started, Want};
+use crate::source::{BlockRequest, BlockSource};
+use crate::version::ContentVersion;
 
 mod handover;
 mod scan;
@@ -23,6 +42,32 @@ pub use window::{ReadAhead, ReadAheadConfig};
 pub struct Source {
     pub content: ContentId,
     pub version: Arc<ContentVersion>,
+}
+
+/// Why a read failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// A block did not have the bytes the read needs (a bug or a broken source).
+    #[error("read {guid}/{key}: block {index} {detail}")]
+    Block {
+        guid: String,
+        key: String,
+        index: u64,
+        detail: String,
+    },
+}
+
+impl ReadError {
+    fn block(src: &Source, index: u64, detail: String) -> ReadError {
+        ReadError::Block {
+            guid: src.version.guid.clone(),
+            key: src.version.key.clone(),
+            index,
+            detail,
+        }
+    }
 }
 
 /// What the block cache does with the blocks of one open file once they are read.
@@ -45,7 +90,7 @@ const STREAM_FRACTION: u64 = 8;
 /// Shared by all reads of one mount.
 #[derive(Debug)]
 pub struct Prefetcher {
-    client: ApiClient,
+    source: Arc<dyn BlockSource>,
     cache: Arc<BlockCache>,
     cfg: ReadAheadConfig,
     scan: ScanDetector,
@@ -63,14 +108,14 @@ const PARK_MAX: usize = 256;
 
 impl Prefetcher {
     pub fn new(
-        client: ApiClient,
+        source: Arc<dyn BlockSource>,
         cache: Arc<BlockCache>,
         cfg: ReadAheadConfig,
         rt: tokio::runtime::Handle,
     ) -> Self {
         Prefetcher {
             rt,
-            client,
+            source,
             cache,
             cfg,
             scan: ScanDetector::default(),
@@ -80,10 +125,6 @@ impl Prefetcher {
 
     pub fn cache(&self) -> &Arc<BlockCache> {
         &self.cache
-    }
-
-    pub fn config(&self) -> &ReadAheadConfig {
-        &self.cfg
     }
 
     /// How the cache treats a newly opened file of `size` bytes; `direct_io` when
@@ -114,27 +155,25 @@ impl Prefetcher {
         }
     }
 
-    /// A file was opened: if this continues a scan of one key across the listing, fetch
-    /// that key of the next interactions (small files only, within the memory budget).
-    pub fn on_open(&self, catalog: &Catalog, entry: &InteractionEntry, file: &FileEntry) {
-        let Some(pos) = catalog.position(&entry.guid) else {
+    /// File `key` of the interaction at `position` in the listing was opened: if this
+    /// continues a scan of one key across the listing, fetch that key of the next
+    /// interactions (small files only, within the memory budget). `siblings(from, to)`
+    /// gives file `key` of the interactions at positions `[from, to)`.
+    pub fn on_open(
+        &self,
+        key: &str,
+        position: usize,
+        siblings: impl FnOnce(usize, usize) -> Vec<Source>,
+    ) {
+        let Some((from, to)) = self.scan.on_open(key, position) else {
             return;
         };
-        let Some((from, to)) = self.scan.on_open(&file.key, pos) else {
-            return;
-        };
-        for next in catalog.listed_range(from, to) {
-            let Some(f) = next.file(&file.key) else {
-                continue;
-            };
-            if f.size == 0 || f.size > scan::SCAN_MAX_FILE {
+        for src in siblings(from, to) {
+            let size = src.version.size;
+            if size == 0 || size > scan::SCAN_MAX_FILE {
                 continue;
             }
-            let src = Source {
-                content: f.content,
-                version: Arc::clone(&f.version),
-            };
-            let blocks = self.cache.math().block_count(f.size);
+            let blocks = self.cache.math().block_count(size);
             self.fetch_missing(&src, 0, blocks, Some(blocks));
         }
     }
@@ -148,7 +187,7 @@ impl Prefetcher {
         offset: u64,
         size: u64,
         retention: &Retention,
-    ) -> Result<Bytes, ApiError> {
+    ) -> Result<Bytes, ReadError> {
         tracing::trace!(content = ?src.content, offset, size, "read");
         let math = self.cache.math();
         let file_size = src.version.size;
@@ -193,7 +232,7 @@ impl Prefetcher {
         end: u64,
         first: u64,
         last: u64,
-    ) -> Result<Bytes, ApiError> {
+    ) -> Result<Bytes, ReadError> {
         let math = self.cache.math();
         let file_size = src.version.size;
         let mut parts = Vec::with_capacity((last - first + 1) as usize);
@@ -203,10 +242,11 @@ impl Prefetcher {
             let from = offset.saturating_sub(bstart) as usize;
             let to = ((end - bstart) as usize).min(block.len());
             if from > to || to > block.len() {
-                return Err(ApiError::Protocol {
-                    what: format!("read {}/{}", src.version.guid, src.version.key),
-                    detail: format!("block {index} has {} bytes", block.len()),
-                });
+                return Err(ReadError::block(
+                    src,
+                    index,
+                    format!("has {} bytes", block.len()),
+                ));
             }
             parts.push(block.slice(from..to));
         }
@@ -225,7 +265,7 @@ impl Prefetcher {
     }
 
     /// One block, from the cache, a fetch in flight, or a new fetch.
-    async fn block(&self, src: &Source, index: u64) -> Result<Bytes, ApiError> {
+    async fn block(&self, src: &Source, index: u64) -> Result<Bytes, ReadError> {
         let id = BlockId {
             content: src.content,
             index,
@@ -246,10 +286,7 @@ impl Prefetcher {
                 return Ok(b.clone());
             }
         }
-        Err(ApiError::Protocol {
-            what: format!("read {}/{}", src.version.guid, src.version.key),
-            detail: format!("block {index} vanished"),
-        })
+        Err(ReadError::block(src, index, "vanished".into()))
     }
 
     /// Start fetches for the blocks in `[from, to)` that are neither cached nor in
@@ -265,14 +302,17 @@ impl Prefetcher {
             budget: chunk.map(|_| self.cfg.inflight_budget),
         };
         self.cache.fetch_missing(&self.rt, want, |run| {
-            let client = self.client.clone();
-            let version = Arc::clone(&src.version);
-            let pool = self.cache.pool().clone();
-            async move {
-                client
-                    .read_chunks(&version, run.offset, run.len, math.block_size(), &pool)
-                    .await
-            }
+            let req = BlockRequest {
+                version: Arc::clone(&src.version),
+                first: run.first,
+                count: run.count,
+                block_size: math.block_size(),
+                pool: self.cache.pool().clone(),
+            };
+            self.source.fetch(req).map_ok(|fetched| fetched.blocks)
         })
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,258 @@
+//! The thin fuser adapter: each operation opens a tracing span carrying the request's
+//! unique id, calls the matching [`Ops`] function, and turns its result into a reply.
+//! Operations that may wait (lookups of unlisted guids, day listings, reads) run
+//! through [`answer`]: on this thread until they have to wait, then on the runtime.
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+
+use fuser::{
+    AccessFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
+    OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
+    ReplyStatfs, ReplyXattr, Request,
+};
+use tracing::Instrument;
+
+use super::answer::answer;
+use super::errno::FsError;
+use super::ops::{Ops, NAME_MAX};
+
+/// The filesystem, as handed to fuser.
+#[derive(Debug)]
+pub struct VccFs {
+    pub(super) ops: Arc<Ops>,
+    pub(super) rt: tokio::runtime::Handle,
+}
+
+fn span(req: &Request, op: &'static str, ino: u64) -> tracing::Span {
+    tracing::debug_span!("fuse", req = req.unique().0, op, ino)
+}
+
+/// The errno for `e`; failures of the layers below are logged (in the request's span).
+fn report(e: FsError) -> Errno {
+    if matches!(e, FsError::Read(_) | FsError::Catalog(_)) {
+        tracing::warn!(error = %e, "request failed");
+    }
+    e.errno()
+}
+
+/// Answer a getxattr/listxattr: the size when asked for 0 bytes, ERANGE when the
+/// caller's buffer is too small, else the bytes.
+fn reply_bytes(value: &[u8], size: u32, reply: ReplyXattr) {
+    if size == 0 {
+        reply.size(value.len() as u32);
+    } else if (size as usize) < value.len() {
+        reply.error(Errno::ERANGE);
+    } else {
+        reply.data(value);
+    }
+}
+
+/// Operations that would change the tree: refused, the mount is read-only (the
+/// kernel refuses most of them first, as the mount is `ro`).
+macro_rules! read_only {
+    ($($op:ident($($ty:ty),*) -> $reply:ty;)*) => {
+        $(fn $op(&self, _: &Request, $(_: $ty,)* reply: $reply) {
+            reply.error(Errno::EROFS);
+        })*
+    };
+}
+
+impl VccFs {
+    fn answer(
+        &self,
+        span: tracing::Span,
+        work: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        answer(&self.rt, work.instrument(span));
+    }
+}
+
+impl Filesystem for VccFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_background(64);
+        let _ = config.set_congestion_threshold(48);
+        // Let the kernel read ahead as far as it will; our own read-ahead does the rest.
+        if let Err(max) = config.set_max_readahead(4 << 20) {
+            let _ = config.set_max_readahead(max);
+        }
+        let _ = config.add_capabilities(fuser::InitFlags::FUSE_CACHE_SYMLINKS);
+        Ok(())
+    }
+
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let ops = Arc::clone(&self.ops);
+        let name = name.to_owned();
+        self.answer(span(req, "lookup", parent.0), async move {
+            match ops.lookup(parent.0, &name).await {
+                Ok(e) => reply.entry(&e.ttl, &e.attr, Generation(0)),
+                Err(e) => reply.error(report(e)),
+            }
+        });
+    }
+
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _span = span(req, "getattr", ino.0).entered();
+        match self.ops.getattr(ino.0) {
+            Ok(e) => reply.attr(&e.ttl, &e.attr),
+            Err(e) => reply.error(report(e)),
+        }
+    }
+
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let _span = span(req, "readlink", ino.0).entered();
+        match self.ops.readlink(ino.0) {
+            Ok(target) => reply.data(target.as_bytes()),
+            Err(e) => reply.error(report(e)),
+        }
+    }
+
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _span = span(req, "open", ino.0).entered();
+        match self.ops.open(ino.0, flags.0) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+            Err(e) => reply.error(report(e)),
+        }
+    }
+
+    fn read(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<fuser::LockOwner>,
+        reply: ReplyData,
+    ) {
+        let ops = Arc::clone(&self.ops);
+        self.answer(span(req, "read", ino.0), async move {
+            match ops.read(fh.0, offset, size).await {
+                Ok(bytes) => reply.data(&bytes),
+                Err(e) => reply.error(report(e)),
+            }
+        });
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<fuser::LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.ops.release(fh.0);
+        reply.ok();
+    }
+
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _span = span(req, "opendir", ino.0).entered();
+        match self.ops.opendir(ino.0) {
+            // Listings change only on a re-list, which invalidates them: let the kernel
+            // keep them (a second `ls -R` or `rsync` makes no readdir calls).
+            Ok(()) => reply.opened(
+                FileHandle(0),
+                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+            ),
+            Err(e) => reply.error(report(e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let ops = Arc::clone(&self.ops);
+        self.answer(span(req, "readdir", ino.0), async move {
+            match ops.readdir(ino.0, offset).await {
+                Ok(entries) => {
+                    for e in entries {
+                        if reply.add(INodeNo(e.ino), e.next, e.kind, &e.name) {
+                            break;
+                        }
+                    }
+                    reply.ok();
+                }
+                Err(e) => reply.error(report(e)),
+            }
+        });
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let s = self.ops.statfs();
+        reply.statfs(s.blocks, 0, 0, s.files, 0, 4096, NAME_MAX as u32, 4096);
+    }
+
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let _span = span(req, "getxattr", ino.0).entered();
+        match self.ops.getxattr(ino.0, name) {
+            Ok(v) => reply_bytes(v.as_bytes(), size, reply),
+            Err(e) => reply.error(report(e)),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        reply_bytes(&self.ops.listxattr(ino.0), size, reply);
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        match self.ops.access(ino.0, mask.contains(AccessFlags::W_OK)) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e.errno()),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: fuser::LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    read_only! {
+        setattr(
+            INodeNo, Option<u32>, Option<u32>, Option<u32>, Option<u64>,
+            Option<fuser::TimeOrNow>, Option<fuser::TimeOrNow>, Option<std::time::SystemTime>,
+            Option<FileHandle>, Option<std::time::SystemTime>, Option<std::time::SystemTime>,
+            Option<std::time::SystemTime>, Option<fuser::BsdFileFlags>
+        ) -> ReplyAttr;
+        mknod(INodeNo, &OsStr, u32, u32, u32) -> ReplyEntry;
+        mkdir(INodeNo, &OsStr, u32, u32) -> ReplyEntry;
+        unlink(INodeNo, &OsStr) -> ReplyEmpty;
+        rmdir(INodeNo, &OsStr) -> ReplyEmpty;
+        symlink(INodeNo, &OsStr, &std::path::Path) -> ReplyEntry;
+        rename(INodeNo, &OsStr, INodeNo, &OsStr, fuser::RenameFlags) -> ReplyEmpty;
+        link(INodeNo, INodeNo, &OsStr) -> ReplyEntry;
+        write(
+            INodeNo, FileHandle, u64, &[u8], fuser::WriteFlags, OpenFlags,
+            Option<fuser::LockOwner>
+        ) -> fuser::ReplyWrite;
+        create(INodeNo, &OsStr, u32, u32, i32) -> fuser::ReplyCreate;
+        setxattr(INodeNo, &OsStr, &[u8], i32, u32) -> ReplyEmpty;
+        removexattr(INodeNo, &OsStr) -> ReplyEmpty;
+        fallocate(INodeNo, FileHandle, u64, u64, i32) -> ReplyEmpty;
+    }
+}

@@ -1,0 +1,450 @@
+//! The filesystem's operations, as plain (mostly async) functions returning
+//! `Result<_, FsError>`: what the tree holds and what a read returns, without FUSE
+//! replies, so they can be driven by unit tests against a catalog built in memory and
+//! a mock block source. The adapter (`fuse`) only translates.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fuser::{FileAttr, FileType};
+use parking_lot::{Mutex, RwLock};
+use time::OffsetDateTime;
+
+use super::attr::{self, Owner};
+use super::errno::FsError;
+use super::node::{link_target, parse_day, DirEntry, Node};
+use super::xattr;
+use crate::catalog::{ino, Catalog, FileEntry, InteractionEntry, META_NAME};
+use crate::prefetch::{Prefetcher, ReadAhead, Retention, Source};
+
+/// Entry and attribute cache lifetime given to the kernel. Content is immutable unless
+/// `lastModified` changes, and then we invalidate explicitly.
+pub(crate) const TTL: Duration = Duration::from_secs(3600);
+/// Lifetime of by-date symlinks and day directories (days outside the window can grow).
+pub(crate) const SHORT_TTL: Duration = Duration::from_secs(60);
+/// Longest name (as statfs reports).
+pub(crate) const NAME_MAX: usize = 255;
+/// Most entries one readdir call prepares (the kernel's buffer takes fewer).
+const READDIR_BATCH: usize = 1024;
+
+/// What lookup and getattr answer: attributes and how long the kernel may keep them.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry {
+    pub attr: FileAttr,
+    pub ttl: Duration,
+}
+
+/// An open file.
+#[derive(Debug)]
+enum Handle {
+    Content {
+        source: Source,
+        ra: Mutex<ReadAhead>,
+        retention: Retention,
+    },
+    Meta(Bytes),
+}
+
+/// Sizes for statfs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct FsStats {
+    pub blocks: u64,
+    pub files: u64,
+}
+
+/// The filesystem's state: the nodes the kernel knows of, the open files.
+#[derive(Debug)]
+pub(crate) struct Ops {
+    catalog: Arc<Catalog>,
+    prefetcher: Arc<Prefetcher>,
+    owner: Owner,
+    /// When the mount started (mtime of the fixed directories).
+    mounted_at: OffsetDateTime,
+    nodes: RwLock<HashMap<u64, Node>>,
+    handles: RwLock<HashMap<u64, Arc<Handle>>>,
+    next_fh: AtomicU64,
+}
+
+fn source_of(f: &FileEntry) -> Source {
+    Source {
+        content: f.content,
+        version: Arc::clone(&f.version),
+    }
+}
+
+impl Ops {
+    pub(crate) fn new(catalog: Arc<Catalog>, prefetcher: Arc<Prefetcher>) -> Ops {
+        let nodes = HashMap::from([
+            (ino::ROOT, Node::Root),
+            (ino::INTERACTIONS, Node::Interactions),
+            (ino::BY_DATE, Node::ByDate),
+        ]);
+        Ops {
+            catalog,
+            prefetcher,
+            owner: Owner::current(),
+            mounted_at: crate::util::now_secs(),
+            nodes: RwLock::new(nodes),
+            handles: RwLock::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+        }
+    }
+
+    fn node(&self, ino: u64) -> Result<Node, FsError> {
+        self.nodes
+            .read()
+            .get(&ino)
+            .cloned()
+            .ok_or(FsError::NotFound)
+    }
+
+    fn remember(&self, ino: u64, node: Node) {
+        self.nodes.write().entry(ino).or_insert(node);
+    }
+
+    /// Attributes of a node, or `None` if it no longer exists.
+    fn attr_of(&self, node: &Node) -> Option<FileAttr> {
+        let o = self.owner;
+        Some(match node {
+            Node::Root => attr::dir(o, ino::ROOT, self.mounted_at),
+            Node::Interactions => attr::dir(o, ino::INTERACTIONS, self.mounted_at),
+            Node::ByDate => attr::dir(o, ino::BY_DATE, self.mounted_at),
+            Node::Interaction { guid } => {
+                let e = self.catalog.known(guid)?;
+                attr::dir(o, e.ino, e.interaction.start)
+            }
+            Node::Meta { guid } => {
+                let e = self.catalog.known(guid)?;
+                attr::file(o, e.meta_ino, e.meta_json.len() as u64, e.meta_mtime)
+            }
+            Node::File { guid, key } => {
+                let e = self.catalog.known(guid)?;
+                let f = e.file(key)?;
+                attr::file(o, f.ino, f.size, f.mtime)
+            }
+            Node::Day { day } => attr::dir(o, ino::day(*day), day.midnight().assume_utc()),
+            Node::Link { day, guid } => {
+                let start = self
+                    .catalog
+                    .known(guid)
+                    .map(|e| e.interaction.start)
+                    .unwrap_or(day.midnight().assume_utc());
+                let len = link_target(guid).len() as u64;
+                attr::symlink(o, ino::link(*day, guid), len, start)
+            }
+        })
+    }
+
+    /// Remember `node` as `ino` and describe it.
+    fn entry(&self, ino: u64, node: Node, ttl: Duration) -> Result<Entry, FsError> {
+        let attr = self.attr_of(&node).ok_or(FsError::NotFound)?;
+        self.remember(ino, node);
+        Ok(Entry { attr, ttl })
+    }
+
+    fn interaction_entry(&self, e: &InteractionEntry) -> Result<Entry, FsError> {
+        let node = Node::Interaction {
+            guid: e.guid.clone(),
+        };
+        self.entry(e.ino, node, TTL)
+    }
+
+    pub(crate) async fn lookup(&self, parent: u64, name: &OsStr) -> Result<Entry, FsError> {
+        if name.len() > NAME_MAX {
+            return Err(FsError::NameTooLong);
+        }
+        let name = name.to_str().ok_or(FsError::NotFound)?;
+        match self.node(parent)? {
+            Node::Root => match name {
+                "interactions" => self.entry(ino::INTERACTIONS, Node::Interactions, TTL),
+                "by-date" => self.entry(ino::BY_DATE, Node::ByDate, TTL),
+                _ => Err(FsError::NotFound),
+            },
+            Node::Interactions => {
+                if !crate::model::is_guid(name) || self.catalog.known_missing(name) {
+                    return Err(FsError::NotFound);
+                }
+                if let Some(e) = self.catalog.known(name) {
+                    return self.interaction_entry(&e);
+                }
+                // Not listed: one GET /interactions/{guid}.
+                match self.catalog.lookup(name).await? {
+                    Some(e) => self.interaction_entry(&e),
+                    None => Err(FsError::NotFound),
+                }
+            }
+            Node::Interaction { guid } => {
+                let e = self.catalog.known(&guid).ok_or(FsError::NotFound)?;
+                if name == META_NAME {
+                    return self.entry(e.meta_ino, Node::Meta { guid }, TTL);
+                }
+                let f = e.file(name).ok_or(FsError::NotFound)?;
+                let key = f.key.clone();
+                self.entry(f.ino, Node::File { guid, key }, TTL)
+            }
+            Node::ByDate => {
+                let day = parse_day(name).ok_or(FsError::NotFound)?;
+                self.entry(ino::day(day), Node::Day { day }, SHORT_TTL)
+            }
+            Node::Day { day } => {
+                if !crate::model::is_guid(name) || !self.catalog.started_on(day, name).await? {
+                    return Err(FsError::NotFound);
+                }
+                let guid = name.to_string();
+                self.entry(ino::link(day, &guid), Node::Link { day, guid }, SHORT_TTL)
+            }
+            Node::Meta { .. } | Node::File { .. } | Node::Link { .. } => Err(FsError::NotDir),
+        }
+    }
+
+    pub(crate) fn getattr(&self, ino: u64) -> Result<Entry, FsError> {
+        let node = self.node(ino)?;
+        let attr = self.attr_of(&node).ok_or(FsError::NotFound)?;
+        let ttl = match node {
+            Node::Day { .. } | Node::Link { .. } => SHORT_TTL,
+            _ => TTL,
+        };
+        Ok(Entry { attr, ttl })
+    }
+
+    pub(crate) fn readlink(&self, ino: u64) -> Result<String, FsError> {
+        match self.node(ino) {
+            Ok(Node::Link { guid, .. }) => Ok(link_target(&guid)),
+            _ => Err(FsError::NotLink),
+        }
+    }
+
+    /// Open `ino` with open(2) `flags`; returns the file handle.
+    pub(crate) fn open(&self, ino: u64, flags: i32) -> Result<u64, FsError> {
+        if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & (libc::O_TRUNC | libc::O_CREAT) != 0
+        {
+            return Err(FsError::ReadOnly);
+        }
+        let handle = match self.node(ino)? {
+            Node::File { guid, key } => {
+                let e = self.catalog.known(&guid).ok_or(FsError::NotFound)?;
+                let f = e.file(&key).ok_or(FsError::NotFound)?;
+                if let Some(position) = self.catalog.position(&guid) {
+                    self.prefetcher.on_open(&key, position, |from, to| {
+                        self.catalog
+                            .listed_range(from, to)
+                            .iter()
+                            .filter_map(|e| e.file(&key).map(|f| source_of(f)))
+                            .collect()
+                    });
+                }
+                Handle::Content {
+                    source: source_of(f),
+                    ra: Mutex::new(self.prefetcher.resume(f.content)),
+                    retention: self
+                        .prefetcher
+                        .retention(f.size, flags & libc::O_DIRECT != 0),
+                }
+            }
+            Node::Meta { guid } => {
+                let e = self.catalog.known(&guid).ok_or(FsError::NotFound)?;
+                Handle::Meta(e.meta_json.clone())
+            }
+            _ => return Err(FsError::IsDir),
+        };
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.handles.write().insert(fh, Arc::new(handle));
+        Ok(fh)
+    }
+
+    /// Bytes `[offset, offset + size)` of open file `fh` (shorter at end of file).
+    pub(crate) async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes, FsError> {
+        let handle = self
+            .handles
+            .read()
+            .get(&fh)
+            .cloned()
+            .ok_or(FsError::BadHandle)?;
+        match &*handle {
+            Handle::Meta(bytes) => {
+                let start = usize::try_from(offset).map_or(bytes.len(), |o| o.min(bytes.len()));
+                let end = start.saturating_add(size as usize).min(bytes.len());
+                Ok(bytes.slice(start..end))
+            }
+            Handle::Content {
+                source,
+                ra,
+                retention,
+            } => {
+                if offset >= source.version.size || size == 0 {
+                    return Ok(Bytes::new());
+                }
+                let p = &self.prefetcher;
+                Ok(p.read(source, ra, offset, u64::from(size), retention)
+                    .await?)
+            }
+        }
+    }
+
+    pub(crate) fn release(&self, fh: u64) {
+        let closed = self.handles.write().remove(&fh);
+        if let Some(Handle::Content { source, ra, .. }) = closed.as_deref() {
+            self.prefetcher.park(source.content, ra.lock().clone());
+        }
+    }
+
+    pub(crate) fn opendir(&self, ino: u64) -> Result<(), FsError> {
+        if self.node(ino)?.is_dir() {
+            Ok(())
+        } else {
+            Err(FsError::NotDir)
+        }
+    }
+
+    /// The entries of directory `ino` from position `offset` on (at most a batch: the
+    /// kernel asks again from where it stopped).
+    pub(crate) async fn readdir(&self, ino: u64, offset: u64) -> Result<Vec<DirEntry>, FsError> {
+        let node = self.node(ino)?;
+        let parent = match &node {
+            Node::Root | Node::Interactions | Node::ByDate => ino::ROOT,
+            Node::Interaction { .. } => ino::INTERACTIONS,
+            Node::Day { .. } => ino::BY_DATE,
+            _ => return Err(FsError::NotDir),
+        };
+        let mut page = Page::new(offset);
+        page.push(ino, FileType::Directory, ".", None);
+        page.push(parent, FileType::Directory, "..", None);
+        match &node {
+            Node::Root => {
+                page.push(ino::INTERACTIONS, FileType::Directory, "interactions", None);
+                page.push(ino::BY_DATE, FileType::Directory, "by-date", None);
+            }
+            Node::Interactions => {
+                // Only the part asked for: a big listing is not copied per call.
+                let from = page.skip_to();
+                page.advance(from);
+                for e in self.catalog.listed_range(from, from + READDIR_BATCH) {
+                    let node = Node::Interaction {
+                        guid: e.guid.clone(),
+                    };
+                    page.push(e.ino, FileType::Directory, &e.guid, Some(node));
+                }
+            }
+            Node::ByDate => {
+                for day in self.catalog.listed_days() {
+                    let name = day.to_string();
+                    page.push(
+                        ino::day(day),
+                        FileType::Directory,
+                        &name,
+                        Some(Node::Day { day }),
+                    );
+                }
+            }
+            Node::Interaction { guid } => {
+                let e = self.catalog.known(guid).ok_or(FsError::NotFound)?;
+                let meta = Node::Meta { guid: guid.clone() };
+                page.push(e.meta_ino, FileType::RegularFile, META_NAME, Some(meta));
+                for f in &e.files {
+                    let (guid, key) = (guid.clone(), f.key.clone());
+                    page.push(
+                        f.ino,
+                        FileType::RegularFile,
+                        &f.key,
+                        Some(Node::File { guid, key }),
+                    );
+                }
+            }
+            Node::Day { day } => {
+                // Days outside the window may need a search.
+                let day = *day;
+                for guid in self.catalog.day(day).await?.iter() {
+                    let node = Node::Link {
+                        day,
+                        guid: guid.clone(),
+                    };
+                    page.push(ino::link(day, guid), FileType::Symlink, guid, Some(node));
+                }
+            }
+            _ => {}
+        }
+        for (ino, node) in page.nodes.drain(..) {
+            self.remember(ino, node);
+        }
+        Ok(page.entries)
+    }
+
+    pub(crate) fn statfs(&self) -> FsStats {
+        let listed = self.catalog.listed();
+        FsStats {
+            blocks: self.catalog.total_bytes().div_ceil(4096),
+            files: listed.iter().map(|e| e.files.len() as u64 + 2).sum(),
+        }
+    }
+
+    pub(crate) fn getxattr(&self, ino: u64, name: &OsStr) -> Result<String, FsError> {
+        let node = self.node(ino).map_err(|_| FsError::NoAttr)?;
+        xattr::get(&self.catalog, &node, name).ok_or(FsError::NoAttr)
+    }
+
+    pub(crate) fn listxattr(&self, ino: u64) -> Vec<u8> {
+        self.node(ino)
+            .map(|n| xattr::list(&self.catalog, &n))
+            .unwrap_or_default()
+    }
+
+    /// access(2): everything is readable, nothing writable.
+    pub(crate) fn access(&self, ino: u64, write: bool) -> Result<(), FsError> {
+        self.node(ino)?;
+        if write {
+            return Err(FsError::ReadOnly);
+        }
+        Ok(())
+    }
+}
+
+/// The part of a directory listing from one offset on: entry `i` (0-based) is
+/// returned only if `i >= offset`, and says `i + 1` is where to continue.
+struct Page {
+    offset: u64,
+    /// Position of the next entry pushed.
+    at: u64,
+    entries: Vec<DirEntry>,
+    nodes: Vec<(u64, Node)>,
+}
+
+impl Page {
+    fn new(offset: u64) -> Page {
+        Page {
+            offset,
+            at: 0,
+            entries: Vec::new(),
+            nodes: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, ino: u64, kind: FileType, name: &str, node: Option<Node>) {
+        if self.at >= self.offset && self.entries.len() < READDIR_BATCH {
+            self.entries.push(DirEntry {
+                ino,
+                kind,
+                name: name.to_string(),
+                next: self.at + 1,
+            });
+            if let Some(n) = node {
+                self.nodes.push((ino, n));
+            }
+        }
+        self.at += 1;
+    }
+
+    /// How many of the entries still to come the offset skips (for listings that
+    /// can start part-way).
+    fn skip_to(&self) -> usize {
+        usize::try_from(self.offset.saturating_sub(self.at)).unwrap_or(usize::MAX)
+    }
+
+    /// Skip `n` entries without preparing them.
+    fn advance(&mut self, n: usize) {
+        self.at = self.at.saturating_add(n as u64);
+    }
+}

@@ -1,0 +1,282 @@
+//! A tier that keeps blocks ([`BlockStore`]) in front of the next source: a run is
+//! answered block by block from the store, the gaps are fetched from the next source
+//! as runs of their own, and what comes back is handed to the store to keep.
+//!
+//! Invariants:
+//! - A store error, a block of the wrong length, or a block whose validator is not the
+//!   version's pin is a miss: the block is fetched from the next source (and a
+//!   mismatched one is discarded from the store). Nothing a store holds can fail a read
+//!   or change its bytes.
+//! - A store's validator seeds an unpinned version, so blocks of one read come from
+//!   one version whichever tier served them: the next source then asks with
+//!   `If-Range` for that validator and fails with "changed" rather than mix.
+//! - `put` never waits for the store's I/O (write-behind is the store's job).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::{join_all, BoxFuture};
+use futures::FutureExt;
+
+use super::{BlockRequest, BlockSource, Fetched, SourceError};
+use crate::version::{ContentVersion, Validator};
+
+/// Why a store could not answer (always treated as a miss).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct StoreError(pub String);
+
+/// A block held by a store, with the validator it was fetched under.
+pub type Stored = (Bytes, Option<Validator>);
+
+/// A tier that keeps blocks by content version and index.
+pub trait BlockStore: Send + Sync + std::fmt::Debug {
+    /// Short name for logs and counters (`disk`, `shared`).
+    fn name(&self) -> &'static str;
+    /// Block `index` of `version`, if held intact.
+    fn get(
+        &self,
+        version: &Arc<ContentVersion>,
+        index: u64,
+        req: &BlockRequest,
+    ) -> BoxFuture<'static, Result<Option<Stored>, StoreError>>;
+    /// Keep blocks `first..` of `version`, just fetched from the next source.
+    fn put(&self, version: &Arc<ContentVersion>, first: u64, fetched: &Fetched);
+    /// Drop block `index` of `version`: it belongs to another version of the bytes.
+    fn discard(&self, version: &Arc<ContentVersion>, index: u64);
+}
+
+/// Counters of one tier.
+#[derive(Debug, Default)]
+pub struct TierCounters {
+    pub hits: AtomicU64,
+    pub misses: AtomicU64,
+    pub errors: AtomicU64,
+    pub discarded: AtomicU64,
+}
+
+/// A snapshot of [`TierCounters`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TierStats {
+    pub hits: u64,
+    pub misses: u64,
+    pub errors: u64,
+    pub discarded: u64,
+}
+
+/// `store` in front of `next`.
+#[derive(Debug)]
+pub struct Tiered {
+    store: Arc<dyn BlockStore>,
+    next: Arc<dyn BlockSource>,
+    counters: Arc<TierCounters>,
+}
+
+impl Tiered {
+    pub fn new(store: Arc<dyn BlockStore>, next: Arc<dyn BlockSource>) -> Tiered {
+        Tiered {
+            store,
+            next,
+            counters: Arc::default(),
+        }
+    }
+
+    pub fn stats(&self) -> TierStats {
+        let c = &self.counters;
+        TierStats {
+            hits: c.hits.load(Ordering::Relaxed),
+            misses: c.misses.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            discarded: c.discarded.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Is `stored` block `index` of `req`'s version, whole?
+fn usable(req: &BlockRequest, index: u64, stored: &Stored) -> Result<(), &'static str> {
+    let (start, end) = req.block_range(index);
+    if stored.0.len() as u64 != end - start {
+        return Err("wrong length");
+    }
+    match (&stored.1, req.version.pinned()) {
+        (Some(v), _) if req.version.pin(v) => Ok(()),
+        (Some(_), _) => Err("another version"),
+        (None, None) => Ok(()),
+        (None, Some(_)) => Err("no validator"),
+    }
+}
+
+impl BlockSource for Tiered {
+    fn fetch(&self, req: BlockRequest) -> BoxFuture<'static, Result<Fetched, SourceError>> {
+        let store = Arc::clone(&self.store);
+        let next = Arc::clone(&self.next);
+        let counters = Arc::clone(&self.counters);
+        async move {
+            let version = Arc::clone(&req.version);
+            let looks = (req.first..req.first + req.count).map(|i| store.get(&version, i, &req));
+            let mut blocks: Vec<Option<Bytes>> = Vec::with_capacity(req.count as usize);
+            for (index, got) in (req.first..).zip(join_all(looks).await) {
+                let block = match got {
+                    Ok(Some(stored)) => match usable(&req, index, &stored) {
+                        Ok(()) => Some(stored.0),
+                        Err(why) => {
+                            tracing::debug!(tier = store.name(), %why, index, "stored block refused");
+                            counters.discarded.fetch_add(1, Ordering::Relaxed);
+                            store.discard(&version, index);
+                            None
+                        }
+                    },
+                    Ok(None) => None,
+                    Err(e) => {
+                        tracing::debug!(tier = store.name(), error = %e, "tier failed: a miss");
+                        counters.errors.fetch_add(1, Ordering::Relaxed);
+                        None
+                    }
+                };
+                let counter = if block.is_some() {
+                    &counters.hits
+                } else {
+                    &counters.misses
+                };
+                counter.fetch_add(1, Ordering::Relaxed);
+                blocks.push(block);
+            }
+            // The gaps, as runs of consecutive missing blocks, from the next source.
+            let gaps = gaps(req.first, &blocks);
+            let fetches = gaps.iter().map(|&(first, count)| next.fetch(req.sub(first, count)));
+            for (&(first, _), fetched) in gaps.iter().zip(join_all(fetches).await) {
+                let fetched = fetched?;
+                store.put(&version, first, &fetched);
+                let at = (first - req.first) as usize;
+                for (slot, b) in blocks[at..].iter_mut().zip(fetched.blocks) {
+                    *slot = Some(b);
+                }
+            }
+            let blocks: Option<Vec<Bytes>> = blocks.into_iter().collect();
+            let blocks = blocks.ok_or_else(|| SourceError::Tier {
+                tier: store.name(),
+                detail: "the next source returned fewer blocks than asked".into(),
+            })?;
+            Ok(Fetched {
+                blocks,
+                validator: version.pinned().cloned(),
+            })
+        }
+        .boxed()
+    }
+}
+
+/// Runs `(first, count)` of the `None`s in `blocks` (block `first` at position 0).
+fn gaps(first: u64, blocks: &[Option<Bytes>]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    let mut open = false;
+    for (index, b) in (first..).zip(blocks) {
+        match (b, out.last_mut()) {
+            (Some(_), _) => open = false,
+            (None, Some(run)) if open => run.1 += 1,
+            (None, _) => {
+                out.push((index, 1));
+                open = true;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::mock::{file_version, MemStore, MockSource};
+    use super::*;
+
+    fn req(source: &MockSource, first: u64, count: u64) -> BlockRequest {
+        BlockRequest {
+            version: source.version(),
+            first,
+            count,
+            block_size: 4,
+            pool: crate::memory::BlockPool::heap_only(),
+        }
+    }
+
+    #[test]
+    fn gaps_are_runs_of_missing_blocks() {
+        let b =
+            |s: &[bool]| -> Vec<Option<Bytes>> { s.iter().map(|&h| h.then(Bytes::new)).collect() };
+        assert_eq!(gaps(3, &b(&[false, false, true, false])), [(3, 2), (6, 1)]);
+        assert_eq!(gaps(0, &b(&[true, true])), []);
+        assert_eq!(gaps(0, &b(&[false, true, false, false])), [(0, 1), (2, 2)]);
+    }
+
+    #[tokio::test]
+    async fn a_store_answers_what_it_holds_and_the_next_source_the_gaps() {
+        let origin = Arc::new(MockSource::new(30));
+        let store = Arc::new(MemStore::default());
+        let tiered = Tiered::new(store.clone(), origin.clone());
+        let first = tiered.fetch(req(&origin, 0, 8)).await.expect("fetch");
+        assert_eq!(first.blocks.concat(), origin.bytes().to_vec());
+        assert_eq!(origin.requests(), [(0, 8)]);
+        store.forget(2);
+        store.forget(3);
+        store.forget(6);
+        let again = tiered.fetch(req(&origin, 0, 8)).await.expect("fetch");
+        assert_eq!(again.blocks.concat(), origin.bytes().to_vec());
+        assert_eq!(origin.requests(), [(0, 8), (2, 2), (6, 1)], "only the gaps");
+        assert_eq!(tiered.stats().hits, 5);
+    }
+
+    #[tokio::test]
+    async fn a_broken_store_is_a_miss_never_an_error() {
+        let origin = Arc::new(MockSource::new(30));
+        let store = Arc::new(MemStore::default());
+        let tiered = Tiered::new(store.clone(), origin.clone());
+        tiered.fetch(req(&origin, 0, 8)).await.expect("fill");
+        store.set_broken(true);
+        let got = tiered.fetch(req(&origin, 0, 8)).await.expect("fetch");
+        assert_eq!(got.blocks.concat(), origin.bytes().to_vec());
+        assert_eq!(tiered.stats().errors, 8);
+        assert_eq!(origin.requests().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn stored_blocks_of_another_version_or_length_are_refused() {
+        let origin = Arc::new(MockSource::new(30));
+        let store = Arc::new(MemStore::default());
+        let tiered = Tiered::new(store.clone(), origin.clone());
+        tiered.fetch(req(&origin, 0, 8)).await.expect("fill");
+        // Block 1 from another version; block 2 truncated.
+        let v = origin.version();
+        store.set(
+            &v,
+            1,
+            Bytes::from_static(b"XXXX"),
+            Some(Validator::ETag("\"old\"".into())),
+        );
+        store.set(&v, 2, Bytes::from_static(b"ab"), v.pinned().cloned());
+        let got = tiered.fetch(req(&origin, 0, 8)).await.expect("fetch");
+        assert_eq!(got.blocks.concat(), origin.bytes().to_vec());
+        assert_eq!(tiered.stats().discarded, 2);
+        assert_eq!(origin.requests(), [(0, 8), (1, 2)]);
+    }
+
+    #[tokio::test]
+    async fn a_stored_validator_pins_an_unpinned_version() {
+        let origin = Arc::new(MockSource::new(30));
+        let store = Arc::new(MemStore::default());
+        let v = file_version(30);
+        store.set(
+            &v,
+            0,
+            Bytes::from_static(b"abcd"),
+            Some(Validator::ETag("\"disk\"".into())),
+        );
+        let tiered = Tiered::new(store, origin.clone());
+        let r = BlockRequest {
+            version: Arc::clone(&v),
+            ..req(&origin, 0, 1)
+        };
+        let got = tiered.fetch(r).await.expect("fetch");
+        assert_eq!(&got.blocks[0][..], b"abcd");
+        assert_eq!(v.pinned(), Some(&Validator::ETag("\"disk\"".into())));
+    }
+}
