@@ -2,23 +2,33 @@
 //!
 //! Layers, each with one job (modelled on mountpoint-s3):
 //! - [`api`]: the HTTP client (tokens, search, ranged content, retries, rate budget);
-//! - [`emulator`]: a faithful local API server, also the demo's backend;
-//! - [`cache`]: the block cache (block math, LRU, single-flight fetches);
-//! - [`memory`]: block buffers from recycled huge-page slabs;
-//! - [`prefetch`]: read-ahead for sequential readers and directory scans;
-//! - [`fs`]: the FUSE adapter (inodes, attributes, tree, reply mapping);
-//! - [`cli`]: clap commands.
+//! - `catalog`: what exists (listings, lookups, refresh);
+//! - `version`: the stable name of a content version and its validator pin;
+//! - `source`: the seam where blocks come from (tiers in front of the API);
+//! - `cache`: the memory tier (block LRU, single-flight fetches);
+//! - `memory`: block buffers from recycled huge-page slabs, one memory budget;
+//! - `prefetch`: read-ahead for sequential readers and directory scans;
+//! - `fs`: the tree and reads as async ops, behind a thin fuser adapter;
+//! - `mount`: serving a mount; [`cli`]: clap commands;
+//! - [`emulator`]: a faithful local API server, also the demo's backend.
 
 pub mod api;
-pub mod cache;
-pub mod catalog;
+mod cache;
+mod catalog;
 pub mod cli;
 pub mod emulator;
-pub mod fs;
-pub mod memory;
+mod fs;
+mod memory;
 pub mod model;
-pub mod mount;
-pub mod prefetch;
-pub mod source;
+mod mount;
+mod prefetch;
+mod source;
 pub mod util;
-pub mod version;
+mod version;
+
+/// The layers below the mount that the integration tests drive directly.
+pub mod testing {
+    pub use crate::cache::{BlockCache, ContentId};
+    pub use crate::prefetch::{Prefetcher, ReadAhead, ReadAheadConfig, Retention, Source};
+    pub use crate::version::{ContentVersion, TenantId};
+}

@@ -1,4 +1,4 @@
-//! Small parsers shared by the CLI, the client and the emulator: sizes, times, HTTP dates.
+//! Small parsers shared by the CLI and the client: sizes, times, HTTP dates.
 
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
@@ -12,22 +12,14 @@ pub fn now_secs() -> OffsetDateTime {
 
 /// Format an instant as an RFC 9110 IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
 pub fn format_http_date(t: OffsetDateTime) -> String {
-    let fmt = format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    t.to_offset(UtcOffset::UTC)
-        .format(&fmt)
-        .unwrap_or_else(|_| "Thu, 01 Jan 1970 00:00:00 GMT".to_string())
+    httpdate::fmt_http_date(t.into())
 }
 
-/// Parse an RFC 9110 IMF-fixdate.
+/// Parse an RFC 9110 HTTP date (IMF-fixdate, or the obsolete RFC 850 and asctime forms).
 pub fn parse_http_date(s: &str) -> Option<OffsetDateTime> {
-    let fmt = format_description!(
-        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
-    );
-    PrimitiveDateTime::parse(s.trim(), &fmt)
+    httpdate::parse_http_date(s.trim())
         .ok()
-        .map(|p| p.assume_utc())
+        .map(OffsetDateTime::from)
 }
 
 /// Format an instant as the API does: RFC 3339 in UTC (`2020-02-16T14:11:56Z`).

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use time::OffsetDateTime;
-use vccfs::api::{ApiClient, ApiConfig, ApiError, ContentVersion, Credentials};
+use vccfs::api::{ApiClient, ApiConfig, ApiError, Credentials};
 use vccfs::emulator::{self, EmulatorArgs, RunningEmulator};
 use vccfs::model::Interaction;
+use vccfs::testing::ContentVersion;
 
 fn args(extra: &[&str]) -> EmulatorArgs {
     let mut flags = vec!["--listen", "127.0.0.1:0"];
@@ -50,7 +51,7 @@ async fn reset(emu: &RunningEmulator) {
 fn version(i: &Interaction, key: &str) -> ContentVersion {
     let item = i.item(key).expect("item");
     ContentVersion::new(
-        vccfs::version::TenantId::new("http://test/interaction-content", "test"),
+        vccfs::testing::TenantId::new("http://test/interaction-content", "test"),
         &i.guid,
         key,
         item.content_length.expect("len"),
@@ -97,7 +98,7 @@ async fn twenty_day_search_sees_everything_once_in_fewest_requests() {
     guids.dedup();
     assert_eq!(guids.len(), truth.len(), "each interaction exactly once");
     // Fewest requests: ceil(n/1000) per 7-day window (at least one).
-    let expected: u64 = vccfs::api::search::search_windows(from, to)
+    let expected: u64 = vccfs::api::search_windows(from, to)
         .iter()
         .map(|(a, b)| {
             let n = truth
@@ -278,7 +279,7 @@ async fn wrong_credentials_are_unauthorized() {
     };
     let c = ApiClient::new(ApiConfig::new(&emu.api_url, &emu.auth_url, creds).expect("cfg"))
         .expect("client");
-    match c.check_access().await {
+    match c.interaction("2480fc2c-bbd7-427c-9439-02f76583aef5").await {
         Err(e @ ApiError::Unauthorized { .. }) => assert!(!e.to_string().contains("nope")),
         other => panic!("expected Unauthorized, got {other:?}"),
     }

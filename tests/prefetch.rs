@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use proptest::prelude::*;
-use vccfs::api::{ApiClient, ApiConfig, ContentVersion, Credentials};
-use vccfs::cache::{BlockCache, ContentId};
+use vccfs::api::{ApiClient, ApiConfig, Credentials};
 use vccfs::emulator::{self, EmulatorArgs, RunningEmulator};
-use vccfs::prefetch::{Prefetcher, ReadAhead, ReadAheadConfig, Retention, Source};
+use vccfs::testing::{BlockCache, ContentId, ContentVersion};
+use vccfs::testing::{Prefetcher, ReadAhead, ReadAheadConfig, Retention, Source};
 
 const BLOCK: u64 = 256 << 10;
 

@@ -122,6 +122,7 @@ impl RequestBudget {
     }
 
     /// The current per-minute allowance (None = unlimited).
+    #[cfg(test)]
     pub fn current_limit(&self) -> Option<u32> {
         self.window.lock().limit
     }

@@ -85,16 +85,6 @@ impl ApiClient {
         self.inner.stats.snapshot()
     }
 
-    /// Get a token and make one cheap search, so bad credentials, a wrong URL or a
-    /// missing scope are reported before anything is mounted.
-    pub async fn check_access(&self) -> Result<(), ApiError> {
-        self.inner.tokens.get().await?;
-        let now = time::OffsetDateTime::now_utc();
-        let mut pager = self.search(now - time::Duration::minutes(1), now);
-        pager.next_page().await?;
-        Ok(())
-    }
-
     /// `GET /interactions/{guid}`.
     pub async fn interaction(&self, guid: &str) -> Result<Interaction, ApiError> {
         let what = format!("GET interactions/{guid}");

@@ -47,22 +47,6 @@ impl ApiError {
                 | ApiError::RateLimited { .. }
         )
     }
-
-    /// A short name of the variant, for logs and counters.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ApiError::NotFound { .. } => "not_found",
-            ApiError::Unauthorized { .. } => "unauthorized",
-            ApiError::Forbidden { .. } => "forbidden",
-            ApiError::BadRequest { .. } => "bad_request",
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Changed { .. } => "changed",
-            ApiError::Timeout { .. } => "timeout",
-            ApiError::Protocol { .. } => "protocol",
-            ApiError::Transport { .. } => "transport",
-            ApiError::Config(_) => "config",
-        }
-    }
 }
 
 /// Describe a reqwest error without its URL (signed storage URLs carry secrets).

@@ -8,19 +8,18 @@
 //! - `content`: exact, version-pinned ranged reads, redirects without the token;
 //! - `stats`: counters.
 
-pub mod budget;
+mod budget;
 mod client;
-pub mod config;
-pub mod content;
+mod config;
+mod content;
 mod error;
-pub mod retry;
-pub mod search;
-pub mod stats;
-pub mod token;
+mod retry;
+mod search;
+mod stats;
+mod token;
 
-pub use crate::version::ContentVersion;
 pub use client::ApiClient;
 pub use config::{ApiConfig, Credentials, Region};
 pub use error::ApiError;
-pub use search::SearchPager;
+pub use search::{search_windows, SearchPager};
 pub use stats::ClientStatsSnapshot;

@@ -34,8 +34,6 @@ mod ops;
 mod tests;
 mod xattr;
 
-pub use attr::Owner;
-pub use errno::FsError;
 pub use fuse::VccFs;
 
 impl VccFs {
