@@ -93,5 +93,6 @@ pub(crate) async fn content(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return resp;
     }
-    content::serve(&app, view, &method, &headers, conn.map(|c| c.0))
+    let validators = content::Validators::api(&view);
+    content::serve(&app, view, validators, &method, &headers, conn.map(|c| c.0))
 }

@@ -118,6 +118,19 @@ pub struct EmulatorArgs {
     /// --listen, so that clients must not forward the bearer token).
     #[arg(long, default_value = "127.0.0.2:0", help_heading = "Network")]
     pub storage_listen: SocketAddr,
+    /// Validators (ETag, Last-Modified) of the storage host's responses with
+    /// --redirect: `api` repeats the API's; `own` describes the stored object (its own
+    /// strong ETag, a Last-Modified shortly after the item's lastModified), as a real
+    /// object store does. Range, If-Range and the other conditionals are checked
+    /// against the validators sent.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "api",
+        value_name = "WHOSE",
+        help_heading = "Network"
+    )]
+    pub storage_validators: StorageValidators,
 
     /// Probability of a 503 on each /interaction-content request.
     #[arg(long, default_value_t = 0.0, value_name = "P", value_parser = probability, help_heading = "Faults")]
@@ -230,6 +243,16 @@ impl EmulatorArgs {
             token_ttl: self.token_ttl,
         }
     }
+}
+
+/// Whose validators the storage host sends (`--storage-validators`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum StorageValidators {
+    /// The stored object's own ETag and Last-Modified (`storage::object_validators`).
+    Own,
+    /// The API's ETag and the item's `lastModified`.
+    #[default]
+    Api,
 }
 
 /// Why the emulator could not start.
@@ -537,12 +560,16 @@ mod tests {
         );
         assert_eq!(a.storage_listen.to_string(), "127.0.0.2:0");
         assert!(!a.redirect && !a.end_inclusive && a.fail_rate == 0.0 && a.bandwidth.is_none());
+        assert_eq!(a.storage_validators, StorageValidators::Api);
         assert!(a.validate().is_ok());
         let bad = EmulatorArgs {
             reset_rate: 2.0,
             ..EmulatorArgs::default()
         };
         assert!(matches!(bad.validate(), Err(EmulatorError::InvalidArgs(_))));
+        let own = EmulatorArgs::from_flags(&["--storage-validators", "own"]).expect("parse");
+        assert_eq!(own.storage_validators, StorageValidators::Own);
+        assert!(EmulatorArgs::from_flags(&["--storage-validators", "mine"]).is_err());
         assert!(
             probability("0.5").is_ok() && probability("1.5").is_err() && probability("x").is_err()
         );
