@@ -1300,6 +1300,77 @@ async fn storage_own_validators_differ_and_drive_if_range() {
     emu.shutdown().await;
 }
 
+/// `(guid, contentKey)` of the listed items without `contentLength`, and how many
+/// items were listed.
+fn lacking_length(interactions: &[Value]) -> (HashSet<(String, String)>, usize) {
+    let mut lacking = HashSet::new();
+    let mut n = 0;
+    for i in interactions {
+        let guid = i["guid"].as_str().expect("guid");
+        for c in i["content"].as_array().expect("content") {
+            n += 1;
+            if c.get("contentLength").is_none() {
+                let key = c["contentKey"].as_str().expect("key");
+                lacking.insert((guid.to_string(), key.to_string()));
+            }
+        }
+    }
+    (lacking, n)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn omit_content_length_leaves_out_the_same_share_everywhere() {
+    let emu = start(&["--days", "6", "--omit-content-length", "0.3"]).await;
+    let api = Api::new(&emu).await;
+    let tenant = emu.tenant();
+    let anchor = tenant.anchor();
+    let query = vec![
+        ("start", fmt(anchor - time::Duration::days(7))),
+        ("end", fmt(anchor)),
+        ("limit", "50".into()),
+    ];
+    let listed = walk(&api, query.clone()).await;
+    assert_eq!(listed.len(), tenant.len(), "one window sees all");
+    let (lacking, n) = lacking_length(&listed);
+    assert!(n >= 200, "{n} items");
+    let share = lacking.len() as f64 / n as f64;
+    assert!((0.15..=0.45).contains(&share), "{} of {n}", lacking.len());
+    // The same items every time, in the search and by guid; nothing else changes.
+    assert_eq!(lacking_length(&walk(&api, query).await).0, lacking);
+    let mut by_guid = Vec::new();
+    for truth in tenant.interactions() {
+        let (s, v) = api
+            .json(&format!("/interactions/{}", truth.guid), &[])
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let mut expected = truth.clone();
+        for c in &mut expected.content {
+            assert!(c.content_length.is_some(), "ground truth keeps it");
+            if emu.omits_content_length(&truth.guid, &c.content_key) {
+                c.content_length = None;
+            }
+        }
+        assert_eq!(v, serde_json::to_value(&expected).expect("json"));
+        by_guid.push(v);
+    }
+    assert_eq!(lacking_length(&by_guid).0, lacking);
+    // A ranged GET tells the size.
+    let (guid, key) = lacking.iter().next().expect("one lacks it");
+    let size = tenant.bytes(guid, key).expect("truth").len();
+    let r = api
+        .content(guid, key)
+        .header(header::RANGE, "bytes=0-0")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        hdr(r.headers(), header::CONTENT_RANGE),
+        format!("bytes 0-0/{size}")
+    );
+    emu.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn data_dir_serves_real_files() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -92,6 +92,12 @@ pub struct EmulatorArgs {
     /// Treat the search `end` as inclusive (default: exclusive; the docs disagree).
     #[arg(long, help_heading = "Tenant")]
     pub end_inclusive: bool,
+    /// Leave `contentLength` out of this share (0..1) of the content items listed by
+    /// the search and `GET /interactions/{guid}`; the same items each time for a given
+    /// --seed. Content responses still give the size (Content-Range, Content-Length);
+    /// the control routes and `tenant()` keep it (ground truth).
+    #[arg(long, default_value_t = 0.0, value_name = "RATE", value_parser = probability, help_heading = "Tenant")]
+    pub omit_content_length: f64,
 
     /// Delay added before every API, token and storage response, milliseconds.
     #[arg(long, default_value_t = 0, value_name = "MS", help_heading = "Network")]
@@ -208,6 +214,7 @@ impl EmulatorArgs {
             ("--wrong-range-rate", self.wrong_range_rate),
             ("--short-body-rate", self.short_body_rate),
             ("--long-body-rate", self.long_body_rate),
+            ("--omit-content-length", self.omit_content_length),
         ];
         for (name, p) in rates {
             check_probability(name, p).map_err(EmulatorError::InvalidArgs)?;
@@ -311,6 +318,15 @@ impl RunningEmulator {
     /// The served tenant: ground truth for in-process tests.
     pub fn tenant(&self) -> Arc<Tenant> {
         self.app.tenant.clone()
+    }
+
+    /// Whether the API lists `guid`/`key` without `contentLength`
+    /// (`--omit-content-length`); false for an unknown item.
+    pub fn omits_content_length(&self, guid: &str, key: &str) -> bool {
+        let a = &self.app.args;
+        self.app.tenant.view(guid, key).is_some_and(|v| {
+            api::omits_content_length(a.seed, a.omit_content_length, &v.guid, &v.key)
+        })
     }
 
     /// The current counters (same as `GET /_emulator/stats`).
@@ -561,15 +577,22 @@ mod tests {
         assert_eq!(a.storage_listen.to_string(), "127.0.0.2:0");
         assert!(!a.redirect && !a.end_inclusive && a.fail_rate == 0.0 && a.bandwidth.is_none());
         assert_eq!(a.storage_validators, StorageValidators::Api);
+        assert_eq!(a.omit_content_length, 0.0);
         assert!(a.validate().is_ok());
         let bad = EmulatorArgs {
             reset_rate: 2.0,
             ..EmulatorArgs::default()
         };
         assert!(matches!(bad.validate(), Err(EmulatorError::InvalidArgs(_))));
+        let bad = EmulatorArgs {
+            omit_content_length: -0.1,
+            ..EmulatorArgs::default()
+        };
+        assert!(matches!(bad.validate(), Err(EmulatorError::InvalidArgs(_))));
         let own = EmulatorArgs::from_flags(&["--storage-validators", "own"]).expect("parse");
         assert_eq!(own.storage_validators, StorageValidators::Own);
         assert!(EmulatorArgs::from_flags(&["--storage-validators", "mine"]).is_err());
+        assert!(EmulatorArgs::from_flags(&["--omit-content-length", "1.5"]).is_err());
         assert!(
             probability("0.5").is_ok() && probability("1.5").is_err() && probability("x").is_err()
         );
