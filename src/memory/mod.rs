@@ -2,6 +2,9 @@
 //! and recycled, so that filling and refilling the cache costs neither a page fault
 //! per 4 KiB nor a trip through malloc.
 
+mod buf;
 mod pool;
+mod slab;
 
-pub use pool::{BlockBuf, BlockPool};
+pub use buf::BlockBuf;
+pub use pool::BlockPool;
