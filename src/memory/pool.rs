@@ -18,7 +18,7 @@ use bytes::Bytes;
 use parking_lot::Mutex;
 
 use super::buf::{self, BlockBuf, PooledBlock};
-use super::slab::{Slab, HUGE_PAGE, MAX_BLOCKS_PER_SLAB};
+use super::slab::{self, Slab, HUGE_PAGE, MAX_BLOCKS_PER_SLAB};
 
 /// Recycled block buffers. Cloning shares the pool.
 #[derive(Clone)]
@@ -58,8 +58,22 @@ impl BlockPool {
     /// A pool of `block_size`-byte buffers mapping at most `max_bytes` of slabs and
     /// keeping at most `idle_bytes` of free blocks resident.
     pub fn new(block_size: u64, max_bytes: u64, idle_bytes: u64) -> Self {
+        Self::with_page_size(block_size, max_bytes, idle_bytes, slab::page_size())
+    }
+
+    /// [`BlockPool::new`] on a system whose pages are `page_size` bytes (0: unknown).
+    ///
+    /// Blocks are pooled only if `block_size` is a multiple of the page size. A free
+    /// block gives its memory back with `madvise(MADV_DONTNEED)` of `block_size` bytes,
+    /// which the kernel applies to whole pages: with blocks smaller than a page (32 KiB
+    /// blocks on a 64 KiB-page aarch64 kernel) releasing one block would zero its
+    /// neighbours in the same page, live cached blocks, or fail on a block that does
+    /// not start a page. Such pools (and pools on a system whose page size is unknown)
+    /// hand out heap buffers only.
+    fn with_page_size(block_size: u64, max_bytes: u64, idle_bytes: u64, page_size: usize) -> Self {
         let block_size = usize::try_from(block_size).unwrap_or(usize::MAX).max(1);
-        let per_slab = if HUGE_PAGE % block_size == 0 {
+        let whole_pages = page_size > 0 && block_size % page_size == 0;
+        let per_slab = if whole_pages && HUGE_PAGE % block_size == 0 {
             HUGE_PAGE / block_size
         } else {
             0
@@ -407,7 +421,7 @@ mod tests {
 
     /// Pages of `[ptr, ptr+len)` in memory, as the kernel reports them.
     fn resident_pages(ptr: *const u8, len: usize) -> usize {
-        let mut vec = vec![0u8; len.div_ceil(4096)];
+        let mut vec = vec![0u8; len.div_ceil(slab::page_size())];
         // SAFETY: ptr is page-aligned (blocks are) and the range is mapped.
         let rc = unsafe { libc::mincore(ptr as *mut libc::c_void, len, vec.as_mut_ptr()) };
         assert_eq!(rc, 0, "mincore");
@@ -437,7 +451,11 @@ mod tests {
             .iter()
             .map(|&p| resident_pages(p as *const u8, BLOCK))
             .sum();
-        assert_eq!(resident, 3 * BLOCK / 4096, "the kernel has the rest back");
+        assert_eq!(
+            resident,
+            3 * BLOCK / slab::page_size(),
+            "the kernel has the rest back"
+        );
         // Resident blocks are reused first; a given-back block reads as zeros until
         // written, and is written before anyone sees it.
         let warm = pool.run(3);
@@ -456,5 +474,71 @@ mod tests {
         assert_eq!(pool.give_back(usize::MAX), 2 * BLOCK);
         assert_eq!(pool.idle_resident_bytes(), 0);
         assert_eq!(pool.mapped_bytes(), HUGE_PAGE, "no new slab");
+    }
+
+    #[test]
+    fn blocks_smaller_than_a_page_are_not_pooled() {
+        // 32 KiB blocks on a kernel with 64 KiB pages: giving one back would zero its
+        // neighbour, so the pool declines.
+        let pool = BlockPool::with_page_size(32 << 10, 64 << 20, 64 << 20, 64 << 10);
+        assert!(!pool.buffer(32 << 10).is_pooled());
+        let run = pool.run(8);
+        assert!(run
+            .iter()
+            .all(|b| !b.is_pooled() && b.capacity() == 32 << 10));
+        assert_eq!(pool.mapped_bytes(), 0);
+        let unknown = BlockPool::with_page_size(32 << 10, 64 << 20, 64 << 20, 0);
+        assert!(!unknown.buffer(32 << 10).is_pooled(), "page size unknown");
+        // The same blocks are pooled where they are whole pages.
+        for page in [4 << 10, 16 << 10, 32 << 10] {
+            let pool = BlockPool::with_page_size(32 << 10, 64 << 20, 64 << 20, page);
+            assert!(pool.buffer(32 << 10).is_pooled(), "{page}-byte pages");
+        }
+    }
+
+    #[test]
+    fn giving_a_block_back_leaves_its_neighbours_alone() {
+        // The smallest block the pool takes on this system: 64 to a slab.
+        let block = (HUGE_PAGE / MAX_BLOCKS_PER_SLAB).max(slab::page_size());
+        let pattern = |i: usize| -> Vec<u8> {
+            (0..block)
+                .map(|j| (j % 251) as u8 ^ (0x55 + 16 * i as u8))
+                .collect()
+        };
+        // Given back by give_back (idle memory allowed), or as it is dropped (none).
+        for idle in [64 << 20, 0] {
+            let pool = BlockPool::new(block as u64, 64 << 20, idle);
+            let mut blocks: Vec<Option<Bytes>> = pool
+                .run(5)
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut b)| {
+                    assert!(b.is_pooled());
+                    assert_eq!(b.extend_from_slice(&pattern(i)), block);
+                    Some(b.freeze())
+                })
+                .collect();
+            let ptrs: Vec<usize> = blocks
+                .iter()
+                .flatten()
+                .map(|b| b.as_ptr() as usize)
+                .collect();
+            assert!(
+                ptrs.windows(2).all(|w| w[0] + block == w[1]),
+                "one slab, adjacent"
+            );
+            let victim = ptrs[2] as *const u8;
+            blocks[2] = None;
+            if idle > 0 {
+                assert_eq!(pool.give_back(usize::MAX), block, "idle {idle}");
+            }
+            assert_eq!(pool.idle_resident_bytes(), 0, "idle {idle}");
+            assert_eq!(resident_pages(victim, block), 0, "released, idle {idle}");
+            for (i, b) in blocks.iter().enumerate() {
+                if let Some(b) = b {
+                    assert!(b[..] == pattern(i)[..], "block {i} intact, idle {idle}");
+                }
+            }
+        }
     }
 }

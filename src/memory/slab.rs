@@ -12,6 +12,13 @@ pub(super) const HUGE_PAGE: usize = 2 << 20;
 /// blocks come from the heap.
 pub(super) const MAX_BLOCKS_PER_SLAB: usize = 64;
 
+/// The system's page size in bytes (`sysconf(_SC_PAGESIZE)`), 0 if unknown.
+pub(super) fn page_size() -> usize {
+    // SAFETY: sysconf only reads a system constant.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(n).unwrap_or(0)
+}
+
 /// One mapped slab and which of its blocks are free.
 pub(super) struct Slab {
     base: NonNull<u8>,
@@ -205,6 +212,12 @@ fn map_slab() -> Option<NonNull<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_page_size_is_a_power_of_two_dividing_a_slab() {
+        let page = page_size();
+        assert!(page.is_power_of_two() && HUGE_PAGE % page == 0, "{page}");
+    }
 
     #[test]
     fn free_runs() {
