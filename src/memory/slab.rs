@@ -130,8 +130,9 @@ impl Slab {
     }
 
     /// Gives the memory of free block `pos` back to the kernel (`MADV_DONTNEED` of
-    /// `block_size` bytes, a multiple of the page size, see [`super::pool`]); its next
-    /// user sees zeros, then writes. Does nothing for a block in use.
+    /// `block_size` bytes, a multiple of the page size: see
+    /// `BlockPool::with_page_size`); its next user sees zeros, then writes. Does
+    /// nothing for a block in use.
     ///
     /// # Safety
     /// The free bits are honest: if block `pos` is marked free, no `BlockBuf` or
