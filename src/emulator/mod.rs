@@ -95,7 +95,7 @@ pub struct EmulatorArgs {
     /// Leave `contentLength` out of this share (0..1) of the content items listed by
     /// the search and `GET /interactions/{guid}`; the same items each time for a given
     /// --seed. Content responses still give the size (Content-Range, Content-Length);
-    /// the control routes and `tenant()` keep it (ground truth).
+    /// /_emulator/tenant and /_emulator/mutate keep it (ground truth).
     #[arg(long, default_value_t = 0.0, value_name = "RATE", value_parser = probability, help_heading = "Tenant")]
     pub omit_content_length: f64,
 
@@ -255,7 +255,8 @@ impl EmulatorArgs {
 /// Whose validators the storage host sends (`--storage-validators`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum StorageValidators {
-    /// The stored object's own ETag and Last-Modified (`storage::object_validators`).
+    /// The stored object's own strong ETag and Last-Modified (its upload, a little after
+    /// the item's lastModified).
     Own,
     /// The API's ETag and the item's `lastModified`.
     #[default]
