@@ -1178,6 +1178,199 @@ async fn expired_storage_url_is_refused() {
     emu.shutdown().await;
 }
 
+/// The `Location` of the API's 302 for one content item (with `--redirect`).
+async fn storage_url(api: &Api, guid: &str, key: &str) -> String {
+    let r = api.content(guid, key).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::FOUND);
+    hdr(r.headers(), header::LOCATION).to_string()
+}
+
+/// ETag and Last-Modified of a response.
+fn validators_of(r: &Response) -> (String, OffsetDateTime) {
+    let lm = httpdate::parse_http_date(hdr(r.headers(), header::LAST_MODIFIED)).expect("date");
+    (hdr(r.headers(), header::ETAG).to_string(), lm.into())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn storage_own_validators_differ_and_drive_if_range() {
+    let emu = start(&["--redirect", "--storage-validators", "own"]).await;
+    let api = Api::new(&emu).await;
+    let tenant = emu.tenant();
+    let (i, key, size) = find(&emu, "callRecording");
+    let truth = tenant.bytes(&i.guid, &key).expect("truth");
+    let api_etag = tenant.etag(&i.guid, &key).expect("etag");
+    let api_lm = i.item(&key).and_then(|c| c.last_modified).expect("lm");
+    let location = storage_url(&api, &i.guid, &key).await;
+    let r = api.http.get(&location).send().await.expect("storage");
+    assert_eq!(r.status(), StatusCode::OK);
+    let (etag, lm) = validators_of(&r);
+    assert!(body_of(r).await == truth);
+    assert!(
+        etag.starts_with('"') && etag.ends_with('"'),
+        "strong: {etag}"
+    );
+    assert_ne!(etag, api_etag, "the object's own ETag");
+    assert!(
+        lm > api_lm,
+        "written to storage after lastModified: {lm} vs {api_lm}"
+    );
+    let r = api.http.get(&location).send().await.expect("storage");
+    assert_eq!(validators_of(&r), (etag.clone(), lm), "deterministic");
+    // If-Range is checked against the storage's own validators.
+    let ranged = |if_range: String| {
+        let rb = api
+            .http
+            .get(&location)
+            .header(header::RANGE, "bytes=10-19")
+            .header(header::IF_RANGE, if_range);
+        async move { rb.send().await.expect("storage") }
+    };
+    let lm_http = httpdate::fmt_http_date(lm.into());
+    for own in [etag.clone(), lm_http.clone()] {
+        let r = ranged(own.clone()).await;
+        assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT, "If-Range {own}");
+        assert_eq!(
+            hdr(r.headers(), header::CONTENT_RANGE),
+            format!("bytes 10-19/{size}")
+        );
+        assert!(body_of(r).await == truth[10..20]);
+    }
+    for api_validator in [api_etag.clone(), httpdate::fmt_http_date(api_lm.into())] {
+        let r = ranged(api_validator.clone()).await;
+        assert_eq!(r.status(), StatusCode::OK, "If-Range {api_validator}");
+        assert!(r.headers().get(header::CONTENT_RANGE).is_none());
+        assert!(body_of(r).await == truth, "the full body");
+    }
+    let r = api
+        .http
+        .get(&location)
+        .header(header::IF_NONE_MATCH, etag.clone())
+        .send()
+        .await
+        .expect("storage");
+    assert_eq!(r.status(), StatusCode::NOT_MODIFIED);
+    // A new version: new validators, and a range on the old ETag gets the new body.
+    let r = api
+        .http
+        .post(format!("http://{}/_emulator/mutate", emu.addr))
+        .json(&json!({"guid": i.guid, "contentKey": key, "bumpSecs": 30}))
+        .send()
+        .await
+        .expect("mutate");
+    assert_eq!(r.status(), StatusCode::OK);
+    let location = storage_url(&api, &i.guid, &key).await;
+    let r = api
+        .http
+        .get(&location)
+        .header(header::RANGE, "bytes=10-19")
+        .header(header::IF_RANGE, etag.clone())
+        .send()
+        .await
+        .expect("storage");
+    assert_eq!(r.status(), StatusCode::OK);
+    let (etag2, lm2) = validators_of(&r);
+    assert_ne!(etag2, etag);
+    assert_ne!(etag2, tenant.etag(&i.guid, &key).expect("etag"));
+    assert_eq!(lm2, lm + time::Duration::seconds(30));
+    assert!(body_of(r).await == tenant.bytes(&i.guid, &key).expect("truth"));
+    emu.shutdown().await;
+
+    // The default, `api`: the storage host repeats the API's validators.
+    let emu = start(&["--redirect"]).await;
+    let api = Api::new(&emu).await;
+    let tenant = emu.tenant();
+    let (i, key, _) = find(&emu, "callRecording");
+    let location = storage_url(&api, &i.guid, &key).await;
+    let r = api
+        .http
+        .get(&location)
+        .header(header::RANGE, "bytes=10-19")
+        .header(header::IF_RANGE, tenant.etag(&i.guid, &key).expect("etag"))
+        .send()
+        .await
+        .expect("storage");
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        validators_of(&r),
+        (
+            tenant.etag(&i.guid, &key).expect("etag"),
+            i.item(&key).and_then(|c| c.last_modified).expect("lm")
+        )
+    );
+    emu.shutdown().await;
+}
+
+/// `(guid, contentKey)` of the listed items without `contentLength`, and how many
+/// items were listed.
+fn lacking_length(interactions: &[Value]) -> (HashSet<(String, String)>, usize) {
+    let mut lacking = HashSet::new();
+    let mut n = 0;
+    for i in interactions {
+        let guid = i["guid"].as_str().expect("guid");
+        for c in i["content"].as_array().expect("content") {
+            n += 1;
+            if c.get("contentLength").is_none() {
+                let key = c["contentKey"].as_str().expect("key");
+                lacking.insert((guid.to_string(), key.to_string()));
+            }
+        }
+    }
+    (lacking, n)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn omit_content_length_leaves_out_the_same_share_everywhere() {
+    let emu = start(&["--days", "6", "--omit-content-length", "0.3"]).await;
+    let api = Api::new(&emu).await;
+    let tenant = emu.tenant();
+    let anchor = tenant.anchor();
+    let query = vec![
+        ("start", fmt(anchor - time::Duration::days(7))),
+        ("end", fmt(anchor)),
+        ("limit", "50".into()),
+    ];
+    let listed = walk(&api, query.clone()).await;
+    assert_eq!(listed.len(), tenant.len(), "one window sees all");
+    let (lacking, n) = lacking_length(&listed);
+    assert!(n >= 200, "{n} items");
+    let share = lacking.len() as f64 / n as f64;
+    assert!((0.15..=0.45).contains(&share), "{} of {n}", lacking.len());
+    // The same items every time, in the search and by guid; nothing else changes.
+    assert_eq!(lacking_length(&walk(&api, query).await).0, lacking);
+    let mut by_guid = Vec::new();
+    for truth in tenant.interactions() {
+        let (s, v) = api
+            .json(&format!("/interactions/{}", truth.guid), &[])
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let mut expected = truth.clone();
+        for c in &mut expected.content {
+            assert!(c.content_length.is_some(), "ground truth keeps it");
+            if emu.omits_content_length(&truth.guid, &c.content_key) {
+                c.content_length = None;
+            }
+        }
+        assert_eq!(v, serde_json::to_value(&expected).expect("json"));
+        by_guid.push(v);
+    }
+    assert_eq!(lacking_length(&by_guid).0, lacking);
+    // A ranged GET tells the size.
+    let (guid, key) = lacking.iter().next().expect("one lacks it");
+    let size = tenant.bytes(guid, key).expect("truth").len();
+    let r = api
+        .content(guid, key)
+        .header(header::RANGE, "bytes=0-0")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(
+        hdr(r.headers(), header::CONTENT_RANGE),
+        format!("bytes 0-0/{size}")
+    );
+    emu.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn data_dir_serves_real_files() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -15,8 +15,36 @@ use super::error::ApiError;
 use super::guard::ApiVersion;
 use super::search;
 use super::server::ConnCtx;
+use super::tenant::{mix, Fnv};
 use super::App;
-use crate::model::is_guid;
+use crate::model::{is_guid, Interaction};
+
+/// Whether `--omit-content-length rate` leaves `contentLength` out of the listing of
+/// `guid`/`key` (as the tenant spells them): a hash of `(seed, guid, key)` mapped to
+/// [0, 1) is below `rate`, so the same items lack it in every response.
+pub(crate) fn omits_content_length(seed: u64, rate: f64, guid: &str, key: &str) -> bool {
+    if rate <= 0.0 {
+        return false;
+    }
+    let mut h = Fnv::new();
+    h.write(guid.to_ascii_lowercase().as_bytes());
+    h.write(b"/");
+    h.write(key.as_bytes());
+    // 53 random bits: an f64 in [0, 1) without rounding up to 1.
+    let unit = (mix(seed, h.finish()) >> 11) as f64 / (1u64 << 53) as f64;
+    unit < rate
+}
+
+/// An interaction as listed: `contentLength` dropped where `--omit-content-length`
+/// says so.
+fn listed(app: &App, i: &mut Interaction) {
+    let (seed, rate) = (app.args.seed, app.args.omit_content_length);
+    for c in &mut i.content {
+        if omits_content_length(seed, rate, &i.guid, &c.content_key) {
+            c.content_length = None;
+        }
+    }
+}
 
 /// The documented GUID checks: length first, then shape.
 fn check_guid(guid: &str) -> Result<(), ApiError> {
@@ -46,7 +74,12 @@ pub(crate) async fn search(
     let result = search::parse(&params)
         .and_then(|q| search::run(&app.tenant, &q, version, app.args.end_inclusive));
     match result {
-        Ok(body) => json_utf8(StatusCode::OK, &body),
+        Ok(mut body) => {
+            for i in body.interactions_mut() {
+                listed(&app, i);
+            }
+            json_utf8(StatusCode::OK, &body)
+        }
         Err(e) => e.into_response(),
     }
 }
@@ -57,7 +90,10 @@ pub(crate) async fn interaction(State(app): State<Arc<App>>, Path(guid): Path<St
         return e.into_response();
     }
     match app.tenant.interaction(&guid) {
-        Some(i) => json_utf8(StatusCode::OK, &i),
+        Some(mut i) => {
+            listed(&app, &mut i);
+            json_utf8(StatusCode::OK, &i)
+        }
         None => ApiError::NotFound(format!("Interaction '{guid}' was not found")).into_response(),
     }
 }
@@ -93,5 +129,32 @@ pub(crate) async fn content(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         return resp;
     }
-    content::serve(&app, view, &method, &headers, conn.map(|c| c.0))
+    let validators = content::Validators::api(&view);
+    content::serve(&app, view, validators, &method, &headers, conn.map(|c| c.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn omitted_lengths_follow_rate_and_seed() {
+        let keys: Vec<String> = (0..2000).map(|n| format!("key{n}")).collect();
+        let g = "2480FC2C-bbd7-427c-9439-02f76583aef5";
+        let count = |seed, rate| {
+            keys.iter()
+                .filter(|k| omits_content_length(seed, rate, g, k))
+                .count()
+        };
+        assert_eq!(count(42, 0.0), 0);
+        assert_eq!(count(42, 1.0), keys.len());
+        let n = count(42, 0.3);
+        assert!((500..=700).contains(&n), "{n} of 2000 at 0.3");
+        // Per (seed, guid, key): the guid's case does not matter, the seed does.
+        assert!(keys.iter().all(|k| omits_content_length(42, 0.3, g, k)
+            == omits_content_length(42, 0.3, &g.to_ascii_lowercase(), k)));
+        assert!(keys
+            .iter()
+            .any(|k| omits_content_length(42, 0.3, g, k) != omits_content_length(43, 0.3, g, k)));
+    }
 }

@@ -131,13 +131,25 @@ fn unix_secs(t: SystemTime) -> i64 {
         .unwrap_or(0)
 }
 
-/// Validators of the current version.
-struct Validators {
-    etag: String,
-    last_modified: i64,
+/// Validators of the current version, as one server (API or storage host) sends them;
+/// every conditional request and `If-Range` is checked against these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Validators {
+    /// Strong entity tag, quoted.
+    pub etag: String,
+    /// Unix seconds.
+    pub last_modified: i64,
 }
 
 impl Validators {
+    /// The API's: the item's ETag and `lastModified`.
+    pub fn api(view: &ItemView) -> Self {
+        Self {
+            etag: view.etag(),
+            last_modified: view.state.last_modified.unix_timestamp(),
+        }
+    }
+
     fn apply(&self, h: &mut HeaderMap) {
         if let Ok(v) = HeaderValue::from_str(&self.etag) {
             h.insert(header::ETAG, v);
@@ -219,19 +231,16 @@ fn shifted(start: u64, end: u64, size: u64) -> Option<(u64, u64)> {
 }
 
 /// Serves `view` (already resolved and authorised) for `method` with the request's
-/// `headers`.
+/// `headers`, under `validators` (sent, and what the conditionals are checked against).
 pub(crate) fn serve(
     app: &Arc<App>,
     view: ItemView,
+    validators: Validators,
     method: &Method,
     headers: &HeaderMap,
     conn: Option<Arc<ConnCtx>>,
 ) -> Response {
     let size = view.len();
-    let validators = Validators {
-        etag: view.etag(),
-        last_modified: view.state.last_modified.unix_timestamp(),
-    };
     if let Some(status) = validators.precondition(headers) {
         let mut resp = if status == StatusCode::NOT_MODIFIED {
             status.into_response()

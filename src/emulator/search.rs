@@ -254,6 +254,16 @@ pub(crate) enum SearchBody {
     V2(V2Page),
 }
 
+impl SearchBody {
+    /// The interactions of the page, to adjust before serializing.
+    pub(crate) fn interactions_mut(&mut self) -> &mut [Interaction] {
+        match self {
+            SearchBody::V3(p) => &mut p.items,
+            SearchBody::V2(p) => &mut p.items,
+        }
+    }
+}
+
 /// Runs a search; returns the response body.
 pub(crate) fn run(
     tenant: &Tenant,

@@ -3,6 +3,10 @@
 //! object-store URL. The storage host serves the same bytes, ranges and headers without
 //! a bearer token, refuses bad or expired signatures with 403, and counts any
 //! `Authorization` header it receives in `auth_leaked`.
+//!
+//! With `--storage-validators own` it sends the stored object's validators instead of
+//! the API's ([`object_validators`]), and checks `If-Range` and the other conditionals
+//! against those, as a real object store does.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -15,9 +19,10 @@ use http::{HeaderMap, Method, StatusCode};
 use time::OffsetDateTime;
 
 use super::auth::json_utf8;
-use super::content;
+use super::content::{self, Validators};
 use super::server::ConnCtx;
-use super::App;
+use super::tenant::{Fnv, ItemView};
+use super::{App, StorageValidators};
 use crate::model::ErrorBody;
 
 /// Signs and checks storage URLs.
@@ -75,6 +80,32 @@ impl Signer {
     }
 }
 
+/// The stored object's validators (`--storage-validators own`), as an object store
+/// sets them when the bytes are written:
+/// - Last-Modified: the upload, 5 to 304 seconds after the item's `lastModified`; the
+///   delay is fixed per object, so it moves forward with every new version;
+/// - ETag: strong, 32 hex digits (MD5-sized, so never equal to the API's 16), a hash
+///   of the API's ETag, so it is deterministic per version and changes with it.
+pub(crate) fn object_validators(view: &ItemView) -> Validators {
+    let mut object = Fnv::new();
+    object.write(b"stored object ");
+    object.write(view.guid.as_bytes());
+    object.write(b"/");
+    object.write(view.key.as_bytes());
+    let upload_delay = 5 + (object.finish() % 300) as i64;
+    let api = view.etag();
+    let mut hi = Fnv::new();
+    hi.write(b"object etag ");
+    hi.write(api.as_bytes());
+    let mut lo = Fnv::new();
+    lo.write(api.as_bytes());
+    lo.write(b" object etag");
+    Validators {
+        etag: format!("\"{:016x}{:016x}\"", hi.finish(), lo.finish()),
+        last_modified: view.state.last_modified.unix_timestamp() + upload_delay,
+    }
+}
+
 fn refuse(status: StatusCode, msg: &str) -> Response {
     json_utf8(
         status,
@@ -100,7 +131,13 @@ pub(crate) async fn download(
         return refuse(StatusCode::FORBIDDEN, msg);
     }
     match app.tenant.view(&guid, &key) {
-        Some(view) => content::serve(&app, view, &method, &headers, conn.map(|c| c.0)),
+        Some(view) => {
+            let validators = match app.args.storage_validators {
+                StorageValidators::Api => Validators::api(&view),
+                StorageValidators::Own => object_validators(&view),
+            };
+            content::serve(&app, view, validators, &method, &headers, conn.map(|c| c.0))
+        }
         None => refuse(StatusCode::NOT_FOUND, "The object does not exist"),
     }
 }
@@ -108,6 +145,39 @@ pub(crate) async fn download(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::emulator::source::ContentSource;
+    use crate::emulator::tenant::ItemState;
+
+    fn view(version: u32, lm: i64, bytes: &'static [u8]) -> ItemView {
+        ItemView {
+            guid: "2480fc2c-bbd7-427c-9439-02f76583aef5".into(),
+            key: "callRecording".into(),
+            kind: "callRecording".into(),
+            content_type: "audio/wav".into(),
+            state: ItemState {
+                version,
+                seed: 7,
+                last_modified: OffsetDateTime::from_unix_timestamp(lm).expect("ts"),
+                source: ContentSource::Memory(bytes::Bytes::from_static(bytes)),
+            },
+        }
+    }
+
+    #[test]
+    fn object_validators_are_their_own_and_follow_the_version() {
+        let v0 = view(0, 1_700_000_000, b"abc");
+        let (api, own) = (Validators::api(&v0), object_validators(&v0));
+        assert_ne!(own.etag, api.etag);
+        assert!(own.etag.starts_with('"') && own.etag.ends_with('"') && own.etag.len() == 34);
+        let delay = own.last_modified - api.last_modified;
+        assert!((5..=304).contains(&delay), "{delay}");
+        assert_eq!(object_validators(&v0), own, "deterministic");
+        // A new version (as `mutate` makes it): new ETag, later Last-Modified.
+        let v1 = view(1, 1_700_000_001, b"abd");
+        let own1 = object_validators(&v1);
+        assert_ne!(own1.etag, own.etag);
+        assert_eq!(own1.last_modified, own.last_modified + 1);
+    }
 
     #[test]
     fn signatures_bind_path_and_expiry() {

@@ -262,17 +262,19 @@ impl Tenant {
         self.big_file.clone()
     }
 
-    /// Every interaction as the API serves it, ordered by `start` (then guid).
+    /// Every interaction as the API serves it, ordered by `start` (then guid). Ground
+    /// truth: every item has its `contentLength`, whatever `--omit-content-length`.
     pub fn interactions(&self) -> Vec<Interaction> {
         self.records.iter().map(Record::to_model).collect()
     }
 
-    /// One interaction as the API serves it (guid matched case-insensitively).
+    /// One interaction as the API serves it (guid matched case-insensitively), with
+    /// every `contentLength` (see [`Tenant::interactions`]).
     pub fn interaction(&self, guid: &str) -> Option<Interaction> {
         self.record(guid).map(Record::to_model)
     }
 
-    /// One content item's metadata as the API lists it.
+    /// One content item's metadata as the API lists it, with its `contentLength`.
     pub fn item(&self, guid: &str, key: &str) -> Option<ContentItem> {
         self.record(guid)?.item(key).map(Item::to_model)
     }

@@ -1,4 +1,7 @@
-//! A pool of fixed-size block buffers.
+//! The pool's policy: which free blocks a request gets (adjacent runs, resident
+//! blocks first), when a new slab is mapped (up to `max_bytes`), when a free block keeps
+//! its memory (up to `idle_bytes`) and when it is given back; the heap beyond that.
+//! The mapping itself is `slab`, the buffers and their `Bytes` are `buf`.
 //!
 //! Buffers are carved from slabs of 2 MiB, mapped 2 MiB-aligned and advised
 //! for transparent huge pages: filling a fresh slab costs one page fault per 2 MiB
@@ -9,17 +12,13 @@
 //! their memory back to the kernel (`MADV_DONTNEED`), so pool memory nobody uses
 //! cannot add up with a cache refilled from the heap (small files) to twice its size.
 
-use std::ptr::NonNull;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use parking_lot::Mutex;
 
-/// Slabs are this big and aligned to it (the x86-64 and aarch64 huge page).
-const HUGE_PAGE: usize = 2 << 20;
-/// A slab's free blocks are one bitmap word, so blocks are at least this big; smaller
-/// blocks come from the heap.
-const MAX_BLOCKS_PER_SLAB: usize = 64;
+use super::buf::{self, BlockBuf, PooledBlock};
+use super::slab::{self, Slab, HUGE_PAGE, MAX_BLOCKS_PER_SLAB};
 
 /// Recycled block buffers. Cloning shares the pool.
 #[derive(Clone)]
@@ -27,7 +26,8 @@ pub struct BlockPool {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+/// The pool proper, shared by its handles and by every block it handed out.
+pub(super) struct Inner {
     block_size: usize,
     /// Blocks per slab; 0 when blocks are too small or too big to pool.
     per_slab: usize,
@@ -44,21 +44,6 @@ struct State {
     warm: usize,
 }
 
-/// One mapped slab and which of its blocks are free.
-struct Slab {
-    base: NonNull<u8>,
-    /// Bit i set: block i is free.
-    free: u64,
-    /// Bit i set: block i is free and its memory is not resident (never touched, or
-    /// given back); reusing it costs page faults.
-    cold: u64,
-}
-
-// SAFETY: `base` is the start of a private anonymous mapping owned by the pool; which
-// thread holds the address does not matter, and each block is written only through
-// the one `BlockBuf` that owns it.
-unsafe impl Send for Slab {}
-
 impl std::fmt::Debug for BlockPool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BlockPool")
@@ -73,8 +58,22 @@ impl BlockPool {
     /// A pool of `block_size`-byte buffers mapping at most `max_bytes` of slabs and
     /// keeping at most `idle_bytes` of free blocks resident.
     pub fn new(block_size: u64, max_bytes: u64, idle_bytes: u64) -> Self {
+        Self::with_page_size(block_size, max_bytes, idle_bytes, slab::page_size())
+    }
+
+    /// [`BlockPool::new`] on a system whose pages are `page_size` bytes (0: unknown).
+    ///
+    /// Blocks are pooled only if `block_size` is a multiple of the page size. A free
+    /// block gives its memory back with `madvise(MADV_DONTNEED)` of `block_size` bytes,
+    /// which the kernel applies to whole pages: with blocks smaller than a page (32 KiB
+    /// blocks on a 64 KiB-page aarch64 kernel) releasing one block would zero its
+    /// neighbours in the same page, live cached blocks, or fail on a block that does
+    /// not start a page. Such pools (and pools on a system whose page size is unknown)
+    /// hand out heap buffers only.
+    fn with_page_size(block_size: u64, max_bytes: u64, idle_bytes: u64, page_size: usize) -> Self {
         let block_size = usize::try_from(block_size).unwrap_or(usize::MAX).max(1);
-        let per_slab = if HUGE_PAGE % block_size == 0 {
+        let whole_pages = page_size > 0 && block_size % page_size == 0;
+        let per_slab = if whole_pages && HUGE_PAGE % block_size == 0 {
             HUGE_PAGE / block_size
         } else {
             0
@@ -156,22 +155,18 @@ impl BlockPool {
         if end > base + HUGE_PAGE {
             return None;
         }
-        let slab = {
+        let start_ptr = {
             let s = self.inner.state.lock();
             s.slabs
                 .iter()
-                .find(|slab| slab.base.as_ptr() as usize == base)?
-                .base
+                .find(|slab| slab.base_addr() == base)?
+                .at(start - base)?
         };
-        // SAFETY: start - base < HUGE_PAGE: inside the slab. Derived from the slab's
-        // own pointer, which covers the whole mapping (the parts' pointers each cover
-        // only their own piece).
-        let start_ptr = unsafe { slab.as_ptr().add(start - base) };
-        Some(Bytes::from_owner(Joined {
-            parts: parts.to_vec(),
-            start: start_ptr,
-            len: end - start,
-        }))
+        // SAFETY: the parts are back to back from `start` to `end` (checked above),
+        // inside the one slab of this pool that starts at `base`, and `start_ptr` is
+        // derived from that slab's pointer. Every part is a non-empty `Bytes` inside
+        // the slab, so a frozen pool block or a piece of one.
+        Some(unsafe { buf::joined(parts.to_vec(), start_ptr, end - start) })
     }
 
     /// Bytes of slabs mapped so far.
@@ -182,7 +177,7 @@ impl BlockPool {
     /// Blocks ready for reuse.
     pub fn free_blocks(&self) -> usize {
         let s = self.inner.state.lock();
-        s.slabs.iter().map(|b| b.free.count_ones() as usize).sum()
+        s.slabs.iter().map(Slab::free_count).sum()
     }
 
     /// Bytes of free blocks whose memory is resident.
@@ -199,15 +194,12 @@ impl BlockPool {
         let State { slabs, warm } = &mut *s;
         for slab in slabs.iter_mut() {
             while released < bytes {
-                let warm_free = slab.free & !slab.cold;
-                if warm_free == 0 {
+                let Some(pos) = slab.first_warm_free() else {
                     break;
-                }
-                let pos = warm_free.trailing_zeros() as usize;
-                // SAFETY: pos < per_slab: inside the slab; the block is free, and the
-                // pool lock keeps anyone from claiming it until this is done.
-                unsafe { release(slab.base.as_ptr().add(pos * inner.block_size), inner) };
-                slab.cold |= 1u64 << pos;
+                };
+                // SAFETY: the block is free, and the pool lock keeps anyone from
+                // claiming it until this is done.
+                unsafe { slab.release(pos) };
                 *warm -= 1;
                 released += inner.block_size;
             }
@@ -225,28 +217,15 @@ impl BlockPool {
         }
         let mut s = inner.state.lock();
         let find = |s: &State, warm_only: bool| {
-            s.slabs.iter().enumerate().find_map(|(i, slab)| {
-                let free = if warm_only {
-                    slab.free & !slab.cold
-                } else {
-                    slab.free
-                };
-                free_run(free, n).map(|pos| (i, pos))
-            })
+            s.slabs
+                .iter()
+                .enumerate()
+                .find_map(|(i, slab)| slab.free_run(n, warm_only).map(|pos| (i, pos)))
         };
         let mut hit = find(&s, true).or_else(|| find(&s, false));
         if hit.is_none() && s.slabs.len() < inner.max_slabs {
-            if let Some(base) = map_slab() {
-                let all = if inner.per_slab == 64 {
-                    u64::MAX
-                } else {
-                    (1u64 << inner.per_slab) - 1
-                };
-                s.slabs.push(Slab {
-                    base,
-                    free: all,
-                    cold: all,
-                });
+            if let Some(slab) = Slab::map(inner.per_slab, inner.block_size) {
+                s.slabs.push(slab);
                 hit = Some((s.slabs.len() - 1, 0));
             }
         }
@@ -258,8 +237,10 @@ impl BlockPool {
         // No room for a run: single blocks, wherever they are.
         let mut out = Vec::new();
         for i in 0..s.slabs.len() {
-            while out.len() < n && s.slabs[i].free != 0 {
-                let pos = s.slabs[i].free.trailing_zeros() as usize;
+            while out.len() < n {
+                let Some(pos) = s.slabs[i].first_free() else {
+                    break;
+                };
                 out.push(self.claim(&mut s, i, pos));
             }
         }
@@ -267,231 +248,46 @@ impl BlockPool {
     }
 
     fn claim(&self, s: &mut State, slab: usize, pos: usize) -> PooledBlock {
-        let bit = 1u64 << pos;
-        let sl = &mut s.slabs[slab];
-        let was_warm = sl.cold & bit == 0;
-        sl.free &= !bit;
-        sl.cold &= !bit;
-        // SAFETY: pos < per_slab, so the block lies inside the slab's mapping.
-        let ptr = unsafe { sl.base.add(pos * self.inner.block_size) };
+        let (ptr, was_warm) = s.slabs[slab].claim(pos);
         if was_warm {
             s.warm -= 1;
         }
-        PooledBlock {
-            ptr,
-            slab,
-            pos,
-            pool: Arc::clone(&self.inner),
-        }
+        // SAFETY: block `pos` of slab `slab` of this pool was free and is now marked in
+        // use, under the lock: the new value is its only owner.
+        unsafe { PooledBlock::new(ptr, slab, pos, Arc::clone(&self.inner)) }
     }
 }
 
-/// The first position of `n` adjacent set bits in `free`.
-fn free_run(free: u64, n: usize) -> Option<usize> {
-    let mut run = free;
-    for _ in 1..n {
-        run &= run >> 1;
+impl Inner {
+    pub(super) fn block_size(&self) -> usize {
+        self.block_size
     }
-    (run != 0).then(|| run.trailing_zeros() as usize)
-}
 
-impl Drop for Inner {
-    fn drop(&mut self) {
-        // Every block holds an Arc to us, so none is in use any more.
-        for slab in self.state.get_mut().slabs.drain(..) {
-            // SAFETY: each slab was mapped by `map_slab` with exactly this length.
-            unsafe { libc::munmap(slab.base.as_ptr().cast(), HUGE_PAGE) };
-        }
-    }
-}
-
-/// A `HUGE_PAGE`-byte anonymous mapping aligned to its size, advised for huge pages.
-fn map_slab() -> Option<NonNull<u8>> {
-    let len = 2 * HUGE_PAGE;
-    // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
-    let p = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
-    };
-    if p == libc::MAP_FAILED {
-        return None;
-    }
-    let addr = p as usize;
-    let start = addr.next_multiple_of(HUGE_PAGE);
-    let head = start - addr;
-    let tail = len - head - HUGE_PAGE;
-    // SAFETY: head and tail are the unaligned ends of the mapping just made, outside
-    // [start, start + HUGE_PAGE); madvise only advises.
-    unsafe {
-        if head > 0 {
-            libc::munmap(p, head);
-        }
-        if tail > 0 {
-            libc::munmap(p.cast::<u8>().add(head + HUGE_PAGE).cast(), tail);
-        }
-        libc::madvise(
-            p.cast::<u8>().add(head).cast(),
-            HUGE_PAGE,
-            libc::MADV_HUGEPAGE,
-        );
-    }
-    // SAFETY: head < HUGE_PAGE: inside the mapping.
-    NonNull::new(unsafe { p.cast::<u8>().add(head) })
-}
-
-/// One block of pool memory, owned; goes back to the pool when dropped.
-struct PooledBlock {
-    ptr: NonNull<u8>,
-    slab: usize,
-    pos: usize,
-    pool: Arc<Inner>,
-}
-
-// SAFETY: the block is memory of a mapping owned by the pool and owned exclusively by
-// this value; see `Slab`.
-unsafe impl Send for PooledBlock {}
-
-impl Drop for PooledBlock {
-    fn drop(&mut self) {
-        let bit = 1u64 << self.pos;
-        let mut s = self.pool.state.lock();
-        let give_back = s.warm >= self.pool.max_warm;
-        let Some(slab) = s.slabs.get_mut(self.slab) else {
+    /// Block `pos` of slab `slab` is free again (its last owner is gone): it keeps its
+    /// memory while fewer than `max_warm` free blocks do, else gives it back.
+    pub(super) fn put_back(&self, slab: usize, pos: usize) {
+        let mut s = self.state.lock();
+        let give_back = s.warm >= self.max_warm;
+        let Some(slab) = s.slabs.get_mut(slab) else {
             return;
         };
-        slab.free |= bit;
+        slab.put(pos);
         if give_back {
-            slab.cold |= bit;
             // SAFETY: nobody holds the block: its bit is set only now, under the lock.
-            unsafe { release(self.ptr.as_ptr(), &self.pool) };
+            unsafe { slab.release(pos) };
         } else {
             s.warm += 1;
         }
     }
 }
 
-/// Give a free block's memory back to the kernel; its next user sees zeros, then
-/// writes.
-///
-/// # Safety
-/// `block` is the start of a block of a live slab of `pool`, and nobody can use the
-/// block until this returns (the caller holds the pool lock and the block is free).
-unsafe fn release(block: *mut u8, pool: &Inner) {
-    // SAFETY: per the contract, a range inside a live private anonymous mapping.
-    unsafe { libc::madvise(block.cast(), pool.block_size, libc::MADV_DONTNEED) };
-}
-
-/// The first `len` bytes of a filled pool block, as the owner behind a `Bytes`.
-struct FilledBlock {
-    block: PooledBlock,
-    len: usize,
-}
-
-impl AsRef<[u8]> for FilledBlock {
-    fn as_ref(&self) -> &[u8] {
-        // SAFETY: the block is block_size >= len bytes of mapped memory, its first len
-        // bytes were written before freezing, and nothing writes to it any more.
-        unsafe { std::slice::from_raw_parts(self.block.ptr.as_ptr(), self.len) }
-    }
-}
-
-/// Back-to-back pieces of pool blocks in one slab, seen as one slice.
-struct Joined {
-    /// Keep every piece (and so its block) alive and unchanged.
-    #[allow(dead_code)]
-    parts: Vec<Bytes>,
-    start: *const u8,
-    len: usize,
-}
-
-// SAFETY: `start` points into memory kept alive and immutable by `parts`.
-unsafe impl Send for Joined {}
-
-impl AsRef<[u8]> for Joined {
-    fn as_ref(&self) -> &[u8] {
-        // SAFETY: `BlockPool::join` checked that the parts cover [start, start+len)
-        // without gaps and that the span lies inside one slab, a single mapping that
-        // stays mapped while any block of it lives; each part is frozen, initialized
-        // memory held by `parts`.
-        unsafe { std::slice::from_raw_parts(self.start, self.len) }
-    }
-}
-
-/// A buffer being filled: appends up to its capacity, then freezes into `Bytes`.
-pub struct BlockBuf {
-    mem: Mem,
-}
-
-enum Mem {
-    Pooled { block: PooledBlock, len: usize },
-    Heap(BytesMut, usize),
-}
-
-impl BlockBuf {
-    fn pooled(block: PooledBlock) -> Self {
-        BlockBuf {
-            mem: Mem::Pooled { block, len: 0 },
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Every block holds an Arc to us, so none is in use any more.
+        for slab in self.state.get_mut().slabs.drain(..) {
+            // SAFETY: no block is in use (see above).
+            unsafe { slab.unmap() };
         }
-    }
-
-    fn heap(capacity: usize) -> Self {
-        BlockBuf {
-            mem: Mem::Heap(BytesMut::with_capacity(capacity), capacity),
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        match &self.mem {
-            Mem::Pooled { len, .. } => *len,
-            Mem::Heap(b, _) => b.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    pub fn capacity(&self) -> usize {
-        match &self.mem {
-            Mem::Pooled { block, .. } => block.pool.block_size,
-            Mem::Heap(_, cap) => *cap,
-        }
-    }
-
-    /// Append as much of `data` as fits; returns how many bytes were taken.
-    pub fn extend_from_slice(&mut self, data: &[u8]) -> usize {
-        let n = data.len().min(self.capacity() - self.len());
-        match &mut self.mem {
-            Mem::Pooled { block, len } => {
-                // SAFETY: *len + n <= block_size, so the destination lies inside the
-                // block, which this buffer owns exclusively; `data` is ordinary
-                // memory and cannot overlap pool memory we own mutably.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(data.as_ptr(), block.ptr.as_ptr().add(*len), n);
-                }
-                *len += n;
-            }
-            Mem::Heap(b, _) => b.extend_from_slice(&data[..n]),
-        }
-        n
-    }
-
-    pub fn freeze(self) -> Bytes {
-        match self.mem {
-            Mem::Pooled { block, len } => Bytes::from_owner(FilledBlock { block, len }),
-            Mem::Heap(b, _) => b.freeze(),
-        }
-    }
-
-    /// Whether this buffer is pool memory (for tests and stats).
-    pub fn is_pooled(&self) -> bool {
-        matches!(self.mem, Mem::Pooled { .. })
     }
 }
 
@@ -531,21 +327,6 @@ mod tests {
         let again = pool.buffer(BLOCK);
         assert_eq!(filled(again, 0).as_ptr(), addr, "the freed block is reused");
         assert_eq!(pool.mapped_bytes(), HUGE_PAGE);
-    }
-
-    #[test]
-    fn buffers_never_grow_past_capacity() {
-        let pool = BlockPool::new(BLOCK as u64, 64 << 20, 64 << 20);
-        let mut pooled = pool.buffer(BLOCK);
-        let mut heap = pool.buffer(100);
-        assert!(!heap.is_pooled());
-        let big = vec![7u8; BLOCK + 10];
-        assert_eq!(pooled.extend_from_slice(&big), BLOCK);
-        assert_eq!(pooled.extend_from_slice(&big), 0);
-        assert_eq!(heap.extend_from_slice(&big), 100);
-        assert_eq!(heap.extend_from_slice(&big), 0);
-        assert_eq!(heap.freeze().len(), 100);
-        assert_eq!(pooled.freeze().len(), BLOCK);
     }
 
     #[test]
@@ -636,15 +417,11 @@ mod tests {
         let again = pool.run(4);
         assert!(again.iter().all(BlockBuf::is_pooled));
         assert_eq!(pool.mapped_bytes(), HUGE_PAGE);
-        assert_eq!(free_run(0b1110_0110, 2), Some(1));
-        assert_eq!(free_run(0b1110_0110, 3), Some(5));
-        assert_eq!(free_run(0b1110_0110, 4), None);
-        assert_eq!(free_run(u64::MAX, 64), Some(0));
     }
 
     /// Pages of `[ptr, ptr+len)` in memory, as the kernel reports them.
     fn resident_pages(ptr: *const u8, len: usize) -> usize {
-        let mut vec = vec![0u8; len.div_ceil(4096)];
+        let mut vec = vec![0u8; len.div_ceil(slab::page_size())];
         // SAFETY: ptr is page-aligned (blocks are) and the range is mapped.
         let rc = unsafe { libc::mincore(ptr as *mut libc::c_void, len, vec.as_mut_ptr()) };
         assert_eq!(rc, 0, "mincore");
@@ -674,7 +451,11 @@ mod tests {
             .iter()
             .map(|&p| resident_pages(p as *const u8, BLOCK))
             .sum();
-        assert_eq!(resident, 3 * BLOCK / 4096, "the kernel has the rest back");
+        assert_eq!(
+            resident,
+            3 * BLOCK / slab::page_size(),
+            "the kernel has the rest back"
+        );
         // Resident blocks are reused first; a given-back block reads as zeros until
         // written, and is written before anyone sees it.
         let warm = pool.run(3);
@@ -696,12 +477,68 @@ mod tests {
     }
 
     #[test]
-    fn blocks_outlive_the_pool_handle() {
-        let pool = BlockPool::new(BLOCK as u64, 64 << 20, 64 << 20);
-        let mut b = pool.buffer(BLOCK);
-        b.extend_from_slice(b"kept");
-        drop(pool);
-        let bytes = b.freeze();
-        assert_eq!(&bytes[..], b"kept");
+    fn blocks_smaller_than_a_page_are_not_pooled() {
+        // 32 KiB blocks on a kernel with 64 KiB pages: giving one back would zero its
+        // neighbour, so the pool declines.
+        let pool = BlockPool::with_page_size(32 << 10, 64 << 20, 64 << 20, 64 << 10);
+        assert!(!pool.buffer(32 << 10).is_pooled());
+        let run = pool.run(8);
+        assert!(run
+            .iter()
+            .all(|b| !b.is_pooled() && b.capacity() == 32 << 10));
+        assert_eq!(pool.mapped_bytes(), 0);
+        let unknown = BlockPool::with_page_size(32 << 10, 64 << 20, 64 << 20, 0);
+        assert!(!unknown.buffer(32 << 10).is_pooled(), "page size unknown");
+        // The same blocks are pooled where they are whole pages.
+        for page in [4 << 10, 16 << 10, 32 << 10] {
+            let pool = BlockPool::with_page_size(32 << 10, 64 << 20, 64 << 20, page);
+            assert!(pool.buffer(32 << 10).is_pooled(), "{page}-byte pages");
+        }
+    }
+
+    #[test]
+    fn giving_a_block_back_leaves_its_neighbours_alone() {
+        // The smallest block the pool takes on this system: 64 to a slab.
+        let block = (HUGE_PAGE / MAX_BLOCKS_PER_SLAB).max(slab::page_size());
+        let pattern = |i: usize| -> Vec<u8> {
+            (0..block)
+                .map(|j| (j % 251) as u8 ^ (0x55 + 16 * i as u8))
+                .collect()
+        };
+        // Given back by give_back (idle memory allowed), or as it is dropped (none).
+        for idle in [64 << 20, 0] {
+            let pool = BlockPool::new(block as u64, 64 << 20, idle);
+            let mut blocks: Vec<Option<Bytes>> = pool
+                .run(5)
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut b)| {
+                    assert!(b.is_pooled());
+                    assert_eq!(b.extend_from_slice(&pattern(i)), block);
+                    Some(b.freeze())
+                })
+                .collect();
+            let ptrs: Vec<usize> = blocks
+                .iter()
+                .flatten()
+                .map(|b| b.as_ptr() as usize)
+                .collect();
+            assert!(
+                ptrs.windows(2).all(|w| w[0] + block == w[1]),
+                "one slab, adjacent"
+            );
+            let victim = ptrs[2] as *const u8;
+            blocks[2] = None;
+            if idle > 0 {
+                assert_eq!(pool.give_back(usize::MAX), block, "idle {idle}");
+            }
+            assert_eq!(pool.idle_resident_bytes(), 0, "idle {idle}");
+            assert_eq!(resident_pages(victim, block), 0, "released, idle {idle}");
+            for (i, b) in blocks.iter().enumerate() {
+                if let Some(b) = b {
+                    assert!(b[..] == pattern(i)[..], "block {i} intact, idle {idle}");
+                }
+            }
+        }
     }
 }
