@@ -59,9 +59,7 @@ pub struct MountOptions {
 impl MountOptions {
     /// Check and resolve the command-line options (no network yet).
     pub fn from_args(a: &MountArgs) -> Result<MountOptions, MountError> {
-        let now = OffsetDateTime::now_utc()
-            .replace_nanosecond(0)
-            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let now = crate::util::now_secs();
         let from =
             parse_time_spec(&a.from, now).map_err(|e| MountError::Usage(format!("--from: {e}")))?;
         let to =
@@ -604,9 +602,7 @@ pub fn demo(args: DemoArgs) -> Result<(), MountError> {
         client_secret: emu.client_secret().to_string(),
     };
     let api = ApiConfig::new(&emu.api_url, &emu.auth_url, credentials)?;
-    let now = OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let now = crate::util::now_secs();
     let mnt = args.mountpoint.display().to_string();
     let banner = format!(
         "\nvccfs demo: a synthetic contact center is mounted at {mnt}\n\

@@ -4,6 +4,13 @@ use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
 use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
+/// Now, in UTC, to the whole second (what the CLI resolves `now` to, and the mount time).
+pub fn now_secs() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
 /// Format an instant as an RFC 9110 IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
 pub fn format_http_date(t: OffsetDateTime) -> String {
     let fmt = format_description!(
