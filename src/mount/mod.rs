@@ -9,34 +9,66 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::api::{ApiClient, ApiConfig, ApiError, Credentials};
+use crate::api::{ApiClient, ApiConfig, ApiError};
 use crate::cache::BlockCache;
 use crate::catalog::Catalog;
-use crate::cli::{DemoArgs, MountArgs};
 use crate::fs::VccFs;
 use crate::prefetch::{Prefetcher, ReadAheadConfig};
-use crate::util::parse_time_spec;
 
 /// Environment variable that marks the background child of `--daemon`.
 const DAEMON_CHILD_ENV: &str = "VCCFS_DAEMON_CHILD";
 /// What the child prints on stdout once the mount is live.
 const READY_LINE: &str = "vccfs-ready";
 
-/// Why a command failed; each prints as one line.
+/// Why mounting, serving or unmounting failed; each prints as one line.
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
     #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
     Api(#[from] ApiError),
-    #[error("{0}")]
-    Mountpoint(String),
+    /// Searching the API URL answered 404.
+    #[error("{api_url} does not look like an Interaction Content API (searching it answered 404); check --api-url or --region")]
+    NotAnApi { api_url: String },
+    #[error("mount failed: cannot reach {url}: {detail}")]
+    Unreachable { url: String, detail: String },
+    #[error("mountpoint {p} does not exist (create it with mkdir -p {p})", p = .0.display())]
+    MissingMountpoint(PathBuf),
+    #[error("mountpoint {} is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    #[error("mountpoint {} is not empty", .0.display())]
+    NotEmpty(PathBuf),
+    #[error("mountpoint {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{p} is a dead FUSE mount; run `fusermount3 -uz {p}` (or `umount -l {p}` as root) and retry", p = .0.display())]
+    DeadMount(PathBuf),
+    #[error("{p} is already mounted; unmount it first (`vccfs unmount {p}`)", p = .0.display())]
+    AlreadyMounted(PathBuf),
+    #[error("{} is not mounted", .0.display())]
+    NotMounted(PathBuf),
+    #[error("mount failed: cannot unmount {}: {reason}", path.display())]
+    CannotUnmount { path: PathBuf, reason: String },
+    #[error("mount failed: {}: {source}", path.display())]
+    Session {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("mount failed: session ended with an error: {0}")]
+    SessionEnded(#[source] std::io::Error),
+    /// The `--daemon` child failed; its own error line, as it printed it.
     #[error("mount failed: {0}")]
-    Mount(String),
-    #[error("emulator: {0}")]
-    Emulator(String),
-    #[error("{0}")]
-    Io(String),
+    Background(String),
+    #[error("mount failed: the background process exited before the mount was live")]
+    BackgroundExited,
+    #[error("no pipe to the background process")]
+    NoPipe,
+    /// A runtime, thread or process could not be started.
+    #[error("cannot {what}: {source}")]
+    Start {
+        what: &'static str,
+        source: std::io::Error,
+    },
 }
 
 /// Everything `run` needs, validated.
@@ -56,124 +88,6 @@ pub struct MountOptions {
     pub banner: Option<String>,
 }
 
-impl MountOptions {
-    /// Check and resolve the command-line options (no network yet).
-    pub fn from_args(a: &MountArgs) -> Result<MountOptions, MountError> {
-        let now = crate::util::now_secs();
-        let from =
-            parse_time_spec(&a.from, now).map_err(|e| MountError::Usage(format!("--from: {e}")))?;
-        let to =
-            parse_time_spec(&a.to, now).map_err(|e| MountError::Usage(format!("--to: {e}")))?;
-        if from >= to {
-            return Err(MountError::Usage(format!(
-                "--from ({}) must be before --to ({})",
-                crate::util::format_rfc3339(from),
-                crate::util::format_rfc3339(to)
-            )));
-        }
-        let (api_url, auth_url) = match (&a.api_url, &a.auth_url) {
-            (Some(api), Some(auth)) => (api.clone(), auth.clone()),
-            (Some(api), None) => (api.clone(), derived_auth_url(api)?),
-            (None, Some(auth)) => (a.region.api_url(), auth.clone()),
-            (None, None) => (a.region.api_url(), a.region.auth_url()),
-        };
-        if !api_url
-            .trim_end_matches('/')
-            .ends_with("/interaction-content")
-        {
-            return Err(MountError::Usage(format!(
-                "--api-url {api_url:?} must end in /interaction-content (e.g. https://emea.api.newvoicemedia.com/interaction-content)"
-            )));
-        }
-        let credentials = match &a.credentials {
-            Some(path) => Credentials::from_file(path)?,
-            None => Credentials::from_env().ok_or_else(|| {
-                MountError::Usage(
-                    "no credentials: set VCC_CLIENT_ID and VCC_CLIENT_SECRET, or pass --credentials FILE (try `vccfs demo` to run without an account)".into(),
-                )
-            })?,
-        };
-        let mut api = ApiConfig::new(&api_url, &auth_url, credentials)?;
-        if let Some(rpm) = a.max_rpm {
-            if rpm == 0 {
-                return Err(MountError::Usage("--max-rpm must be at least 1".into()));
-            }
-            api.max_rpm = Some(rpm);
-        }
-        if a.io_timeout == 0 {
-            return Err(MountError::Usage(
-                "--io-timeout must be at least 1 second".into(),
-            ));
-        }
-        api.retry_deadline = Duration::from_secs(a.io_timeout);
-        // A stalled body is abandoned after a quarter of the retry time, so it can be retried.
-        api.read_timeout = Duration::from_secs((a.io_timeout / 4).clamp(1, 10));
-        check_sizes(a.cache_size, a.block_size)?;
-        Ok(MountOptions {
-            mountpoint: a.mountpoint.clone(),
-            api,
-            from,
-            to,
-            cache_size: a.cache_size,
-            block_size: a.block_size,
-            allow_other: a.allow_other,
-            daemon: a.daemon,
-            refresh: Duration::from_secs(a.refresh),
-            log_file: a.log_file.clone(),
-            banner: None,
-        })
-    }
-}
-
-/// `https://host/x/interaction-content` → `https://host/Auth/connect/token`.
-fn derived_auth_url(api_url: &str) -> Result<String, MountError> {
-    let url = url::Url::parse(api_url)
-        .map_err(|e| MountError::Usage(format!("--api-url {api_url:?}: {e}")))?;
-    let mut auth = url.clone();
-    auth.set_path("/Auth/connect/token");
-    auth.set_query(None);
-    Ok(auth.to_string())
-}
-
-fn check_sizes(cache_size: u64, block_size: u64) -> Result<(), MountError> {
-    if cache_size == 0 {
-        return Err(MountError::Usage(
-            "--cache-size must be more than 0 (e.g. 256M)".into(),
-        ));
-    }
-    if let Some(mem) = physical_memory() {
-        if cache_size > mem {
-            return Err(MountError::Usage(format!(
-                "--cache-size {} MiB is more than this machine's memory ({} MiB)",
-                cache_size >> 20,
-                mem >> 20
-            )));
-        }
-    }
-    if !(4096..=(64 << 20)).contains(&block_size) || !block_size.is_power_of_two() {
-        return Err(MountError::Usage(
-            "--block-size must be a power of two between 4K and 64M".into(),
-        ));
-    }
-    if block_size > cache_size {
-        return Err(MountError::Usage(
-            "--block-size must not exceed --cache-size".into(),
-        ));
-    }
-    Ok(())
-}
-
-fn physical_memory() -> Option<u64> {
-    // SAFETY: sysconf has no preconditions.
-    let (pages, page) = unsafe {
-        (
-            libc::sysconf(libc::_SC_PHYS_PAGES),
-            libc::sysconf(libc::_SC_PAGESIZE),
-        )
-    };
-    (pages > 0 && page > 0).then(|| pages as u64 * page as u64)
-}
-
 /// The multi-threaded tokio runtime every command runs on.
 pub fn runtime() -> Result<tokio::runtime::Runtime, MountError> {
     tokio::runtime::Builder::new_multi_thread()
@@ -181,7 +95,10 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, MountError> {
         .enable_all()
         .thread_name("vccfs-io")
         .build()
-        .map_err(|e| MountError::Io(format!("cannot start the I/O runtime: {e}")))
+        .map_err(|source| MountError::Start {
+            what: "start the I/O runtime",
+            source,
+        })
 }
 
 /// Mount and serve until unmounted (or SIGINT/SIGTERM).
@@ -197,7 +114,8 @@ pub fn run(opts: MountOptions) -> Result<(), MountError> {
     result
 }
 
-fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), MountError> {
+/// Mount and serve on `rt` until unmounted (or SIGINT/SIGTERM); never daemonises.
+pub fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), MountError> {
     let is_child = std::env::var_os(DAEMON_CHILD_ENV).is_some();
     check_mountpoint(&opts.mountpoint)?;
     let client = ApiClient::new(opts.api.clone())?;
@@ -241,8 +159,12 @@ fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), MountEr
     };
     config.n_threads = Some(4);
     config.clone_fd = true;
-    let mut session = fuser::Session::new(fs, &opts.mountpoint, &config)
-        .map_err(|e| MountError::Mount(format!("{}: {e}", opts.mountpoint.display())))?;
+    let mut session = fuser::Session::new(fs, &opts.mountpoint, &config).map_err(|source| {
+        MountError::Session {
+            path: opts.mountpoint.clone(),
+            source,
+        }
+    })?;
 
     tune_kernel_readahead(&opts.mountpoint);
 
@@ -278,7 +200,10 @@ fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), MountEr
                     let _ = notifier.inval_inode(fuser::INodeNo(ino), 0, 0);
                 }
             })
-            .map_err(|e| MountError::Io(format!("cannot start a thread: {e}")))?;
+            .map_err(|source| MountError::Start {
+                what: "start a thread",
+                source,
+            })?;
         rt.spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
@@ -319,9 +244,7 @@ fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), MountEr
             println!("{b}");
         }
     }
-    session
-        .run()
-        .map_err(|e| MountError::Mount(format!("session ended with an error: {e}")))?;
+    session.run().map_err(MountError::SessionEnded)?;
     tracing::info!("unmounted");
     Ok(())
 }
@@ -358,13 +281,19 @@ fn mount_device(path: &Path) -> Option<String> {
 /// Say what a failure to list at start-up most likely means.
 fn startup_error(api: &ApiConfig, e: ApiError) -> MountError {
     match e {
-        ApiError::NotFound { .. } => MountError::Usage(format!(
-            "{} does not look like an Interaction Content API (searching it answered 404); check --api-url or --region",
-            api.api_url
-        )),
+        ApiError::NotFound { .. } => MountError::NotAnApi {
+            api_url: api.api_url.clone(),
+        },
         ApiError::Transport { what, detail } | ApiError::Timeout { what, detail, .. } => {
-            let url = if what.starts_with("POST token") { &api.auth_url } else { &api.api_url };
-            MountError::Mount(format!("cannot reach {url}: {detail}"))
+            let url = if what.starts_with("POST token") {
+                &api.auth_url
+            } else {
+                &api.api_url
+            };
+            MountError::Unreachable {
+                url: url.clone(),
+                detail,
+            }
         }
         other => MountError::Api(other),
     }
@@ -387,8 +316,10 @@ async fn wait_for_signal() {
 
 /// Start this program again in the background and wait for its verdict.
 fn spawn_daemon(opts: &MountOptions) -> Result<(), MountError> {
-    let exe = std::env::current_exe()
-        .map_err(|e| MountError::Io(format!("cannot find own executable: {e}")))?;
+    let exe = std::env::current_exe().map_err(|source| MountError::Start {
+        what: "find own executable",
+        source,
+    })?;
     let args: Vec<std::ffi::OsString> = std::env::args_os()
         .skip(1)
         .filter(|a| a != "--daemon")
@@ -400,11 +331,11 @@ fn spawn_daemon(opts: &MountOptions) -> Result<(), MountError> {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .map_err(|e| MountError::Io(format!("cannot start the background process: {e}")))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| MountError::Io("no pipe to the background process".into()))?;
+        .map_err(|source| MountError::Start {
+            what: "start the background process",
+            source,
+        })?;
+    let stdout = child.stdout.take().ok_or(MountError::NoPipe)?;
     let stderr = child.stderr.take();
     for line in BufReader::new(stdout).lines() {
         match line {
@@ -436,11 +367,11 @@ fn spawn_daemon(opts: &MountOptions) -> Result<(), MountError> {
         .trim_start_matches("vccfs: ")
         .trim_start_matches("error: ")
         .to_string();
-    Err(MountError::Mount(if reason.is_empty() {
-        "the background process exited before the mount was live".into()
+    Err(if reason.is_empty() {
+        MountError::BackgroundExited
     } else {
-        reason
-    }))
+        MountError::Background(reason)
+    })
 }
 
 /// After start-up, the daemon child stops writing to its parent's pipes.
@@ -482,35 +413,30 @@ pub fn check_mountpoint(path: &Path) -> Result<(), MountError> {
                     "vccfs: cleared a dead mount at {shown} left by a previous vccfs process"
                 );
             } else {
-                return Err(MountError::Mountpoint(format!(
-                    "{shown} is a dead FUSE mount; run `fusermount3 -uz {shown}` (or `umount -l {shown}` as root) and retry"
-                )));
+                return Err(MountError::DeadMount(path.to_path_buf()));
             }
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(MountError::Mountpoint(format!(
-                "mountpoint {shown} does not exist (create it with mkdir -p {shown})"
-            )))
+            return Err(MountError::MissingMountpoint(path.to_path_buf()))
         }
-        Err(e) => return Err(MountError::Mountpoint(format!("mountpoint {shown}: {e}"))),
-        Ok(m) if !m.is_dir() => {
-            return Err(MountError::Mountpoint(format!(
-                "mountpoint {shown} is not a directory"
-            )))
+        Err(e) => {
+            return Err(MountError::Unreadable {
+                path: path.to_path_buf(),
+                source: e,
+            })
         }
+        Ok(m) if !m.is_dir() => return Err(MountError::NotADirectory(path.to_path_buf())),
         Ok(_) => {}
     }
     if is_mounted(path) {
-        return Err(MountError::Mountpoint(format!(
-            "{shown} is already mounted; unmount it first (`vccfs unmount {shown}`)"
-        )));
+        return Err(MountError::AlreadyMounted(path.to_path_buf()));
     }
-    let mut entries = std::fs::read_dir(path)
-        .map_err(|e| MountError::Mountpoint(format!("mountpoint {shown}: {e}")))?;
+    let mut entries = std::fs::read_dir(path).map_err(|e| MountError::Unreadable {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
     if entries.next().is_some() {
-        return Err(MountError::Mountpoint(format!(
-            "mountpoint {shown} is not empty"
-        )));
+        return Err(MountError::NotEmpty(path.to_path_buf()));
     }
     Ok(())
 }
@@ -551,11 +477,10 @@ fn detach_unmount(path: &Path) -> bool {
 
 /// `vccfs unmount`: release the mount; the serving process then exits.
 pub fn unmount(path: &Path) -> Result<(), MountError> {
-    let shown = path.display();
     let dead =
         matches!(std::fs::metadata(path), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN));
     if !dead && !is_mounted(path) {
-        return Err(MountError::Mountpoint(format!("{shown} is not mounted")));
+        return Err(MountError::NotMounted(path.to_path_buf()));
     }
     let mut last_err = String::new();
     for (cmd, args) in [
@@ -576,64 +501,8 @@ pub fn unmount(path: &Path) -> Result<(), MountError> {
     if dead && detach_unmount(path) {
         return Ok(());
     }
-    Err(MountError::Mount(format!(
-        "cannot unmount {shown}: {last_err}"
-    )))
-}
-
-/// `vccfs demo`: the built-in emulator plus a mount of it, in one process.
-pub fn demo(args: DemoArgs) -> Result<(), MountError> {
-    check_mountpoint(&args.mountpoint)?;
-    check_sizes(args.cache_size, 256 << 10)?;
-    let rt = runtime()?;
-    let emu_args = crate::emulator::EmulatorArgs {
-        listen: "127.0.0.1:0"
-            .parse()
-            .map_err(|_| MountError::Usage("bad listen address".into()))?,
-        interactions: args.interactions,
-        big_file_mib: (args.big_file_mib > 0).then_some(args.big_file_mib),
-        ..crate::emulator::EmulatorArgs::default()
-    };
-    let emu = rt
-        .block_on(crate::emulator::start(emu_args))
-        .map_err(|e| MountError::Emulator(e.to_string()))?;
-    let credentials = Credentials {
-        client_id: emu.client_id().to_string(),
-        client_secret: emu.client_secret().to_string(),
-    };
-    let api = ApiConfig::new(&emu.api_url, &emu.auth_url, credentials)?;
-    let now = crate::util::now_secs();
-    let mnt = args.mountpoint.display().to_string();
-    let banner = format!(
-        "\nvccfs demo: a synthetic contact center is mounted at {mnt}\n\
-         (emulator at {api}; request counts: curl -s {stats})\n\n\
-         Try, in another terminal:\n\
-         \x20 ls {mnt}/interactions | head\n\
-         \x20 ls -l {mnt}/interactions/$(ls {mnt}/interactions | tail -1)\n\
-         \x20 ls {mnt}/by-date/\n\
-         \x20 ffprobe -hide_banner $(ls {mnt}/interactions/*/callRecording | tail -1)\n\
-         \x20 grep -rl refund {mnt}/interactions --include=transcript | head\n\
-         \x20 getfattr -d {mnt}/interactions/$(ls {mnt}/interactions | head -1)\n\
-         \x20 rsync -a {mnt}/ /tmp/vcc-backup/\n\n\
-         Press Ctrl-C here (or run `vccfs unmount {mnt}`) to stop.\n",
-        api = emu.api_url,
-        stats = emu.stats_url,
-    );
-    let opts = MountOptions {
-        mountpoint: args.mountpoint.clone(),
-        api,
-        from: now - time::Duration::days(31),
-        to: now + time::Duration::minutes(1),
-        cache_size: args.cache_size,
-        block_size: 256 << 10,
-        allow_other: false,
-        daemon: false,
-        refresh: Duration::from_secs(600),
-        log_file: None,
-        banner: Some(banner),
-    };
-    let result = serve(&rt, opts);
-    rt.block_on(emu.shutdown());
-    rt.shutdown_timeout(Duration::from_secs(1));
-    result
+    Err(MountError::CannotUnmount {
+        path: path.to_path_buf(),
+        reason: last_err,
+    })
 }
