@@ -1,0 +1,199 @@
+//! Serving one mount in this process: the runtime every command runs on, the wiring of
+//! catalog → block cache → prefetcher → FUSE adapter, the FUSE session with its options,
+//! the signal handler, the refresh loop, and the "mounted" line (or the daemon's ready
+//! line). Returns when the session ends.
+//!
+//! Invariants: the catalog lists the window before the session is created, so a start-up
+//! failure leaves nothing mounted; the ready line is printed only after the session is
+//! live; kernel invalidations run on their own thread, never on a runtime worker.
+
+use std::sync::Arc;
+
+use crate::api::{ApiClient, ApiConfig, ApiError};
+use crate::cache::BlockCache;
+use crate::catalog::Catalog;
+use crate::fs::VccFs;
+use crate::prefetch::{Prefetcher, ReadAheadConfig};
+
+use super::{daemon, mountpoint, MountError, MountOptions};
+
+/// The multi-threaded tokio runtime every command runs on.
+pub fn runtime() -> Result<tokio::runtime::Runtime, MountError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .thread_name("vccfs-io")
+        .build()
+        .map_err(|source| MountError::Start {
+            what: "start the I/O runtime",
+            source,
+        })
+}
+
+/// Mount and serve on `rt` until unmounted (or SIGINT/SIGTERM); never daemonises.
+pub fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), MountError> {
+    mountpoint::check_mountpoint(&opts.mountpoint)?;
+    let client = ApiClient::new(opts.api.clone())?;
+    let catalog = rt
+        .block_on(async { Catalog::load(client.clone(), opts.from, opts.to).await })
+        .map_err(|e| startup_error(&opts.api, e))?;
+    let catalog = Arc::new(catalog);
+    tracing::info!(interactions = catalog.listed().len(), "listed the window");
+    // --cache-size bounds all content memory: blocks (cached and in flight) get 15/16 of
+    // it, the rest is headroom for reply and network buffers in transit.
+    let block_budget = (opts.cache_size - opts.cache_size / 16).max(opts.block_size);
+    let cache = Arc::new(BlockCache::new(block_budget, opts.block_size));
+    let mut ra = ReadAheadConfig::default();
+    // Read-ahead never holds more than half the cache in flight.
+    ra.inflight_budget = ra
+        .inflight_budget
+        .min(opts.cache_size / 2)
+        .max(opts.block_size);
+    ra.max_window = ra.max_window.min(opts.cache_size / 2).max(opts.block_size);
+    let prefetcher = Arc::new(Prefetcher::new(
+        client.clone(),
+        cache,
+        ra,
+        rt.handle().clone(),
+    ));
+    let fs = VccFs::new(Arc::clone(&catalog), prefetcher, rt.handle().clone());
+
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        fuser::MountOption::RO,
+        fuser::MountOption::FSName("vccfs".into()),
+        fuser::MountOption::Subtype("vccfs".into()),
+        fuser::MountOption::NoSuid,
+        fuser::MountOption::NoDev,
+        fuser::MountOption::DefaultPermissions,
+    ];
+    config.acl = if opts.allow_other {
+        fuser::SessionACL::All
+    } else {
+        fuser::SessionACL::Owner
+    };
+    config.n_threads = Some(4);
+    config.clone_fd = true;
+    let mut session = fuser::Session::new(fs, &opts.mountpoint, &config).map_err(|source| {
+        MountError::Session {
+            path: opts.mountpoint.clone(),
+            source,
+        }
+    })?;
+
+    mountpoint::tune_kernel_readahead(&opts.mountpoint);
+
+    // Unmount on SIGINT/SIGTERM; session.run() then returns.
+    let mut unmounter = session.unmount_callable();
+    let mnt = opts.mountpoint.clone();
+    rt.spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received: unmounting");
+        if let Err(e) = unmounter.unmount() {
+            // Busy (a shell inside it, an open file): detach it lazily and stop anyway;
+            // closing /dev/fuse as we exit ends the connection, so nothing hangs.
+            eprintln!(
+                "vccfs: {} is busy ({e}); detaching it and stopping",
+                mnt.display()
+            );
+            mountpoint::detach_unmount(&mnt);
+            std::process::exit(0);
+        }
+    });
+    if !opts.refresh.is_zero() {
+        let catalog = Arc::clone(&catalog);
+        let every = opts.refresh;
+        // Invalidations go through their own thread: the kernel may hold one until reads of
+        // the inode in flight are answered, and those answers come from runtime workers,
+        // which must never be the ones waiting (that deadlocked).
+        let notifier = session.notifier();
+        let (inval, invalidations) = std::sync::mpsc::channel::<u64>();
+        std::thread::Builder::new()
+            .name("vccfs-inval".into())
+            .spawn(move || {
+                for ino in invalidations {
+                    let _ = notifier.inval_inode(fuser::INodeNo(ino), 0, 0);
+                }
+            })
+            .map_err(|source| MountError::Start {
+                what: "start a thread",
+                source,
+            })?;
+        rt.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match catalog.refresh().await {
+                    Ok(r) => {
+                        if !r.files.is_empty() || !r.dirs.is_empty() {
+                            tracing::info!(
+                                files = r.files.len(),
+                                dirs = r.dirs.len(),
+                                "the listing changed"
+                            );
+                        }
+                        // Drop the kernel's cached pages, attributes and listings of what changed.
+                        for ino in r.files.iter().map(|f| f.ino).chain(r.dirs) {
+                            let _ = inval.send(ino);
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "re-listing failed; keeping the old listing")
+                    }
+                }
+            }
+        });
+    }
+
+    if daemon::is_child() {
+        daemon::announce_ready(opts.log_file.as_deref());
+    } else {
+        eprintln!(
+            "vccfs: mounted {} ({} interactions); Ctrl-C or `vccfs unmount {}` to stop",
+            opts.mountpoint.display(),
+            catalog.listed().len(),
+            opts.mountpoint.display()
+        );
+        if let Some(b) = &opts.banner {
+            println!("{b}");
+        }
+    }
+    session.run().map_err(MountError::SessionEnded)?;
+    tracing::info!("unmounted");
+    Ok(())
+}
+
+/// Say what a failure to list at start-up most likely means.
+fn startup_error(api: &ApiConfig, e: ApiError) -> MountError {
+    match e {
+        ApiError::NotFound { .. } => MountError::NotAnApi {
+            api_url: api.api_url.clone(),
+        },
+        ApiError::Transport { what, detail } | ApiError::Timeout { what, detail, .. } => {
+            let url = if what.starts_with("POST token") {
+                &api.auth_url
+            } else {
+                &api.api_url
+            };
+            MountError::Unreachable {
+                url: url.clone(),
+                detail,
+            }
+        }
+        other => MountError::Api(other),
+    }
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}
