@@ -13,7 +13,8 @@
 //! Files, one job each:
 //! - [`serve`]: the runtime, wiring catalog/cache/prefetcher/fs, the session, signals;
 //! - [`daemon`]: `--daemon`, re-running this program in the background;
-//! - [`mountpoint`]: checking, unmounting, and the device's kernel read-ahead.
+//! - [`mountpoint`]: checking, unmounting, and the device's kernel read-ahead;
+//! - [`mountinfo`]: the one parser of /proc/self/mountinfo.
 //!
 //! Invariants:
 //! - `mount` never imports `cli`: flags are parsed and checked there, into
@@ -30,6 +31,7 @@ use time::OffsetDateTime;
 use crate::api::{ApiConfig, ApiError};
 
 mod daemon;
+mod mountinfo;
 mod mountpoint;
 mod serve;
 

@@ -2,12 +2,27 @@
 //! empty, not mounted; a dead vccfs mount is cleared), `vccfs unmount`, lazy detaching,
 //! and raising the kernel read-ahead of the mounted device.
 //!
-//! Invariants: nothing here touches a live mount's contents (devices are looked up from
-//! /proc/self/mountinfo); unmounting tries fusermount3, fusermount, then umount.
+//! Invariants: what is mounted where comes only from [`mountinfo`] (one parser); the
+//! device of a fresh mount is found without touching the mount itself; releasing a mount
+//! tries fusermount3, fusermount, then umount, in that order.
 
 use std::path::Path;
+use std::process::{Command, Stdio};
 
-use super::MountError;
+use super::{mountinfo, MountError};
+
+/// Ways to release a mount, tried in turn: as its user (FUSE 3, then 2), then as root.
+const UNMOUNT: [(&str, &[&str]); 3] = [
+    ("fusermount3", &["-u"]),
+    ("fusermount", &["-u"]),
+    ("umount", &[]),
+];
+/// The same, lazily: detach it now even if busy or dead, release it when no longer used.
+const DETACH: [(&str, &[&str]); 3] = [
+    ("fusermount3", &["-uz"]),
+    ("fusermount", &["-uz"]),
+    ("umount", &["-l"]),
+];
 
 /// The mountpoint must be an existing, empty directory that is not mounted. A dead
 /// vccfs mount left by a killed process is cleared.
@@ -51,36 +66,31 @@ pub fn check_mountpoint(path: &Path) -> Result<(), MountError> {
 
 /// Is `path` a mountpoint (per /proc/self/mountinfo)?
 fn is_mounted(path: &Path) -> bool {
-    let Ok(canon) = std::fs::canonicalize(path) else {
-        return false;
-    };
-    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return false;
-    };
-    let want = canon.to_string_lossy().replace(' ', "\\040");
-    info.lines()
-        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+    std::fs::canonicalize(path).is_ok_and(|canon| mountinfo::find(&canon).is_some())
 }
 
 /// Lazily detach a mount (works for dead FUSE mounts).
 pub(super) fn detach_unmount(path: &Path) -> bool {
-    for (cmd, args) in [
-        ("fusermount3", ["-uz"]),
-        ("fusermount", ["-uz"]),
-        ("umount", ["-l"]),
-    ] {
-        let ok = std::process::Command::new(cmd)
-            .args(args)
+    first_success(&DETACH, path).is_ok()
+}
+
+/// Run each command on `path` until one succeeds; otherwise the stderr of the last one
+/// that ran (commands that are not installed are skipped).
+fn first_success(commands: &[(&str, &[&str])], path: &Path) -> Result<(), String> {
+    let mut last_err = String::new();
+    for (cmd, args) in commands {
+        match Command::new(cmd)
+            .args(*args)
             .arg(path)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if ok {
-            return true;
+            .stdin(Stdio::null())
+            .output()
+        {
+            Ok(out) if out.status.success() => return Ok(()),
+            Ok(out) => last_err = String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            Err(_) => continue,
         }
     }
-    false
+    Err(last_err)
 }
 
 /// `vccfs unmount`: release the mount; the serving process then exits.
@@ -90,28 +100,15 @@ pub fn unmount(path: &Path) -> Result<(), MountError> {
     if !dead && !is_mounted(path) {
         return Err(MountError::NotMounted(path.to_path_buf()));
     }
-    let mut last_err = String::new();
-    for (cmd, args) in [
-        ("fusermount3", vec!["-u"]),
-        ("fusermount", vec!["-u"]),
-        ("umount", vec![]),
-    ] {
-        match std::process::Command::new(cmd)
-            .args(&args)
-            .arg(path)
-            .output()
-        {
-            Ok(out) if out.status.success() => return Ok(()),
-            Ok(out) => last_err = String::from_utf8_lossy(&out.stderr).trim().to_string(),
-            Err(_) => continue,
-        }
-    }
+    let Err(reason) = first_success(&UNMOUNT, path) else {
+        return Ok(());
+    };
     if dead && detach_unmount(path) {
         return Ok(());
     }
     Err(MountError::CannotUnmount {
         path: path.to_path_buf(),
-        reason: last_err,
+        reason,
     })
 }
 
@@ -136,10 +133,5 @@ fn mount_device(path: &Path) -> Option<String> {
     let canon = std::fs::canonicalize(path.parent()?)
         .ok()?
         .join(path.file_name()?);
-    let want = canon.to_string_lossy().replace(' ', "\\040");
-    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    info.lines()
-        .rfind(|l| l.split(' ').nth(4) == Some(want.as_str()))
-        .and_then(|l| l.split(' ').nth(2))
-        .map(str::to_string)
+    mountinfo::find(&canon).map(|e| e.device)
 }
