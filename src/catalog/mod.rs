@@ -16,6 +16,8 @@ use crate::cache::ContentId;
 use crate::model::{is_guid, Interaction};
 
 pub mod ino;
+mod refresh;
+pub use refresh::spawn_refresher;
 
 /// Name of the per-interaction metadata file.
 pub const META_NAME: &str = ".interaction.json";

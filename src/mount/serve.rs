@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::api::{ApiClient, ApiConfig, ApiError};
 use crate::cache::BlockCache;
-use crate::catalog::Catalog;
+use crate::catalog::{spawn_refresher, Catalog};
 use crate::fs::VccFs;
 use crate::prefetch::{Prefetcher, ReadAheadConfig};
 
@@ -101,47 +101,8 @@ pub fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), Mou
         }
     });
     if !opts.refresh.is_zero() {
-        let catalog = Arc::clone(&catalog);
-        let every = opts.refresh;
-        // Invalidations go through their own thread: the kernel may hold one until reads of
-        // the inode in flight are answered, and those answers come from runtime workers,
-        // which must never be the ones waiting (that deadlocked).
-        let notifier = session.notifier();
-        let (inval, invalidations) = std::sync::mpsc::channel::<u64>();
-        std::thread::Builder::new()
-            .name("vccfs-inval".into())
-            .spawn(move || {
-                for ino in invalidations {
-                    let _ = notifier.inval_inode(fuser::INodeNo(ino), 0, 0);
-                }
-            })
-            .map_err(|source| MountError::Start {
-                what: "start a thread",
-                source,
-            })?;
-        rt.spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                match catalog.refresh().await {
-                    Ok(r) => {
-                        if !r.files.is_empty() || !r.dirs.is_empty() {
-                            tracing::info!(
-                                files = r.files.len(),
-                                dirs = r.dirs.len(),
-                                "the listing changed"
-                            );
-                        }
-                        // Drop the kernel's cached pages, attributes and listings of what changed.
-                        for ino in r.files.iter().map(|f| f.ino).chain(r.dirs) {
-                            let _ = inval.send(ino);
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "re-listing failed; keeping the old listing")
-                    }
-                }
-            }
-        });
+        let invalidate = spawn_invalidator(session.notifier())?;
+        spawn_refresher(rt.handle(), Arc::clone(&catalog), opts.refresh, invalidate);
     }
 
     if daemon::is_child() {
@@ -160,6 +121,30 @@ pub fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), Mou
     session.run().map_err(MountError::SessionEnded)?;
     tracing::info!("unmounted");
     Ok(())
+}
+
+/// The thread that drops the kernel's cached pages, attributes and listings of changed
+/// inodes; returns the (non-blocking) callback that queues one.
+///
+/// Invalidations go through their own thread: the kernel may hold one until reads of the
+/// inode in flight are answered, and those answers come from runtime workers, which must
+/// never be the ones waiting (that deadlocked).
+fn spawn_invalidator(notifier: fuser::Notifier) -> Result<impl Fn(u64) + Send, MountError> {
+    let (inval, invalidations) = std::sync::mpsc::channel::<u64>();
+    std::thread::Builder::new()
+        .name("vccfs-inval".into())
+        .spawn(move || {
+            for ino in invalidations {
+                let _ = notifier.inval_inode(fuser::INodeNo(ino), 0, 0);
+            }
+        })
+        .map_err(|source| MountError::Start {
+            what: "start a thread",
+            source,
+        })?;
+    Ok(move |ino| {
+        let _ = inval.send(ino);
+    })
 }
 
 /// Say what a failure to list at start-up most likely means.
