@@ -12,6 +12,7 @@
 //!
 //! Files, one job each:
 //! - [`serve`]: the runtime, wiring catalog/cache/prefetcher/fs, the session, signals;
+//! - [`budget`]: how `--cache-size` is shared out between blocks and read-ahead;
 //! - [`daemon`]: `--daemon`, re-running this program in the background;
 //! - [`mountpoint`]: checking, unmounting, and the device's kernel read-ahead;
 //! - [`mountinfo`]: the one parser of /proc/self/mountinfo.
@@ -30,6 +31,7 @@ use time::OffsetDateTime;
 
 use crate::api::{ApiConfig, ApiError};
 
+mod budget;
 mod daemon;
 mod mountinfo;
 mod mountpoint;

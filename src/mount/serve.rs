@@ -13,8 +13,9 @@ use crate::api::{ApiClient, ApiConfig, ApiError};
 use crate::cache::BlockCache;
 use crate::catalog::{spawn_refresher, Catalog};
 use crate::fs::VccFs;
-use crate::prefetch::{Prefetcher, ReadAheadConfig};
+use crate::prefetch::Prefetcher;
 
+use super::budget::memory_plan;
 use super::{daemon, mountpoint, MountError, MountOptions};
 
 /// The multi-threaded tokio runtime every command runs on.
@@ -39,17 +40,9 @@ pub fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), Mou
         .map_err(|e| startup_error(&opts.api, e))?;
     let catalog = Arc::new(catalog);
     tracing::info!(interactions = catalog.listed().len(), "listed the window");
-    // --cache-size bounds all content memory: blocks (cached and in flight) get 15/16 of
-    // it, the rest is headroom for reply and network buffers in transit.
-    let block_budget = (opts.cache_size - opts.cache_size / 16).max(opts.block_size);
-    let cache = Arc::new(BlockCache::new(block_budget, opts.block_size));
-    let mut ra = ReadAheadConfig::default();
-    // Read-ahead never holds more than half the cache in flight.
-    ra.inflight_budget = ra
-        .inflight_budget
-        .min(opts.cache_size / 2)
-        .max(opts.block_size);
-    ra.max_window = ra.max_window.min(opts.cache_size / 2).max(opts.block_size);
+    let plan = memory_plan(opts.cache_size, opts.block_size);
+    let cache = Arc::new(BlockCache::new(plan.block_budget, opts.block_size));
+    let ra = plan.read_ahead;
     let prefetcher = Arc::new(Prefetcher::new(
         client.clone(),
         cache,
