@@ -7,7 +7,10 @@
 //! failure leaves nothing mounted; the ready line is printed only after the session is
 //! live; kernel invalidations run on their own thread, never on a runtime worker.
 
+use std::path::PathBuf;
 use std::sync::Arc;
+
+use tokio::runtime::Runtime;
 
 use crate::api::{ApiClient, ApiConfig, ApiError};
 use crate::cache::BlockCache;
@@ -19,7 +22,7 @@ use super::budget::memory_plan;
 use super::{daemon, mountpoint, MountError, MountOptions};
 
 /// The multi-threaded tokio runtime every command runs on.
-pub fn runtime() -> Result<tokio::runtime::Runtime, MountError> {
+pub fn runtime() -> Result<Runtime, MountError> {
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(4)
         .enable_all()
@@ -32,7 +35,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, MountError> {
 }
 
 /// Mount and serve on `rt` until unmounted (or SIGINT/SIGTERM); never daemonises.
-pub fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), MountError> {
+pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
     mountpoint::check_mountpoint(&opts.mountpoint)?;
     let client = ApiClient::new(opts.api.clone())?;
     let catalog = rt
@@ -40,64 +43,23 @@ pub fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), Mou
         .map_err(|e| startup_error(&opts.api, e))?;
     let catalog = Arc::new(catalog);
     tracing::info!(interactions = catalog.listed().len(), "listed the window");
-    let plan = memory_plan(opts.cache_size, opts.block_size);
-    let cache = Arc::new(BlockCache::new(plan.block_budget, opts.block_size));
-    let ra = plan.read_ahead;
-    let prefetcher = Arc::new(Prefetcher::new(
-        client.clone(),
-        cache,
-        ra,
-        rt.handle().clone(),
-    ));
-    let fs = VccFs::new(Arc::clone(&catalog), prefetcher, rt.handle().clone());
+    let fs = wire(rt, &client, Arc::clone(&catalog), &opts);
 
-    let mut config = fuser::Config::default();
-    config.mount_options = vec![
-        fuser::MountOption::RO,
-        fuser::MountOption::FSName("vccfs".into()),
-        fuser::MountOption::Subtype("vccfs".into()),
-        fuser::MountOption::NoSuid,
-        fuser::MountOption::NoDev,
-        fuser::MountOption::DefaultPermissions,
-    ];
-    config.acl = if opts.allow_other {
-        fuser::SessionACL::All
-    } else {
-        fuser::SessionACL::Owner
-    };
-    config.n_threads = Some(4);
-    config.clone_fd = true;
+    let config = fuse_config(opts.allow_other);
     let mut session = fuser::Session::new(fs, &opts.mountpoint, &config).map_err(|source| {
         MountError::Session {
             path: opts.mountpoint.clone(),
             source,
         }
     })?;
-
     mountpoint::tune_kernel_readahead(&opts.mountpoint);
-
-    // Unmount on SIGINT/SIGTERM; session.run() then returns.
-    let mut unmounter = session.unmount_callable();
-    let mnt = opts.mountpoint.clone();
-    rt.spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("signal received: unmounting");
-        if let Err(e) = unmounter.unmount() {
-            // Busy (a shell inside it, an open file): detach it lazily and stop anyway;
-            // closing /dev/fuse as we exit ends the connection, so nothing hangs.
-            eprintln!(
-                "vccfs: {} is busy ({e}); detaching it and stopping",
-                mnt.display()
-            );
-            mountpoint::detach_unmount(&mnt);
-            std::process::exit(0);
-        }
-    });
+    unmount_on_signal(rt, session.unmount_callable(), opts.mountpoint.clone());
     if !opts.refresh.is_zero() {
         let invalidate = spawn_invalidator(session.notifier())?;
         spawn_refresher(rt.handle(), Arc::clone(&catalog), opts.refresh, invalidate);
     }
 
+    // The session is live: say so.
     if daemon::is_child() {
         daemon::announce_ready(opts.log_file.as_deref());
     } else {
@@ -114,6 +76,60 @@ pub fn serve(rt: &tokio::runtime::Runtime, opts: MountOptions) -> Result<(), Mou
     session.run().map_err(MountError::SessionEnded)?;
     tracing::info!("unmounted");
     Ok(())
+}
+
+/// Catalog → block cache → prefetcher → FUSE adapter: the one place they are built.
+fn wire(rt: &Runtime, client: &ApiClient, catalog: Arc<Catalog>, opts: &MountOptions) -> VccFs {
+    let plan = memory_plan(opts.cache_size, opts.block_size);
+    let cache = Arc::new(BlockCache::new(plan.block_budget, opts.block_size));
+    let ra = plan.read_ahead;
+    let prefetcher = Arc::new(Prefetcher::new(
+        client.clone(),
+        cache,
+        ra,
+        rt.handle().clone(),
+    ));
+    VccFs::new(catalog, prefetcher, rt.handle().clone())
+}
+
+/// A read-only mount named `vccfs`, checked by the kernel's own permission rules, served
+/// by 4 threads each with its own /dev/fuse descriptor.
+fn fuse_config(allow_other: bool) -> fuser::Config {
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        fuser::MountOption::RO,
+        fuser::MountOption::FSName("vccfs".into()),
+        fuser::MountOption::Subtype("vccfs".into()),
+        fuser::MountOption::NoSuid,
+        fuser::MountOption::NoDev,
+        fuser::MountOption::DefaultPermissions,
+    ];
+    config.acl = if allow_other {
+        fuser::SessionACL::All
+    } else {
+        fuser::SessionACL::Owner
+    };
+    config.n_threads = Some(4);
+    config.clone_fd = true;
+    config
+}
+
+/// Unmount on SIGINT/SIGTERM; `session.run()` then returns.
+fn unmount_on_signal(rt: &Runtime, mut unmounter: fuser::SessionUnmounter, mnt: PathBuf) {
+    rt.spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received: unmounting");
+        if let Err(e) = unmounter.unmount() {
+            // Busy (a shell inside it, an open file): detach it lazily and stop anyway;
+            // closing /dev/fuse as we exit ends the connection, so nothing hangs.
+            eprintln!(
+                "vccfs: {} is busy ({e}); detaching it and stopping",
+                mnt.display()
+            );
+            mountpoint::detach_unmount(&mnt);
+            std::process::exit(0);
+        }
+    });
 }
 
 /// The thread that drops the kernel's cached pages, attributes and listings of changed
@@ -161,6 +177,7 @@ fn startup_error(api: &ApiConfig, e: ApiError) -> MountError {
     }
 }
 
+/// Until SIGTERM or SIGINT (forever if they cannot be watched).
 async fn wait_for_signal() {
     use tokio::signal::unix::{signal, SignalKind};
     let term = signal(SignalKind::terminate());
