@@ -2,7 +2,7 @@
 //! the one error a command ends with (main prints it as `vccfs: error: {e}`).
 //!
 //! Dependencies point one way: `cli` uses `mount`, `emulator` and `api`; `mount` never
-//! imports `cli` (it takes a validated [`MountOptions`], built in [`options`] or by the
+//! imports `cli` (it takes a validated [`mount::MountOptions`], built in `options` or by the
 //! demo).
 
 use std::path::PathBuf;

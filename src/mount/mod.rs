@@ -4,18 +4,20 @@
 //!
 //! The order of start-up is the contract with the user: everything that can fail without
 //! the kernel fails before anything is mounted. The mountpoint is checked
-//! ([`mountpoint`]), the window is listed once (a wrong URL, region or secret ends here
-//! with one clear line), and only then is the FUSE session created ([`serve`]). Once it
+//! (`mountpoint`), the window is listed once (a wrong URL, region or secret ends here
+//! with one clear line), and only then is the FUSE session created (`serve`). Once it
 //! is live: kernel read-ahead is raised where allowed, SIGINT/SIGTERM unmount, the
 //! catalog is re-listed every `refresh` and what changed is invalidated in the kernel,
 //! and the user is told (a line on stderr, or the ready line to a `--daemon` parent).
+//! The re-list timer is the catalog's ([`crate::catalog::spawn_refresher`]); the mount
+//! only hands it a callback that queues kernel invalidations.
 //!
 //! Files, one job each:
-//! - [`serve`]: the runtime, wiring catalog/cache/prefetcher/fs, the session, signals;
-//! - [`budget`]: how `--cache-size` is shared out between blocks and read-ahead;
-//! - [`daemon`]: `--daemon`, re-running this program in the background;
-//! - [`mountpoint`]: checking, unmounting, and the device's kernel read-ahead;
-//! - [`mountinfo`]: the one parser of /proc/self/mountinfo.
+//! - `serve`: the runtime, wiring catalog/cache/prefetcher/fs, the session, signals;
+//! - `budget`: how `--cache-size` is shared out between blocks and read-ahead;
+//! - `daemon`: `--daemon`, re-running this program in the background;
+//! - `mountpoint`: checking, unmounting, and the device's kernel read-ahead;
+//! - `mountinfo`: the one parser of /proc/self/mountinfo.
 //!
 //! Invariants:
 //! - `mount` never imports `cli`: flags are parsed and checked there, into
