@@ -17,6 +17,8 @@ use crate::model::{is_guid, Interaction};
 use crate::version::{ContentVersion, TenantId};
 
 pub mod ino;
+mod refresh;
+pub use refresh::spawn_refresher;
 
 /// Name of the per-interaction metadata file.
 pub const META_NAME: &str = ".interaction.json";

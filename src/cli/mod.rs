@@ -1,13 +1,39 @@
-//! Command-line interface: clap definitions and the commands they run.
+//! Command-line interface: clap definitions, the commands they run, and [`CliError`],
+//! the one error a command ends with (main prints it as `vccfs: error: {e}`).
+//!
+//! Dependencies point one way: `cli` uses `mount`, `emulator` and `api`; `mount` never
+//! imports `cli` (it takes a validated [`mount::MountOptions`], built in `options` or by the
+//! demo).
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::api::Region;
-use crate::emulator::EmulatorArgs;
-use crate::mount::{self, MountError, MountOptions};
+use crate::api::{ApiError, Region};
+use crate::emulator::{EmulatorArgs, EmulatorError};
+use crate::mount::{self, MountError};
 use crate::util::parse_size;
+
+mod demo;
+mod options;
+
+pub use options::mount_options;
+
+/// Why a command failed; each prints as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// A flag's value is wrong (nothing was contacted or mounted).
+    #[error("{0}")]
+    Usage(String),
+    /// Credentials or API configuration.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// Mounting, serving or unmounting.
+    #[error(transparent)]
+    Mount(#[from] MountError),
+    #[error("emulator: {0}")]
+    Emulator(#[from] EmulatorError),
+}
 
 /// Mount Vonage Contact Center interaction content (call recordings, transcripts,
 /// screen recordings, chats) as a read-only filesystem.
@@ -110,18 +136,17 @@ pub struct DemoArgs {
 }
 
 /// Run the parsed command; errors come back as one-line messages.
-pub fn run(cli: Cli) -> Result<(), MountError> {
+pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Mount(args) => {
-            let opts = MountOptions::from_args(&args)?;
-            mount::run(opts)
+            let opts = mount_options(&args)?;
+            Ok(mount::run(opts)?)
         }
-        Command::Unmount { mountpoint } => mount::unmount(&mountpoint),
-        Command::Demo(args) => mount::demo(args),
+        Command::Unmount { mountpoint } => Ok(mount::unmount(&mountpoint)?),
+        Command::Demo(args) => demo::demo(args),
         Command::Emulator(args) => {
             let rt = mount::runtime()?;
-            rt.block_on(crate::emulator::run(args))
-                .map_err(|e| MountError::Emulator(e.to_string()))
+            Ok(rt.block_on(crate::emulator::run(args))?)
         }
     }
 }

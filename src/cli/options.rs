@@ -1,0 +1,156 @@
+//! `vccfs mount` flags → [`MountOptions`]: every check that needs no network and no
+//! mountpoint (times, URLs, credentials, limits, sizes), each failing with one
+//! [`CliError::Usage`] line that names the flag.
+
+use std::time::Duration;
+
+use crate::api::{ApiConfig, Credentials};
+use crate::mount::MountOptions;
+use crate::util::{format_rfc3339, now_secs, parse_time_spec};
+
+use super::{CliError, MountArgs};
+
+/// Check and resolve the command-line options (no network yet).
+pub fn mount_options(a: &MountArgs) -> Result<MountOptions, CliError> {
+    let now = now_secs();
+    let from =
+        parse_time_spec(&a.from, now).map_err(|e| CliError::Usage(format!("--from: {e}")))?;
+    let to = parse_time_spec(&a.to, now).map_err(|e| CliError::Usage(format!("--to: {e}")))?;
+    if from >= to {
+        return Err(CliError::Usage(format!(
+            "--from ({}) must be before --to ({})",
+            format_rfc3339(from),
+            format_rfc3339(to)
+        )));
+    }
+    let (api_url, auth_url) = match (&a.api_url, &a.auth_url) {
+        (Some(api), Some(auth)) => (api.clone(), auth.clone()),
+        (Some(api), None) => (api.clone(), derived_auth_url(api)?),
+        (None, Some(auth)) => (a.region.api_url(), auth.clone()),
+        (None, None) => (a.region.api_url(), a.region.auth_url()),
+    };
+    if !api_url
+        .trim_end_matches('/')
+        .ends_with("/interaction-content")
+    {
+        return Err(CliError::Usage(format!(
+            "--api-url {api_url:?} must end in /interaction-content (e.g. https://emea.api.newvoicemedia.com/interaction-content)"
+        )));
+    }
+    let credentials = match &a.credentials {
+        Some(path) => Credentials::from_file(path)?,
+        None => Credentials::from_env().ok_or_else(|| {
+            CliError::Usage(
+                "no credentials: set VCC_CLIENT_ID and VCC_CLIENT_SECRET, or pass --credentials FILE (try `vccfs demo` to run without an account)".into(),
+            )
+        })?,
+    };
+    let mut api = ApiConfig::new(&api_url, &auth_url, credentials)?;
+    if let Some(rpm) = a.max_rpm {
+        if rpm == 0 {
+            return Err(CliError::Usage("--max-rpm must be at least 1".into()));
+        }
+        api.max_rpm = Some(rpm);
+    }
+    if a.io_timeout == 0 {
+        return Err(CliError::Usage(
+            "--io-timeout must be at least 1 second".into(),
+        ));
+    }
+    api.retry_deadline = Duration::from_secs(a.io_timeout);
+    // A stalled body is abandoned after a quarter of the retry time, so it can be retried.
+    api.read_timeout = Duration::from_secs((a.io_timeout / 4).clamp(1, 10));
+    check_sizes(a.cache_size, a.block_size)?;
+    Ok(MountOptions {
+        mountpoint: a.mountpoint.clone(),
+        api,
+        from,
+        to,
+        cache_size: a.cache_size,
+        block_size: a.block_size,
+        allow_other: a.allow_other,
+        daemon: a.daemon,
+        refresh: Duration::from_secs(a.refresh),
+        log_file: a.log_file.clone(),
+        banner: None,
+    })
+}
+
+/// `https://host/x/interaction-content` → `https://host/Auth/connect/token`.
+fn derived_auth_url(api_url: &str) -> Result<String, CliError> {
+    let url = url::Url::parse(api_url)
+        .map_err(|e| CliError::Usage(format!("--api-url {api_url:?}: {e}")))?;
+    let mut auth = url.clone();
+    auth.set_path("/Auth/connect/token");
+    auth.set_query(None);
+    Ok(auth.to_string())
+}
+
+/// `--cache-size` and `--block-size` (also the demo's): non-zero, within this machine's
+/// memory, a power-of-two block no bigger than the cache.
+pub(super) fn check_sizes(cache_size: u64, block_size: u64) -> Result<(), CliError> {
+    if cache_size == 0 {
+        return Err(CliError::Usage(
+            "--cache-size must be more than 0 (e.g. 256M)".into(),
+        ));
+    }
+    if let Some(mem) = physical_memory() {
+        if cache_size > mem {
+            return Err(CliError::Usage(format!(
+                "--cache-size {} MiB is more than this machine's memory ({} MiB)",
+                cache_size >> 20,
+                mem >> 20
+            )));
+        }
+    }
+    if !(4096..=(64 << 20)).contains(&block_size) || !block_size.is_power_of_two() {
+        return Err(CliError::Usage(
+            "--block-size must be a power of two between 4K and 64M".into(),
+        ));
+    }
+    if block_size > cache_size {
+        return Err(CliError::Usage(
+            "--block-size must not exceed --cache-size".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn physical_memory() -> Option<u64> {
+    // SAFETY: sysconf has no preconditions.
+    let (pages, page) = unsafe {
+        (
+            libc::sysconf(libc::_SC_PHYS_PAGES),
+            libc::sysconf(libc::_SC_PAGESIZE),
+        )
+    };
+    (pages > 0 && page > 0).then(|| pages as u64 * page as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auth_url_is_derived_from_the_api_host() {
+        assert_eq!(
+            derived_auth_url("https://emea.api.newvoicemedia.com/interaction-content?x=1")
+                .ok()
+                .as_deref(),
+            Some("https://emea.api.newvoicemedia.com/Auth/connect/token")
+        );
+        assert!(matches!(
+            derived_auth_url("not a url"),
+            Err(CliError::Usage(_))
+        ));
+    }
+
+    #[test]
+    fn sizes_are_checked() {
+        assert!(check_sizes(256 << 20, 256 << 10).is_ok());
+        assert!(check_sizes(0, 256 << 10).is_err());
+        assert!(check_sizes(256 << 20, 3000).is_err());
+        assert!(check_sizes(256 << 20, 128 << 20).is_err());
+        assert!(check_sizes(1 << 20, 2 << 20).is_err());
+    }
+}

@@ -1,0 +1,117 @@
+//! `--daemon`: the parent re-runs this program (same arguments minus `--daemon`, with
+//! [`DAEMON_CHILD_ENV`] set) and waits on the child's stdout for [`READY_LINE`]; on it, it
+//! reports the pid and returns, otherwise the child's last `vccfs: ` stderr line is the
+//! error. The child serves as usual, then announces itself and lets go of the pipes.
+//!
+//! Invariants: the daemon child prints the ready line only once the session is live
+//! (the parent returning means the mount works); after it, the child writes nothing to
+//! the parent's pipes (logs go to `--log-file` or /dev/null) and leaves its session.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+
+use super::{MountError, MountOptions};
+
+/// Environment variable that marks the background child of `--daemon`.
+const DAEMON_CHILD_ENV: &str = "VCCFS_DAEMON_CHILD";
+/// What the child prints on stdout once the mount is live.
+const READY_LINE: &str = "vccfs-ready";
+
+/// Is this process the background child of `--daemon`?
+pub(super) fn is_child() -> bool {
+    std::env::var_os(DAEMON_CHILD_ENV).is_some()
+}
+
+/// Start this program again in the background and wait for its verdict.
+pub(super) fn spawn_daemon(opts: &MountOptions) -> Result<(), MountError> {
+    let exe = std::env::current_exe().map_err(|source| MountError::Start {
+        what: "find own executable",
+        source,
+    })?;
+    let args: Vec<std::ffi::OsString> = std::env::args_os()
+        .skip(1)
+        .filter(|a| a != "--daemon")
+        .collect();
+    let mut child = std::process::Command::new(exe)
+        .args(args)
+        .env(DAEMON_CHILD_ENV, "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|source| MountError::Start {
+            what: "start the background process",
+            source,
+        })?;
+    let stdout = child.stdout.take().ok_or(MountError::NoPipe)?;
+    let stderr = child.stderr.take();
+    for line in BufReader::new(stdout).lines() {
+        match line {
+            Ok(l) if l.trim() == READY_LINE => {
+                eprintln!(
+                    "vccfs: mounted {} in the background (pid {})",
+                    opts.mountpoint.display(),
+                    child.id()
+                );
+                return Ok(());
+            }
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+    // The child ended without mounting: its last stderr line is the reason.
+    let _ = child.wait();
+    let reason = stderr
+        .map(|s| {
+            BufReader::new(s)
+                .lines()
+                .map_while(Result::ok)
+                .filter(|l| l.starts_with("vccfs: "))
+                .last()
+                .unwrap_or_default()
+        })
+        .unwrap_or_default();
+    let reason = reason
+        .trim_start_matches("vccfs: ")
+        .trim_start_matches("error: ")
+        .to_string();
+    Err(if reason.is_empty() {
+        MountError::BackgroundExited
+    } else {
+        MountError::Background(reason)
+    })
+}
+
+/// In the child, once the session is live: tell the parent, then detach from its pipes.
+pub(super) fn announce_ready(log_file: Option<&Path>) {
+    println!("{READY_LINE}");
+    let _ = std::io::stdout().flush();
+    detach_stdio(log_file);
+}
+
+/// After start-up, the daemon child stops writing to its parent's pipes.
+fn detach_stdio(log_file: Option<&Path>) {
+    use std::os::fd::AsRawFd;
+    let target = log_file
+        .and_then(|p| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
+        })
+        .or_else(|| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/null")
+                .ok()
+        });
+    if let Some(f) = target {
+        // SAFETY: dup2 onto the standard descriptors of our own process; `f` outlives the calls.
+        unsafe {
+            libc::dup2(f.as_raw_fd(), 1);
+            libc::dup2(f.as_raw_fd(), 2);
+            libc::setsid();
+        }
+    }
+}

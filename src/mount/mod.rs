@@ -1,0 +1,124 @@
+//! Running a mount: take validated [`MountOptions`], mount, serve until unmounted or
+//! signalled, and unmount cleanly. `--daemon` runs the same in a child process and
+//! returns only once the mount is live (or has failed).
+//!
+//! The order of start-up is the contract with the user: everything that can fail without
+//! the kernel fails before anything is mounted. The mountpoint is checked
+//! (`mountpoint`), the window is listed once (a wrong URL, region or secret ends here
+//! with one clear line), and only then is the FUSE session created (`serve`). Once it
+//! is live: kernel read-ahead is raised where allowed, SIGINT/SIGTERM unmount, the
+//! catalog is re-listed every `refresh` and what changed is invalidated in the kernel,
+//! and the user is told (a line on stderr, or the ready line to a `--daemon` parent).
+//! The re-list timer is the catalog's ([`crate::catalog::spawn_refresher`]); the mount
+//! only hands it a callback that queues kernel invalidations.
+//!
+//! Files, one job each:
+//! - `serve`: the runtime, wiring catalog/cache/prefetcher/fs, the session, signals;
+//! - `budget`: how `--cache-size` is shared out between blocks and read-ahead;
+//! - `daemon`: `--daemon`, re-running this program in the background;
+//! - `mountpoint`: checking, unmounting, and the device's kernel read-ahead;
+//! - `mountinfo`: the one parser of /proc/self/mountinfo.
+//!
+//! Invariants:
+//! - `mount` never imports `cli`: flags are parsed and checked there, into
+//!   [`MountOptions`]; errors here are [`MountError`]s, which the CLI wraps.
+//! - Nothing is mounted before the first listing succeeded.
+//! - The daemon child prints the ready line only once the session is live.
+//! - Kernel invalidations never run on a runtime worker (that deadlocked).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::api::{ApiConfig, ApiError};
+
+mod budget;
+mod daemon;
+mod mountinfo;
+mod mountpoint;
+mod serve;
+
+pub use mountpoint::{check_mountpoint, unmount};
+pub use serve::{runtime, serve};
+
+/// Why mounting, serving or unmounting failed; each prints as one line.
+#[derive(Debug, thiserror::Error)]
+pub enum MountError {
+    #[error("{0}")]
+    Api(#[from] ApiError),
+    /// Searching the API URL answered 404.
+    #[error("{api_url} does not look like an Interaction Content API (searching it answered 404); check --api-url or --region")]
+    NotAnApi { api_url: String },
+    #[error("mount failed: cannot reach {url}: {detail}")]
+    Unreachable { url: String, detail: String },
+    #[error("mountpoint {p} does not exist (create it with mkdir -p {p})", p = .0.display())]
+    MissingMountpoint(PathBuf),
+    #[error("mountpoint {} is not a directory", .0.display())]
+    NotADirectory(PathBuf),
+    #[error("mountpoint {} is not empty", .0.display())]
+    NotEmpty(PathBuf),
+    #[error("mountpoint {}: {source}", path.display())]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{p} is a dead FUSE mount; run `fusermount3 -uz {p}` (or `umount -l {p}` as root) and retry", p = .0.display())]
+    DeadMount(PathBuf),
+    #[error("{p} is already mounted; unmount it first (`vccfs unmount {p}`)", p = .0.display())]
+    AlreadyMounted(PathBuf),
+    #[error("{} is not mounted", .0.display())]
+    NotMounted(PathBuf),
+    #[error("mount failed: cannot unmount {}: {reason}", path.display())]
+    CannotUnmount { path: PathBuf, reason: String },
+    #[error("mount failed: {}: {source}", path.display())]
+    Session {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("mount failed: session ended with an error: {0}")]
+    SessionEnded(#[source] std::io::Error),
+    /// The `--daemon` child failed; its own error line, as it printed it.
+    #[error("mount failed: {0}")]
+    Background(String),
+    #[error("mount failed: the background process exited before the mount was live")]
+    BackgroundExited,
+    #[error("no pipe to the background process")]
+    NoPipe,
+    /// A runtime, thread or process could not be started.
+    #[error("cannot {what}: {source}")]
+    Start {
+        what: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// Everything `run` needs, validated.
+#[derive(Debug, Clone)]
+pub struct MountOptions {
+    pub mountpoint: PathBuf,
+    pub api: ApiConfig,
+    pub from: OffsetDateTime,
+    pub to: OffsetDateTime,
+    pub cache_size: u64,
+    pub block_size: u64,
+    pub allow_other: bool,
+    pub daemon: bool,
+    pub refresh: Duration,
+    pub log_file: Option<PathBuf>,
+    /// Printed once the mount is live (the demo's hints).
+    pub banner: Option<String>,
+}
+
+/// Mount and serve until unmounted (or SIGINT/SIGTERM).
+pub fn run(opts: MountOptions) -> Result<(), MountError> {
+    if opts.daemon && !daemon::is_child() {
+        // Check what can be checked without the network here, for a fast clear error.
+        check_mountpoint(&opts.mountpoint)?;
+        return daemon::spawn_daemon(&opts);
+    }
+    let rt = runtime()?;
+    let result = serve(&rt, opts);
+    rt.shutdown_timeout(Duration::from_secs(1));
+    result
+}

@@ -1,0 +1,195 @@
+//! Serving one mount in this process: the runtime every command runs on, the wiring of
+//! catalog → block cache → prefetcher → FUSE adapter, the FUSE session with its options,
+//! the signal handler, the refresh loop, and the "mounted" line (or the daemon's ready
+//! line). Returns when the session ends.
+//!
+//! Invariants: the catalog lists the window before the session is created, so a start-up
+//! failure leaves nothing mounted; the ready line is printed only after the session is
+//! live; kernel invalidations run on their own thread, never on a runtime worker.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use tokio::runtime::Runtime;
+
+use crate::api::{ApiClient, ApiConfig, ApiError};
+use crate::cache::BlockCache;
+use crate::catalog::{spawn_refresher, Catalog, CatalogError};
+use crate::fs::VccFs;
+use crate::prefetch::Prefetcher;
+
+use super::budget::memory_plan;
+use super::{daemon, mountpoint, MountError, MountOptions};
+
+/// The multi-threaded tokio runtime every command runs on.
+pub fn runtime() -> Result<Runtime, MountError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .thread_name("vccfs-io")
+        .build()
+        .map_err(|source| MountError::Start {
+            what: "start the I/O runtime",
+            source,
+        })
+}
+
+/// Mount and serve on `rt` until unmounted (or SIGINT/SIGTERM); never daemonises.
+pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
+    mountpoint::check_mountpoint(&opts.mountpoint)?;
+    let client = ApiClient::new(opts.api.clone())?;
+    let catalog = rt
+        .block_on(async { Catalog::load(client.clone(), opts.from, opts.to).await })
+        .map_err(|e| startup_error(&opts.api, e))?;
+    let catalog = Arc::new(catalog);
+    tracing::info!(interactions = catalog.listed().len(), "listed the window");
+    let fs = wire(rt, &client, Arc::clone(&catalog), &opts);
+
+    let config = fuse_config(opts.allow_other);
+    let mut session = fuser::Session::new(fs, &opts.mountpoint, &config).map_err(|source| {
+        MountError::Session {
+            path: opts.mountpoint.clone(),
+            source,
+        }
+    })?;
+    mountpoint::tune_kernel_readahead(&opts.mountpoint);
+    unmount_on_signal(rt, session.unmount_callable(), opts.mountpoint.clone());
+    if !opts.refresh.is_zero() {
+        let invalidate = spawn_invalidator(session.notifier())?;
+        spawn_refresher(rt.handle(), Arc::clone(&catalog), opts.refresh, invalidate);
+    }
+
+    // The session is live: say so.
+    if daemon::is_child() {
+        daemon::announce_ready(opts.log_file.as_deref());
+    } else {
+        eprintln!(
+            "vccfs: mounted {} ({} interactions); Ctrl-C or `vccfs unmount {}` to stop",
+            opts.mountpoint.display(),
+            catalog.listed().len(),
+            opts.mountpoint.display()
+        );
+        if let Some(b) = &opts.banner {
+            println!("{b}");
+        }
+    }
+    session.run().map_err(MountError::SessionEnded)?;
+    tracing::info!("unmounted");
+    Ok(())
+}
+
+/// Catalog → block cache → prefetcher → FUSE adapter: the one place they are built.
+fn wire(rt: &Runtime, client: &ApiClient, catalog: Arc<Catalog>, opts: &MountOptions) -> VccFs {
+    let plan = memory_plan(opts.cache_size, opts.block_size);
+    let cache = Arc::new(BlockCache::new(plan.block_budget, opts.block_size));
+    let ra = plan.read_ahead;
+    let prefetcher = Arc::new(Prefetcher::new(
+        Arc::new(client.clone()),
+        cache,
+        ra,
+        rt.handle().clone(),
+    ));
+    VccFs::new(catalog, prefetcher, rt.handle().clone())
+}
+
+/// A read-only mount named `vccfs`, checked by the kernel's own permission rules, served
+/// by 4 threads each with its own /dev/fuse descriptor.
+fn fuse_config(allow_other: bool) -> fuser::Config {
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        fuser::MountOption::RO,
+        fuser::MountOption::FSName("vccfs".into()),
+        fuser::MountOption::Subtype("vccfs".into()),
+        fuser::MountOption::NoSuid,
+        fuser::MountOption::NoDev,
+        fuser::MountOption::DefaultPermissions,
+    ];
+    config.acl = if allow_other {
+        fuser::SessionACL::All
+    } else {
+        fuser::SessionACL::Owner
+    };
+    config.n_threads = Some(4);
+    config.clone_fd = true;
+    config
+}
+
+/// Unmount on SIGINT/SIGTERM; `session.run()` then returns.
+fn unmount_on_signal(rt: &Runtime, mut unmounter: fuser::SessionUnmounter, mnt: PathBuf) {
+    rt.spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received: unmounting");
+        if let Err(e) = unmounter.unmount() {
+            // Busy (a shell inside it, an open file): detach it lazily and stop anyway;
+            // closing /dev/fuse as we exit ends the connection, so nothing hangs.
+            eprintln!(
+                "vccfs: {} is busy ({e}); detaching it and stopping",
+                mnt.display()
+            );
+            mountpoint::detach_unmount(&mnt);
+            std::process::exit(0);
+        }
+    });
+}
+
+/// The thread that drops the kernel's cached pages, attributes and listings of changed
+/// inodes; returns the (non-blocking) callback that queues one.
+///
+/// Invalidations go through their own thread: the kernel may hold one until reads of the
+/// inode in flight are answered, and those answers come from runtime workers, which must
+/// never be the ones waiting (that deadlocked).
+fn spawn_invalidator(notifier: fuser::Notifier) -> Result<impl Fn(u64) + Send, MountError> {
+    let (inval, invalidations) = std::sync::mpsc::channel::<u64>();
+    std::thread::Builder::new()
+        .name("vccfs-inval".into())
+        .spawn(move || {
+            for ino in invalidations {
+                let _ = notifier.inval_inode(fuser::INodeNo(ino), 0, 0);
+            }
+        })
+        .map_err(|source| MountError::Start {
+            what: "start a thread",
+            source,
+        })?;
+    Ok(move |ino| {
+        let _ = inval.send(ino);
+    })
+}
+
+/// Say what a failure to list at start-up most likely means.
+fn startup_error(api: &ApiConfig, e: CatalogError) -> MountError {
+    let CatalogError::Api(e) = e;
+    match e {
+        ApiError::NotFound { .. } => MountError::NotAnApi {
+            api_url: api.api_url.clone(),
+        },
+        ApiError::Transport { what, detail } | ApiError::Timeout { what, detail, .. } => {
+            let url = if what.starts_with("POST token") {
+                &api.auth_url
+            } else {
+                &api.api_url
+            };
+            MountError::Unreachable {
+                url: url.clone(),
+                detail,
+            }
+        }
+        other => MountError::Api(other),
+    }
+}
+
+/// Until SIGTERM or SIGINT (forever if they cannot be watched).
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    match (term, int) {
+        (Ok(mut t), Ok(mut i)) => {
+            tokio::select! {
+                _ = t.recv() => {}
+                _ = i.recv() => {}
+            }
+        }
+        _ => std::future::pending::<()>().await,
+    }
+}
