@@ -144,6 +144,32 @@ impl Catalog {
         }
     }
 
+    /// A catalog of `items` in `[from, to)`, for tests: its client points at a port
+    /// where nothing listens, so anything not listed fails at once.
+    #[cfg(test)]
+    pub(crate) fn in_memory(
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        items: Vec<Interaction>,
+    ) -> Catalog {
+        let creds = crate::api::Credentials {
+            client_id: "test".into(),
+            client_secret: "secret".into(),
+        };
+        let unreachable = "http://127.0.0.1:9";
+        let mut cfg = crate::api::ApiConfig::new(
+            &format!("{unreachable}/interaction-content"),
+            &format!("{unreachable}/token"),
+            creds,
+        )
+        .expect("a valid test configuration");
+        cfg.retry_deadline = Duration::from_millis(200);
+        let client = ApiClient::new(cfg).expect("a test client");
+        let catalog = Catalog::empty(client, from, to);
+        catalog.apply(items);
+        catalog
+    }
+
     /// Re-list the window. Files whose `lastModified` or size changed get a new content
     /// version; they are returned so the caller can drop cached pages.
     pub async fn refresh(&self) -> Result<Refresh, CatalogError> {

@@ -10,7 +10,6 @@ use fuser::{Errno, FileType};
 use super::answer::{answer, Answered};
 use super::errno::FsError;
 use super::ops::Ops;
-use crate::api::{ApiClient, ApiConfig, Credentials};
 use crate::cache::BlockCache;
 use crate::catalog::{ino, Catalog, META_NAME};
 use crate::model::Interaction;
@@ -63,25 +62,11 @@ impl Rig {
             .enable_all()
             .build()
             .expect("runtime");
-        // Nothing listens there: anything not in the catalog fails fast.
-        let creds = Credentials {
-            client_id: "test".into(),
-            client_secret: "secret".into(),
-        };
-        let mut cfg = ApiConfig::new(
-            "http://127.0.0.1:9/interaction-content",
-            "http://127.0.0.1:9/token",
-            creds,
-        )
-        .expect("config");
-        cfg.retry_deadline = Duration::from_millis(200);
-        let client = ApiClient::new(cfg).expect("client");
-        let catalog = Arc::new(Catalog::empty(
-            client,
+        let catalog = Arc::new(Catalog::in_memory(
             time::macros::datetime!(2026-11-19 00:00 UTC),
             time::macros::datetime!(2026-11-22 00:00 UTC),
+            interactions(),
         ));
-        catalog.apply(interactions());
         let cache = Arc::new(BlockCache::new(64 << 20, 64 << 10));
         let prefetcher = Arc::new(Prefetcher::new(
             source(),
