@@ -1,14 +1,12 @@
 //! Reliability on a real mount: every fault the emulator can inject, against ground
 //! truth. Each test prints a report row: fault, reads, mismatched bytes, errors seen by
-//! readers, worst read latency (`cargo test --test faults -- --nocapture` shows them).
-
-mod common;
+//! readers, worst read latency (`cargo test --test e2e faults:: -- --nocapture` shows them).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{fuse_available, sh, Emulator, Mount, BIN};
+use crate::common::{fuse_available, sh, Emulator, Mount, BIN};
 use serde_json::{json, Value};
 
 const TENANT: &[&str] = &["--interactions", "12", "--seed", "11"];
@@ -576,7 +574,7 @@ fn secrets_never_logged_and_token_never_sent_to_storage() {
         .spawn()
         .expect("mount");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !common::is_mounted(&mnt) {
+    while !crate::common::is_mounted(&mnt) {
         assert!(Instant::now() < deadline, "mount did not come up");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -615,7 +613,7 @@ fn other_users_cannot_read_without_allow_other() {
         return;
     }
     // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 || !common::which("setpriv") {
+    if unsafe { libc::geteuid() } != 0 || !crate::common::which("setpriv") {
         assert!(
             std::env::var_os("CI").is_none(),
             "CI runs as root with setpriv"

@@ -1,13 +1,11 @@
 //! End-to-end: a real FUSE mount of a real emulator, exercised with real programs.
 
-mod common;
-
 use std::collections::{BTreeSet, HashMap};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{fuse_available, sh, which, Emulator, Mount, BIN};
+use crate::common::{fuse_available, sh, which, Emulator, Mount, BIN};
 use serde_json::Value;
 
 const SMALL_TENANT: &[&str] = &["--interactions", "40", "--seed", "7"];
@@ -604,7 +602,7 @@ fn unmount_and_sigterm_leave_no_mount_and_no_process() {
         .wait_exit(Duration::from_secs(10))
         .expect("mount process exits after unmount");
     assert!(status.success(), "exit status {status}");
-    assert!(!common::is_mounted(&m.path));
+    assert!(!crate::common::is_mounted(&m.path));
 
     let mut m = Mount::start(&emu, &[]);
     // SAFETY: signalling our own child process.
@@ -613,7 +611,7 @@ fn unmount_and_sigterm_leave_no_mount_and_no_process() {
         .wait_exit(Duration::from_secs(10))
         .expect("mount process exits on SIGTERM");
     assert!(status.success(), "exit status {status}");
-    assert!(!common::is_mounted(&m.path));
+    assert!(!crate::common::is_mounted(&m.path));
 
     // Even while busy (a directory held open), SIGTERM stops it without leaving a mount.
     let mut m = Mount::start(&emu, &[]);
@@ -625,7 +623,7 @@ fn unmount_and_sigterm_leave_no_mount_and_no_process() {
         .expect("busy mount process exits on SIGTERM");
     assert!(status.success(), "exit status {status}");
     drop(held);
-    assert!(!common::is_mounted(&m.path));
+    assert!(!crate::common::is_mounted(&m.path));
 }
 
 #[test]
@@ -661,7 +659,10 @@ fn daemon_mode_returns_once_live_and_fails_cleanly() {
         !msg.contains("wrong-secret"),
         "the secret must never be printed: {msg}"
     );
-    assert!(!common::is_mounted(&mnt), "a failed start leaves no mount");
+    assert!(
+        !crate::common::is_mounted(&mnt),
+        "a failed start leaves no mount"
+    );
 
     let good = run(&emu.client_secret);
     assert!(
@@ -670,7 +671,7 @@ fn daemon_mode_returns_once_live_and_fails_cleanly() {
         String::from_utf8_lossy(&good.stderr)
     );
     assert!(
-        common::is_mounted(&mnt),
+        crate::common::is_mounted(&mnt),
         "--daemon returns only once the mount is live"
     );
     assert!(
@@ -685,7 +686,7 @@ fn daemon_mode_returns_once_live_and_fails_cleanly() {
         .output()
         .expect("unmount");
     assert!(out.status.success());
-    assert!(!common::is_mounted(&mnt));
+    assert!(!crate::common::is_mounted(&mnt));
 }
 
 #[test]
@@ -704,7 +705,7 @@ fn demo_mounts_a_synthetic_tenant_and_stops_on_ctrl_c() {
         .spawn()
         .expect("vccfs demo");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while !common::is_mounted(&mnt) {
+    while !crate::common::is_mounted(&mnt) {
         assert!(std::time::Instant::now() < deadline, "demo did not mount");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -724,7 +725,7 @@ fn demo_mounts_a_synthetic_tenant_and_stops_on_ctrl_c() {
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let status = child.wait().expect("wait");
     assert!(status.success(), "demo exit: {status}");
-    assert!(!common::is_mounted(&mnt));
+    assert!(!crate::common::is_mounted(&mnt));
     let mut banner = String::new();
     use std::io::Read;
     child

@@ -1,11 +1,9 @@
 //! Bad input gets one clear line and a non-zero exit: no panic, no backtrace, no mount.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output};
 
-use common::{Emulator, BIN};
+use crate::common::{Emulator, BIN};
 
 fn vccfs(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(BIN);
@@ -84,7 +82,7 @@ fn credentials_problems() {
     let mut with_file = base.to_vec();
     with_file.extend_from_slice(&["--credentials", &f]);
     fails_with(&vccfs(&with_file, &[]), "chmod 600");
-    assert!(!common::is_mounted(std::path::Path::new(&mnt)));
+    assert!(!crate::common::is_mounted(std::path::Path::new(&mnt)));
 }
 
 #[test]
@@ -164,8 +162,8 @@ fn mountpoint_problems() {
     std::fs::create_dir(&full).expect("mkdir");
     std::fs::write(full.join("x"), b"x").expect("write");
     fails_with(&run(&full.display().to_string()), "is not empty");
-    if common::fuse_available() {
-        let m = common::Mount::start(&emu, &[]);
+    if crate::common::fuse_available() {
+        let m = crate::common::Mount::start(&emu, &[]);
         fails_with(&run(&m.path.display().to_string()), "already mounted");
     }
 }

@@ -1,0 +1,10 @@
+//! End-to-end tests, one binary: real `vccfs` processes (emulator, mount) and real
+//! programs on a real FUSE mount. Each test starts its own emulator on an ephemeral
+//! port and mounts on its own temporary directory.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cli;
+mod faults;
+mod mount;
