@@ -122,13 +122,16 @@ fn write_hex(f: &mut fmt::Formatter<'_>, bytes: &[u8]) -> fmt::Result {
 pub enum Validator {
     /// A strong ETag, quotes included.
     ETag(String),
+    /// A `Last-Modified` date exactly as the serving host sent it (used when it sends
+    /// no strong ETag).
+    LastModified(String),
 }
 
 impl Validator {
     /// The value sent in `If-Range`.
     pub fn header_value(&self) -> &str {
         match self {
-            Validator::ETag(e) => e,
+            Validator::ETag(e) | Validator::LastModified(e) => e,
         }
     }
 }

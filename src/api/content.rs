@@ -15,17 +15,34 @@ use super::stats::RequestKind;
 use super::token::AccessToken;
 use super::ApiError;
 use crate::memory::{BlockBuf, BlockPool};
-use crate::util::{format_http_date, parse_http_date};
 use crate::version::{ContentVersion, Validator};
 
 /// A signed storage URL is reused at most this long (or until it fails).
 const REDIRECT_REUSE: Duration = Duration::from_secs(240);
 
-/// The validator sent in `If-Range`: the pinned one, else the listed lastModified.
+/// The validator sent in `If-Range`: the one pinned by the first response. Before
+/// that there is none to send: the listed `lastModified` is the API's clock, not
+/// necessarily the validator of the host that serves the bytes (a storage host's
+/// `Last-Modified` is when the object was stored), so it cannot pin anything.
 fn if_range(obj: &ContentVersion) -> Option<String> {
-    obj.pinned()
-        .map(|v| v.header_value().to_string())
-        .or_else(|| obj.last_modified.map(format_http_date))
+    obj.pinned().map(|v| v.header_value().to_string())
+}
+
+/// What a size probe learned ([`ApiClient::probe`]).
+#[derive(Debug, Clone)]
+pub struct Probe {
+    /// The content's size, from `Content-Range` (or the full body's length).
+    pub size: u64,
+    /// Its first bytes, as asked for (fewer if the content is shorter).
+    pub head: Bytes,
+    /// The validator the bytes came with.
+    pub validator: Option<Validator>,
+}
+
+/// A ranged answer: its bytes and the content's whole size.
+struct Ranged {
+    parts: Vec<Bytes>,
+    size: u64,
 }
 
 /// One ranged read: bytes `offset..end` of `obj`, received in `chunk`-byte buffers
@@ -38,6 +55,8 @@ struct RangeAsk<'a> {
     end: u64,
     chunk: u64,
     pool: &'a BlockPool,
+    /// The size is unknown (`obj.size` is not used): learn it from the answer.
+    probe: bool,
 }
 
 /// Where an attempt sends its request.
@@ -90,12 +109,49 @@ impl ApiClient {
             end,
             chunk,
             pool,
+            probe: false,
         };
-        self.retrying(&what, |token| {
-            let api_url = api_url.clone();
-            async move { self.range_attempt(ask, api_url, token).await }
+        let ranged = self
+            .retrying(&what, |token| {
+                let api_url = api_url.clone();
+                async move { self.range_attempt(ask, api_url, token).await }
+            })
+            .await?;
+        Ok(ranged.parts)
+    }
+
+    /// The size of content whose listing has no `contentLength`, from one ranged GET of
+    /// its first `len` bytes (which the caller keeps).
+    pub async fn probe(&self, guid: &str, key: &str, len: u64) -> Result<Probe, ApiError> {
+        let len = len.max(1);
+        let what = format!(
+            "GET interactions/{guid}/content/{key} bytes=0-{} (size probe)",
+            len - 1
+        );
+        let api_url = self.url(&["interactions", guid, "content", key])?;
+        // Unpinned and of unknown size: only names the request.
+        let obj = ContentVersion::new(self.config().tenant(), guid, key, u64::MAX, None);
+        let heap = BlockPool::heap_only();
+        let ask = RangeAsk {
+            what: &what,
+            obj: &obj,
+            offset: 0,
+            end: len,
+            chunk: len,
+            pool: &heap,
+            probe: true,
+        };
+        let ranged = self
+            .retrying(&what, |token| {
+                let api_url = api_url.clone();
+                async move { self.range_attempt(ask, api_url, token).await }
+            })
+            .await?;
+        Ok(Probe {
+            size: ranged.size,
+            head: ranged.parts.into_iter().next().unwrap_or_default(),
+            validator: obj.pinned().cloned(),
         })
-        .await
     }
 
     async fn range_attempt(
@@ -103,7 +159,7 @@ impl ApiClient {
         ask: RangeAsk<'_>,
         api_url: Url,
         token: AccessToken,
-    ) -> Result<Vec<Bytes>, Failure> {
+    ) -> Result<Ranged, Failure> {
         let RangeAsk { what, obj, .. } = ask;
         let cache_key = (obj.guid.clone(), obj.key.clone());
         let mut target = match self.inner.redirects.lock().get(&cache_key) {
@@ -179,16 +235,19 @@ impl ApiClient {
         req
     }
 
-    /// Validate a 200/206 answer and extract exactly `offset..end`.
-    async fn take_range(&self, ask: RangeAsk<'_>, resp: Response) -> Result<Vec<Bytes>, Failure> {
+    /// Validate a 200/206 answer and extract exactly `offset..end` (clamped to the
+    /// size learned, when probing).
+    async fn take_range(&self, ask: RangeAsk<'_>, resp: Response) -> Result<Ranged, Failure> {
         let RangeAsk {
             what,
             obj,
             offset,
-            end,
+            mut end,
             chunk,
             pool,
+            probe,
         } = ask;
+        let listed = (!probe).then_some(obj.size);
         let changed = |detail: String| {
             Failure::Fatal(ApiError::Changed {
                 what: what.to_string(),
@@ -204,6 +263,19 @@ impl ApiClient {
         let status = resp.status();
         match status {
             StatusCode::PRECONDITION_FAILED => return Err(changed("If-Match failed".into())),
+            StatusCode::RANGE_NOT_SATISFIABLE if probe => {
+                // Only an empty content refuses bytes=0-…: `bytes */0`.
+                let cr = header_str(resp.headers(), CONTENT_RANGE).unwrap_or_default();
+                let size = cr
+                    .trim()
+                    .strip_prefix("bytes */")
+                    .and_then(|n| n.trim().parse::<u64>().ok())
+                    .ok_or_else(|| protocol(format!("416 with Content-Range {cr:?}")))?;
+                return Ok(Ranged {
+                    parts: Vec::new(),
+                    size,
+                });
+            }
             StatusCode::RANGE_NOT_SATISFIABLE => {
                 return Err(changed(format!(
                     "range refused (416, {}) though the listed size is {}",
@@ -219,17 +291,21 @@ impl ApiClient {
             }
         }
         self.check_version(obj, resp.headers()).map_err(changed)?;
-        let want = end - offset;
+        let size;
         let skip = if status == StatusCode::PARTIAL_CONTENT {
             let cr = header_str(resp.headers(), CONTENT_RANGE)
                 .ok_or_else(|| protocol("206 without Content-Range".into()))?;
             let (a, b, total) = parse_content_range(cr)
                 .ok_or_else(|| protocol(format!("malformed Content-Range {cr:?}")))?;
-            if let Some(total) = total {
-                if total != obj.size {
-                    return Err(changed(format!("size is now {total}, was {}", obj.size)));
+            size = match (listed, total) {
+                (Some(l), Some(t)) if t != l => {
+                    return Err(changed(format!("size is now {t}, was {l}")))
                 }
-            }
+                (Some(l), _) => l,
+                (None, Some(t)) => t,
+                (None, None) => return Err(protocol(format!("no size in Content-Range {cr:?}"))),
+            };
+            end = end.min(size);
             if a != offset || b.checked_add(1) != Some(end) {
                 return Err(protocol(format!(
                     "asked for bytes {}-{}, got Content-Range {cr:?}",
@@ -241,48 +317,51 @@ impl ApiClient {
         } else {
             // The server ignored Range (or If-Range did not match and the version check
             // above passed): the full body; keep only our slice.
-            if let Some(len) = header_u64(resp.headers(), CONTENT_LENGTH) {
-                if len != obj.size {
+            size = match (listed, header_u64(resp.headers(), CONTENT_LENGTH)) {
+                (Some(l), Some(len)) if len != l => {
                     return Err(changed(format!(
-                        "full body is {len} bytes, listed size {}",
-                        obj.size
-                    )));
+                        "full body is {len} bytes, listed size {l}"
+                    )))
                 }
-            }
+                (Some(l), _) => l,
+                (None, Some(len)) => len,
+                (None, None) => return Err(protocol("a full body of unknown length".into())),
+            };
+            end = end.min(size);
             offset
         };
+        let want = end.saturating_sub(offset);
         let parts = read_slice(what, resp, skip, want, ChunkedBuf::new(want, chunk, pool)).await?;
         tracing::debug!(%what, status = status.as_u16(), bytes = want, "range received");
         self.inner.stats.count_bytes(want);
-        Ok(parts)
+        Ok(Ranged { parts, size })
     }
 
-    /// Compare the response's validators with the pinned version; pin on first sight.
+    /// Compare the response's validator — a strong ETag, else `Last-Modified`, of
+    /// whichever host served it — with the version's pin; pin on first sight. A
+    /// validator that differs from the listing's `lastModified` is not a change; one
+    /// that differs from the pin is.
     fn check_version(&self, obj: &ContentVersion, headers: &HeaderMap) -> Result<(), String> {
-        if let (Some(listed), Some(lm)) = (
-            obj.last_modified,
-            header_str(headers, LAST_MODIFIED).and_then(parse_http_date),
-        ) {
-            if lm.unix_timestamp() != listed.unix_timestamp() {
-                return Err(format!(
-                    "Last-Modified is now {}, listed {}",
-                    format_http_date(lm),
-                    format_http_date(listed)
-                ));
-            }
-        }
-        // A weak ETag cannot pin bytes; Last-Modified above is all we have then.
-        if let Some(etag) = header_str(headers, ETAG).filter(|e| !e.starts_with("W/")) {
-            let seen = Validator::ETag(etag.to_string());
-            if !obj.pin(&seen) {
+        let seen = header_str(headers, ETAG)
+            .filter(|e| !e.starts_with("W/"))
+            .map(|e| Validator::ETag(e.trim().to_string()))
+            .or_else(|| {
+                header_str(headers, LAST_MODIFIED)
+                    .map(|d| Validator::LastModified(d.trim().to_string()))
+            });
+        match seen {
+            Some(v) if !obj.pin(&v) => {
                 let pinned = obj
                     .pinned()
                     .map(Validator::header_value)
                     .unwrap_or_default();
-                return Err(format!("ETag is now {etag}, was {pinned}"));
+                Err(format!(
+                    "validator is now {}, was {pinned}",
+                    v.header_value()
+                ))
             }
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -463,15 +542,76 @@ mod tests {
     }
 
     #[test]
-    fn if_range_prefers_etag() {
+    fn if_range_is_the_pin_of_the_serving_host() {
         let t = time::macros::datetime!(2020-02-16 14:19:35 UTC);
         let tenant = crate::version::TenantId::new("http://x/interaction-content", "c");
         let v = ContentVersion::new(tenant, "g", "k", 10, Some(t));
-        assert_eq!(
-            if_range(&v).as_deref(),
-            Some("Sun, 16 Feb 2020 14:19:35 GMT")
-        );
+        assert_eq!(if_range(&v), None, "the listed lastModified pins nothing");
         assert!(v.pin(&Validator::ETag("\"abc\"".into())));
         assert_eq!(if_range(&v).as_deref(), Some("\"abc\""));
+        let w = ContentVersion::new(tenant, "g", "k", 10, Some(t));
+        assert!(w.pin(&Validator::LastModified(
+            "Mon, 17 Feb 2020 08:00:00 GMT".into()
+        )));
+        assert_eq!(
+            if_range(&w).as_deref(),
+            Some("Mon, 17 Feb 2020 08:00:00 GMT")
+        );
+    }
+
+    #[test]
+    fn a_response_validator_pins_or_is_a_change() {
+        let tenant = crate::version::TenantId::new("http://x/interaction-content", "c");
+        let client = ApiClient::new(
+            crate::api::ApiConfig::new(
+                "http://127.0.0.1:9/interaction-content",
+                "http://127.0.0.1:9/token",
+                crate::api::Credentials {
+                    client_id: "c".into(),
+                    client_secret: "s".into(),
+                },
+            )
+            .expect("config"),
+        )
+        .expect("client");
+        let listed = time::macros::datetime!(2020-02-16 14:19:35 UTC);
+        let headers = |pairs: &[(reqwest::header::HeaderName, &str)]| {
+            let mut h = HeaderMap::new();
+            for (k, v) in pairs {
+                h.insert(k.clone(), v.parse().expect("header value"));
+            }
+            h
+        };
+        // A storage host's own Last-Modified (not the listing's) is no change: it pins.
+        let v = ContentVersion::new(tenant, "g", "k", 10, Some(listed));
+        let stored = headers(&[(LAST_MODIFIED, "Sun, 16 Feb 2020 14:24:00 GMT")]);
+        assert_eq!(client.check_version(&v, &stored), Ok(()));
+        assert_eq!(client.check_version(&v, &stored), Ok(()));
+        let later = headers(&[(LAST_MODIFIED, "Sun, 16 Feb 2020 15:00:00 GMT")]);
+        assert!(
+            client.check_version(&v, &later).is_err(),
+            "the pin stopped matching"
+        );
+        // A strong ETag wins over Last-Modified; a weak one pins nothing.
+        let w = ContentVersion::new(tenant, "g", "k", 10, Some(listed));
+        let weak = headers(&[
+            (ETAG, "W/\"x\""),
+            (LAST_MODIFIED, "Sun, 16 Feb 2020 14:24:00 GMT"),
+        ]);
+        assert_eq!(client.check_version(&w, &weak), Ok(()));
+        assert_eq!(
+            w.pinned(),
+            Some(&Validator::LastModified(
+                "Sun, 16 Feb 2020 14:24:00 GMT".into()
+            ))
+        );
+        let e = ContentVersion::new(tenant, "g", "k", 10, Some(listed));
+        assert_eq!(
+            client.check_version(&e, &headers(&[(ETAG, "\"a\""), (LAST_MODIFIED, "x")])),
+            Ok(())
+        );
+        assert!(client
+            .check_version(&e, &headers(&[(ETAG, "\"b\"")]))
+            .is_err());
     }
 }

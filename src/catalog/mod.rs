@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use crate::model::{is_guid, Interaction};
 use crate::version::{ContentVersion, TenantId};
 
 pub mod ino;
+mod probe;
 mod refresh;
 pub use refresh::spawn_refresher;
 
@@ -40,11 +41,24 @@ pub struct FileEntry {
     pub ino: u64,
     pub kind: String,
     pub content_type: String,
+    /// 0 until learned when `size_known` is false.
     pub size: u64,
+    /// The listing gave `contentLength` (or a probe learned the size).
+    pub size_known: bool,
     pub mtime: OffsetDateTime,
     /// Which cache blocks hold this version.
     pub content: ContentId,
     pub version: Arc<ContentVersion>,
+    /// For a file listed without a size: the same file with its size learned
+    /// ([`Catalog::sized`]); lookups through the interaction see that one.
+    probed: OnceLock<Arc<FileEntry>>,
+}
+
+impl FileEntry {
+    /// This file, or its probed twin once its size is known.
+    fn current(self: &Arc<FileEntry>) -> &Arc<FileEntry> {
+        self.probed.get().unwrap_or(self)
+    }
 }
 
 /// One interaction: a directory of files.
@@ -58,12 +72,21 @@ pub struct InteractionEntry {
     pub meta_json: Bytes,
     /// Newest `lastModified` of its files (or its start).
     pub meta_mtime: OffsetDateTime,
-    pub files: Vec<Arc<FileEntry>>,
+    files: Vec<Arc<FileEntry>>,
 }
 
 impl InteractionEntry {
+    /// File `key`, with its size if it has been learned since listing.
     pub fn file(&self, key: &str) -> Option<&Arc<FileEntry>> {
-        self.files.iter().find(|f| f.key == key)
+        self.files
+            .iter()
+            .find(|f| f.key == key)
+            .map(FileEntry::current)
+    }
+
+    /// Its files in listing order (sizes as learned).
+    pub fn files(&self) -> impl Iterator<Item = &Arc<FileEntry>> {
+        self.files.iter().map(FileEntry::current)
     }
     pub fn start_date(&self) -> Date {
         self.interaction.start.date()
@@ -113,7 +136,19 @@ pub struct Catalog {
     days: Mutex<HashMap<Date, Arc<Vec<String>>>>,
     /// Serialises searches of one day so concurrent lookups make one request.
     day_lock: tokio::sync::Mutex<()>,
+    /// Serialises size probes, so concurrent lookups of one file make one request.
+    probe_lock: tokio::sync::Mutex<()>,
     next_content: AtomicU64,
+}
+
+/// What the listing says of one file.
+struct Listed<'a> {
+    key: &'a str,
+    kind: &'a str,
+    content_type: &'a str,
+    size: Option<u64>,
+    mtime: OffsetDateTime,
+    last_modified: Option<OffsetDateTime>,
 }
 
 impl Catalog {
@@ -140,6 +175,7 @@ impl Catalog {
             negative: Mutex::new(HashMap::new()),
             days: Mutex::new(HashMap::new()),
             day_lock: tokio::sync::Mutex::new(()),
+            probe_lock: tokio::sync::Mutex::new(()),
             next_content: AtomicU64::new(1),
         }
     }
@@ -216,6 +252,29 @@ impl Catalog {
         }
     }
 
+    /// A new file entry (a new content version) of interaction `guid`.
+    fn file_entry(&self, guid: &str, l: Listed<'_>) -> FileEntry {
+        let size = l.size.unwrap_or(0);
+        FileEntry {
+            key: l.key.to_string(),
+            ino: ino::file(guid, l.key),
+            kind: l.kind.to_string(),
+            content_type: l.content_type.to_string(),
+            size,
+            size_known: l.size.is_some(),
+            mtime: l.mtime,
+            content: ContentId(self.next_content.fetch_add(1, Ordering::Relaxed)),
+            version: Arc::new(ContentVersion::new(
+                self.tenant,
+                guid,
+                l.key,
+                size,
+                l.last_modified,
+            )),
+            probed: OnceLock::new(),
+        }
+    }
+
     /// Build an entry; files unchanged since `previous` keep their content version.
     fn entry(
         &self,
@@ -238,34 +297,30 @@ impl Catalog {
             {
                 continue;
             }
-            let size = item.content_length.unwrap_or(0);
+            let size = item.content_length;
             let mtime = item.last_modified.unwrap_or(start);
             let ino = ino::file(&guid, &item.content_key);
+            // A listing without a size keeps the size learned before, if any.
             let reuse = previous
                 .and_then(|p| p.file(&item.content_key))
-                .filter(|f| f.size == size && f.mtime == mtime);
+                .filter(|f| size.is_none_or(|s| s == f.size && f.size_known) && f.mtime == mtime);
             let file = match reuse {
                 Some(f) => Arc::clone(f),
                 None => {
                     if previous.and_then(|p| p.file(&item.content_key)).is_some() {
                         changed.push(ChangedFile { ino });
                     }
-                    Arc::new(FileEntry {
-                        key: item.content_key.clone(),
-                        ino,
-                        kind: item.kind.clone(),
-                        content_type: item.content_type.clone(),
-                        size,
-                        mtime,
-                        content: ContentId(self.next_content.fetch_add(1, Ordering::Relaxed)),
-                        version: Arc::new(ContentVersion::new(
-                            self.tenant,
-                            &guid,
-                            &item.content_key,
+                    Arc::new(self.file_entry(
+                        &guid,
+                        Listed {
+                            key: &item.content_key,
+                            kind: &item.kind,
+                            content_type: &item.content_type,
                             size,
-                            item.last_modified,
-                        )),
-                    })
+                            mtime,
+                            last_modified: item.last_modified,
+                        },
+                    ))
                 }
             };
             files.push(file);
@@ -443,7 +498,7 @@ impl Catalog {
             .read()
             .ordered
             .iter()
-            .flat_map(|e| e.files.iter())
+            .flat_map(|e| e.files())
             .map(|f| f.size)
             .sum()
     }

@@ -76,7 +76,7 @@ mod tests {
         .expect("load");
         let catalog = Arc::new(catalog);
         let entry = catalog.listed().first().cloned().expect("an interaction");
-        let file = entry.files.first().cloned().expect("a file");
+        let file = entry.files().next().cloned().expect("a file");
 
         let (tx, rx) = std::sync::mpsc::channel();
         let task = spawn_refresher(

@@ -92,11 +92,13 @@ impl Filesystem for VccFs {
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let _span = span(req, "getattr", ino.0).entered();
-        match self.ops.getattr(ino.0) {
-            Ok(e) => reply.attr(&e.ttl, &e.attr),
-            Err(e) => reply.error(report(e)),
-        }
+        let ops = Arc::clone(&self.ops);
+        self.answer(span(req, "getattr", ino.0), async move {
+            match ops.getattr(ino.0).await {
+                Ok(e) => reply.attr(&e.ttl, &e.attr),
+                Err(e) => reply.error(report(e)),
+            }
+        });
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {

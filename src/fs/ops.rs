@@ -183,6 +183,7 @@ impl Ops {
                     return self.entry(e.meta_ino, Node::Meta { guid }, TTL);
                 }
                 let f = e.file(name).ok_or(FsError::NotFound)?;
+                self.sized(&guid, f).await?;
                 let key = f.key.clone();
                 self.entry(f.ino, Node::File { guid, key }, TTL)
             }
@@ -201,8 +202,27 @@ impl Ops {
         }
     }
 
-    pub(crate) fn getattr(&self, ino: u64) -> Result<Entry, FsError> {
+    /// Make sure the catalog knows the size of `f` (listed without one: one ranged
+    /// GET of its first block, which is kept for the reads that follow).
+    async fn sized(&self, guid: &str, f: &Arc<FileEntry>) -> Result<(), FsError> {
+        if f.size_known {
+            return Ok(());
+        }
+        let block = self.prefetcher.block_size();
+        let (sized, head) = self.catalog.sized(guid, f, block).await?;
+        if let Some(head) = head {
+            self.prefetcher.seed(&source_of(&sized), head);
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn getattr(&self, ino: u64) -> Result<Entry, FsError> {
         let node = self.node(ino)?;
+        if let Node::File { guid, key } = &node {
+            let e = self.catalog.known(guid).ok_or(FsError::NotFound)?;
+            self.sized(guid, e.file(key).ok_or(FsError::NotFound)?)
+                .await?;
+        }
         let attr = self.attr_of(&node).ok_or(FsError::NotFound)?;
         let ttl = match node {
             Node::Day { .. } | Node::Link { .. } => SHORT_TTL,
@@ -344,7 +364,7 @@ impl Ops {
                 let e = self.catalog.known(guid).ok_or(FsError::NotFound)?;
                 let meta = Node::Meta { guid: guid.clone() };
                 page.push(e.meta_ino, FileType::RegularFile, META_NAME, Some(meta));
-                for f in &e.files {
+                for f in e.files() {
                     let (guid, key) = (guid.clone(), f.key.clone());
                     page.push(
                         f.ino,
@@ -377,7 +397,7 @@ impl Ops {
         let listed = self.catalog.listed();
         FsStats {
             blocks: self.catalog.total_bytes().div_ceil(4096),
-            files: listed.iter().map(|e| e.files.len() as u64 + 2).sum(),
+            files: listed.iter().map(|e| e.files().count() as u64 + 2).sum(),
         }
     }
 

@@ -129,7 +129,11 @@ fn the_tree_is_the_catalog() {
     assert_eq!(rec.attr.size, RECORDING);
     assert_eq!(rec.attr.kind, FileType::RegularFile);
     assert_eq!(
-        rig.ops.getattr(rec.attr.ino.0).expect("getattr").attr.size,
+        rig.rt
+            .block_on(rig.ops.getattr(rec.attr.ino.0))
+            .expect("getattr")
+            .attr
+            .size,
         RECORDING
     );
     assert_eq!(
@@ -270,7 +274,10 @@ fn readdir_continues_from_its_offset() {
         .rt
         .block_on(rig.ops.readdir(ino::INTERACTIONS, 3))
         .expect("readdir");
-    assert!(rig.ops.getattr(ino::interaction(GUIDS[1])).is_ok());
+    assert!(rig
+        .rt
+        .block_on(rig.ops.getattr(ino::interaction(GUIDS[1])))
+        .is_ok());
 }
 
 #[test]

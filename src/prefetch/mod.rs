@@ -127,6 +127,25 @@ impl Prefetcher {
         &self.cache
     }
 
+    /// Bytes per block (the unit of caching and of the smallest request).
+    pub fn block_size(&self) -> u64 {
+        self.cache.math().block_size()
+    }
+
+    /// Keep `first`, bytes already fetched as block 0 of `src` (a size probe's).
+    pub fn seed(&self, src: &Source, first: Bytes) {
+        let (start, end) = self.cache.math().block_range(0, src.version.size);
+        if first.len() as u64 == end - start && end > start {
+            self.cache.insert(
+                BlockId {
+                    content: src.content,
+                    index: 0,
+                },
+                first,
+            );
+        }
+    }
+
     /// How the cache treats a newly opened file of `size` bytes; `direct_io` when
     /// the reader bypasses the page cache.
     pub fn retention(&self, size: u64, direct_io: bool) -> Retention {

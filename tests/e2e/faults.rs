@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 const TENANT: &[&str] = &["--interactions", "12", "--seed", "11"];
 
 /// Ground truth: every content file of the window, downloaded directly.
-fn truth(emu: &Emulator, m: &Mount) -> HashMap<PathBuf, Vec<u8>> {
+pub(crate) fn truth(emu: &Emulator, m: &Mount) -> HashMap<PathBuf, Vec<u8>> {
     let token = emu.token();
     let mut out = HashMap::new();
     for i in emu.interactions(&token, m.from, m.to) {
@@ -49,7 +49,7 @@ impl Report {
 }
 
 /// Read `path` in a thread; a read that takes longer than `limit` is a hang.
-fn timed_read(path: &Path, limit: Duration) -> (std::io::Result<Vec<u8>>, Duration) {
+pub(crate) fn timed_read(path: &Path, limit: Duration) -> (std::io::Result<Vec<u8>>, Duration) {
     let p = path.to_path_buf();
     let (tx, rx) = std::sync::mpsc::channel();
     let start = Instant::now();
