@@ -14,12 +14,14 @@ use time::{Date, OffsetDateTime};
 use crate::api::{ApiClient, ApiError};
 use crate::cache::ContentId;
 use crate::model::{is_guid, Interaction};
-use crate::version::{ContentVersion, TenantId};
+use crate::version::{ContentKey, ContentVersion, TenantId};
 
 pub mod ino;
+mod persist;
 mod probe;
+pub use persist::CatalogStore;
 mod refresh;
-pub use refresh::spawn_refresher;
+pub use refresh::{spawn_refresher, Change};
 
 /// Name of the per-interaction metadata file.
 pub const META_NAME: &str = ".interaction.json";
@@ -100,6 +102,8 @@ pub struct Refresh {
     pub files: Vec<ChangedFile>,
     /// Directories (inodes) whose entries changed.
     pub dirs: Vec<u64>,
+    /// Content versions that changed or vanished: whatever a tier keeps of them can go.
+    pub purged: Vec<ContentKey>,
 }
 
 fn same_keys(a: &InteractionEntry, b: &InteractionEntry) -> bool {
@@ -110,6 +114,8 @@ fn same_keys(a: &InteractionEntry, b: &InteractionEntry) -> bool {
 #[derive(Debug, Clone)]
 pub struct ChangedFile {
     pub ino: u64,
+    /// The version it had.
+    pub old: ContentKey,
 }
 
 #[derive(Debug, Default)]
@@ -139,6 +145,17 @@ pub struct Catalog {
     /// Serialises size probes, so concurrent lookups of one file make one request.
     probe_lock: tokio::sync::Mutex<()>,
     next_content: AtomicU64,
+    /// Where complete listings are saved, per day (the persistent cache).
+    store: Option<CatalogStore>,
+}
+
+/// Where a newly opened catalog's listing came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opened {
+    /// Listed from the API just now.
+    Listed,
+    /// Read from the saved days (this many), to be re-listed in the background.
+    Saved { days: usize },
 }
 
 /// What the listing says of one file.
@@ -152,17 +169,6 @@ struct Listed<'a> {
 }
 
 impl Catalog {
-    /// List `[from, to)` and build the catalog. Fails if the API cannot be searched.
-    pub async fn load(
-        client: ApiClient,
-        from: OffsetDateTime,
-        to: OffsetDateTime,
-    ) -> Result<Catalog, CatalogError> {
-        let catalog = Catalog::empty(client, from, to);
-        catalog.refresh().await?;
-        Ok(catalog)
-    }
-
     /// A catalog of `[from, to)` with nothing listed yet.
     pub(crate) fn empty(client: ApiClient, from: OffsetDateTime, to: OffsetDateTime) -> Catalog {
         Catalog {
@@ -177,6 +183,31 @@ impl Catalog {
             day_lock: tokio::sync::Mutex::new(()),
             probe_lock: tokio::sync::Mutex::new(()),
             next_content: AtomicU64::new(1),
+            store: None,
+        }
+    }
+
+    /// The catalog of `[from, to)`: from the saved days in `store` when it has any of
+    /// the window (no request; re-list soon after), else listed from the API. Later
+    /// complete listings are saved to `store`.
+    pub async fn open(
+        client: ApiClient,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        store: Option<CatalogStore>,
+    ) -> Result<(Catalog, Opened), CatalogError> {
+        let mut catalog = Catalog::empty(client, from, to);
+        let saved = store.as_ref().map(|s| s.load(from, to));
+        catalog.store = store;
+        match saved {
+            Some((items, days)) if days > 0 => {
+                catalog.apply(items);
+                Ok((catalog, Opened::Saved { days }))
+            }
+            _ => {
+                catalog.refresh().await?;
+                Ok((catalog, Opened::Listed))
+            }
         }
     }
 
@@ -210,6 +241,15 @@ impl Catalog {
     /// version; they are returned so the caller can drop cached pages.
     pub async fn refresh(&self) -> Result<Refresh, CatalogError> {
         let items = self.client.search_all(self.from, self.to).await?;
+        if let Some(store) = self.store.clone() {
+            let (from, to, items) = (self.from, self.to, items.clone());
+            let saved = tokio::task::spawn_blocking(move || store.save(from, to, &items)).await;
+            match saved {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot save the listing"),
+                Err(e) => tracing::warn!(error = %e, "saving the listing failed"),
+            }
+        }
         Ok(self.apply(items))
     }
 
@@ -235,9 +275,11 @@ impl Catalog {
                 .insert(entry.guid.clone(), Arc::clone(&entry));
             listing.ordered.push(entry);
         }
+        let mut purged: Vec<ContentKey> = changed.iter().map(|c| c.old).collect();
         for (guid, gone) in &old.by_guid {
             if !listing.by_guid.contains_key(guid) {
                 dirs.push(ino::day(gone.start_date()));
+                purged.extend(gone.files().map(|f| f.version.id));
             }
         }
         if !dirs.is_empty() || old.ordered.len() != listing.ordered.len() {
@@ -249,6 +291,7 @@ impl Catalog {
         Refresh {
             files: changed,
             dirs,
+            purged,
         }
     }
 
@@ -307,8 +350,11 @@ impl Catalog {
             let file = match reuse {
                 Some(f) => Arc::clone(f),
                 None => {
-                    if previous.and_then(|p| p.file(&item.content_key)).is_some() {
-                        changed.push(ChangedFile { ino });
+                    if let Some(old) = previous.and_then(|p| p.file(&item.content_key)) {
+                        changed.push(ChangedFile {
+                            ino,
+                            old: old.version.id,
+                        });
                     }
                     Arc::new(self.file_entry(
                         &guid,

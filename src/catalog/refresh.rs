@@ -1,29 +1,43 @@
 //! Periodic re-listing: every `every`, [`Catalog::refresh`] the window, log what changed,
 //! and hand each changed inode (files with a new version, directories whose entries
-//! changed) to the caller's `invalidate`. The catalog knows nothing of FUSE: what
+//! changed) and each changed or vanished content version to the caller's `on_change`. The catalog knows nothing of FUSE: what
 //! invalidating means (dropping the kernel's cached pages, attributes and listings) is
 //! the mount's business.
 //!
-//! Invariants: `invalidate` is called on a runtime worker, so it must not block (the mount
+//! Invariants: `on_change` is called on a runtime worker, so it must not block (the mount
 //! passes each inode on to a thread of its own); a failed re-list keeps the old listing
-//! and is tried again one period later; the first re-list comes one period after start.
+//! and is tried again one period later; the first re-list comes after `first` (a catalog
+//! opened from its saved days is re-listed at once), else one period after start.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::Catalog;
+use crate::version::ContentKey;
 
-/// Re-list `catalog` every `every` on `rt`, calling `invalidate` with each changed inode,
-/// until the task is aborted or the runtime shuts down.
+/// What a re-list asks of the layers that cache content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Drop what the kernel caches of this inode (pages, attributes, listing).
+    Invalidate(u64),
+    /// Drop what the tiers keep of this content version.
+    Purge(ContentKey),
+}
+
+/// Re-list `catalog` after `first` (if given), then every `every` (if given), on `rt`,
+/// telling `on_change` what changed, until the task is aborted or the runtime ends.
 pub fn spawn_refresher(
     rt: &tokio::runtime::Handle,
     catalog: Arc<Catalog>,
-    every: Duration,
-    invalidate: impl Fn(u64) + Send + 'static,
+    first: Option<Duration>,
+    every: Option<Duration>,
+    on_change: impl Fn(Change) + Send + 'static,
 ) -> tokio::task::JoinHandle<()> {
     rt.spawn(async move {
-        loop {
-            tokio::time::sleep(every).await;
+        let mut wait = first.or(every);
+        while let Some(delay) = wait {
+            tokio::time::sleep(delay).await;
+            wait = every;
             match catalog.refresh().await {
                 Ok(r) => {
                     if !r.files.is_empty() || !r.dirs.is_empty() {
@@ -34,7 +48,10 @@ pub fn spawn_refresher(
                         );
                     }
                     for ino in r.files.iter().map(|f| f.ino).chain(r.dirs) {
-                        invalidate(ino);
+                        on_change(Change::Invalidate(ino));
+                    }
+                    for key in r.purged {
+                        on_change(Change::Purge(key));
                     }
                 }
                 Err(e) => {
@@ -67,13 +84,14 @@ mod tests {
         let api = ApiConfig::new(&emu.api_url, &emu.auth_url, credentials).expect("config");
         let client = ApiClient::new(api).expect("client");
         let now = crate::util::now_secs();
-        let catalog = Catalog::load(
+        let (catalog, _) = Catalog::open(
             client,
             now - time::Duration::days(31),
             now + time::Duration::minutes(1),
+            None,
         )
         .await
-        .expect("load");
+        .expect("list");
         let catalog = Arc::new(catalog);
         let entry = catalog.listed().first().cloned().expect("an interaction");
         let file = entry.files().next().cloned().expect("a file");
@@ -82,9 +100,12 @@ mod tests {
         let task = spawn_refresher(
             &tokio::runtime::Handle::current(),
             Arc::clone(&catalog),
-            Duration::from_millis(50),
-            move |ino| {
-                let _ = tx.send(ino);
+            None,
+            Some(Duration::from_millis(50)),
+            move |change| {
+                if let Change::Invalidate(ino) = change {
+                    let _ = tx.send(ino);
+                }
             },
         );
         emu.tenant()

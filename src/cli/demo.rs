@@ -62,6 +62,8 @@ pub fn demo(args: DemoArgs) -> Result<(), CliError> {
         refresh: Duration::from_secs(600),
         log_file: None,
         banner: Some(banner),
+        // A fresh emulator each time: nothing worth keeping.
+        disk: None,
     };
     let result = mount::serve(&rt, opts);
     rt.block_on(emu.shutdown());

@@ -117,6 +117,18 @@ pub struct MountArgs {
     /// With --daemon: write logs here instead of discarding them.
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+    /// Keep fetched content and listings here across mounts, one subdirectory per
+    /// tenant (mode 0700: it holds call recordings). Default: $XDG_CACHE_HOME/vccfs,
+    /// else ~/.cache/vccfs.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Disk space for cached content, e.g. 10G; the cache also never leaves its
+    /// filesystem less than 5% free.
+    #[arg(long, default_value = "10G", value_name = "SIZE", value_parser = parse_size)]
+    pub disk_cache_size: u64,
+    /// Keep nothing on disk (every mount starts cold and fetches again).
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_disk_cache: bool,
 }
 
 /// Options of `vccfs demo`.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::api::{ApiConfig, Credentials};
-use crate::mount::MountOptions;
+use crate::mount::{DiskOptions, MountOptions};
 use crate::util::{format_rfc3339, now_secs, parse_time_spec};
 
 use super::{CliError, MountArgs};
@@ -73,7 +73,39 @@ pub fn mount_options(a: &MountArgs) -> Result<MountOptions, CliError> {
         refresh: Duration::from_secs(a.refresh),
         log_file: a.log_file.clone(),
         banner: None,
+        disk: disk_options(a)?,
     })
+}
+
+/// `--cache-dir`, `--disk-cache-size`, `--no-disk-cache`.
+fn disk_options(a: &MountArgs) -> Result<Option<DiskOptions>, CliError> {
+    if a.no_disk_cache {
+        return Ok(None);
+    }
+    if a.disk_cache_size == 0 {
+        return Err(CliError::Usage(
+            "--disk-cache-size must be more than 0 (or use --no-disk-cache)".into(),
+        ));
+    }
+    let root = match &a.cache_dir {
+        Some(d) => d.clone(),
+        None => default_cache_dir().ok_or_else(|| {
+            CliError::Usage("no cache directory: set HOME or XDG_CACHE_HOME, or pass --cache-dir DIR (or --no-disk-cache)".into())
+        })?,
+    };
+    Ok(Some(DiskOptions {
+        root,
+        max_bytes: a.disk_cache_size,
+    }))
+}
+
+/// `$XDG_CACHE_HOME/vccfs`, else `$HOME/.cache/vccfs`.
+pub(super) fn default_cache_dir() -> Option<std::path::PathBuf> {
+    let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    nonempty("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| nonempty("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+        .map(|d| d.join("vccfs"))
 }
 
 /// `https://host/x/interaction-content` → `https://host/Auth/connect/token`.

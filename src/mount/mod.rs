@@ -108,6 +108,17 @@ pub struct MountOptions {
     pub log_file: Option<PathBuf>,
     /// Printed once the mount is live (the demo's hints).
     pub banner: Option<String>,
+    /// The persistent cache, unless `--no-disk-cache`.
+    pub disk: Option<DiskOptions>,
+}
+
+/// Where and how much to keep on disk.
+#[derive(Debug, Clone)]
+pub struct DiskOptions {
+    /// `--cache-dir`: one subdirectory per tenant below it.
+    pub root: PathBuf,
+    /// `--disk-cache-size`.
+    pub max_bytes: u64,
 }
 
 /// Mount and serve until unmounted (or SIGINT/SIGTERM).

@@ -9,17 +9,40 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::runtime::Runtime;
 
 use crate::api::{ApiClient, ApiConfig, ApiError};
 use crate::cache::BlockCache;
-use crate::catalog::{spawn_refresher, Catalog, CatalogError};
+use crate::catalog::{spawn_refresher, Catalog, CatalogError, CatalogStore, Change, Opened};
 use crate::fs::VccFs;
 use crate::prefetch::Prefetcher;
 
 use super::budget::memory_plan;
 use super::{daemon, mountpoint, MountError, MountOptions};
+
+/// What is kept across mounts, when the disk cache is on and this mount manages it.
+struct Tiers {
+    catalog: Option<CatalogStore>,
+}
+
+impl Tiers {
+    fn open(opts: &MountOptions) -> Tiers {
+        let Some(disk) = &opts.disk else {
+            return Tiers { catalog: None };
+        };
+        let tenant_dir = disk.root.join(opts.api.tenant().to_string());
+        let catalog = match CatalogStore::open(&tenant_dir.join("catalog")) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(dir = %tenant_dir.display(), error = %e, "no saved catalog");
+                None
+            }
+        };
+        Tiers { catalog }
+    }
+}
 
 /// The multi-threaded tokio runtime every command runs on.
 pub fn runtime() -> Result<Runtime, MountError> {
@@ -38,11 +61,21 @@ pub fn runtime() -> Result<Runtime, MountError> {
 pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
     mountpoint::check_mountpoint(&opts.mountpoint)?;
     let client = ApiClient::new(opts.api.clone())?;
-    let catalog = rt
-        .block_on(async { Catalog::load(client.clone(), opts.from, opts.to).await })
+    let tiers = Tiers::open(&opts);
+    let (catalog, opened) = rt
+        .block_on(Catalog::open(
+            client.clone(),
+            opts.from,
+            opts.to,
+            tiers.catalog.clone(),
+        ))
         .map_err(|e| startup_error(&opts.api, e))?;
     let catalog = Arc::new(catalog);
-    tracing::info!(interactions = catalog.listed().len(), "listed the window");
+    tracing::info!(
+        interactions = catalog.listed().len(),
+        ?opened,
+        "catalog ready"
+    );
     let fs = wire(rt, &client, Arc::clone(&catalog), &opts);
 
     let config = fuse_config(opts.allow_other);
@@ -54,9 +87,21 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
     })?;
     mountpoint::tune_kernel_readahead(&opts.mountpoint);
     unmount_on_signal(rt, session.unmount_callable(), opts.mountpoint.clone());
-    if !opts.refresh.is_zero() {
+    let every = (!opts.refresh.is_zero()).then_some(opts.refresh);
+    // A catalog read from its saved days is re-listed at once, whatever --refresh says.
+    let first = matches!(opened, Opened::Saved { .. }).then_some(Duration::ZERO);
+    if every.is_some() || first.is_some() {
         let invalidate = spawn_invalidator(session.notifier())?;
-        spawn_refresher(rt.handle(), Arc::clone(&catalog), opts.refresh, invalidate);
+        spawn_refresher(
+            rt.handle(),
+            Arc::clone(&catalog),
+            first,
+            every,
+            move |change| match change {
+                Change::Invalidate(ino) => invalidate(ino),
+                Change::Purge(_key) => {}
+            },
+        );
     }
 
     // The session is live: say so.

@@ -12,6 +12,14 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vccfs");
 
+/// A cache directory of this test process's own, for `vccfs` commands run directly
+/// (`Mount` gives each mount its own): nothing carries over from another run.
+pub fn scratch_cache() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("tempdir"))
+        .path()
+}
+
 /// FUSE is required in CI; elsewhere a missing FUSE skips with a visible message.
 pub fn fuse_available() -> bool {
     let ok = Path::new("/dev/fuse").exists() && which("fusermount3");
@@ -223,9 +231,22 @@ impl Mount {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("mnt");
         std::fs::create_dir(&path).expect("mkdir");
+        // Each mount its own cache directory unless the test names one: nothing carries
+        // over between tests or runs by accident.
+        let own_cache = ["--cache-dir", "--no-disk-cache"]
+            .iter()
+            .all(|f| !extra.contains(f));
+        let cache_dir = dir.path().join("cache");
+        let cache_flag: Vec<&std::ffi::OsStr> = if own_cache {
+            vec!["--cache-dir".as_ref(), cache_dir.as_os_str()]
+        } else {
+            Vec::new()
+        };
         let child = Command::new(BIN)
             .arg("mount")
             .arg(&path)
+            .args(cache_flag)
+            .env("XDG_CACHE_HOME", dir.path().join("xdg-cache"))
             .args(["--api-url", &emu.api_url, "--auth-url", &emu.auth_url])
             .args([
                 "--from",
@@ -269,6 +290,23 @@ impl Mount {
 
     pub fn interactions_dir(&self) -> PathBuf {
         self.path.join("interactions")
+    }
+
+    /// The cache directory this mount uses unless the test named one.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+
+    /// Unmount and wait for the daemon to exit.
+    pub fn stop(mut self) {
+        let _ = Command::new("fusermount3")
+            .arg("-u")
+            .arg(&self.path)
+            .status();
+        assert!(
+            self.wait_exit(Duration::from_secs(20)).is_some(),
+            "the daemon did not exit after unmount"
+        );
     }
 
     pub fn pid(&self) -> u32 {

@@ -7,7 +7,8 @@ use crate::common::{Emulator, BIN};
 
 fn vccfs(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(BIN);
-    c.args(args)
+    c.env("XDG_CACHE_HOME", crate::common::scratch_cache())
+        .args(args)
         .env_remove("VCC_CLIENT_ID")
         .env_remove("VCC_CLIENT_SECRET");
     for (k, v) in env {

@@ -464,6 +464,7 @@ fn killed_daemon_leaves_a_mount_that_the_next_mount_recovers() {
     let err = std::fs::metadata(m.interactions_dir()).expect_err("dead mount");
     assert_eq!(err.raw_os_error(), Some(libc::ENOTCONN), "{err}");
     let out = std::process::Command::new(BIN)
+        .env("XDG_CACHE_HOME", crate::common::scratch_cache())
         .arg("mount")
         .arg(&m.path)
         .args([
@@ -487,6 +488,7 @@ fn killed_daemon_leaves_a_mount_that_the_next_mount_recovers() {
             > 0
     );
     let out = std::process::Command::new(BIN)
+        .env("XDG_CACHE_HOME", crate::common::scratch_cache())
         .arg("unmount")
         .arg(&m.path)
         .output()
@@ -557,6 +559,7 @@ fn secrets_never_logged_and_token_never_sent_to_storage() {
     std::fs::create_dir(&mnt).expect("mkdir");
     let log = dir.path().join("vccfs.log");
     let child = std::process::Command::new(BIN)
+        .env("XDG_CACHE_HOME", crate::common::scratch_cache())
         .args(["-vv", "mount"])
         .arg(&mnt)
         .args([
@@ -584,6 +587,7 @@ fn secrets_never_logged_and_token_never_sent_to_storage() {
     ));
     assert!(ok, "{err}");
     let out = std::process::Command::new(BIN)
+        .env("XDG_CACHE_HOME", crate::common::scratch_cache())
         .arg("unmount")
         .arg(&mnt)
         .output()

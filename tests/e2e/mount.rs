@@ -589,6 +589,7 @@ fn unmount_and_sigterm_leave_no_mount_and_no_process() {
     let emu = Emulator::start(SMALL_TENANT);
     let mut m = Mount::start(&emu, &[]);
     let out = std::process::Command::new(BIN)
+        .env("XDG_CACHE_HOME", crate::common::scratch_cache())
         .arg("unmount")
         .arg(&m.path)
         .output()
@@ -637,6 +638,7 @@ fn daemon_mode_returns_once_live_and_fails_cleanly() {
     std::fs::create_dir(&mnt).expect("mkdir");
     let run = |secret: &str| {
         std::process::Command::new(BIN)
+            .env("XDG_CACHE_HOME", crate::common::scratch_cache())
             .arg("mount")
             .arg(&mnt)
             .args([
@@ -681,6 +683,7 @@ fn daemon_mode_returns_once_live_and_fails_cleanly() {
             > 0
     );
     let out = std::process::Command::new(BIN)
+        .env("XDG_CACHE_HOME", crate::common::scratch_cache())
         .arg("unmount")
         .arg(&mnt)
         .output()
@@ -698,6 +701,7 @@ fn demo_mounts_a_synthetic_tenant_and_stops_on_ctrl_c() {
     let mnt = dir.path().join("vcc");
     std::fs::create_dir(&mnt).expect("mkdir");
     let mut child = std::process::Command::new(BIN)
+        .env("XDG_CACHE_HOME", crate::common::scratch_cache())
         .args(["demo", "--interactions", "30", "--big-file-mib", "4"])
         .arg(&mnt)
         .stdout(std::process::Stdio::piped())

@@ -1,0 +1,267 @@
+//! The catalog on disk: one file per UTC day of listed interactions, so a remount
+//! shows the tree at once and re-lists in the background instead of before mounting.
+//!
+//! Invariants:
+//! - A day's file is written only from a complete listing (every page, up to a null
+//!   continuation token — `search_all` fails otherwise), atomically (a temporary file
+//!   in the same directory, renamed into place), mode 0600 in a 0700 directory.
+//! - A file is trusted only whole: its first line carries a format tag and the SHA-256
+//!   of the rest; anything else (truncated, edited, another format) is deleted and
+//!   treated as absent. A wrong listing can at worst show a file that then fails its
+//!   version checks: bytes are always checked against the API (`version`).
+//! - The interactions are stored as the API returned them (`model::Interaction`
+//!   keeps unknown fields), so `.interaction.json` reads the same after a remount.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use time::{Date, OffsetDateTime};
+
+use crate::model::Interaction;
+
+const TAG: &str = "vccfs-catalog-v1";
+
+/// The persisted days of one tenant's catalog.
+#[derive(Debug, Clone)]
+pub struct CatalogStore {
+    dir: PathBuf,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl CatalogStore {
+    /// The store in `dir` (created 0700 if missing).
+    pub fn open(dir: &Path) -> std::io::Result<CatalogStore> {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        Ok(CatalogStore {
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    fn day_path(&self, day: Date) -> PathBuf {
+        self.dir.join(format!("{day}.json"))
+    }
+
+    /// The persisted interactions that started in `[from, to)`, in start order, and
+    /// how many days were read.
+    pub fn load(&self, from: OffsetDateTime, to: OffsetDateTime) -> (Vec<Interaction>, usize) {
+        let mut out = Vec::new();
+        let mut days = 0;
+        let mut day = from.date();
+        while day.midnight().assume_utc() < to {
+            if let Some(items) = self.load_day(day) {
+                days += 1;
+                out.extend(
+                    items
+                        .into_iter()
+                        .filter(|i| i.start >= from && i.start < to),
+                );
+            }
+            match day.next_day() {
+                Some(d) => day = d,
+                None => break,
+            }
+        }
+        out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.guid.cmp(&b.guid)));
+        (out, days)
+    }
+
+    fn load_day(&self, day: Date) -> Option<Vec<Interaction>> {
+        let path = self.day_path(day);
+        let raw = match std::fs::read(&path) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot read a saved day");
+                return None;
+            }
+        };
+        match decode(&raw) {
+            Some(items) => Some(items),
+            None => {
+                tracing::warn!(path = %path.display(), "a saved day is damaged: ignored and removed");
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
+    /// Save the complete listing `items` of `[from, to)`: one file per day that has
+    /// interactions; days of the window without any lose their file.
+    pub fn save(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        items: &[Interaction],
+    ) -> std::io::Result<()> {
+        let mut by_day: BTreeMap<Date, Vec<&Interaction>> = BTreeMap::new();
+        for i in items {
+            by_day.entry(i.start.date()).or_default().push(i);
+        }
+        let mut day = from.date();
+        while day.midnight().assume_utc() < to {
+            // A day only partly inside the window keeps what the rest of it had.
+            let whole = day.midnight().assume_utc() >= from
+                && day.midnight().assume_utc() + time::Duration::DAY <= to;
+            match by_day.get(&day) {
+                Some(list) if whole => self.write_day(day, list)?,
+                Some(list) => {
+                    let mut merged: Vec<Interaction> = self
+                        .load_day(day)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter(|i| i.start < from || i.start >= to)
+                        .collect();
+                    merged.extend(list.iter().map(|i| (*i).clone()));
+                    merged.sort_by(|a, b| a.start.cmp(&b.start));
+                    self.write_day(day, &merged.iter().collect::<Vec<_>>())?;
+                }
+                None if whole => match std::fs::remove_file(self.day_path(day)) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                },
+                None => {}
+            }
+            match day.next_day() {
+                Some(d) => day = d,
+                None => break,
+            }
+        }
+        Ok(())
+    }
+
+    fn write_day(&self, day: Date, items: &[&Interaction]) -> std::io::Result<()> {
+        let body = serde_json::to_vec(items).map_err(std::io::Error::other)?;
+        let tmp = self.dir.join(format!(".tmp-{day}-{}", std::process::id()));
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        let head = format!("{TAG} {}\n", hex(&Sha256::digest(&body)));
+        let written = f
+            .write_all(head.as_bytes())
+            .and_then(|()| f.write_all(&body));
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        std::fs::rename(&tmp, self.day_path(day))
+    }
+}
+
+/// The interactions of a day file, if it is whole.
+fn decode(raw: &[u8]) -> Option<Vec<Interaction>> {
+    let nl = raw.iter().position(|&b| b == b'\n')?;
+    let head = std::str::from_utf8(&raw[..nl]).ok()?;
+    let (tag, sum) = head.split_once(' ')?;
+    let body = &raw[nl + 1..];
+    if tag != TAG || sum != hex(&Sha256::digest(body)) {
+        return None;
+    }
+    serde_json::from_slice(body).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+    use time::macros::datetime;
+
+    fn interaction(guid: &str, start: OffsetDateTime) -> Interaction {
+        serde_json::from_value(serde_json::json!({
+            "guid": guid,
+            "start": crate::util::format_rfc3339(start),
+            "someFieldWeDoNotKnow": {"kept": true},
+            "content": [{"contentKey": "transcript", "type": "TRANSCRIPT", "contentLength": 10}]
+        }))
+        .expect("interaction")
+    }
+
+    #[test]
+    fn days_round_trip_and_damage_is_absence() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = CatalogStore::open(&dir.path().join("catalog")).expect("open");
+        let from = datetime!(2026-11-01 00:00 UTC);
+        let to = datetime!(2026-11-04 00:00 UTC);
+        let items = vec![
+            interaction(
+                "10000000-0000-4000-8000-000000000001",
+                datetime!(2026-11-01 09:00 UTC),
+            ),
+            interaction(
+                "10000000-0000-4000-8000-000000000002",
+                datetime!(2026-11-03 10:00 UTC),
+            ),
+            interaction(
+                "10000000-0000-4000-8000-000000000003",
+                datetime!(2026-11-03 11:00 UTC),
+            ),
+        ];
+        store.save(from, to, &items).expect("save");
+        let (back, days) = store.load(from, to);
+        assert_eq!(days, 2);
+        assert_eq!(back, items, "unknown fields and order kept");
+
+        let day = store.dir.join("2026-11-03.json");
+        let mode = std::fs::metadata(&day)
+            .expect("day file")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let dmode = std::fs::metadata(&store.dir)
+            .expect("dir")
+            .permissions()
+            .mode();
+        assert_eq!(dmode & 0o777, 0o700);
+
+        // One byte changed: the day is ignored (and removed), the other day still loads.
+        let mut raw = std::fs::read(&day).expect("read");
+        let at = raw.len() - 5;
+        raw[at] ^= 1;
+        std::fs::write(&day, &raw).expect("write");
+        let (back, days) = store.load(from, to);
+        assert_eq!((days, back.len()), (1, 1));
+        assert!(!day.exists(), "a damaged day is removed");
+
+        // A complete listing without that day's interactions removes its file.
+        store.save(from, to, &items[..1]).expect("save");
+        store.save(from, to, &items).expect("save again");
+        store.save(from, to, &items[..1]).expect("save less");
+        assert_eq!(store.load(from, to).0, items[..1]);
+    }
+
+    #[test]
+    fn a_day_partly_outside_the_window_keeps_the_rest() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = CatalogStore::open(dir.path()).expect("open");
+        let early = interaction(
+            "10000000-0000-4000-8000-000000000001",
+            datetime!(2026-11-01 06:00 UTC),
+        );
+        let late = interaction(
+            "10000000-0000-4000-8000-000000000002",
+            datetime!(2026-11-01 18:00 UTC),
+        );
+        let day = (
+            datetime!(2026-11-01 00:00 UTC),
+            datetime!(2026-11-02 00:00 UTC),
+        );
+        store
+            .save(day.0, day.1, &[early.clone(), late.clone()])
+            .expect("whole day");
+        // A window from noon: the morning's interaction is kept.
+        let noon = datetime!(2026-11-01 12:00 UTC);
+        store.save(noon, day.1, &[late.clone()]).expect("afternoon");
+        assert_eq!(store.load(day.0, day.1).0, [early, late]);
+    }
+}
