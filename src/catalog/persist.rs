@@ -121,7 +121,7 @@ impl CatalogStore {
                         .filter(|i| i.start < from || i.start >= to)
                         .collect();
                     merged.extend(list.iter().map(|i| (*i).clone()));
-                    merged.sort_by(|a, b| a.start.cmp(&b.start));
+                    merged.sort_by_key(|a| a.start);
                     self.write_day(day, &merged.iter().collect::<Vec<_>>())?;
                 }
                 None if whole => match std::fs::remove_file(self.day_path(day)) {
@@ -261,7 +261,9 @@ mod tests {
             .expect("whole day");
         // A window from noon: the morning's interaction is kept.
         let noon = datetime!(2026-11-01 12:00 UTC);
-        store.save(noon, day.1, &[late.clone()]).expect("afternoon");
+        store
+            .save(noon, day.1, std::slice::from_ref(&late))
+            .expect("afternoon");
         assert_eq!(store.load(day.0, day.1).0, [early, late]);
     }
 }
