@@ -147,6 +147,20 @@ pub struct Catalog {
     next_content: AtomicU64,
     /// Where complete listings are saved, per day (the persistent cache).
     store: Option<CatalogStore>,
+    /// Whether the listing has been checked against the API since it was read from
+    /// the saved days.
+    checked: tokio::sync::watch::Sender<Checked>,
+}
+
+/// Has the listing been checked against the API?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// Read from the saved days; the re-list is under way.
+    Pending,
+    /// Listed from the API (at least once since the mount).
+    Yes,
+    /// The first re-list failed: the saved days are all there is for now.
+    Failed,
 }
 
 /// Where a newly opened catalog's listing came from.
@@ -184,7 +198,45 @@ impl Catalog {
             probe_lock: tokio::sync::Mutex::new(()),
             next_content: AtomicU64::new(1),
             store: None,
+            checked: tokio::sync::watch::Sender::new(Checked::Yes),
         }
+    }
+
+    /// Wait until the listing has been checked against the API (or that failed): a
+    /// version read from the saved days may have changed on the server since.
+    pub async fn checked(&self) -> Checked {
+        let mut rx = self.checked.subscribe();
+        let seen = match rx.wait_for(|c| *c != Checked::Pending).await {
+            Ok(c) => *c,
+            Err(_) => Checked::Failed,
+        };
+        seen
+    }
+
+    /// Tests: the listing is as if read from saved days, until [`Catalog::recheck`].
+    #[cfg(test)]
+    pub(crate) fn mark_unchecked(&self) {
+        self.checked.send_replace(Checked::Pending);
+    }
+
+    /// Tests: `items` is what the API lists now.
+    #[cfg(test)]
+    pub(crate) fn recheck(&self, items: Vec<Interaction>) -> Refresh {
+        let r = self.apply(items);
+        self.checked.send_replace(Checked::Yes);
+        r
+    }
+
+    /// Has the listing been checked against the API (or has that been tried)?
+    pub fn is_checked(&self) -> bool {
+        *self.checked.borrow() != Checked::Pending
+    }
+
+    /// Is `version` the listed version of its file (now)?
+    pub fn is_current(&self, version: &ContentVersion) -> bool {
+        self.known(&version.guid)
+            .and_then(|e| e.file(&version.key).map(|f| f.version.id == version.id))
+            .unwrap_or(false)
     }
 
     /// The catalog of `[from, to)`: from the saved days in `store` when it has any of
@@ -202,6 +254,7 @@ impl Catalog {
         match saved {
             Some((items, days)) if days > 0 => {
                 catalog.apply(items);
+                catalog.checked.send_replace(Checked::Pending);
                 Ok((catalog, Opened::Saved { days }))
             }
             _ => {
@@ -240,7 +293,19 @@ impl Catalog {
     /// Re-list the window. Files whose `lastModified` or size changed get a new content
     /// version; they are returned so the caller can drop cached pages.
     pub async fn refresh(&self) -> Result<Refresh, CatalogError> {
-        let items = self.client.search_all(self.from, self.to).await?;
+        let items = match self.client.search_all(self.from, self.to).await {
+            Ok(items) => items,
+            Err(e) => {
+                self.checked.send_if_modified(|c| {
+                    let pending = *c == Checked::Pending;
+                    if pending {
+                        *c = Checked::Failed;
+                    }
+                    pending
+                });
+                return Err(e.into());
+            }
+        };
         if let Some(store) = self.store.clone() {
             let (from, to, items) = (self.from, self.to, items.clone());
             let saved = tokio::task::spawn_blocking(move || store.save(from, to, &items)).await;
@@ -250,7 +315,9 @@ impl Catalog {
                 Err(e) => tracing::warn!(error = %e, "saving the listing failed"),
             }
         }
-        Ok(self.apply(items))
+        let refresh = self.apply(items);
+        self.checked.send_replace(Checked::Yes);
+        Ok(refresh)
     }
 
     /// Make `items` (the window's interactions, in start order) the listing.

@@ -29,6 +29,9 @@ pub enum FsError {
     NameTooLong,
     #[error("no such attribute")]
     NoAttr,
+    /// The file was opened on a version the API no longer lists.
+    #[error("the file changed since it was opened")]
+    Stale,
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error(transparent)]
@@ -47,6 +50,7 @@ impl FsError {
             FsError::NotLink => Errno::EINVAL,
             FsError::NameTooLong => Errno::ENAMETOOLONG,
             FsError::NoAttr => Errno::from_i32(libc::ENODATA),
+            FsError::Stale => Errno::from_i32(libc::ESTALE),
             FsError::Read(ReadError::Fetch(FetchError::Source(e))) => source_errno(e),
             FsError::Read(_) => Errno::EIO,
             FsError::Catalog(CatalogError::Api(e)) => api_errno(e),

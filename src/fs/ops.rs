@@ -18,7 +18,7 @@ use super::attr::{self, Owner};
 use super::errno::FsError;
 use super::node::{link_target, parse_day, DirEntry, Node};
 use super::xattr;
-use crate::catalog::{ino, Catalog, FileEntry, InteractionEntry, META_NAME};
+use crate::catalog::{ino, Catalog, Checked, FileEntry, InteractionEntry, META_NAME};
 use crate::prefetch::{Prefetcher, ReadAhead, Retention, Source};
 
 /// Entry and attribute cache lifetime given to the kernel. Content is immutable unless
@@ -45,6 +45,9 @@ enum Handle {
         source: Source,
         ra: Mutex<ReadAhead>,
         retention: Retention,
+        /// Opened on a listing not yet checked against the API: the first read waits
+        /// for that check and fails with ESTALE if the version has changed since.
+        unchecked: std::sync::atomic::AtomicBool,
     },
     Meta(Bytes),
 }
@@ -263,6 +266,7 @@ impl Ops {
                     retention: self
                         .prefetcher
                         .retention(f.size, flags & libc::O_DIRECT != 0),
+                    unchecked: std::sync::atomic::AtomicBool::new(!self.catalog.is_checked()),
                 }
             }
             Node::Meta { guid } => {
@@ -294,7 +298,17 @@ impl Ops {
                 source,
                 ra,
                 retention,
+                unchecked,
             } => {
+                if unchecked.load(Ordering::Relaxed) {
+                    // A saved listing may be out of date: never serve a version the
+                    // API has replaced (its blocks may still be on disk).
+                    let checked = self.catalog.checked().await;
+                    if checked == Checked::Yes && !self.catalog.is_current(&source.version) {
+                        return Err(FsError::Stale);
+                    }
+                    unchecked.store(false, Ordering::Relaxed);
+                }
                 if offset >= source.version.size || size == 0 {
                     return Ok(Bytes::new());
                 }

@@ -330,3 +330,33 @@ fn cached_reads_are_answered_on_the_calling_thread() {
     assert_eq!(rx.recv().ok(), Some(first.clone()));
     assert_eq!(first, truth(0, 4096));
 }
+
+#[test]
+fn a_version_from_a_saved_listing_is_read_only_once_the_api_confirms_it() {
+    let rig = Rig::mock();
+    rig.catalog.mark_unchecked();
+    let changed = rig.file_ino(GUIDS[0], "transcript");
+    let same = rig.file_ino(GUIDS[1], "transcript");
+    let old = rig.ops.open(changed, libc::O_RDONLY).expect("open");
+    let kept = rig.ops.open(same, libc::O_RDONLY).expect("open");
+    let ops = Arc::clone(&rig.ops);
+    let waiting = rig.rt.spawn(async move { ops.read(old, 0, 100).await });
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!waiting.is_finished(), "the read waits for the re-list");
+    // The API now lists a new version of the first transcript.
+    let mut now = interactions();
+    now[0].content[1].last_modified = Some(time::macros::datetime!(2026-11-20 12:00 UTC));
+    let r = rig.catalog.recheck(now);
+    assert_eq!(r.purged.len(), 1, "the old version can go");
+    let e = rig.rt.block_on(waiting).expect("join").expect_err("stale");
+    assert_eq!(e.errno(), Errno::from_i32(libc::ESTALE));
+    assert_eq!(
+        &rig.read(kept, 0, 100).expect("unchanged file")[..],
+        &truth(0, 100)[..]
+    );
+    let fresh = rig.ops.open(changed, libc::O_RDONLY).expect("reopen");
+    assert_eq!(
+        &rig.read(fresh, 0, 100).expect("new version")[..],
+        &truth(0, 100)[..]
+    );
+}
