@@ -8,7 +8,17 @@ use vccfs::cli::{self, Cli};
 
 fn main() -> ExitCode {
     tame_malloc();
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // `mount -t fuse.vccfs` runs `vccfs SOURCE MOUNTPOINT -o OPTIONS`.
+    let args = match cli::fstab_args(&args) {
+        None => args,
+        Some(Ok(translated)) => translated,
+        Some(Err(e)) => {
+            eprintln!("vccfs: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cli = Cli::parse_from(args);
     let default = match cli.verbose {
         0 => "warn,fuser=error",
         1 => "vccfs=info,warn,fuser=error",

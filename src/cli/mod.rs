@@ -15,8 +15,10 @@ use crate::mount::{self, MountError};
 use crate::util::parse_size;
 
 mod demo;
+mod fstab;
 mod options;
 
+pub use fstab::translate as fstab_args;
 pub use options::mount_options;
 
 /// Why a command failed; each prints as one line.

@@ -8,4 +8,5 @@ mod common;
 mod cli;
 mod faults;
 mod mount;
+mod operate;
 mod versions;
