@@ -285,7 +285,7 @@ impl DiskStore {
         });
         for (name, body) in [
             ("vccfs-disk-scan", scan::run as fn(&Shared)),
-            ("vccfs-disk-write", writer::run),
+            ("vccfs-disk-put", writer::run),
         ] {
             let s = Arc::clone(&shared);
             let handle = std::thread::Builder::new()

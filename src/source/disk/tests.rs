@@ -352,6 +352,9 @@ async fn hits_before_the_scan_lands_are_uses_and_are_counted_once() {
         "served before the scan"
     );
     assert_eq!(store.stats().files, 0, "not indexed yet");
+    let mtime = fs::metadata(path(&store, &v, 0)).and_then(|m| m.modified());
+    let age = mtime.ok().and_then(|t| t.elapsed().ok()).expect("mtime");
+    assert!(age < TOUCH_AFTER, "a hit refreshes an old mtime: {age:?}");
     put(&store, &v, 4, 1); // waits for the scan
     store.flush();
     let s = store.stats();
