@@ -34,6 +34,7 @@ use crate::api::ApiError;
 use crate::memory::BlockPool;
 use crate::version::{ContentVersion, Validator};
 
+pub(crate) mod disk;
 mod origin;
 // The disk and shared tiers are stores in this chain; until they land only tests
 // compose it.

@@ -1,0 +1,267 @@
+//! What the CLI needs without a mount: where the disk tier lives by default, how much
+//! each tenant holds, clearing it; and the pieces of the filesystem the store uses
+//! (the directory lock, free space, names).
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::FsSpace;
+
+/// The subdirectory of a tenant's directory holding the block files.
+pub(super) const TREE: &str = "v1";
+/// The lock file in a tenant's directory.
+pub(super) const LOCK: &str = "lock";
+
+/// `$XDG_CACHE_HOME/vccfs`, else `$HOME/.cache/vccfs` (else a per-user directory
+/// under the temporary directory).
+pub fn default_root() -> PathBuf {
+    root_from(std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME"))
+}
+
+fn root_from(xdg: Option<OsString>, home: Option<OsString>) -> PathBuf {
+    let absolute = |v: Option<OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
+    if let Some(xdg) = absolute(xdg) {
+        return xdg.join("vccfs");
+    }
+    if let Some(home) = absolute(home) {
+        return home.join(".cache").join("vccfs");
+    }
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    std::env::temp_dir().join(format!("vccfs-{uid}"))
+}
+
+/// What one tenant's directory holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TenantUsage {
+    /// The directory's name: the tenant id, 16 hex digits.
+    pub tenant: String,
+    pub bytes: u64,
+    pub files: u64,
+}
+
+/// What [`clear`] removed, and what it left alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Cleared {
+    pub bytes: u64,
+    pub files: u64,
+    /// Tenant directories in use by a live mount (their lock is held): not touched.
+    pub busy: Vec<String>,
+}
+
+/// The bytes and files under each tenant directory of `root` (none if `root` does
+/// not exist). Reads only; takes no lock.
+pub fn usage(root: &Path) -> io::Result<Vec<TenantUsage>> {
+    let mut out = Vec::new();
+    for (tenant, dir) in tenant_dirs(root)? {
+        let (bytes, files) = walk(&dir.join(TREE), false)?;
+        out.push(TenantUsage {
+            tenant,
+            bytes,
+            files,
+        });
+    }
+    out.sort_by(|a, b| a.tenant.cmp(&b.tenant));
+    Ok(out)
+}
+
+/// Delete every block under `root`, tenant by tenant, each under its lock; a tenant
+/// whose lock a live mount holds is left alone and named in [`Cleared::busy`].
+pub fn clear(root: &Path) -> io::Result<Cleared> {
+    let mut out = Cleared::default();
+    for (tenant, dir) in tenant_dirs(root)? {
+        match lock(&dir) {
+            Ok(Some(_held)) => {
+                let (bytes, files) = walk(&dir.join(TREE), true)?;
+                out.bytes += bytes;
+                out.files += files;
+            }
+            Ok(None) => out.busy.push(tenant),
+            Err(e) => return Err(e),
+        }
+    }
+    out.busy.sort();
+    Ok(out)
+}
+
+/// `(name, path)` of the tenant directories in `root`.
+fn tenant_dirs(root: &Path) -> io::Result<Vec<(String, PathBuf)>> {
+    let entries = match fs::read_dir(root) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let e = e?;
+        let Some(name) = e.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if parse_hex::<8>(&name).is_some() && e.file_type()?.is_dir() {
+            out.push((name, e.path()));
+        }
+    }
+    Ok(out)
+}
+
+/// Bytes and count of the regular files under `dir` (0 if it does not exist),
+/// removing them and the directories as it goes when `remove`.
+fn walk(dir: &Path, remove: bool) -> io::Result<(u64, u64)> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
+        Err(e) => return Err(e),
+    };
+    let (mut bytes, mut files) = (0, 0);
+    for e in entries {
+        let e = e?;
+        let meta = e.metadata()?;
+        if meta.is_dir() {
+            let (b, f) = walk(&e.path(), remove)?;
+            bytes += b;
+            files += f;
+        } else {
+            if remove {
+                ignore_missing(fs::remove_file(e.path()))?;
+            }
+            if meta.is_file() {
+                bytes += meta.len();
+                files += 1;
+            }
+        }
+    }
+    if remove {
+        ignore_missing(fs::remove_dir(dir))?;
+    }
+    Ok((bytes, files))
+}
+
+pub(super) fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        r => r,
+    }
+}
+
+/// Create `dir` and its missing parents, mode 0700.
+pub(super) fn make_dir(dir: &Path) -> io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}
+
+/// Take `<dir>/lock` (created 0600) with `flock(LOCK_EX | LOCK_NB)`: the open file
+/// holds the lock until it is closed; `None` if another open file holds it.
+pub(super) fn lock(dir: &Path) -> io::Result<Option<File>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(dir.join(LOCK))?;
+    // SAFETY: flock on a file descriptor we own, no pointers involved.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(Some(file));
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(None)
+    } else {
+        Err(e)
+    }
+}
+
+/// `statvfs(path)`: space available to us and the filesystem's size.
+pub(super) fn statvfs(path: &Path) -> io::Result<FsSpace> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in path"))?;
+    // SAFETY: an all-zero statvfs is a valid value of the plain C struct.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a NUL-terminated path and `st` a valid out pointer.
+    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let frsize = st.f_frsize as u64;
+    Ok(FsSpace {
+        available: (st.f_bavail as u64).saturating_mul(frsize),
+        total: (st.f_blocks as u64).saturating_mul(frsize),
+    })
+}
+
+/// Lowercase hex of `bytes`.
+pub(super) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
+}
+
+/// The `N` bytes spelled by exactly `2N` lowercase hex digits.
+pub(super) fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
+    let digits = s.as_bytes();
+    if digits.len() != 2 * N {
+        return None;
+    }
+    let nibble = |c: u8| match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; N];
+    for (o, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
+        *o = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_root_follows_xdg_then_home() {
+        let os = |s: &str| Some(OsString::from(s));
+        assert_eq!(
+            root_from(os("/x/cache"), os("/home/u")),
+            PathBuf::from("/x/cache/vccfs")
+        );
+        assert_eq!(
+            root_from(None, os("/home/u")),
+            PathBuf::from("/home/u/.cache/vccfs")
+        );
+        assert_eq!(
+            root_from(os("relative"), os("/home/u")),
+            PathBuf::from("/home/u/.cache/vccfs"),
+            "XDG paths must be absolute"
+        );
+        assert!(root_from(None, None).starts_with(std::env::temp_dir()));
+    }
+
+    #[test]
+    fn hex_round_trips_and_refuses_what_it_does_not_spell() {
+        let b = [0x00, 0x9f, 0xa0, 0xff];
+        assert_eq!(hex(&b), "009fa0ff");
+        assert_eq!(parse_hex::<4>("009fa0ff"), Some(b));
+        for bad in ["009FA0FF", "009fa0f", "009fa0fff", "009fa0fg", "+09fa0ff"] {
+            assert_eq!(parse_hex::<4>(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn statvfs_reads_a_real_filesystem() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let s = statvfs(dir.path()).expect("statvfs");
+        assert!(s.total > 0 && s.available <= s.total);
+    }
+}

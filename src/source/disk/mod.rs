@@ -1,0 +1,578 @@
+//! The disk tier: a [`BlockStore`] keeping content blocks in files below the memory
+//! cache (memory → disk → API, composed with [`super::Tiered`]), so a block fetched
+//! once costs no API request again, across remounts, while it fits.
+//!
+//! Layout, under a root (default [`default_root`]):
+//! ```text
+//! <root>/<tenant hex>/lock                             flock'ed by the one store using it
+//! <root>/<tenant hex>/v1/<key hex[..2]>/<key hex>/<i>  block i of one content version
+//! ```
+//! one directory per content version ([`ContentKey`]), so a changed or deleted version
+//! goes with one `remove_dir_all` ([`DiskStore::purge`]). Directories are created 0700,
+//! files 0600. A block file is a header naming exactly which block it is, then the
+//! bytes (see `format`).
+//!
+//! Invariants:
+//! - **Never a wrong byte.** `get` serves a file only if it is intact (its length is
+//!   its header's, the header and data CRC32C match), names the asking block exactly
+//!   (tenant, content key, guid, content key string, size, `lastModified`, index,
+//!   block size, length) and its validator agrees with the version's pin. Anything
+//!   else is a miss, and the file is deleted (a damaged one is counted `corrupt`).
+//!   Any damaged byte or truncation of a file is caught, deterministically.
+//! - **Nothing waits for the disk.** `put` only queues (a write-behind queue bounded in
+//!   bytes; when full the block is dropped and counted: its reader has it already);
+//!   `get` reads on the blocking pool (at most [`READERS`] at once), never on a runtime
+//!   worker; `open` returns at once, the tree being scanned by a thread of its own.
+//! - **One writer.** One thread makes every change to the tree: writes (a `.tmp-`
+//!   file in the block's directory renamed into place; no fsync, the checksums catch
+//!   a torn file), deletions, evictions, purges. Its decisions about space hold until
+//!   it acts on them, so no file locks are needed; the `lock` file only keeps two
+//!   stores (two mounts) out of one directory ([`DiskError::Locked`]).
+//! - **Never over the cap.** The usage (file lengths) is at most the cap:
+//!   `max_bytes`, lowered to the usage of the moment when a write finds the disk full
+//!   (`ENOSPC`, `EDQUOT`); and a write never takes the filesystem below `min_free`.
+//!   Room for a block is reserved before it is written, least recently used blocks
+//!   deleted first (a `get` hit is a use); the block being written is the only
+//!   transient excess the tree ever sees, and it was reserved. The writer admits
+//!   nothing until the start-up scan has counted what is there, then trims to the
+//!   cap.
+//! - **Restarts keep order.** The scan rebuilds usage and LRU order (oldest mtime
+//!   first; a hit refreshes an mtime older than [`TOUCH_AFTER`]), deletes temporary
+//!   files of earlier processes, stray files and empty directories. Hits on blocks
+//!   it has not reached yet count as uses when it lands; nothing is counted twice.
+
+#![cfg_attr(not(test), allow(dead_code, unused_imports))]
+
+mod admin;
+mod format;
+mod index;
+mod scan;
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_space;
+mod writer;
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
+
+use futures::future::BoxFuture;
+use futures::FutureExt;
+use parking_lot::{Condvar, Mutex};
+
+use self::format::Identity;
+use self::index::{BlockId, Index, Key};
+use self::writer::{Cmd, Queue};
+use super::{BlockRequest, BlockStore, Fetched, StoreError};
+use crate::memory::BlockPool;
+use crate::version::{ContentKey, ContentVersion, TenantId};
+
+pub use admin::{clear, default_root, usage, Cleared, TenantUsage};
+
+type Stored = super::tiered::Stored;
+
+/// Block files read at once (each on a blocking-pool thread).
+pub const READERS: usize = 4;
+/// A hit on a file whose mtime is older than this sets it to now (the LRU order the
+/// next start-up scan rebuilds).
+pub const TOUCH_AFTER: Duration = Duration::from_secs(60);
+
+/// Space on a filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsSpace {
+    /// Bytes we may still write (`f_bavail`).
+    pub available: u64,
+    /// The filesystem's size.
+    pub total: u64,
+}
+
+/// Reads the space of the filesystem holding a directory (`statvfs` by default;
+/// injectable for tests).
+pub type FreeSpaceFn = Arc<dyn Fn(&Path) -> io::Result<FsSpace> + Send + Sync>;
+
+/// Free space the store never writes into.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MinFree {
+    Bytes(u64),
+    /// Percent of the filesystem's size.
+    Percent(f64),
+}
+
+impl MinFree {
+    pub fn bytes(&self, total: u64) -> u64 {
+        match *self {
+            MinFree::Bytes(b) => b,
+            MinFree::Percent(p) => (total as f64 * p.clamp(0.0, 100.0) / 100.0) as u64,
+        }
+    }
+}
+
+/// How a [`DiskStore`] behaves.
+#[derive(Clone)]
+pub struct DiskConfig {
+    /// The cap on the bytes of block files (default 10 GiB).
+    pub max_bytes: u64,
+    /// Never write into the last of the filesystem (default 5% of its size).
+    pub min_free: MinFree,
+    /// The write-behind queue's bound, in bytes of queued blocks (default 64 MiB).
+    pub queue_bytes: u64,
+    /// The block size of the mount (its `--block-size`; default 256 KiB): blocks of
+    /// another size are neither kept nor served.
+    pub block_size: u64,
+    /// How free space is read (default `statvfs`).
+    pub free_space: FreeSpaceFn,
+    /// Tests: hold the start-up scan back this long.
+    #[cfg(test)]
+    pub(crate) scan_delay: Duration,
+    /// Tests: fail the write of block `index` with this errno.
+    #[cfg(test)]
+    pub(crate) write_fault: Option<Arc<dyn Fn(u64) -> Option<i32> + Send + Sync>>,
+}
+
+impl Default for DiskConfig {
+    fn default() -> Self {
+        DiskConfig {
+            max_bytes: 10 << 30,
+            min_free: MinFree::Percent(5.0),
+            queue_bytes: 64 << 20,
+            block_size: 256 << 10,
+            free_space: Arc::new(admin::statvfs),
+            #[cfg(test)]
+            scan_delay: Duration::ZERO,
+            #[cfg(test)]
+            write_fault: None,
+        }
+    }
+}
+
+impl fmt::Debug for DiskConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiskConfig")
+            .field("max_bytes", &self.max_bytes)
+            .field("min_free", &self.min_free)
+            .field("queue_bytes", &self.queue_bytes)
+            .field("block_size", &self.block_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a store could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    /// Another store (another mount) holds the directory's lock.
+    #[error("disk cache {} is in use by another vccfs mount", dir.display())]
+    Locked { dir: PathBuf },
+    #[error("disk cache: {what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("disk cache: {0}")]
+    Config(&'static str),
+}
+
+fn io_error(what: &str, path: &Path) -> impl FnOnce(io::Error) -> DiskError {
+    let what = format!("{what} {}", path.display());
+    move |source| DiskError::Io { what, source }
+}
+
+/// A snapshot of a store's state and counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DiskStats {
+    /// Bytes of block files (and of the block being written).
+    pub used_bytes: u64,
+    pub files: u64,
+    /// The effective cap.
+    pub cap_bytes: u64,
+    pub hits: u64,
+    pub misses: u64,
+    /// Files found damaged (deleted).
+    pub corrupt: u64,
+    pub writes: u64,
+    /// Blocks not kept for want of room: queue full, larger than the room the cap or
+    /// the free space leave, disk full.
+    pub dropped_writes: u64,
+    pub evictions: u64,
+    /// Other failures to write or delete.
+    pub write_errors: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    corrupt: AtomicU64,
+    writes: AtomicU64,
+    dropped_writes: AtomicU64,
+    evictions: AtomicU64,
+    write_errors: AtomicU64,
+}
+
+/// What the store's threads share.
+struct Shared {
+    tenant: TenantId,
+    /// `<root>/<tenant>`.
+    dir: PathBuf,
+    /// `<root>/<tenant>/v1`.
+    tree: PathBuf,
+    /// `.tmp-<random>-`: this process's temporary files (the scan deletes others).
+    tmp_prefix: String,
+    cfg: DiskConfig,
+    index: Mutex<Index>,
+    queue: Mutex<Queue>,
+    /// The writer waits here for work (and the scan).
+    work: Condvar,
+    /// [`DiskStore::flush`] waits here for an empty queue.
+    idle: Condvar,
+    n: Counters,
+    readers: Arc<tokio::sync::Semaphore>,
+    /// Read buffers, reused (at most [`READERS`]).
+    bufs: Mutex<Vec<Vec<u8>>>,
+}
+
+/// The disk tier (see the module essay).
+pub struct DiskStore {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Holds `<dir>/lock`; dropped after the threads are joined.
+    _lock: File,
+}
+
+impl DiskStore {
+    /// Open (creating it) the store of `tenant` under `root`. Returns at once: the
+    /// tree is scanned in the background. [`DiskError::Locked`] if another store
+    /// holds it.
+    pub fn open(
+        root: &Path,
+        tenant: TenantId,
+        cfg: DiskConfig,
+    ) -> Result<Arc<DiskStore>, DiskError> {
+        if cfg.block_size == 0 {
+            return Err(DiskError::Config("block size 0"));
+        }
+        let dir = root.join(tenant.to_string());
+        admin::make_dir(&dir).map_err(io_error("create", &dir))?;
+        let lock = admin::lock(&dir)
+            .map_err(io_error("lock", &dir))?
+            .ok_or_else(|| DiskError::Locked { dir: dir.clone() })?;
+        let tree = dir.join(admin::TREE);
+        admin::make_dir(&tree).map_err(io_error("create", &tree))?;
+        let shared = Arc::new(Shared {
+            tenant,
+            dir,
+            tree,
+            tmp_prefix: format!(".tmp-{:016x}-", rand::random::<u64>()),
+            index: Mutex::new(Index::new(cfg.max_bytes)),
+            cfg,
+            queue: Mutex::default(),
+            work: Condvar::new(),
+            idle: Condvar::new(),
+            n: Counters::default(),
+            readers: Arc::new(tokio::sync::Semaphore::new(READERS)),
+            bufs: Mutex::new(Vec::new()),
+        });
+        let store = Arc::new(DiskStore {
+            shared: Arc::clone(&shared),
+            threads: Mutex::new(Vec::new()),
+            _lock: lock,
+        });
+        for (name, body) in [
+            ("vccfs-disk-scan", scan::run as fn(&Shared)),
+            ("vccfs-disk-put", writer::run),
+        ] {
+            let s = Arc::clone(&shared);
+            let handle = std::thread::Builder::new()
+                .name(name.into())
+                .spawn(move || body(&s))
+                .map_err(io_error("start a thread for", &shared.dir))?;
+            store.threads.lock().push(handle);
+        }
+        Ok(store)
+    }
+
+    /// `<root>/<tenant>`.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    pub fn stats(&self) -> DiskStats {
+        let n = &self.shared.n;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let ix = self.shared.index.lock();
+        DiskStats {
+            used_bytes: ix.used(),
+            files: ix.files(),
+            cap_bytes: ix.cap(),
+            hits: get(&n.hits),
+            misses: get(&n.misses),
+            corrupt: get(&n.corrupt),
+            writes: get(&n.writes),
+            dropped_writes: get(&n.dropped_writes),
+            evictions: get(&n.evictions),
+            write_errors: get(&n.write_errors),
+        }
+    }
+
+    /// Delete every block of the version `key` (it changed, or is gone). Queued: done
+    /// in order with the writes before it.
+    pub fn purge(&self, key: ContentKey) {
+        self.shared.send(Cmd::Purge(*key.as_bytes()));
+    }
+
+    /// Block until the start-up scan is done and everything queued so far is on disk
+    /// (for tests and a clean shutdown). Blocking: not for a runtime worker.
+    pub fn flush(&self) {
+        let s = &self.shared;
+        let mut q = s.queue.lock();
+        while (!q.scan_done || q.busy || !q.cmds.is_empty()) && !q.gone {
+            s.idle.wait(&mut q);
+        }
+    }
+}
+
+impl Drop for DiskStore {
+    /// Writes what is queued (unless the scan had not finished), then stops the
+    /// threads, then releases the lock.
+    fn drop(&mut self) {
+        self.shared.queue.lock().shutdown = true;
+        self.shared.work.notify_all();
+        for t in self.threads.get_mut().drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl fmt::Debug for DiskStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DiskStore")
+            .field("dir", &self.shared.dir)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.queue.lock().shutdown
+    }
+
+    /// Queue `cmd` for the writer (not bounded: only writes carry bytes).
+    fn send(&self, cmd: Cmd) {
+        let mut q = self.queue.lock();
+        if q.shutdown {
+            return;
+        }
+        q.bytes += cmd.bytes();
+        q.cmds.push_back(cmd);
+        drop(q);
+        self.work.notify_one();
+    }
+
+    fn version_dir(&self, key: &Key) -> PathBuf {
+        let hex = admin::hex(key);
+        self.tree.join(&hex[..2]).join(hex)
+    }
+
+    fn block_path(&self, id: &BlockId) -> PathBuf {
+        self.version_dir(&id.key).join(id.index.to_string())
+    }
+
+    fn identity<'a>(&self, v: &'a ContentVersion, index: u64, block_size: u64) -> Identity<'a> {
+        Identity {
+            tenant: *self.tenant.as_bytes(),
+            id: *v.id.as_bytes(),
+            guid: &v.guid,
+            key: &v.key,
+            size: v.size,
+            last_modified: v.last_modified.map(|t| t.unix_timestamp_nanos()),
+            index,
+            block_size,
+        }
+    }
+
+    /// Block `index` of `version`, read from its file and checked (on a blocking
+    /// thread).
+    fn read_block(
+        &self,
+        version: &ContentVersion,
+        index: u64,
+        block_size: u64,
+        pool: &BlockPool,
+    ) -> Result<Option<Stored>, StoreError> {
+        let id = BlockId {
+            key: *version.id.as_bytes(),
+            index,
+        };
+        let path = self.block_path(&id);
+        let failed = |e: io::Error| StoreError(format!("disk: {}: {e}", path.display()));
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(failed(e)),
+        };
+        let meta = file.metadata().map_err(failed)?;
+        let who = self.identity(version, index, block_size);
+        let longest = format::block_len(&who).unwrap_or(0) + format::MAX_HEADER as u64;
+        let mut buf = self.bufs.lock().pop().unwrap_or_default();
+        buf.clear();
+        let read = if meta.len() > longest {
+            Ok(Err(Some(format::Corrupt::Length)))
+        } else {
+            (&file)
+                .take(longest + 1)
+                .read_to_end(&mut buf)
+                .map(|_| self.check(&buf, &who, version, pool))
+        };
+        let mut bufs = self.bufs.lock();
+        if bufs.len() < READERS {
+            bufs.push(buf);
+        }
+        drop(bufs);
+        match read.map_err(failed)? {
+            Ok(stored) => {
+                let unknown = {
+                    let mut ix = self.index.lock();
+                    !ix.touch(id) && !ix.scanning()
+                };
+                if unknown {
+                    self.send(Cmd::Adopt(id));
+                }
+                let now = SystemTime::now();
+                if meta.modified().is_ok_and(|m| m + TOUCH_AFTER < now) {
+                    let _ = file.set_modified(now);
+                }
+                Ok(Some(stored))
+            }
+            Err(damage) => {
+                if let Some(c) = damage {
+                    self.n.corrupt.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(path = %path.display(), why = %c, "disk tier: damaged block file deleted");
+                }
+                self.send(Cmd::Delete(id));
+                Ok(None)
+            }
+        }
+    }
+
+    /// The block in `file`, if it is intact (`Err(Some)` if not) and the one asked
+    /// for (`Err(None)` if another).
+    fn check(
+        &self,
+        file: &[u8],
+        who: &Identity<'_>,
+        version: &ContentVersion,
+        pool: &BlockPool,
+    ) -> Result<Stored, Option<format::Corrupt>> {
+        let d = format::decode(file).map_err(Some)?;
+        let other = |why: &str| {
+            tracing::debug!(
+                why,
+                index = who.index,
+                "disk tier: block file of another block"
+            );
+            None
+        };
+        d.matches(who).map_err(other)?;
+        match (&d.validator, version.pinned()) {
+            (Some(v), Some(pin)) if v != pin => return Err(other("another version")),
+            (None, Some(_)) => return Err(other("no validator")),
+            _ => {}
+        }
+        let mut b = pool.buffer(d.data.len());
+        if b.extend_from_slice(d.data) != d.data.len() {
+            return Err(other("buffer too small"));
+        }
+        Ok((b.freeze(), d.validator))
+    }
+}
+
+impl BlockStore for DiskStore {
+    fn name(&self) -> &'static str {
+        "disk"
+    }
+
+    fn get(
+        &self,
+        version: &Arc<ContentVersion>,
+        index: u64,
+        req: &BlockRequest,
+    ) -> BoxFuture<'static, Result<Option<Stored>, StoreError>> {
+        let s = Arc::clone(&self.shared);
+        let version = Arc::clone(version);
+        let block_size = req.block_size;
+        let pool = req.pool.clone();
+        async move {
+            let got = if block_size != s.cfg.block_size {
+                Ok(None)
+            } else {
+                let permit = Arc::clone(&s.readers)
+                    .acquire_owned()
+                    .await
+                    .map_err(|e| StoreError(format!("disk: {e}")))?;
+                let reader = Arc::clone(&s);
+                tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    reader.read_block(&version, index, block_size, &pool)
+                })
+                .await
+                .map_err(|e| StoreError(format!("disk: read task: {e}")))?
+            };
+            let counter = match got {
+                Ok(Some(_)) => &s.n.hits,
+                _ => &s.n.misses,
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+            got
+        }
+        .boxed()
+    }
+
+    fn put(&self, version: &Arc<ContentVersion>, first: u64, fetched: &Fetched) {
+        let s = &self.shared;
+        if version
+            .pinned()
+            .is_some_and(|pin| fetched.validator.as_ref() != Some(pin))
+        {
+            return; // another version's bytes
+        }
+        let mut queued = false;
+        let mut q = s.queue.lock();
+        for (index, data) in (first..).zip(&fetched.blocks) {
+            let who = s.identity(version, index, s.cfg.block_size);
+            if data.is_empty() || format::block_len(&who) != Some(data.len() as u64) {
+                continue; // not a block of this size: never served, so never kept
+            }
+            let len = data.len() as u64;
+            if q.shutdown || q.bytes + len > s.cfg.queue_bytes {
+                s.n.dropped_writes.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            q.bytes += len;
+            q.cmds.push_back(Cmd::Write {
+                version: Arc::clone(version),
+                index,
+                data: data.clone(),
+                validator: fetched.validator.clone(),
+            });
+            queued = true;
+        }
+        drop(q);
+        if queued {
+            s.work.notify_one();
+        }
+    }
+
+    fn discard(&self, version: &Arc<ContentVersion>, index: u64) {
+        self.shared.send(Cmd::Delete(BlockId {
+            key: *version.id.as_bytes(),
+            index,
+        }));
+    }
+}

@@ -1,0 +1,159 @@
+//! The start-up scan, on a thread of its own: walks the tree, hands every block file
+//! (length, mtime) to the index, deletes temporary files left by an earlier process,
+//! stray files and empty directories. The writer waits for it, so the usage it
+//! admits against is the whole tree's; readers do not (block paths are computable).
+
+use std::fs::{self, DirEntry};
+use std::path::Path;
+use std::time::SystemTime;
+
+use super::admin::parse_hex;
+use super::index::{BlockId, Key};
+use super::Shared;
+
+/// What one scan did.
+#[derive(Debug, Default)]
+struct Report {
+    files: u64,
+    bytes: u64,
+    removed_tmp: u64,
+    removed_other: u64,
+    removed_dirs: u64,
+}
+
+/// Scan, index what was found, and let the writer start.
+pub(super) fn run(s: &Shared) {
+    let started = std::time::Instant::now();
+    let mut report = Report::default();
+    let found = wait_for_test_gate(s)
+        .then(|| walk(s, &mut report))
+        .flatten();
+    let aborted = found.is_none();
+    if let Some(found) = found {
+        s.index.lock().scanned(found);
+        tracing::info!(
+            dir = %s.dir.display(), files = report.files, bytes = report.bytes,
+            removed_tmp = report.removed_tmp, removed_other = report.removed_other,
+            removed_dirs = report.removed_dirs, ms = started.elapsed().as_millis() as u64,
+            "disk tier: scanned"
+        );
+    }
+    let mut q = s.queue.lock();
+    q.scan_done = true;
+    q.scan_aborted = aborted;
+    // Busy until the writer takes over (it trims first): a flush waits for that.
+    q.busy = true;
+    drop(q);
+    s.work.notify_all();
+    s.idle.notify_all();
+}
+
+#[cfg(test)]
+fn wait_for_test_gate(s: &Shared) -> bool {
+    let until = std::time::Instant::now() + s.cfg.scan_delay;
+    while std::time::Instant::now() < until {
+        if s.stopping() {
+            return false;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    true
+}
+
+#[cfg(not(test))]
+fn wait_for_test_gate(_: &Shared) -> bool {
+    true
+}
+
+/// Every block file of the tree; `None` if the store shut down meanwhile.
+fn walk(s: &Shared, report: &mut Report) -> Option<Vec<(BlockId, u64, SystemTime)>> {
+    let mut found = Vec::new();
+    for prefix in entries(&s.tree) {
+        if s.stopping() {
+            return None;
+        }
+        let name = prefix.file_name();
+        let Some(pname) = name.to_str().filter(|n| parse_hex::<1>(n).is_some()) else {
+            continue;
+        };
+        let mut kept = 0;
+        for version in entries(&prefix.path()) {
+            let name = version.file_name();
+            let key = name
+                .to_str()
+                .filter(|n| n.starts_with(pname))
+                .and_then(parse_hex::<16>);
+            let Some(key) = key else {
+                kept += 1;
+                continue;
+            };
+            let path = version.path();
+            if scan_version(s, &path, key, &mut found, report) > 0 {
+                kept += 1;
+            } else if fs::remove_dir(&path).is_ok() {
+                report.removed_dirs += 1;
+            } else {
+                kept += 1;
+            }
+        }
+        if kept == 0 && fs::remove_dir(prefix.path()).is_ok() {
+            report.removed_dirs += 1;
+        }
+    }
+    Some(found)
+}
+
+/// The block files of one version's directory; how many entries stay in it.
+fn scan_version(
+    s: &Shared,
+    dir: &Path,
+    key: Key,
+    found: &mut Vec<(BlockId, u64, SystemTime)>,
+    report: &mut Report,
+) -> usize {
+    let mut kept = 0;
+    for e in entries(dir) {
+        let is_file = e.file_type().is_ok_and(|t| t.is_file());
+        let name = e.file_name();
+        let name = name.to_str().unwrap_or("");
+        let index = name.parse::<u64>().ok().filter(|i| i.to_string() == name);
+        let meta = e.metadata();
+        match (is_file, index, meta) {
+            (true, Some(index), Ok(meta)) => {
+                let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+                found.push((BlockId { key, index }, meta.len(), mtime));
+                report.files += 1;
+                report.bytes += meta.len();
+                kept += 1;
+            }
+            // Ours (this process's): never, as the writer waits for the scan; kept.
+            (true, _, _) if name.starts_with(&s.tmp_prefix) => kept += 1,
+            (true, _, _) => {
+                if fs::remove_file(e.path()).is_ok() {
+                    if name.starts_with(".tmp") {
+                        report.removed_tmp += 1;
+                    } else {
+                        report.removed_other += 1;
+                    }
+                } else {
+                    kept += 1;
+                }
+            }
+            _ => kept += 1,
+        }
+    }
+    kept
+}
+
+/// The entries of `dir` (none if it cannot be read: the scan never fails the store).
+fn entries(dir: &Path) -> Vec<DirEntry> {
+    match fs::read_dir(dir) {
+        Ok(rd) => rd.filter_map(Result::ok).collect(),
+        Err(e) => {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %dir.display(), error = %e, "disk tier: cannot scan");
+            }
+            Vec::new()
+        }
+    }
+}

@@ -1,0 +1,300 @@
+//! The write-behind queue and the one thread that changes the tree: it writes blocks
+//! (temporary file, then rename), deletes refused, discarded, evicted and purged
+//! ones, and keeps the index in step. Being the only writer, it needs no file locks:
+//! what it asks the index (room for a block, the blocks to delete for it) stays true
+//! until it acts on it.
+
+use std::collections::{HashSet, VecDeque};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::admin::{ignore_missing, make_dir};
+use super::format;
+use super::index::{BlockId, Key, NoRoom};
+use super::Shared;
+use crate::version::{ContentVersion, Validator};
+
+/// Work for the writer thread.
+pub(super) enum Cmd {
+    /// Keep block `index` of `version`.
+    Write {
+        version: Arc<ContentVersion>,
+        index: u64,
+        data: Bytes,
+        validator: Option<Validator>,
+    },
+    /// Delete a block (refused by a reader, or discarded).
+    Delete(BlockId),
+    /// Delete a version's directory.
+    Purge(Key),
+    /// A reader found an intact block the index does not know: index it.
+    Adopt(BlockId),
+}
+
+impl Cmd {
+    /// Bytes this command holds against the queue's bound.
+    pub fn bytes(&self) -> u64 {
+        match self {
+            Cmd::Write { data, .. } => data.len() as u64,
+            _ => 0,
+        }
+    }
+}
+
+/// The queue and the writer's state, under one lock.
+#[derive(Default)]
+pub(super) struct Queue {
+    pub cmds: VecDeque<Cmd>,
+    /// Bytes of the queued writes.
+    pub bytes: u64,
+    /// The writer is carrying out a command.
+    pub busy: bool,
+    /// The start-up scan has finished (the writer waits for it).
+    pub scan_done: bool,
+    /// ... without covering the whole tree (the store is shutting down).
+    pub scan_aborted: bool,
+    pub shutdown: bool,
+    /// The writer thread has exited.
+    pub gone: bool,
+}
+
+/// Marks the writer gone when it exits, however it exits.
+struct Gone<'a>(&'a Shared);
+
+impl Drop for Gone<'_> {
+    fn drop(&mut self) {
+        self.0.queue.lock().gone = true;
+        self.0.idle.notify_all();
+    }
+}
+
+/// The writer thread: waits for the scan, trims to the cap, then serves the queue
+/// until shutdown (draining it first).
+pub(super) fn run(s: &Shared) {
+    let _gone = Gone(s);
+    {
+        let mut q = s.queue.lock();
+        while !q.scan_done {
+            s.work.wait(&mut q);
+        }
+        if q.scan_aborted {
+            q.cmds.clear();
+            q.bytes = 0;
+            return;
+        }
+    }
+    s.trim();
+    loop {
+        let cmd = {
+            let mut q = s.queue.lock();
+            q.busy = false;
+            loop {
+                if let Some(cmd) = q.cmds.pop_front() {
+                    q.bytes -= cmd.bytes();
+                    q.busy = true;
+                    break cmd;
+                }
+                s.idle.notify_all();
+                if q.shutdown {
+                    return;
+                }
+                s.work.wait(&mut q);
+            }
+        };
+        s.execute(cmd);
+    }
+}
+
+fn disk_full(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::EDQUOT))
+}
+
+impl Shared {
+    fn execute(&self, cmd: Cmd) {
+        match cmd {
+            Cmd::Write {
+                version,
+                index,
+                data,
+                validator,
+            } => self.write(&version, index, &data, validator.as_ref()),
+            Cmd::Delete(id) => {
+                self.index.lock().remove(&id);
+                self.unlink(&id);
+                self.tidy(&id.key);
+            }
+            Cmd::Purge(key) => {
+                self.index.lock().remove_key(&key);
+                let dir = self.version_dir(&key);
+                if let Err(e) = ignore_missing(fs::remove_dir_all(&dir)) {
+                    self.n.write_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(dir = %dir.display(), error = %e, "disk tier: purge failed");
+                }
+                self.tidy(&key);
+            }
+            Cmd::Adopt(id) => {
+                if self.index.lock().contains(&id) {
+                    return;
+                }
+                match fs::symlink_metadata(self.block_path(&id)) {
+                    Ok(m) if m.is_file() => {
+                        self.index.lock().insert(id, m.len());
+                        self.trim();
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn write(&self, version: &ContentVersion, index: u64, data: &[u8], v: Option<&Validator>) {
+        let id = BlockId {
+            key: *version.id.as_bytes(),
+            index,
+        };
+        let who = self.identity(version, index, self.cfg.block_size);
+        let header = match format::encode(&who, v, data) {
+            Ok(h) => h,
+            Err(e) => {
+                self.n.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, "disk tier: block not kept");
+                return;
+            }
+        };
+        let size = (header.len() + data.len()) as u64;
+        // An older copy goes first, so the disk never holds both.
+        if self.index.lock().remove(&id).is_some() {
+            self.unlink(&id);
+        }
+        let headroom = match (self.cfg.free_space)(&self.dir) {
+            Ok(space) => space
+                .available
+                .saturating_sub(self.cfg.min_free.bytes(space.total)),
+            Err(e) => {
+                self.n.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, "disk tier: no free-space reading, block not kept");
+                return;
+            }
+        };
+        let admitted = self.index.lock().admit(size, Some(headroom));
+        match admitted {
+            Ok(victims) => self.evict(victims),
+            Err(why) => {
+                self.n.dropped_writes.fetch_add(1, Ordering::Relaxed);
+                let why = match why {
+                    NoRoom::Cap => "larger than the cap",
+                    NoRoom::Disk => "the filesystem is short of its minimum free space",
+                };
+                tracing::debug!(why, "disk tier: block not kept");
+                return;
+            }
+        }
+        match self.write_file(&id, &header, data) {
+            Ok(()) => {
+                self.index.lock().commit(id, size);
+                self.n.writes.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(e) => {
+                let full = disk_full(&e);
+                {
+                    let mut ix = self.index.lock();
+                    ix.release(size);
+                    if full {
+                        ix.disk_full();
+                    }
+                }
+                if full {
+                    self.n.dropped_writes.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(cap = self.index.lock().cap(), error = %e,
+                        "disk tier: disk full, cap lowered to the current usage");
+                } else {
+                    self.n.write_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(error = %e, "disk tier: write failed");
+                }
+                self.tidy(&id.key);
+            }
+        }
+    }
+
+    /// Write the block file for `id`: a temporary file in its directory, renamed into
+    /// place (no fsync: a torn file is caught by its checksums).
+    fn write_file(&self, id: &BlockId, header: &[u8], data: &[u8]) -> io::Result<()> {
+        let dir = self.version_dir(&id.key);
+        let tmp = dir.join(format!("{}{}", self.tmp_prefix, id.index));
+        let create = || {
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)
+        };
+        let mut file: File = match create() {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                make_dir(&dir)?;
+                create()?
+            }
+            r => r?,
+        };
+        let written = (|| {
+            #[cfg(test)]
+            if let Some(errno) = self.cfg.write_fault.as_ref().and_then(|f| f(id.index)) {
+                return Err(io::Error::from_raw_os_error(errno));
+            }
+            file.write_all(header)?;
+            file.write_all(data)?;
+            drop(file);
+            fs::rename(&tmp, self.block_path(id))
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written
+    }
+
+    /// Delete `victims` (already forgotten by the index).
+    fn evict(&self, victims: Vec<(BlockId, u64)>) {
+        let mut keys = HashSet::new();
+        for (id, _) in victims {
+            self.unlink(&id);
+            self.n.evictions.fetch_add(1, Ordering::Relaxed);
+            keys.insert(id.key);
+        }
+        for key in keys {
+            self.tidy(&key);
+        }
+    }
+
+    /// Evict down to the cap.
+    pub(super) fn trim(&self) {
+        let victims = self.index.lock().trim();
+        self.evict(victims);
+    }
+
+    fn unlink(&self, id: &BlockId) {
+        let path = self.block_path(id);
+        if let Err(e) = ignore_missing(fs::remove_file(&path)) {
+            self.n.write_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(path = %path.display(), error = %e, "disk tier: delete failed");
+        }
+    }
+
+    /// Remove the directory of `key` (and its prefix directory) once the index holds
+    /// no block of it; a directory that is not empty stays.
+    fn tidy(&self, key: &Key) {
+        if self.index.lock().holds_key(key) {
+            return;
+        }
+        let dir = self.version_dir(key);
+        if fs::remove_dir(&dir).is_ok() {
+            if let Some(prefix) = dir.parent() {
+                let _ = fs::remove_dir(prefix);
+            }
+        }
+    }
+}
