@@ -68,6 +68,26 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the local Interaction Content API emulator (for tests, benchmarks, demos).
     Emulator(EmulatorArgs),
+    /// The persistent cache on disk: how much it holds, or empty it.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+/// `vccfs cache ...`.
+#[derive(Debug, Subcommand)]
+pub enum CacheCommand {
+    /// Bytes and files kept per tenant.
+    Du {
+        /// The cache directory (default: $XDG_CACHE_HOME/vccfs, else ~/.cache/vccfs).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
+    /// Remove everything kept (tenants in use by a running mount are left alone).
+    Clear {
+        /// The cache directory (default: $XDG_CACHE_HOME/vccfs, else ~/.cache/vccfs).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+    },
 }
 
 /// Options of `vccfs mount`.
@@ -162,5 +182,62 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             let rt = mount::runtime()?;
             Ok(rt.block_on(crate::emulator::run(args))?)
         }
+        Command::Cache(c) => cache_command(c),
+    }
+}
+
+/// `vccfs cache du` / `vccfs cache clear`.
+fn cache_command(c: CacheCommand) -> Result<(), CliError> {
+    use crate::source::disk;
+    let root = |d: Option<PathBuf>| d.unwrap_or_else(disk::default_root);
+    let io = |root: &std::path::Path, e: std::io::Error| {
+        CliError::Usage(format!("cache directory {}: {e}", root.display()))
+    };
+    match c {
+        CacheCommand::Du { cache_dir } => {
+            let root = root(cache_dir);
+            let tenants = disk::usage(&root).map_err(|e| io(&root, e))?;
+            let (mut bytes, mut files) = (0, 0);
+            for t in &tenants {
+                println!("{:>12}  {:>8} files  {}", human(t.bytes), t.files, t.tenant);
+                bytes += t.bytes;
+                files += t.files;
+            }
+            println!(
+                "{:>12}  {files:>8} files  total in {}",
+                human(bytes),
+                root.display()
+            );
+        }
+        CacheCommand::Clear { cache_dir } => {
+            let root = root(cache_dir);
+            let cleared = disk::clear(&root).map_err(|e| io(&root, e))?;
+            println!(
+                "removed {} in {} files from {}",
+                human(cleared.bytes),
+                cleared.files,
+                root.display()
+            );
+            for t in &cleared.busy {
+                println!("left {t}: a running mount uses it (unmount it first)");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `1.5 GiB`-style sizes.
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
     }
 }

@@ -89,23 +89,12 @@ fn disk_options(a: &MountArgs) -> Result<Option<DiskOptions>, CliError> {
     }
     let root = match &a.cache_dir {
         Some(d) => d.clone(),
-        None => default_cache_dir().ok_or_else(|| {
-            CliError::Usage("no cache directory: set HOME or XDG_CACHE_HOME, or pass --cache-dir DIR (or --no-disk-cache)".into())
-        })?,
+        None => crate::source::disk::default_root(),
     };
     Ok(Some(DiskOptions {
         root,
         max_bytes: a.disk_cache_size,
     }))
-}
-
-/// `$XDG_CACHE_HOME/vccfs`, else `$HOME/.cache/vccfs`.
-pub(super) fn default_cache_dir() -> Option<std::path::PathBuf> {
-    let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    nonempty("XDG_CACHE_HOME")
-        .map(std::path::PathBuf::from)
-        .or_else(|| nonempty("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
-        .map(|d| d.join("vccfs"))
 }
 
 /// `https://host/x/interaction-content` → `https://host/Auth/connect/token`.

@@ -18,29 +18,68 @@ use crate::cache::BlockCache;
 use crate::catalog::{spawn_refresher, Catalog, CatalogError, CatalogStore, Change, Opened};
 use crate::fs::VccFs;
 use crate::prefetch::Prefetcher;
+use crate::source::disk::{DiskConfig, DiskError, DiskStore};
+use crate::source::{BlockSource, BlockStore, Tiered};
 
 use super::budget::memory_plan;
 use super::{daemon, mountpoint, MountError, MountOptions};
 
 /// What is kept across mounts, when the disk cache is on and this mount manages it.
 struct Tiers {
+    disk: Option<Arc<DiskStore>>,
     catalog: Option<CatalogStore>,
 }
 
 impl Tiers {
     fn open(opts: &MountOptions) -> Tiers {
-        let Some(disk) = &opts.disk else {
-            return Tiers { catalog: None };
+        let none = Tiers {
+            disk: None,
+            catalog: None,
         };
-        let tenant_dir = disk.root.join(opts.api.tenant().to_string());
-        let catalog = match CatalogStore::open(&tenant_dir.join("catalog")) {
+        let Some(disk) = &opts.disk else {
+            return none;
+        };
+        let cfg = DiskConfig {
+            max_bytes: disk.max_bytes,
+            block_size: opts.block_size,
+            // Queued writes hold their buffers: keep that small next to the memory cache.
+            queue_bytes: (opts.cache_size / 8).clamp(4 << 20, 64 << 20),
+            ..DiskConfig::default()
+        };
+        let store = match DiskStore::open(&disk.root, opts.api.tenant(), cfg) {
+            Ok(s) => s,
+            Err(DiskError::Locked { dir }) => {
+                eprintln!(
+                    "vccfs: {} is in use by another mount; this one runs without the disk cache",
+                    dir.display()
+                );
+                return none;
+            }
+            Err(e) => {
+                eprintln!("vccfs: no disk cache: {e}");
+                return none;
+            }
+        };
+        let catalog = match CatalogStore::open(&store.dir().join("catalog")) {
             Ok(c) => Some(c),
             Err(e) => {
-                tracing::warn!(dir = %tenant_dir.display(), error = %e, "no saved catalog");
+                tracing::warn!(dir = %store.dir().display(), error = %e, "no saved catalog");
                 None
             }
         };
-        Tiers { catalog }
+        Tiers {
+            disk: Some(store),
+            catalog,
+        }
+    }
+
+    /// The block source: the disk tier (if any) in front of the API.
+    fn source(&self, client: &ApiClient) -> Arc<dyn BlockSource> {
+        let origin: Arc<dyn BlockSource> = Arc::new(client.clone());
+        match &self.disk {
+            Some(d) => Arc::new(Tiered::new(Arc::clone(d) as Arc<dyn BlockStore>, origin)),
+            None => origin,
+        }
     }
 }
 
@@ -76,7 +115,7 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
         ?opened,
         "catalog ready"
     );
-    let fs = wire(rt, &client, Arc::clone(&catalog), &opts);
+    let fs = wire(rt, tiers.source(&client), Arc::clone(&catalog), &opts);
 
     let config = fuse_config(opts.allow_other);
     let mut session = fuser::Session::new(fs, &opts.mountpoint, &config).map_err(|source| {
@@ -92,6 +131,7 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
     let first = matches!(opened, Opened::Saved { .. }).then_some(Duration::ZERO);
     if every.is_some() || first.is_some() {
         let invalidate = spawn_invalidator(session.notifier())?;
+        let disk = tiers.disk.clone();
         spawn_refresher(
             rt.handle(),
             Arc::clone(&catalog),
@@ -99,7 +139,11 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
             every,
             move |change| match change {
                 Change::Invalidate(ino) => invalidate(ino),
-                Change::Purge(_key) => {}
+                Change::Purge(key) => {
+                    if let Some(d) = &disk {
+                        d.purge(key);
+                    }
+                }
             },
         );
     }
@@ -118,22 +162,27 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
             println!("{b}");
         }
     }
-    session.run().map_err(MountError::SessionEnded)?;
+    let ended = session.run().map_err(MountError::SessionEnded);
+    if let Some(d) = &tiers.disk {
+        // Blocks still queued for the disk land before the process goes.
+        d.flush();
+    }
+    ended?;
     tracing::info!("unmounted");
     Ok(())
 }
 
 /// Catalog → block cache → prefetcher → FUSE adapter: the one place they are built.
-fn wire(rt: &Runtime, client: &ApiClient, catalog: Arc<Catalog>, opts: &MountOptions) -> VccFs {
+fn wire(
+    rt: &Runtime,
+    source: Arc<dyn BlockSource>,
+    catalog: Arc<Catalog>,
+    opts: &MountOptions,
+) -> VccFs {
     let plan = memory_plan(opts.cache_size, opts.block_size);
     let cache = Arc::new(BlockCache::new(plan.block_budget, opts.block_size));
     let ra = plan.read_ahead;
-    let prefetcher = Arc::new(Prefetcher::new(
-        Arc::new(client.clone()),
-        cache,
-        ra,
-        rt.handle().clone(),
-    ));
+    let prefetcher = Arc::new(Prefetcher::new(source, cache, ra, rt.handle().clone()));
     VccFs::new(catalog, prefetcher, rt.handle().clone())
 }
 

@@ -36,11 +36,7 @@ use crate::version::{ContentVersion, Validator};
 
 pub(crate) mod disk;
 mod origin;
-// The disk and shared tiers are stores in this chain; until they land only tests
-// compose it.
-#[cfg_attr(not(test), allow(dead_code, unused_imports))]
 mod tiered;
-#[cfg_attr(not(test), allow(unused_imports))]
 pub use tiered::{BlockStore, StoreError, Tiered};
 
 #[cfg(test)]

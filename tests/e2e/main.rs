@@ -9,4 +9,5 @@ mod cli;
 mod faults;
 mod mount;
 mod operate;
+mod persist;
 mod versions;

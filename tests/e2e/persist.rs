@@ -87,15 +87,28 @@ fn a_remount_reads_everything_from_disk_with_zero_content_requests() {
     let files = truth(&emu, &m);
     emu.reset_stats();
     read_exactly(&files);
-    assert_eq!(emu.stat("content_requests"), 0, "a remount fetched content again");
+    assert_eq!(
+        emu.stat("content_requests"),
+        0,
+        "a remount fetched content again"
+    );
 
     // Nothing under the cache is readable by group or others.
     for p in files_below(&cache) {
         let mode = std::fs::metadata(&p).expect("stat").permissions().mode();
-        assert_eq!(mode & 0o077, 0, "{} is mode {:o}", p.display(), mode & 0o777);
+        assert_eq!(
+            mode & 0o077,
+            0,
+            "{} is mode {:o}",
+            p.display(),
+            mode & 0o777
+        );
     }
     let (ok, out, _) = sh(&format!("find '{}' -type d -perm /077", cache.display()));
-    assert!(ok && out.trim().is_empty(), "directories open to others: {out}");
+    assert!(
+        ok && out.trim().is_empty(),
+        "directories open to others: {out}"
+    );
     m.stop();
 }
 
@@ -117,8 +130,8 @@ fn damaged_cache_files_are_refetched_not_served() {
     assert!(blocks.len() >= 20, "only {} block files", blocks.len());
     for (i, p) in blocks.iter().take(20).enumerate() {
         let mut raw = std::fs::read(p).expect("read block file");
-        let mid = raw.len() / 2;
-        for b in &mut raw[mid..(mid + 16).min(raw.len())] {
+        let (mid, len) = (raw.len() / 2, raw.len());
+        for b in &mut raw[mid..(mid + 16).min(len)] {
             *b ^= 0x5a ^ i as u8;
         }
         std::fs::write(p, &raw).expect("overwrite");
@@ -129,7 +142,10 @@ fn damaged_cache_files_are_refetched_not_served() {
     read_exactly(&files);
     let refetched = emu.stat("content_requests");
     assert!(refetched >= 1, "damaged blocks must be fetched again");
-    assert!(refetched <= 20, "{refetched} requests for 20 damaged blocks");
+    assert!(
+        refetched <= 20,
+        "{refetched} requests for 20 damaged blocks"
+    );
     m.stop();
 }
 
@@ -201,7 +217,10 @@ fn a_version_changed_between_mounts_is_read_new_never_old() {
     loop {
         match timed_read(&path_in(&m, &path), Duration::from_secs(30)).0 {
             Ok(b) if b == new_bytes => break,
-            Ok(b) => assert!(b.len() == new_bytes.len() && b != files[&path], "old bytes served"),
+            Ok(b) => assert!(
+                b.len() == new_bytes.len() && b != files[&path],
+                "old bytes served"
+            ),
             Err(e) => assert_eq!(e.raw_os_error(), Some(libc::ESTALE), "{e}"),
         }
         assert!(Instant::now() < deadline, "the new version never appeared");
@@ -223,14 +242,24 @@ fn the_disk_cap_holds_while_more_than_it_is_read() {
     if !fuse_available() {
         return;
     }
-    let emu = Emulator::start(&["--interactions", "30", "--seed", "8", "--big-file-mib", "120"]);
+    let emu = Emulator::start(&[
+        "--interactions",
+        "30",
+        "--seed",
+        "8",
+        "--big-file-mib",
+        "120",
+    ]);
     let keep = tempfile::tempdir().expect("tempdir");
     let cache = keep.path().join("cache");
     let dir = cache.to_string_lossy().to_string();
     let m = Mount::start(&emu, &["--cache-dir", &dir, "--disk-cache-size", "40M"]);
     let files = truth(&emu, &m);
     let total: usize = files.values().map(Vec::len).sum();
-    assert!(total >= 150 << 20 || total >= 140_000_000, "{total} bytes in the tree");
+    assert!(
+        total >= 150 << 20 || total >= 140_000_000,
+        "{total} bytes in the tree"
+    );
     let cap = 40u64 << 20;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
@@ -254,7 +283,10 @@ fn the_disk_cap_holds_while_more_than_it_is_read() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let worst = sampler.join().expect("sampler");
     // The saved catalog shares the directory: allow it (a few KiB) on top.
-    assert!(worst <= cap + (1 << 20), "disk use reached {worst} bytes, cap {cap}");
+    assert!(
+        worst <= cap + (1 << 20),
+        "disk use reached {worst} bytes, cap {cap}"
+    );
     assert!(worst >= cap / 2, "the cache was used ({worst} bytes)");
     m.stop();
 }
@@ -273,7 +305,10 @@ fn a_full_disk_is_a_miss_and_reads_go_on_from_the_network() {
     let keep = tempfile::tempdir().expect("tempdir");
     let small = keep.path().join("small");
     std::fs::create_dir(&small).expect("mkdir");
-    let (ok, _, err) = sh(&format!("mount -t tmpfs -o size=4m tmpfs '{}'", small.display()));
+    let (ok, _, err) = sh(&format!(
+        "mount -t tmpfs -o size=4m tmpfs '{}'",
+        small.display()
+    ));
     assert!(ok, "mount tmpfs: {err}");
     struct Unmount(PathBuf);
     impl Drop for Unmount {

@@ -41,8 +41,6 @@
 //!   files of earlier processes, stray files and empty directories. Hits on blocks
 //!   it has not reached yet count as uses when it lands; nothing is counted twice.
 
-#![cfg_attr(not(test), allow(dead_code, unused_imports))]
-
 mod admin;
 mod format;
 mod index;
@@ -73,7 +71,7 @@ use super::{BlockRequest, BlockStore, Fetched, StoreError};
 use crate::memory::BlockPool;
 use crate::version::{ContentKey, ContentVersion, TenantId};
 
-pub use admin::{clear, default_root, usage, Cleared, TenantUsage};
+pub use admin::{clear, default_root, usage};
 
 type Stored = super::tiered::Stored;
 
@@ -99,6 +97,8 @@ pub type FreeSpaceFn = Arc<dyn Fn(&Path) -> io::Result<FsSpace> + Send + Sync>;
 /// Free space the store never writes into.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum MinFree {
+    /// A number of bytes (tests).
+    #[cfg(test)]
     Bytes(u64),
     /// Percent of the filesystem's size.
     Percent(f64),
@@ -107,6 +107,7 @@ pub enum MinFree {
 impl MinFree {
     pub fn bytes(&self, total: u64) -> u64 {
         match *self {
+            #[cfg(test)]
             MinFree::Bytes(b) => b,
             MinFree::Percent(p) => (total as f64 * p.clamp(0.0, 100.0) / 100.0) as u64,
         }
