@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use redis::Script;
 
-use super::{bump, Shared, SharedError, PRESENCE_MAX_AGE};
+use super::{bump, Lane, Shared, SharedError, PRESENCE_MAX_AGE};
 
 /// A control value further ahead than this is corrupt (no legitimate queue or
 /// `Retry-After` is an hour long).
@@ -160,15 +160,18 @@ impl Shared {
     ) -> Result<Reservation, SharedError> {
         let key = self.inner.keys.budget.clone();
         let got = self
-            .run(move |mut c| async move {
-                SCRIPTS
-                    .reserve
-                    .key(key)
-                    .arg(HORIZON_US)
-                    .arg(period_us(rpm))
-                    .arg(burst.max(1))
-                    .invoke_async::<(u64, u64, u8)>(&mut c)
-                    .await
+            .run(Lane::Control, move |mut c| {
+                let key = key.clone();
+                async move {
+                    SCRIPTS
+                        .reserve
+                        .key(key)
+                        .arg(HORIZON_US)
+                        .arg(period_us(rpm))
+                        .arg(burst.max(1))
+                        .invoke_async::<(u64, u64, u8)>(&mut c)
+                        .await
+                }
             })
             .await;
         let c = self.counters();
@@ -199,14 +202,17 @@ impl Shared {
     pub async fn push_back(&self, retry_after: Duration) {
         let key = self.inner.keys.budget.clone();
         let got = self
-            .run(move |mut c| async move {
-                SCRIPTS
-                    .push_back
-                    .key(key)
-                    .arg(HORIZON_US)
-                    .arg(micros(retry_after))
-                    .invoke_async::<(u64, u64, u8)>(&mut c)
-                    .await
+            .run(Lane::Control, move |mut c| {
+                let key = key.clone();
+                async move {
+                    SCRIPTS
+                        .push_back
+                        .key(key)
+                        .arg(HORIZON_US)
+                        .arg(micros(retry_after))
+                        .invoke_async::<(u64, u64, u8)>(&mut c)
+                        .await
+                }
             })
             .await;
         match got {
@@ -226,14 +232,17 @@ impl Shared {
         let host = self.inner.host.clone();
         let age = u64::try_from(PRESENCE_MAX_AGE.as_millis()).unwrap_or(u64::MAX);
         let (n, reset) = self
-            .run(move |mut c| async move {
-                SCRIPTS
-                    .presence
-                    .key(key)
-                    .arg(host)
-                    .arg(age)
-                    .invoke_async::<(u32, u8)>(&mut c)
-                    .await
+            .run(Lane::Control, move |mut c| {
+                let (key, host) = (key.clone(), host.clone());
+                async move {
+                    SCRIPTS
+                        .presence
+                        .key(key)
+                        .arg(host)
+                        .arg(age)
+                        .invoke_async::<(u32, u8)>(&mut c)
+                        .await
+                }
             })
             .await?;
         if reset != 0 {

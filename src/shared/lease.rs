@@ -23,12 +23,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures::future::{join, join_all, BoxFuture};
+use futures::future::{join_all, try_join, BoxFuture};
 use futures::FutureExt;
 use rand::Rng;
 use redis::Script;
 
-use super::{bump, Shared, SharedError, SharedStore};
+use super::{bump, Lane, Shared, SharedError, SharedStore};
 use crate::source::{BlockRequest, BlockSource, Fetched, SourceError};
 
 const RELEASE: &str = r#"
@@ -52,11 +52,18 @@ pub struct Lease {
 }
 
 /// Takes every lease in KEYS that is free, at once. ARGV: token, ttl ms. Returns one
-/// flag per key: 1 if taken.
+/// flag per key: 1 if taken (or already ours: the script may run twice, see
+/// `Shared::run_sized`).
 const TAKE: &str = r#"
 local won = {}
 for i, k in ipairs(KEYS) do
-  if redis.call('SET', k, ARGV[1], 'NX', 'PX', ARGV[2]) then won[i] = 1 else won[i] = 0 end
+  if redis.call('SET', k, ARGV[1], 'NX', 'PX', ARGV[2]) then
+    won[i] = 1
+  elseif redis.call('TYPE', k)['ok'] == 'string' and redis.call('GET', k) == ARGV[1] then
+    won[i] = 1
+  else
+    won[i] = 0
+  end
 end
 return won
 "#;
@@ -85,13 +92,16 @@ impl Shared {
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let (k, t) = (keys.clone(), token.clone());
         let won = self
-            .run(move |mut c| async move {
-                TAKE_SCRIPT
-                    .key(k)
-                    .arg(t)
-                    .arg(ms)
-                    .invoke_async::<Vec<u8>>(&mut c)
-                    .await
+            .run(Lane::Control, move |mut c| {
+                let (k, t) = (k.clone(), t.clone());
+                async move {
+                    TAKE_SCRIPT
+                        .key(k)
+                        .arg(t)
+                        .arg(ms)
+                        .invoke_async::<Vec<u8>>(&mut c)
+                        .await
+                }
             })
             .await?;
         if won.len() != keys.len() {
@@ -123,12 +133,15 @@ impl Lease {
 async fn release(shared: &Shared, key: &str, token: &str) -> Result<bool, SharedError> {
     let (k, t) = (key.to_string(), token.to_string());
     shared
-        .run(move |mut c| async move {
-            RELEASE_SCRIPT
-                .key(k)
-                .arg(t)
-                .invoke_async::<u32>(&mut c)
-                .await
+        .run(Lane::Control, move |mut c| {
+            let (k, t) = (k.clone(), t.clone());
+            async move {
+                RELEASE_SCRIPT
+                    .key(k)
+                    .arg(t)
+                    .invoke_async::<u32>(&mut c)
+                    .await
+            }
         })
         .await
         .map(|n| n > 0)
@@ -235,8 +248,9 @@ impl Run {
                 Claim::Held => held.push(i),
             }
         }
-        let (fetched, waited) = join(self.fetch_and_keep(own), self.wait_for(held)).await;
-        for (i, b) in fetched?.into_iter().chain(waited?) {
+        // An error of the next source ends the read at once (and lets go of the leases).
+        let (fetched, waited) = try_join(self.fetch_and_keep(own), self.wait_for(held)).await?;
+        for (i, b) in fetched.into_iter().chain(waited) {
             blocks[(i - req.first) as usize] = Some(b);
         }
         let blocks: Option<Vec<Bytes>> = blocks.into_iter().collect();

@@ -45,7 +45,7 @@
 #![cfg_attr(not(test), allow(dead_code))]
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -63,6 +63,7 @@ mod breaker;
 mod budget;
 mod format;
 mod lease;
+mod stats;
 mod store;
 #[cfg(test)]
 mod testing;
@@ -74,9 +75,11 @@ mod tests;
 pub use budget::{fallback_rpm, SharedBudget, Turn};
 #[allow(unused_imports)]
 pub use lease::{Lease, SharedSource};
+pub use stats::SharedStats;
 pub use store::SharedStore;
 
 use breaker::{Breaker, Position};
+use stats::{bump, get, Counters};
 
 /// How to reach the shared Redis, and how to use it.
 #[derive(Clone)]
@@ -189,79 +192,6 @@ pub enum SharedError {
     Refused(String),
 }
 
-/// What the shared tier has done, for the stats file.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct SharedStats {
-    /// A connection exists (it may still be failing).
-    pub connected: bool,
-    /// Connected and the breaker closed.
-    pub healthy: bool,
-    pub breaker_open: bool,
-    pub breaker_trips: u64,
-    /// Blocks found intact in Redis.
-    pub hits: u64,
-    /// Blocks not in Redis.
-    pub misses: u64,
-    /// Values refused: bad MAC, other tenant or identity, corrupt or truncated.
-    pub rejected: u64,
-    /// Operations that failed (connection errors, server errors).
-    pub errors: u64,
-    pub timeouts: u64,
-    /// Operations not tried because the tier was unavailable.
-    pub skipped: u64,
-    /// Blocks written to Redis.
-    pub stored: u64,
-    /// Blocks not written because too many writes were in flight.
-    pub puts_dropped: u64,
-    /// Control keys found corrupt and reset.
-    pub resets: u64,
-    pub budget_reserved: u64,
-    /// Reservations that had to wait before sending.
-    pub budget_waits: u64,
-    /// Reservations that failed: the caller used its local limiter.
-    pub budget_fallbacks: u64,
-    pub push_backs: u64,
-    /// Leases on missing blocks won (this host fetched them).
-    pub leases_won: u64,
-    /// Blocks waited for while another host fetched them.
-    pub lease_waits: u64,
-    /// Blocks fetched after waiting, because their holder let go without storing them.
-    pub lease_takeovers: u64,
-    /// Fetches that went straight to the next source because Redis was unhealthy.
-    pub bypassed: u64,
-    /// Hosts seen by the last presence check.
-    pub hosts: Option<u32>,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    rejected: AtomicU64,
-    errors: AtomicU64,
-    timeouts: AtomicU64,
-    skipped: AtomicU64,
-    stored: AtomicU64,
-    puts_dropped: AtomicU64,
-    resets: AtomicU64,
-    budget_reserved: AtomicU64,
-    budget_waits: AtomicU64,
-    budget_fallbacks: AtomicU64,
-    push_backs: AtomicU64,
-    leases_won: AtomicU64,
-    lease_waits: AtomicU64,
-    lease_takeovers: AtomicU64,
-    bypassed: AtomicU64,
-}
-
-fn bump(c: &AtomicU64) {
-    c.fetch_add(1, Ordering::Relaxed);
-}
-
-fn get(c: &AtomicU64) -> u64 {
-    c.load(Ordering::Relaxed)
-}
-
 /// The keys of one tenant.
 #[derive(Debug)]
 struct Keys {
@@ -293,12 +223,40 @@ const PRESENCE_MAX_AGE: Duration = Duration::from_secs(60);
 const KEEPER_TICK: Duration = Duration::from_millis(250);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Which connection an operation uses: small control operations (budget, leases,
+/// presence) never queue behind block transfers, and background writes never delay
+/// reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Control,
+    Read,
+    Write,
+}
+
+/// One connection per lane.
+#[derive(Clone)]
+struct Conns {
+    control: ConnectionManager,
+    read: ConnectionManager,
+    write: ConnectionManager,
+}
+
+impl Conns {
+    fn lane(&self, lane: Lane) -> ConnectionManager {
+        match lane {
+            Lane::Control => self.control.clone(),
+            Lane::Read => self.read.clone(),
+            Lane::Write => self.write.clone(),
+        }
+    }
+}
+
 struct Inner {
     cfg: SharedConfig,
     keys: Keys,
     /// This host's id in the presence set.
     host: String,
-    conn: RwLock<Option<ConnectionManager>>,
+    conn: RwLock<Option<Conns>>,
     breaker: Breaker,
     counters: Counters,
     /// Hosts seen at the last presence check (0: never).
@@ -409,30 +367,39 @@ impl Shared {
         &self.inner.counters
     }
 
-    /// Run one Redis operation with the op timeout, through the breaker.
-    async fn run<T, F, Fut>(&self, op: F) -> Result<T, SharedError>
+    /// Run one Redis operation on `lane` with the op timeout, through the breaker.
+    async fn run<T, F, Fut>(&self, lane: Lane, op: F) -> Result<T, SharedError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        self.run_sized(0, op).await
+        self.run_sized(lane, 0, op).await
     }
 
     /// [`Shared::run`] for an operation moving `bytes` of values: its timeout grows by
     /// 10 ms a MiB (a link of 100 MB/s), so a large block is not a failure.
-    async fn run_sized<T, F, Fut>(&self, bytes: usize, op: F) -> Result<T, SharedError>
+    /// An operation that fails because its connection had died is tried once more (on
+    /// the connection its manager is remaking), within the same timeout: every
+    /// operation is idempotent, or (a reservation) errs on the safe side if repeated.
+    async fn run_sized<T, F, Fut>(&self, lane: Lane, bytes: usize, op: F) -> Result<T, SharedError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let inner = &self.inner;
-        let conn = inner.conn.read().clone();
+        let conn = inner.conn.read().as_ref().map(|c| c.lane(lane));
         let Some(conn) = conn.filter(|_| inner.breaker.allows(Instant::now())) else {
             bump(&inner.counters.skipped);
             return Err(SharedError::Unavailable);
         };
         let timeout = inner.cfg.op_timeout + Duration::from_nanos(bytes as u64 * 10);
-        match tokio::time::timeout(timeout, op(conn)).await {
+        let attempts = async {
+            match op(conn.clone()).await {
+                Err(e) if e.is_connection_dropped() || e.is_io_error() => op(conn).await,
+                first => first,
+            }
+        };
+        match tokio::time::timeout(timeout, attempts).await {
             Ok(Ok(v)) => {
                 inner.breaker.success();
                 Ok(v)
@@ -487,16 +454,25 @@ fn manager_config(cfg: &SharedConfig) -> ConnectionManagerConfig {
         .set_max_delay(Duration::from_secs(1))
 }
 
+/// The three lanes' connections (each reconnects by itself from then on).
+async fn connect_all(client: &redis::Client, cfg: ConnectionManagerConfig) -> RedisResult<Conns> {
+    let connect = || ConnectionManager::new_with_config(client.clone(), cfg.clone());
+    Ok(Conns {
+        control: connect().await?,
+        read: connect().await?,
+        write: connect().await?,
+    })
+}
+
 /// Connects, then keeps this host's presence fresh and probes a half-open breaker,
 /// until the last [`Shared`] is dropped.
 async fn keeper(weak: Weak<Inner>, client: redis::Client) {
     let mut backoff = Duration::from_millis(100);
-    let conn = loop {
+    let conns = loop {
         let Some(cfg) = weak.upgrade().map(|i| manager_config(&i.cfg)) else {
             return;
         };
-        let attempt = ConnectionManager::new_with_config(client.clone(), cfg);
-        match tokio::time::timeout(CONNECT_TIMEOUT * 3, attempt).await {
+        match tokio::time::timeout(CONNECT_TIMEOUT * 3, connect_all(&client, cfg)).await {
             Ok(Ok(c)) => break c,
             Ok(Err(e)) => tracing::debug!(error = %e, "shared tier: not connected yet"),
             Err(_) => tracing::debug!("shared tier: connecting timed out"),
@@ -507,7 +483,7 @@ async fn keeper(weak: Weak<Inner>, client: redis::Client) {
     match weak.upgrade() {
         Some(inner) => {
             tracing::info!(url = %redacted(&inner.cfg.url), "shared tier: connected");
-            *inner.conn.write() = Some(conn);
+            *inner.conn.write() = Some(conns);
         }
         None => return,
     }

@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use super::format::{self, Expect};
-use super::{bump, Shared, SharedError};
+use super::{bump, Lane, Shared, SharedError};
 use crate::source::{BlockRequest, BlockStore, Fetched, StoreError};
 use crate::version::{ContentVersion, Validator};
 
@@ -56,11 +56,14 @@ impl SharedStore {
         let key = self.key(version, index);
         let value = self
             .shared
-            .run_sized(len as usize, move |mut c| async move {
-                redis::cmd("GET")
-                    .arg(key)
-                    .query_async::<Option<Vec<u8>>>(&mut c)
-                    .await
+            .run_sized(Lane::Read, len as usize, move |mut c| {
+                let key = key.clone();
+                async move {
+                    redis::cmd("GET")
+                        .arg(key)
+                        .query_async::<Option<Vec<u8>>>(&mut c)
+                        .await
+                }
             })
             .await;
         let c = self.shared.counters();
@@ -133,9 +136,11 @@ impl SharedStore {
                 .ignore();
         }
         let bytes = blocks.iter().map(|b| b.len()).sum();
+        let pipe = Arc::new(pipe);
         self.shared
-            .run_sized(bytes, move |mut c| async move {
-                pipe.query_async::<()>(&mut c).await
+            .run_sized(Lane::Write, bytes, move |mut c| {
+                let pipe = Arc::clone(&pipe);
+                async move { pipe.query_async::<()>(&mut c).await }
             })
             .await?;
         let stored = &self.shared.counters().stored;
@@ -228,8 +233,9 @@ impl BlockStore for SharedStore {
         let shared = self.shared.clone();
         rt.spawn(async move {
             let _ = shared
-                .run(move |mut c| async move {
-                    redis::cmd("DEL").arg(key).query_async::<()>(&mut c).await
+                .run(Lane::Write, move |mut c| {
+                    let key = key.clone();
+                    async move { redis::cmd("DEL").arg(key).query_async::<()>(&mut c).await }
                 })
                 .await;
         });

@@ -113,6 +113,22 @@ impl RedisServer {
         }
     }
 
+    /// Freeze the server (SIGSTOP): connections stay open, nothing is answered.
+    pub(crate) fn pause(&self) {
+        self.signal(libc::SIGSTOP);
+    }
+
+    pub(crate) fn resume(&self) {
+        self.signal(libc::SIGCONT);
+    }
+
+    fn signal(&self, sig: libc::c_int) {
+        let pid = self.child.as_ref().expect("a running server").id();
+        // SAFETY: a plain syscall on our own child's pid.
+        let rc = unsafe { libc::kill(pid as libc::pid_t, sig) };
+        assert_eq!(rc, 0, "signal {sig} to redis-server");
+    }
+
     /// Start it again on the same port, empty.
     pub(crate) fn restart(&mut self) {
         self.kill();

@@ -98,3 +98,33 @@ async fn redis_killed_reads_go_on_and_it_comes_back_by_itself() {
     );
     assert!(a.reserve(60, 5).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_costs_a_timeout_not_a_hang() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let a = client(config(&server)).await;
+    let origin = Arc::new(MockSource::new(64));
+    let v = origin.version();
+    let source = SharedSource::new(a.clone(), origin.clone());
+    let store = Tiered::new(Arc::new(SharedStore::new(a.clone(), 4)), origin.clone());
+    source.fetch(req(&v, 0, 4)).await.expect("read");
+    stored(&a, 4).await;
+    server.pause();
+    let start = Instant::now();
+    for first in [0, 4, 8, 0] {
+        let got = source.fetch(req(&v, first, 4)).await.expect("read");
+        assert_eq!(got.blocks.concat(), expected(&origin, first, 4));
+        let got = store.fetch(req(&v, first, 4)).await.expect("read");
+        assert_eq!(got.blocks.concat(), expected(&origin, first, 4));
+    }
+    let (took, st) = (start.elapsed(), a.stats());
+    assert!(st.timeouts >= 3 && st.breaker_trips >= 1, "{st:?}");
+    // One timeout (250 ms) per step until the breaker opens, then none.
+    assert!(took < Duration::from_millis(1500), "{took:?}");
+    assert!(a.reserve(60, 5).await.is_err());
+    server.resume();
+    healthy_within(&a, Duration::from_secs(10)).await;
+    assert!(a.reserve(60, 5).await.is_ok());
+}
