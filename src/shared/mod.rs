@@ -102,6 +102,9 @@ pub struct SharedConfig {
     pub breaker_cooldown: Duration,
     /// Blocks being written to Redis at once; more are dropped.
     pub max_puts_in_flight: usize,
+    /// With `rediss://`: the certificates (PEM) of the CA to trust instead of the
+    /// system's, for a Redis behind a private CA.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl SharedConfig {
@@ -116,6 +119,7 @@ impl SharedConfig {
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(5),
             max_puts_in_flight: 64,
+            ca_pem: None,
         }
     }
 }
@@ -132,6 +136,7 @@ impl std::fmt::Debug for SharedConfig {
             .field("breaker_threshold", &self.breaker_threshold)
             .field("breaker_cooldown", &self.breaker_cooldown)
             .field("max_puts_in_flight", &self.max_puts_in_flight)
+            .field("ca_pem", &self.ca_pem.as_ref().map(|p| p.len()))
             .finish()
     }
 }
@@ -162,6 +167,23 @@ pub fn check_url(url: &str) -> Result<(), SharedError> {
     redis::Client::open(url)
         .map(|_| ())
         .map_err(|e| SharedError::Redis(format!("{}: {e}", redacted(url))))
+}
+
+/// The client for `cfg`'s URL (and CA).
+fn client(cfg: &SharedConfig) -> Result<redis::Client, SharedError> {
+    check_url(&cfg.url)?;
+    let url = cfg.url.as_str();
+    let client = match &cfg.ca_pem {
+        Some(pem) if url.starts_with("rediss://") => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            },
+        ),
+        _ => redis::Client::open(url),
+    };
+    client.map_err(|e| SharedError::Redis(e.to_string()))
 }
 
 /// The key for the blocks' MACs: HMAC-SHA256 keyed by the client secret over the
@@ -307,13 +329,7 @@ impl Shared {
             // TLS through rustls with the provider the API client uses too.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        match (
-            check_url(&inner.cfg.url).and_then(|()| {
-                redis::Client::open(inner.cfg.url.as_str())
-                    .map_err(|e| SharedError::Redis(e.to_string()))
-            }),
-            tokio::runtime::Handle::try_current(),
-        ) {
+        match (client(&inner.cfg), tokio::runtime::Handle::try_current()) {
             (Ok(client), Ok(rt)) => {
                 tracing::info!(%url, "shared tier: connecting in the background");
                 rt.spawn(keeper(Arc::downgrade(&inner), client));

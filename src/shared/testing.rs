@@ -14,6 +14,8 @@ pub(crate) struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// Serving TLS only, with a certificate for `localhost` signed by this CA (PEM).
+    cert: Option<Vec<u8>>,
 }
 
 fn installed() -> bool {
@@ -43,6 +45,16 @@ impl RedisServer {
     /// A fresh server, or `None` (said on stderr) when `redis-server` is not installed
     /// and `CI` is unset. With `CI` set a missing server fails the test.
     pub(crate) fn start() -> Option<RedisServer> {
+        RedisServer::start_with(false)
+    }
+
+    /// A server that speaks TLS only, with a certificate for `localhost` from a fresh
+    /// CA (made by the `openssl` command; without it, `None`, said on stderr).
+    pub(crate) fn start_tls() -> Option<RedisServer> {
+        RedisServer::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> Option<RedisServer> {
         if !installed() {
             if std::env::var_os("CI").is_some() {
                 panic!("redis-server is not installed (scripts/deps.sh test installs it)");
@@ -51,10 +63,15 @@ impl RedisServer {
             return None;
         }
         let dir = tempfile::tempdir().expect("a temporary directory");
+        let cert = match tls {
+            false => None,
+            true => Some(make_certificates(dir.path())?),
+        };
         let mut server = RedisServer {
             child: None,
             port: 0,
             dir,
+            cert,
         };
         // Another process may take the port between our probe and the server's bind.
         for _ in 0..5 {
@@ -69,7 +86,16 @@ impl RedisServer {
     /// Start the server on `self.port`; true once it answers PING.
     fn spawn(&mut self) -> bool {
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let port = self.port.to_string();
+        match self.cert {
+            None => cmd.args(["--port", &port]),
+            Some(_) => cmd
+                .args(["--port", "0", "--tls-port", &port])
+                .args(["--tls-cert-file", "cert.pem", "--tls-key-file", "key.pem"])
+                .args(["--tls-auth-clients", "no"]),
+        };
+        cmd.current_dir(self.dir.path())
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .args(["--loglevel", "warning"])
             .arg("--dir")
@@ -87,7 +113,12 @@ impl RedisServer {
         let mut child = cmd.spawn().expect("spawn redis-server");
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
-            if pings(self.port) {
+            let up = match self.cert {
+                None => pings(self.port),
+                // Listening is enough: the client under test does the handshake.
+                Some(_) => TcpStream::connect(("127.0.0.1", self.port)).is_ok(),
+            };
+            if up {
                 self.child = Some(child);
                 return true;
             }
@@ -102,7 +133,15 @@ impl RedisServer {
     }
 
     pub(crate) fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        match self.cert {
+            None => format!("redis://127.0.0.1:{}/", self.port),
+            Some(_) => format!("rediss://localhost:{}/", self.port),
+        }
+    }
+
+    /// The certificate (PEM) of the CA that signed the TLS server's.
+    pub(crate) fn cert(&self) -> Option<Vec<u8>> {
+        self.cert.clone()
     }
 
     /// Kill the server (SIGKILL: no goodbye to clients).
@@ -143,6 +182,37 @@ impl RedisServer {
             .await
             .expect("connect to the test redis")
     }
+}
+
+/// In `dir`: `ca.pem`, a CA made for the test, and `cert.pem` and `key.pem`, a
+/// certificate for `localhost` it signed (webpki takes no CA as a server's own). The
+/// CA's certificate (PEM), or `None` (said on stderr) without the `openssl` command.
+fn make_certificates(dir: &std::path::Path) -> Option<Vec<u8>> {
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost\n",
+    )
+    .expect("write the certificate extensions");
+    let steps = [
+        "req -x509 -newkey rsa:2048 -nodes -days 2 -keyout ca.key -out ca.pem \
+         -subj /CN=vccfs-test-CA",
+        "req -newkey rsa:2048 -nodes -keyout key.pem -out leaf.csr -subj /CN=localhost",
+        "x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+         -extfile leaf.ext -out cert.pem",
+    ];
+    for args in steps {
+        let made = Command::new("openssl")
+            .args(args.split_whitespace())
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        if !made.is_ok_and(|s| s.success()) {
+            eprintln!("SKIPPED: the openssl command is needed to make test certificates");
+            return None;
+        }
+    }
+    Some(std::fs::read(dir.join("ca.pem")).expect("read the test CA"))
 }
 
 impl Drop for RedisServer {

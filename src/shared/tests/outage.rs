@@ -128,3 +128,32 @@ async fn a_frozen_redis_costs_a_timeout_not_a_hang() {
     healthy_within(&a, Duration::from_secs(10)).await;
     assert!(a.reserve(60, 5).await.is_ok());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rediss_with_a_private_ca() {
+    let Some(server) = RedisServer::start_tls() else {
+        return;
+    };
+    let mut cfg = config(&server);
+    cfg.ca_pem = server.cert();
+    let a = client(cfg).await;
+    assert!(a.reserve(60, 5).await.is_ok());
+    let origin = Arc::new(MockSource::new(30));
+    let source = SharedSource::new(a.clone(), origin.clone());
+    let got = source
+        .fetch(req(&origin.version(), 0, 8))
+        .await
+        .expect("read");
+    assert_eq!(got.blocks.concat(), origin.bytes().to_vec());
+    stored(&a, 8).await;
+    // Without the CA the certificate is not trusted: never healthy, reads go on.
+    let untrusting = Shared::connect(config(&server));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!untrusting.healthy());
+    let source = SharedSource::new(untrusting, origin.clone());
+    let got = source
+        .fetch(req(&origin.version(), 0, 8))
+        .await
+        .expect("read");
+    assert_eq!(got.blocks.concat(), origin.bytes().to_vec());
+}
