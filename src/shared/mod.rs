@@ -1,14 +1,15 @@
 //! The shared tier: one Redis (`--redis URL`) that all hosts of a fleet use, so N hosts
 //! cost the API requests of one and together never exceed the tenant's budget.
 //!
-//! Three building blocks over one [`Shared`] connection:
+//! Three building blocks over one [`Shared`] handle:
 //! - **One request budget** ([`Shared::reserve`], [`SharedBudget`]): a GCRA evaluated
 //!   inside Redis by a Lua script that reads the *server's* clock (`TIME`), so host
 //!   clocks never matter. A reservation returns how long to wait before sending: first
 //!   come, first served across hosts, no polling. A 429 seen by any host
 //!   ([`Shared::push_back`]) moves the shared schedule past its `Retry-After`, so every
-//!   host backs off together. In any window of `t` the schedule admits at most
-//!   `burst + rpm·t/60` requests, whichever hosts ask.
+//!   host backs off together (slots reserved before it are not taken back). In any
+//!   window of `t` the schedule admits at most `burst + rpm·t/60` requests, whichever
+//!   hosts ask.
 //! - **A content tier** ([`SharedStore`], a `BlockStore`): blocks under
 //!   `vccfs:<tenant>:v1:b:<content key>:<block size>:<index>` with a TTL, each value a
 //!   header naming exactly which bytes it holds, the bytes, and an HMAC-SHA256 keyed by
@@ -38,7 +39,13 @@
 //!   content key (`vccfs:<tenant>:lease:{<key>}:<block size>:<index>`), so one script
 //!   can take the leases of a run. No script touches keys of two hash tags.
 //! - **Writes never block a read.** `SharedStore::put` spawns its `SET`s with a bounded
-//!   number of blocks in flight; beyond that it drops them (counted).
+//!   number of blocks in flight; beyond that it drops them (counted). Each handle has
+//!   three connections (lanes): control (budget, leases, presence), block reads and
+//!   block writes, so a reservation never queues behind a block transfer, nor a read
+//!   behind a background write.
+//! - **Every operation may run twice**: one whose connection had died is retried once
+//!   on the connection its manager remakes. All are idempotent except a reservation,
+//!   which then takes a second slot (wasted, never over the budget).
 //! - Secrets (the MAC key, a password in the URL) are never logged or printed.
 
 // Until the mount wires `--redis`, only the tests use this module.

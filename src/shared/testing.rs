@@ -18,6 +18,12 @@ pub(crate) struct RedisServer {
     cert: Option<Vec<u8>>,
 }
 
+/// Say a test was skipped, past libtest's capture of `eprintln!` (so it shows without
+/// `--nocapture`).
+fn skipped(why: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {why}");
+}
+
 fn installed() -> bool {
     Command::new("redis-server")
         .arg("--version")
@@ -59,7 +65,7 @@ impl RedisServer {
             if std::env::var_os("CI").is_some() {
                 panic!("redis-server is not installed (scripts/deps.sh test installs it)");
             }
-            eprintln!("SKIPPED: redis-server is not installed (scripts/deps.sh test installs it)");
+            skipped("redis-server is not installed (scripts/deps.sh test installs it)");
             return None;
         }
         let dir = tempfile::tempdir().expect("a temporary directory");
@@ -208,7 +214,7 @@ fn make_certificates(dir: &std::path::Path) -> Option<Vec<u8>> {
             .stderr(Stdio::null())
             .status();
         if !made.is_ok_and(|s| s.success()) {
-            eprintln!("SKIPPED: the openssl command is needed to make test certificates");
+            skipped("the openssl command is needed to make test certificates");
             return None;
         }
     }
