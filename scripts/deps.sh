@@ -10,6 +10,9 @@ pairs=("fusermount3:fuse3")
 if [ "$want" != demo ]; then
   pairs+=("ffprobe:ffmpeg" "ffmpeg:ffmpeg" "rsync:rsync" "curl:curl" "cmp:diffutils" "getfattr:attr")
 fi
+if [ "$want" = test ]; then
+  pairs+=("redis-server:redis-server")
+fi
 if [ "$want" = bench ]; then
   pairs+=("python3:python3")
 fi

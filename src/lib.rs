@@ -22,6 +22,7 @@ mod memory;
 pub mod model;
 mod mount;
 mod prefetch;
+mod shared;
 mod source;
 pub mod util;
 mod version;

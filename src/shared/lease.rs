@@ -1,0 +1,408 @@
+//! Cross-host single-flight: [`Lease`]s (`SET NX PX` with a random token, released by
+//! compare-and-delete), and [`SharedSource`], which fetches each block missing from
+//! Redis on the one host that wins its lease.
+//!
+//! [`SharedSource::fetch`], for each block of a run:
+//! 1. look in Redis; an intact block of the version is an answer;
+//! 2. for the missing ones, try their leases
+//!    (`vccfs:<tenant>:lease:{<key>}:<block size>:<index>`) all in one script, so the
+//!    first host to ask for a run gets all of it; having won, look once more (the
+//!    holder before us may just have stored it);
+//! 3. fetch the blocks we hold leases for from the next source as runs, answer the
+//!    reader, and in the background store them, then release the leases;
+//! 4. wait for the blocks another host holds: poll their values every 25–50 ms, and
+//!    try their leases again each time, so a holder that died (its lease expired) or
+//!    gave up (released without storing) is taken over; after `lease_ttl` (and a
+//!    second) fetch whatever is still missing without a lease.
+//!
+//! Redis failing at any step makes the blocks concerned plain fetches from the next
+//! source; with Redis unhealthy the whole run is one. Only the next source's errors
+//! reach the caller.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::{join_all, try_join, BoxFuture};
+use futures::FutureExt;
+use rand::Rng;
+use redis::Script;
+
+use super::{bump, Lane, Shared, SharedError, SharedStore};
+use crate::source::{BlockRequest, BlockSource, Fetched, SourceError};
+
+const RELEASE: &str = r#"
+if redis.call('TYPE', KEYS[1])['ok'] == 'string' and redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
+static RELEASE_SCRIPT: std::sync::LazyLock<Script> =
+    std::sync::LazyLock::new(|| Script::new(RELEASE));
+
+/// Exclusive right, across hosts, to do one thing (fetch one block) until `ttl` passes
+/// or it is released. Dropped unreleased, it is released in the background.
+#[derive(Debug)]
+pub struct Lease {
+    shared: Shared,
+    key: String,
+    token: String,
+    held: bool,
+}
+
+/// Takes every lease in KEYS that is free, at once. ARGV: token, ttl ms. Returns one
+/// flag per key: 1 if taken (or already ours: the script may run twice, see
+/// `Shared::run_sized`).
+const TAKE: &str = r#"
+local won = {}
+for i, k in ipairs(KEYS) do
+  if redis.call('SET', k, ARGV[1], 'NX', 'PX', ARGV[2]) then
+    won[i] = 1
+  elseif redis.call('TYPE', k)['ok'] == 'string' and redis.call('GET', k) == ARGV[1] then
+    won[i] = 1
+  else
+    won[i] = 0
+  end
+end
+return won
+"#;
+
+static TAKE_SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script::new(TAKE));
+
+impl Shared {
+    /// Take the lease `name` for `ttl` if nobody holds it: `Ok(None)` if somebody does.
+    pub async fn lease(&self, name: &str, ttl: Duration) -> Result<Option<Lease>, SharedError> {
+        let mut got = self.leases(&[name.to_string()], ttl).await?;
+        Ok(got.pop().flatten())
+    }
+
+    /// Take, in one step, every lease of `names` that is free: the first host to ask
+    /// for a run of blocks gets all of it, not every other block.
+    pub(super) async fn leases(
+        &self,
+        names: &[String],
+        ttl: Duration,
+    ) -> Result<Vec<Option<Lease>>, SharedError> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = names.iter().map(|n| self.inner.keys.lease(n)).collect();
+        let token = format!("{:032x}", rand::rng().random::<u128>());
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let (k, t) = (keys.clone(), token.clone());
+        let won = self
+            .run(Lane::Control, move |mut c| {
+                let (k, t) = (k.clone(), t.clone());
+                async move {
+                    TAKE_SCRIPT
+                        .key(k)
+                        .arg(t)
+                        .arg(ms)
+                        .invoke_async::<Vec<u8>>(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        if won.len() != keys.len() {
+            return Err(SharedError::Refused("lease script: wrong answer".into()));
+        }
+        Ok(keys
+            .into_iter()
+            .zip(won)
+            .map(|(key, w)| {
+                (w == 1).then(|| Lease {
+                    shared: self.clone(),
+                    key,
+                    token: token.clone(),
+                    held: true,
+                })
+            })
+            .collect())
+    }
+}
+
+impl Lease {
+    /// Give the lease up (only if it is still ours); true if it was.
+    pub async fn release(mut self) -> Result<bool, SharedError> {
+        self.held = false;
+        release(&self.shared, &self.key, &self.token).await
+    }
+}
+
+async fn release(shared: &Shared, key: &str, token: &str) -> Result<bool, SharedError> {
+    let (k, t) = (key.to_string(), token.to_string());
+    shared
+        .run(Lane::Control, move |mut c| {
+            let (k, t) = (k.clone(), t.clone());
+            async move {
+                RELEASE_SCRIPT
+                    .key(k)
+                    .arg(t)
+                    .invoke_async::<u32>(&mut c)
+                    .await
+            }
+        })
+        .await
+        .map(|n| n > 0)
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if !self.held {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let shared = self.shared.clone();
+            let key = std::mem::take(&mut self.key);
+            let token = std::mem::take(&mut self.token);
+            rt.spawn(async move {
+                let _ = release(&shared, &key, &token).await;
+            });
+        }
+    }
+}
+
+/// The shared tier in front of `next`, with cross-host single-flight (see the module
+/// essay).
+#[derive(Debug, Clone)]
+pub struct SharedSource {
+    shared: Shared,
+    next: Arc<dyn BlockSource>,
+}
+
+impl SharedSource {
+    pub fn new(shared: Shared, next: Arc<dyn BlockSource>) -> SharedSource {
+        SharedSource { shared, next }
+    }
+
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+}
+
+impl BlockSource for SharedSource {
+    fn fetch(&self, req: BlockRequest) -> BoxFuture<'static, Result<Fetched, SourceError>> {
+        if !self.shared.healthy() {
+            bump(&self.shared.counters().bypassed);
+            return self.next.fetch(req);
+        }
+        let run = Run {
+            store: SharedStore::new(self.shared.clone(), req.block_size),
+            next: Arc::clone(&self.next),
+            req,
+        };
+        async move { run.fetch().await }.boxed()
+    }
+}
+
+/// What one block of a run is, after its lookup and lease attempt.
+enum Claim {
+    Have(Bytes),
+    /// We hold its lease: fetch it.
+    Won(Lease),
+    /// Another host holds its lease: wait for it.
+    Held,
+    /// Redis could not say: fetch it without a lease.
+    Free,
+}
+
+/// One fetch of a [`SharedSource`].
+struct Run {
+    store: SharedStore,
+    next: Arc<dyn BlockSource>,
+    req: BlockRequest,
+}
+
+impl Run {
+    fn shared(&self) -> &Shared {
+        self.store.shared()
+    }
+
+    async fn fetch(self) -> Result<Fetched, SourceError> {
+        let req = &self.req;
+        let indices: Vec<u64> = (req.first..req.first + req.count).collect();
+        let mut blocks: Vec<Option<Bytes>> = vec![None; indices.len()];
+        let looks = join_all(indices.iter().map(|&i| self.look(i, true))).await;
+        let missing: Vec<u64> = indices
+            .iter()
+            .zip(looks)
+            .filter_map(|(&i, b)| match b {
+                Some(b) => {
+                    blocks[(i - req.first) as usize] = Some(b);
+                    None
+                }
+                None => Some(i),
+            })
+            .collect();
+        let claims = self.claim(&missing).await;
+        let (mut own, mut held) = (Vec::new(), Vec::new());
+        for (i, claim) in missing.into_iter().zip(claims) {
+            match claim {
+                Claim::Have(b) => blocks[(i - req.first) as usize] = Some(b),
+                Claim::Won(lease) => {
+                    bump(&self.shared().counters().leases_won);
+                    own.push((i, Some(lease)));
+                }
+                Claim::Free => own.push((i, None)),
+                Claim::Held => held.push(i),
+            }
+        }
+        // An error of the next source ends the read at once (and lets go of the leases).
+        let (fetched, waited) = try_join(self.fetch_and_keep(own), self.wait_for(held)).await?;
+        for (i, b) in fetched.into_iter().chain(waited) {
+            blocks[(i - req.first) as usize] = Some(b);
+        }
+        let blocks: Option<Vec<Bytes>> = blocks.into_iter().collect();
+        let blocks = blocks.ok_or_else(|| SourceError::Tier {
+            tier: "shared",
+            detail: "a block went missing".into(),
+        })?;
+        Ok(Fetched {
+            blocks,
+            validator: req.version.pinned().cloned(),
+        })
+    }
+
+    /// Block `index` from Redis, if it is intact and of the version being read.
+    async fn look(&self, index: u64, count_miss: bool) -> Option<Bytes> {
+        let req = &self.req;
+        let (start, end) = req.block_range(index);
+        let got = self
+            .store
+            .lookup(&req.version, index, end - start, count_miss)
+            .await;
+        let (data, validator) = got.ok().flatten()?;
+        let usable = match (&validator, req.version.pinned()) {
+            (Some(v), _) => req.version.pin(v),
+            (None, pinned) => pinned.is_none(),
+        };
+        if !usable {
+            tracing::debug!(index, "shared tier: block of another version");
+            crate::source::BlockStore::discard(&self.store, &req.version, index);
+            return None;
+        }
+        Some(data)
+    }
+
+    fn lease_name(&self, index: u64) -> String {
+        lease_name(&self.req, index)
+    }
+
+    /// Try the leases of `indices` together; look again at those won (the holder
+    /// before us may just have stored them).
+    async fn claim(&self, indices: &[u64]) -> Vec<Claim> {
+        let ttl = self.shared().config().lease_ttl;
+        let names: Vec<String> = indices.iter().map(|&i| self.lease_name(i)).collect();
+        let Ok(leases) = self.shared().leases(&names, ttl).await else {
+            return indices.iter().map(|_| Claim::Free).collect();
+        };
+        let claims = indices.iter().zip(leases).map(|(&i, lease)| async move {
+            match lease {
+                Some(lease) => match self.look(i, false).await {
+                    Some(b) => Claim::Have(b),
+                    None => Claim::Won(lease),
+                },
+                None => Claim::Held,
+            }
+        });
+        join_all(claims).await
+    }
+
+    /// Fetch `blocks` from the next source as runs of consecutive indices, and store
+    /// them in the background, releasing their leases once stored.
+    async fn fetch_and_keep(
+        &self,
+        mut blocks: Vec<(u64, Option<Lease>)>,
+    ) -> Result<Vec<(u64, Bytes)>, SourceError> {
+        blocks.sort_by_key(|(i, _)| *i);
+        let mut runs: Vec<(u64, Vec<Lease>, u64)> = Vec::new();
+        for (i, lease) in blocks {
+            match runs.last_mut() {
+                Some((first, leases, count)) if *first + *count == i => {
+                    *count += 1;
+                    leases.extend(lease);
+                }
+                _ => runs.push((i, lease.into_iter().collect(), 1)),
+            }
+        }
+        let fetches = runs.into_iter().map(|(first, leases, count)| {
+            let fetch = self.next.fetch(self.req.sub(first, count));
+            async move {
+                let fetched = fetch.await?;
+                if fetched.blocks.len() as u64 != count {
+                    return Err(SourceError::Tier {
+                        tier: "shared",
+                        detail: "the next source returned fewer blocks than asked".into(),
+                    });
+                }
+                // The leases go once the blocks are in Redis (or could not be put).
+                self.store
+                    .write_behind(&self.req.version, first, &fetched, move || drop(leases));
+                Ok((first, fetched.blocks))
+            }
+        });
+        let mut out = Vec::new();
+        for got in join_all(fetches).await {
+            let (first, blocks) = got?;
+            out.extend((first..).zip(blocks));
+        }
+        Ok(out)
+    }
+
+    /// Blocks `held` by other hosts: their values once stored, or fetched by us if
+    /// their holders let go without storing them.
+    async fn wait_for(&self, held: Vec<u64>) -> Result<Vec<(u64, Bytes)>, SourceError> {
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        let c = self.shared().counters();
+        c.lease_waits
+            .fetch_add(held.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let ttl = self.shared().config().lease_ttl;
+        let deadline = tokio::time::Instant::now() + ttl + Duration::from_secs(1);
+        let mut waiting = held;
+        let mut out = Vec::new();
+        while !waiting.is_empty() {
+            let pause = Duration::from_millis(rand::rng().random_range(25..=50));
+            tokio::time::sleep(pause).await;
+            let looks = join_all(waiting.iter().map(|&i| self.look(i, false))).await;
+            let mut still = Vec::new();
+            for (i, b) in waiting.into_iter().zip(looks) {
+                match b {
+                    Some(b) => out.push((i, b)),
+                    None => still.push(i),
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let rest = still.into_iter().map(|i| (i, None)).collect();
+                out.extend(self.fetch_and_keep(rest).await?);
+                break;
+            }
+            let claims = self.claim(&still).await;
+            let (mut take, mut next_round) = (Vec::new(), Vec::new());
+            for (i, claim) in still.into_iter().zip(claims) {
+                match claim {
+                    Claim::Have(b) => out.push((i, b)),
+                    Claim::Won(lease) => {
+                        bump(&c.lease_takeovers);
+                        take.push((i, Some(lease)));
+                    }
+                    Claim::Free => take.push((i, None)),
+                    Claim::Held => next_round.push(i),
+                }
+            }
+            if !take.is_empty() {
+                out.extend(self.fetch_and_keep(take).await?);
+            }
+            waiting = next_round;
+        }
+        Ok(out)
+    }
+}
+
+/// The lease that guards fetching block `index` of `req`'s version. The content key is
+/// a Redis Cluster hash tag, so the leases of one run can be taken in one script.
+pub(super) fn lease_name(req: &BlockRequest, index: u64) -> String {
+    format!("{{{}}}:{}:{index}", req.version.id, req.block_size)
+}

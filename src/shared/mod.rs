@@ -1,0 +1,533 @@
+//! The shared tier: one Redis (`--redis URL`) that all hosts of a fleet use, so N hosts
+//! cost the API requests of one and together never exceed the tenant's budget.
+//!
+//! Three building blocks over one [`Shared`] handle:
+//! - **One request budget** ([`Shared::reserve`], [`SharedBudget`]): a GCRA evaluated
+//!   inside Redis by a Lua script that reads the *server's* clock (`TIME`), so host
+//!   clocks never matter. A reservation returns how long to wait before sending: first
+//!   come, first served across hosts, no polling. A 429 seen by any host
+//!   ([`Shared::push_back`]) moves the shared schedule past its `Retry-After`, so every
+//!   host backs off together (slots reserved before it are not taken back). In any
+//!   window of `t` the schedule admits at most `burst + rpm·t/60` requests, whichever
+//!   hosts ask.
+//! - **A content tier** ([`SharedStore`], a `BlockStore`): blocks under
+//!   `vccfs:<tenant>:v1:b:<content key>:<block size>:<index>` with a TTL, each value a
+//!   header naming exactly which bytes it holds, the bytes, and an HMAC-SHA256 keyed by
+//!   a key derived from the tenant's client secret ([`mac_key`]). A value that is
+//!   truncated, garbage, another tenant's or version's, or whose MAC fails is a miss
+//!   (counted as `rejected`), never served.
+//! - **Cross-host single-flight** ([`Shared::lease`], [`SharedSource`]): a block missing
+//!   from Redis is fetched by the one host that wins its lease (`SET NX PX`, random
+//!   token, compare-and-delete release); the others wait for the value, and take over
+//!   when the holder dies (its lease expires with no value).
+//!
+//! Invariants:
+//! - **Redis is never a reason to fail or stall.** [`Shared::connect`] returns at once
+//!   and connects in the background (`ConnectionManager` reconnects by itself); every
+//!   operation has a short timeout (`op_timeout`); after `breaker_threshold`
+//!   consecutive failures a circuit breaker skips Redis for `breaker_cooldown`, then a
+//!   probe (the presence heartbeat, or any operation) closes it again. A failed or
+//!   skipped operation is a miss for the content tier, a fetch from the next source for
+//!   [`SharedSource`], and an `Err` from [`Shared::reserve`], on which the caller uses
+//!   its local limiter at the fallback rate ([`fallback_rpm`]).
+//! - **Nothing read from Redis is trusted.** Block values are checked whole (MAC and
+//!   every identity field); a control key that is not what the scripts write (wrong
+//!   type, non-numeric, absurdly far in the future) is reset, not obeyed.
+//! - **Keys carry the tenant** (its hash, never the client id). Control keys carry it
+//!   as a Redis Cluster hash tag (`vccfs:{<tenant>}:budget`, `vccfs:{<tenant>}:hosts`);
+//!   block keys carry none, so they spread over shards; lease keys are tagged by the
+//!   content key (`vccfs:<tenant>:lease:{<key>}:<block size>:<index>`), so one script
+//!   can take the leases of a run. No script touches keys of two hash tags.
+//! - **Writes never block a read.** `SharedStore::put` spawns its `SET`s with a bounded
+//!   number of blocks in flight; beyond that it drops them (counted). Each handle has
+//!   three connections (lanes): control (budget, leases, presence), block reads and
+//!   block writes, so a reservation never queues behind a block transfer, nor a read
+//!   behind a background write.
+//! - **Every operation may run twice**: one whose connection had died is retried once
+//!   on the connection its manager remakes. All are idempotent except a reservation,
+//!   which then takes a second slot (wasted, never over the budget).
+//! - Secrets (the MAC key, a password in the URL) are never logged or printed.
+
+// Until the mount wires `--redis`, only the tests use this module.
+#![cfg_attr(not(test), allow(dead_code))]
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use parking_lot::RwLock;
+use rand::Rng;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ErrorKind, RedisResult, ServerErrorKind};
+use sha2::Sha256;
+use tokio::sync::Semaphore;
+
+use crate::version::TenantId;
+
+mod breaker;
+mod budget;
+mod format;
+mod lease;
+mod stats;
+mod store;
+#[cfg(test)]
+mod testing;
+#[cfg(test)]
+mod tests;
+
+// What the mount will use once `--redis` is wired.
+#[allow(unused_imports)]
+pub use budget::{fallback_rpm, SharedBudget, Turn};
+#[allow(unused_imports)]
+pub use lease::{Lease, SharedSource};
+pub use stats::SharedStats;
+pub use store::SharedStore;
+
+use breaker::{Breaker, Position};
+use stats::{bump, get, Counters};
+
+/// How to reach the shared Redis, and how to use it.
+#[derive(Clone)]
+pub struct SharedConfig {
+    /// `redis://[user:password@]host[:port][/db]` or `rediss://…` (TLS).
+    pub url: String,
+    pub tenant: TenantId,
+    /// Keys the blocks' MACs; from [`mac_key`].
+    pub mac_key: [u8; 32],
+    /// How long a block stays in Redis.
+    pub block_ttl: Duration,
+    /// Longest any one Redis operation may take before it counts as a failure.
+    pub op_timeout: Duration,
+    /// How long a lease on a missing block holds: must cover the budget wait plus the
+    /// fetch, or another host fetches the block too.
+    pub lease_ttl: Duration,
+    /// Consecutive failures that open the circuit breaker.
+    pub breaker_threshold: u32,
+    /// How long an open breaker skips Redis before it probes again.
+    pub breaker_cooldown: Duration,
+    /// Blocks being written to Redis at once; more are dropped.
+    pub max_puts_in_flight: usize,
+    /// With `rediss://`: the certificates (PEM) of the CA to trust instead of the
+    /// system's, for a Redis behind a private CA.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl SharedConfig {
+    pub fn new(url: impl Into<String>, tenant: TenantId, mac_key: [u8; 32]) -> SharedConfig {
+        SharedConfig {
+            url: url.into(),
+            tenant,
+            mac_key,
+            block_ttl: Duration::from_secs(7 * 24 * 3600),
+            op_timeout: Duration::from_millis(250),
+            lease_ttl: Duration::from_secs(30),
+            breaker_threshold: 5,
+            breaker_cooldown: Duration::from_secs(5),
+            max_puts_in_flight: 64,
+            ca_pem: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for SharedConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SharedConfig")
+            .field("url", &redacted(&self.url))
+            .field("tenant", &self.tenant)
+            .field("mac_key", &"<secret>")
+            .field("block_ttl", &self.block_ttl)
+            .field("op_timeout", &self.op_timeout)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("breaker_threshold", &self.breaker_threshold)
+            .field("breaker_cooldown", &self.breaker_cooldown)
+            .field("max_puts_in_flight", &self.max_puts_in_flight)
+            .field("ca_pem", &self.ca_pem.as_ref().map(|p| p.len()))
+            .finish()
+    }
+}
+
+/// `url` with any password replaced, for logs.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "<unparsable redis url>".into(),
+    }
+}
+
+/// Is `url` one [`Shared::connect`] can use? (For flag parsing; `connect` itself
+/// never fails.)
+pub fn check_url(url: &str) -> Result<(), SharedError> {
+    let ok = url.starts_with("redis://") || url.starts_with("rediss://");
+    if !ok {
+        return Err(SharedError::Redis(format!(
+            "{}: not a redis:// or rediss:// URL",
+            redacted(url)
+        )));
+    }
+    redis::Client::open(url)
+        .map(|_| ())
+        .map_err(|e| SharedError::Redis(format!("{}: {e}", redacted(url))))
+}
+
+/// The client for `cfg`'s URL (and CA).
+fn client(cfg: &SharedConfig) -> Result<redis::Client, SharedError> {
+    check_url(&cfg.url)?;
+    let url = cfg.url.as_str();
+    let client = match &cfg.ca_pem {
+        Some(pem) if url.starts_with("rediss://") => redis::Client::build_with_tls(
+            url,
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(pem.clone()),
+            },
+        ),
+        _ => redis::Client::open(url),
+    };
+    client.map_err(|e| SharedError::Redis(e.to_string()))
+}
+
+/// The key for the blocks' MACs: HMAC-SHA256 keyed by the client secret over the
+/// tenant. Every host of the tenant derives the same key; nobody without the secret can.
+pub fn mac_key(client_secret: &str, tenant: TenantId) -> [u8; 32] {
+    let mut m = match Hmac::<Sha256>::new_from_slice(client_secret.as_bytes()) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC takes a key of any length"),
+    };
+    m.update(b"vccfs-shared-mac-v1");
+    m.update(tenant.as_bytes());
+    m.finalize().into_bytes().into()
+}
+
+/// Why a shared operation did not happen.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SharedError {
+    /// Not connected yet, or the breaker is open: Redis was not asked.
+    #[error("shared tier unavailable (not connected, or cooling down after failures)")]
+    Unavailable,
+    #[error("shared tier timed out after {0:?}")]
+    Timeout(Duration),
+    /// Redis could not be used (connection, I/O, a server not ready).
+    #[error("shared tier: {0}")]
+    Redis(String),
+    /// Redis answered with an error (a key of the wrong type, a script error).
+    #[error("shared tier refused: {0}")]
+    Refused(String),
+}
+
+/// The keys of one tenant.
+#[derive(Debug)]
+struct Keys {
+    /// `vccfs:<tenant>`: blocks and leases.
+    base: String,
+    budget: String,
+    hosts: String,
+}
+
+impl Keys {
+    fn new(tenant: TenantId) -> Keys {
+        Keys {
+            base: format!("vccfs:{tenant}"),
+            budget: format!("vccfs:{{{tenant}}}:budget"),
+            hosts: format!("vccfs:{{{tenant}}}:hosts"),
+        }
+    }
+
+    fn lease(&self, name: &str) -> String {
+        format!("{}:lease:{name}", self.base)
+    }
+}
+
+/// How often this host says it is alive.
+const PRESENCE_EVERY: Duration = Duration::from_secs(10);
+/// Hosts not seen for this long no longer count.
+const PRESENCE_MAX_AGE: Duration = Duration::from_secs(60);
+/// How often the keeper task wakes (to probe a half-open breaker, or say it is alive).
+const KEEPER_TICK: Duration = Duration::from_millis(250);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Which connection an operation uses: small control operations (budget, leases,
+/// presence) never queue behind block transfers, and background writes never delay
+/// reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lane {
+    Control,
+    Read,
+    Write,
+}
+
+/// One connection per lane.
+#[derive(Clone)]
+struct Conns {
+    control: ConnectionManager,
+    read: ConnectionManager,
+    write: ConnectionManager,
+}
+
+impl Conns {
+    fn lane(&self, lane: Lane) -> ConnectionManager {
+        match lane {
+            Lane::Control => self.control.clone(),
+            Lane::Read => self.read.clone(),
+            Lane::Write => self.write.clone(),
+        }
+    }
+}
+
+struct Inner {
+    cfg: SharedConfig,
+    keys: Keys,
+    /// This host's id in the presence set.
+    host: String,
+    conn: RwLock<Option<Conns>>,
+    breaker: Breaker,
+    counters: Counters,
+    /// Hosts seen at the last presence check (0: never).
+    hosts: AtomicU32,
+    /// Presence last registered (for the keeper).
+    last_presence: parking_lot::Mutex<Option<Instant>>,
+    /// Blocks being written.
+    puts: Arc<Semaphore>,
+}
+
+/// A handle on the shared Redis (cheap to clone; see the module essay).
+#[derive(Clone)]
+pub struct Shared {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("url", &redacted(&self.inner.cfg.url))
+            .field("tenant", &self.inner.cfg.tenant)
+            .field("host", &self.inner.host)
+            .field("healthy", &self.healthy())
+            .finish()
+    }
+}
+
+impl Shared {
+    /// Start using the Redis at `cfg.url`. Never fails and never waits: the connection
+    /// is made (and remade) in the background on the current tokio runtime, and until
+    /// it is up every operation answers [`SharedError::Unavailable`] at once. A URL
+    /// that cannot be used is logged, and the tier stays unavailable.
+    pub fn connect(cfg: SharedConfig) -> Shared {
+        let host = format!("{:016x}", rand::rng().random::<u64>());
+        let inner = Arc::new(Inner {
+            keys: Keys::new(cfg.tenant),
+            host,
+            conn: RwLock::new(None),
+            breaker: Breaker::new(cfg.breaker_threshold, cfg.breaker_cooldown),
+            counters: Counters::default(),
+            hosts: AtomicU32::new(0),
+            last_presence: parking_lot::Mutex::new(None),
+            puts: Arc::new(Semaphore::new(cfg.max_puts_in_flight.max(1))),
+            cfg,
+        });
+        let url = redacted(&inner.cfg.url);
+        if inner.cfg.url.starts_with("rediss://") {
+            // TLS through rustls with the provider the API client uses too.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
+        match (client(&inner.cfg), tokio::runtime::Handle::try_current()) {
+            (Ok(client), Ok(rt)) => {
+                tracing::info!(%url, "shared tier: connecting in the background");
+                rt.spawn(keeper(Arc::downgrade(&inner), client));
+            }
+            (Err(e), _) => tracing::warn!(%url, error = %e, "shared tier disabled"),
+            (_, Err(_)) => tracing::warn!(%url, "shared tier disabled: no tokio runtime"),
+        }
+        Shared { inner }
+    }
+
+    /// Connected, and the breaker closed: worth asking.
+    pub fn healthy(&self) -> bool {
+        self.inner.conn.read().is_some()
+            && self.inner.breaker.position(Instant::now()) == Position::Closed
+    }
+
+    pub fn stats(&self) -> SharedStats {
+        let c = &self.inner.counters;
+        let hosts = self.inner.hosts.load(Ordering::Relaxed);
+        SharedStats {
+            connected: self.inner.conn.read().is_some(),
+            healthy: self.healthy(),
+            breaker_open: self.inner.breaker.position(Instant::now()) == Position::Open,
+            breaker_trips: self.inner.breaker.trips(),
+            hits: get(&c.hits),
+            misses: get(&c.misses),
+            rejected: get(&c.rejected),
+            errors: get(&c.errors),
+            timeouts: get(&c.timeouts),
+            skipped: get(&c.skipped),
+            stored: get(&c.stored),
+            puts_dropped: get(&c.puts_dropped),
+            resets: get(&c.resets),
+            budget_reserved: get(&c.budget_reserved),
+            budget_waits: get(&c.budget_waits),
+            budget_fallbacks: get(&c.budget_fallbacks),
+            push_backs: get(&c.push_backs),
+            leases_won: get(&c.leases_won),
+            lease_waits: get(&c.lease_waits),
+            lease_takeovers: get(&c.lease_takeovers),
+            bypassed: get(&c.bypassed),
+            hosts: (hosts > 0).then_some(hosts),
+        }
+    }
+
+    pub fn config(&self) -> &SharedConfig {
+        &self.inner.cfg
+    }
+
+    fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    /// Run one Redis operation on `lane` with the op timeout, through the breaker.
+    async fn run<T, F, Fut>(&self, lane: Lane, op: F) -> Result<T, SharedError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        self.run_sized(lane, 0, op).await
+    }
+
+    /// [`Shared::run`] for an operation moving `bytes` of values: its timeout grows by
+    /// 10 ms a MiB (a link of 100 MB/s), so a large block is not a failure.
+    /// An operation that fails because its connection had died is tried once more (on
+    /// the connection its manager is remaking), within the same timeout: every
+    /// operation is idempotent, or (a reservation) errs on the safe side if repeated.
+    async fn run_sized<T, F, Fut>(&self, lane: Lane, bytes: usize, op: F) -> Result<T, SharedError>
+    where
+        F: Fn(ConnectionManager) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let inner = &self.inner;
+        let conn = inner.conn.read().as_ref().map(|c| c.lane(lane));
+        let Some(conn) = conn.filter(|_| inner.breaker.allows(Instant::now())) else {
+            bump(&inner.counters.skipped);
+            return Err(SharedError::Unavailable);
+        };
+        let timeout = inner.cfg.op_timeout + Duration::from_nanos(bytes as u64 * 10);
+        let attempts = async {
+            match op(conn.clone()).await {
+                Err(e) if e.is_connection_dropped() || e.is_io_error() => op(conn).await,
+                first => first,
+            }
+        };
+        match tokio::time::timeout(timeout, attempts).await {
+            Ok(Ok(v)) => {
+                inner.breaker.success();
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                bump(&inner.counters.errors);
+                tracing::debug!(error = %e, "shared tier: operation failed");
+                // An error Redis answered with (a wrong type, a script error) says
+                // Redis is up; the rest (I/O, loading, read-only, auth) that it is not
+                // usable.
+                let answered = matches!(
+                    e.kind(),
+                    ErrorKind::Server(
+                        ServerErrorKind::ResponseError
+                            | ServerErrorKind::ExecAbort
+                            | ServerErrorKind::NoScript
+                    ) | ErrorKind::Extension
+                        | ErrorKind::UnexpectedReturnType
+                );
+                if answered {
+                    inner.breaker.success();
+                    Err(SharedError::Refused(e.to_string()))
+                } else {
+                    self.failed();
+                    Err(SharedError::Redis(e.to_string()))
+                }
+            }
+            Err(_) => {
+                bump(&inner.counters.timeouts);
+                self.failed();
+                Err(SharedError::Timeout(timeout))
+            }
+        }
+    }
+
+    fn failed(&self) {
+        if self.inner.breaker.failure(Instant::now()) {
+            tracing::warn!(
+                cooldown = ?self.inner.cfg.breaker_cooldown,
+                "shared tier: Redis keeps failing; skipping it for a while"
+            );
+        }
+    }
+}
+
+fn manager_config(cfg: &SharedConfig) -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        // A backstop: every operation has its own, shorter timeout.
+        .set_response_timeout(Some(cfg.op_timeout.max(Duration::from_secs(10))))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(1))
+}
+
+/// The three lanes' connections (each reconnects by itself from then on).
+async fn connect_all(client: &redis::Client, cfg: ConnectionManagerConfig) -> RedisResult<Conns> {
+    let connect = || ConnectionManager::new_with_config(client.clone(), cfg.clone());
+    Ok(Conns {
+        control: connect().await?,
+        read: connect().await?,
+        write: connect().await?,
+    })
+}
+
+/// Connects, then keeps this host's presence fresh and probes a half-open breaker,
+/// until the last [`Shared`] is dropped.
+async fn keeper(weak: Weak<Inner>, client: redis::Client) {
+    let mut backoff = Duration::from_millis(100);
+    let conns = loop {
+        let Some(cfg) = weak.upgrade().map(|i| manager_config(&i.cfg)) else {
+            return;
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT * 3, connect_all(&client, cfg)).await {
+            Ok(Ok(c)) => break c,
+            Ok(Err(e)) => tracing::debug!(error = %e, "shared tier: not connected yet"),
+            Err(_) => tracing::debug!("shared tier: connecting timed out"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    };
+    match weak.upgrade() {
+        Some(inner) => {
+            tracing::info!(url = %redacted(&inner.cfg.url), "shared tier: connected");
+            *inner.conn.write() = Some(conns);
+        }
+        None => return,
+    }
+    loop {
+        let Some(inner) = weak.upgrade() else {
+            return;
+        };
+        let now = Instant::now();
+        let probe = inner.breaker.position(now) == Position::HalfOpen;
+        let due = inner
+            .last_presence
+            .lock()
+            .is_none_or(|t| now.duration_since(t) >= PRESENCE_EVERY);
+        if probe || due {
+            let shared = Shared { inner };
+            if shared.register().await.is_ok() {
+                *shared.inner.last_presence.lock() = Some(Instant::now());
+            }
+        } else {
+            drop(inner);
+        }
+        tokio::time::sleep(KEEPER_TICK).await;
+    }
+}

@@ -1,0 +1,143 @@
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+
+use super::{client, config, expected, req, stored};
+use crate::shared::lease::lease_name;
+use crate::shared::testing::RedisServer;
+use crate::shared::SharedSource;
+use crate::source::mock::MockSource;
+use crate::source::{BlockSource, Fetched};
+
+fn bytes(f: &Fetched) -> Vec<u8> {
+    f.blocks.concat()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leases_are_exclusive_and_released_by_their_holder_only() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (client(config(&server)).await, client(config(&server)).await);
+    let ttl = Duration::from_secs(5);
+    let mine = a.lease("x", ttl).await.expect("lease").expect("free");
+    assert!(b.lease("x", ttl).await.expect("lease").is_none(), "held");
+    assert!(mine.release().await.expect("release"));
+    let theirs = b.lease("x", ttl).await.expect("lease").expect("free again");
+    // An expired lease taken by another is not ours to release.
+    let short = a
+        .lease("y", Duration::from_millis(50))
+        .await
+        .expect("lease");
+    let short = short.expect("free");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let other = b.lease("y", ttl).await.expect("lease").expect("expired");
+    assert!(!short.release().await.expect("release"));
+    assert!(a.lease("y", ttl).await.expect("lease").is_none());
+    drop(other); // released in the background
+    drop(theirs);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(a.lease("x", ttl).await.expect("lease").is_some());
+    assert!(a.lease("y", ttl).await.expect("lease").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hosts_reading_one_block_cost_one_origin_fetch() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let hosts = [
+        client(config(&server)).await,
+        client(config(&server)).await,
+        client(config(&server)).await,
+    ];
+    let origin = Arc::new(MockSource::new(30).delayed(Duration::from_millis(300)));
+    let sources: Vec<SharedSource> = hosts
+        .iter()
+        .map(|h| SharedSource::new(h.clone(), origin.clone()))
+        .collect();
+    let v = origin.version();
+    let got = join_all(sources.iter().map(|s| s.fetch(req(&v, 2, 3)))).await;
+    for g in got {
+        assert_eq!(bytes(&g.expect("fetch")), expected(&origin, 2, 3));
+    }
+    assert_eq!(
+        origin.requests(),
+        [(2, 3)],
+        "one host fetched, the others waited"
+    );
+    let won: u64 = hosts.iter().map(|h| h.stats().leases_won).sum();
+    let waited: u64 = hosts.iter().map(|h| h.stats().lease_waits).sum();
+    assert_eq!((won, waited), (3, 6));
+    // Afterwards every host reads them from Redis.
+    let fetcher = sources.iter().find(|s| s.shared().stats().leases_won > 0);
+    stored(fetcher.expect("a winner").shared(), 3).await;
+    let again = sources[1].fetch(req(&v, 0, 5)).await.expect("fetch");
+    assert_eq!(bytes(&again), expected(&origin, 0, 5));
+    assert_eq!(
+        origin.requests(),
+        [(2, 3), (0, 2)],
+        "only the blocks never fetched"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_holder_is_taken_over_after_its_lease_expires() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let mut cfg = config(&server);
+    cfg.lease_ttl = Duration::from_secs(1);
+    let (dead, b) = (client(cfg.clone()).await, client(cfg).await);
+    let origin = Arc::new(MockSource::new(30));
+    let v = origin.version();
+    let r = req(&v, 0, 2);
+    // The holder takes block 0's lease and dies (never releases it).
+    let held = dead.lease(&lease_name(&r, 0), Duration::from_secs(1)).await;
+    std::mem::forget(held.expect("lease").expect("free"));
+    let start = Instant::now();
+    let got = SharedSource::new(b.clone(), origin.clone())
+        .fetch(r)
+        .await
+        .expect("fetch");
+    let took = start.elapsed();
+    assert_eq!(bytes(&got), expected(&origin, 0, 2));
+    assert!(
+        took >= Duration::from_millis(900),
+        "waited for the lease: {took:?}"
+    );
+    assert!(took < Duration::from_secs(3), "then took over: {took:?}");
+    let mut asked = origin.requests();
+    asked.sort();
+    assert_eq!(
+        asked,
+        [(0, 1), (1, 1)],
+        "block 1 at once, block 0 once its lease expired"
+    );
+    assert_eq!(b.stats().lease_takeovers, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_that_fails_lets_a_waiter_fetch_at_once() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (client(config(&server)).await, client(config(&server)).await);
+    let origin = Arc::new(MockSource::new(30));
+    let v = origin.version();
+    let r = req(&v, 0, 1);
+    let lease = a.lease(&lease_name(&r, 0), Duration::from_secs(30)).await;
+    let lease = lease.expect("lease").expect("free");
+    let waiter = tokio::spawn(SharedSource::new(b.clone(), origin.clone()).fetch(r));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let start = Instant::now();
+    lease.release().await.expect("release"); // as a failed fetch does
+    let got = waiter.await.expect("join").expect("fetch");
+    assert_eq!(bytes(&got), expected(&origin, 0, 1));
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "no wait for the TTL"
+    );
+    assert_eq!(b.stats().lease_takeovers, 1);
+}

@@ -1,0 +1,119 @@
+use std::sync::Arc;
+
+use redis::AsyncCommands;
+
+use super::{client, config, expected, req, stored, tenant, BS};
+use crate::shared::format;
+use crate::shared::testing::RedisServer;
+use crate::shared::{mac_key, SharedStore};
+use crate::source::mock::MockSource;
+use crate::source::{BlockSource, Tiered};
+use crate::version::{TenantId, Validator};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocks_round_trip_to_another_host_without_origin_requests() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (client(config(&server)).await, client(config(&server)).await);
+    let origin_a = Arc::new(MockSource::new(30));
+    let tiered_a = Tiered::new(Arc::new(SharedStore::new(a.clone(), BS)), origin_a.clone());
+    let got = tiered_a
+        .fetch(req(&origin_a.version(), 0, 8))
+        .await
+        .expect("fetch");
+    assert_eq!(got.blocks.concat(), origin_a.bytes().to_vec());
+    assert_eq!(origin_a.requests(), [(0, 8)]);
+    stored(&a, 8).await;
+    assert_eq!(a.stats().misses, 8);
+
+    // Host B: its own origin and its own (unpinned) version of the same file.
+    let origin_b = Arc::new(MockSource::new(30));
+    let tiered_b = Tiered::new(Arc::new(SharedStore::new(b.clone(), BS)), origin_b.clone());
+    let version_b = origin_b.version();
+    let got = tiered_b.fetch(req(&version_b, 0, 8)).await.expect("fetch");
+    assert_eq!(got.blocks.concat(), origin_b.bytes().to_vec());
+    assert!(origin_b.requests().is_empty(), "{:?}", origin_b.requests());
+    assert_eq!(tiered_b.stats().hits, 8);
+    assert_eq!(b.stats().hits, 8);
+    assert_eq!(
+        version_b.pinned(),
+        Some(&Validator::ETag("\"mock\"".into())),
+        "the stored validator pins the version"
+    );
+    // Blocks are keyed by block size too: another block size is another set of blocks.
+    let other_size = SharedStore::new(b.clone(), 8);
+    assert_ne!(
+        other_size.key(&version_b, 1),
+        SharedStore::new(b, BS).key(&version_b, 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoiled_values_are_misses_never_data() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let a = client(config(&server)).await;
+    let origin = Arc::new(MockSource::new(30));
+    let store = SharedStore::new(a.clone(), BS);
+    let tiered = Tiered::new(Arc::new(store.clone()), origin.clone());
+    let v = origin.version();
+    tiered.fetch(req(&v, 0, 8)).await.expect("fill");
+    stored(&a, 8).await;
+
+    let mut raw = server.raw().await;
+    let key = |i: u64| store.key(&v, i);
+    let reader = raw.clone();
+    let value = |i: u64| {
+        let mut raw = reader.clone();
+        let k = key(i);
+        async move { raw.get::<_, Vec<u8>>(k).await.expect("get") }
+    };
+    let etag = Validator::ETag("\"mock\"".into());
+    let data = |i: u64| expected(&origin, i, 1);
+    // 0: garbage; 1: truncated; 2: another tenant's block under our key; 3: a flipped
+    // data byte; 4: written with another MAC key; 5: block 6's value under 5's key;
+    // 6: not a string at all. Block 7 stays intact.
+    let _: () = raw.set(key(0), "garbage").await.expect("set");
+    let v1 = value(1).await;
+    let _: () = raw.set(key(1), &v1[..v1.len() - 5]).await.expect("set");
+    let other = TenantId::new("http://other/interaction-content", "test");
+    let theirs = format::encode(&a.config().mac_key, other, &v, BS, 2, Some(&etag), &data(2));
+    let _: () = raw.set(key(2), theirs).await.expect("set");
+    let mut v3 = value(3).await;
+    let at = v3.len() - 33;
+    v3[at] ^= 1;
+    let _: () = raw.set(key(3), v3).await.expect("set");
+    let forged = format::encode(
+        &mac_key("another secret", tenant()),
+        tenant(),
+        &v,
+        BS,
+        4,
+        Some(&etag),
+        &data(4),
+    );
+    let _: () = raw.set(key(4), forged).await.expect("set");
+    let v6 = value(6).await;
+    let _: () = raw.set(key(5), v6).await.expect("set");
+    let _: () = raw.del(key(6)).await.expect("del");
+    let _: () = raw.rpush(key(6), "x").await.expect("rpush");
+
+    // Another host reads: the spoiled blocks come from its origin, the intact one not.
+    let b = client(config(&server)).await;
+    let origin_b = Arc::new(MockSource::new(30));
+    let tiered_b = Tiered::new(Arc::new(SharedStore::new(b.clone(), BS)), origin_b.clone());
+    let got = tiered_b
+        .fetch(req(&origin_b.version(), 0, 8))
+        .await
+        .expect("fetch");
+    assert_eq!(got.blocks.concat(), origin_b.bytes().to_vec());
+    assert_eq!(origin_b.requests(), [(0, 7)]);
+    let s = b.stats();
+    assert_eq!((s.rejected, s.hits, s.errors), (7, 1, 1), "{s:?}");
+    assert!(
+        b.healthy(),
+        "a spoiled value is no reason to stop using Redis"
+    );
+}
