@@ -1,6 +1,10 @@
 //! The client-wide request budget: at most N requests in any 60 s window (the API's
 //! fair-use limit is shared by all of a tenant's users), at most M in flight, and a pause
 //! for everyone when the server says 429. Requests queue; they never fail here.
+//!
+//! With a fleet ([`FleetPacer`], the shared Redis schedule of `--redis`), the per-minute
+//! limit is the fleet's: every request (tokens included) waits for its turn in the
+//! shared schedule instead of this window, and a 429 pushes the whole fleet back.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -25,11 +29,20 @@ struct Window {
     last_shrink: Option<Instant>,
 }
 
+/// A request schedule shared with other hosts.
+pub trait FleetPacer: Send + Sync + std::fmt::Debug {
+    /// Wait for this host's next turn to send one request.
+    fn wait_turn(&self) -> futures::future::BoxFuture<'_, ()>;
+    /// The API said 429: push everyone's schedule back by `retry_after`.
+    fn push_back(&self, retry_after: Duration) -> futures::future::BoxFuture<'static, ()>;
+}
+
 /// Shared by every request of one client.
 #[derive(Debug)]
 pub struct RequestBudget {
     window: Mutex<Window>,
     in_flight: Arc<Semaphore>,
+    fleet: std::sync::OnceLock<Arc<dyn FleetPacer>>,
 }
 
 /// Held while a request is in flight.
@@ -50,7 +63,23 @@ impl RequestBudget {
                 last_shrink: None,
             }),
             in_flight: Arc::new(Semaphore::new(max_concurrency.max(1))),
+            fleet: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Take turns with a fleet from now on (once; later calls are ignored).
+    pub fn join_fleet(&self, fleet: Arc<dyn FleetPacer>) {
+        let _ = self.fleet.set(fleet);
+    }
+
+    /// Requests sent in the last minute.
+    pub fn sent_last_minute(&self) -> usize {
+        let now = Instant::now();
+        let w = self.window.lock();
+        w.sent
+            .iter()
+            .filter(|t| now.duration_since(**t) < WINDOW)
+            .count()
     }
 
     /// Wait until one more request fits the budget, then take a slot for it.
@@ -59,6 +88,11 @@ impl RequestBudget {
             .acquire_owned()
             .await
             .expect("the request semaphore is never closed");
+        if let Some(fleet) = self.fleet.get() {
+            fleet.wait_turn().await;
+            self.record(Instant::now());
+            return Permit { _slot: slot };
+        }
         loop {
             let wait = self.try_take(Instant::now());
             match wait {
@@ -66,6 +100,19 @@ impl RequestBudget {
                 Some(d) => tokio::time::sleep(d).await,
             }
         }
+    }
+
+    /// Note a send at `now` (for the count of the last minute).
+    fn record(&self, now: Instant) {
+        let mut w = self.window.lock();
+        while w
+            .sent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= WINDOW + WINDOW_MARGIN)
+        {
+            w.sent.pop_front();
+        }
+        w.sent.push_back(now);
     }
 
     /// Record a send at `now` if allowed, else say how long to wait.
@@ -98,10 +145,6 @@ impl RequestBudget {
             }
             _ => {
                 w.sent.push_back(now);
-                // Unlimited budgets need no history.
-                if w.limit.is_none() {
-                    w.sent.clear();
-                }
                 None
             }
         }
@@ -109,6 +152,9 @@ impl RequestBudget {
 
     /// The server said 429: everyone waits `retry_after`, and a limited budget shrinks.
     pub fn on_rate_limited(&self, retry_after: Duration) {
+        if let Some(fleet) = self.fleet.get() {
+            tokio::spawn(fleet.push_back(retry_after));
+        }
         let now = Instant::now();
         let mut w = self.window.lock();
         let until = now + retry_after;

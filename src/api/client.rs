@@ -30,7 +30,7 @@ pub(crate) struct Inner {
     pub(crate) cfg: ApiConfig,
     pub(crate) http: reqwest::Client,
     pub(crate) tokens: TokenSource,
-    pub(crate) budget: RequestBudget,
+    pub(crate) budget: Arc<RequestBudget>,
     pub(crate) stats: Arc<ClientStats>,
     /// Signed storage URLs that content requests were redirected to, by (guid, key).
     pub(crate) redirects: Mutex<HashMap<(String, String), (Url, Instant)>>,
@@ -56,13 +56,14 @@ impl ApiClient {
                 ))
             })?;
         let stats = Arc::new(ClientStats::default());
+        let budget = Arc::new(RequestBudget::new(cfg.max_rpm, cfg.max_concurrency));
         let tokens = TokenSource::new(
             http.clone(),
             cfg.auth_url.clone(),
             cfg.credentials.clone(),
             Arc::clone(&stats),
+            Arc::clone(&budget),
         );
-        let budget = RequestBudget::new(cfg.max_rpm, cfg.max_concurrency);
         Ok(ApiClient {
             inner: Arc::new(Inner {
                 cfg,
@@ -78,6 +79,16 @@ impl ApiClient {
     /// The configuration in use.
     pub fn config(&self) -> &ApiConfig {
         &self.inner.cfg
+    }
+
+    /// Take turns with a fleet's shared budget from now on (`--redis`).
+    pub(crate) fn join_fleet(&self, fleet: Arc<dyn super::budget::FleetPacer>) {
+        self.inner.budget.join_fleet(fleet);
+    }
+
+    /// Requests sent in the last minute.
+    pub(crate) fn sent_last_minute(&self) -> usize {
+        self.inner.budget.sent_last_minute()
     }
 
     /// Counters of requests sent so far.

@@ -18,6 +18,7 @@ mod search;
 mod stats;
 mod token;
 
+pub use budget::FleetPacer;
 pub use client::ApiClient;
 pub use config::{ApiConfig, Credentials, Region};
 pub use error::ApiError;

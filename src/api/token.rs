@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::budget::RequestBudget;
 use super::client::transport_error;
 use super::config::Credentials;
 use super::stats::ClientStats;
@@ -41,6 +42,7 @@ pub struct TokenSource {
     auth_url: String,
     credentials: Credentials,
     stats: Arc<ClientStats>,
+    budget: Arc<RequestBudget>,
     cached: tokio::sync::Mutex<Option<Cached>>,
 }
 
@@ -50,12 +52,14 @@ impl TokenSource {
         auth_url: String,
         credentials: Credentials,
         stats: Arc<ClientStats>,
+        budget: Arc<RequestBudget>,
     ) -> Self {
         TokenSource {
             http,
             auth_url,
             credentials,
             stats,
+            budget,
             cached: tokio::sync::Mutex::new(None),
         }
     }
@@ -89,6 +93,8 @@ impl TokenSource {
 
     async fn fetch(&self) -> Result<(AccessToken, Duration), ApiError> {
         let what = "POST token".to_string();
+        // Tokens spend from the budget like every other request (the fleet's, too).
+        let _permit = self.budget.acquire().await;
         self.stats.count_request(super::stats::RequestKind::Token);
         let form = [
             ("grant_type", "client_credentials"),

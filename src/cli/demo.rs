@@ -64,6 +64,7 @@ pub fn demo(args: DemoArgs) -> Result<(), CliError> {
         banner: Some(banner),
         // A fresh emulator each time: nothing worth keeping.
         disk: None,
+        redis: None,
     };
     let result = mount::serve(&rt, opts);
     rt.block_on(emu.shutdown());

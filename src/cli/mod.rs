@@ -151,6 +151,19 @@ pub struct MountArgs {
     /// Keep nothing on disk (every mount starts cold and fetches again).
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_disk_cache: bool,
+    /// Share one request budget and one content cache with every mount of the same
+    /// tenant that names this Redis (7+, or Valkey): redis://[:PASSWORD@]HOST[:PORT][/DB]
+    /// or rediss://… for TLS. --max-rpm is then the whole fleet's budget.
+    #[arg(long, value_name = "URL", env = "REDIS_URL", hide_env_values = true)]
+    pub redis: Option<String>,
+    /// File holding the Redis password (one line; mode 600), instead of putting it in
+    /// the URL.
+    #[arg(long, value_name = "FILE", requires = "redis")]
+    pub redis_credentials: Option<PathBuf>,
+    /// Requests per minute this host may send while Redis is out of reach (default:
+    /// --max-rpm divided by the number of hosts last seen in Redis, at least 1).
+    #[arg(long, value_name = "N", requires = "redis")]
+    pub fallback_rpm: Option<u32>,
 }
 
 /// Options of `vccfs demo`.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::api::{ApiConfig, Credentials};
-use crate::mount::{DiskOptions, MountOptions};
+use crate::mount::{DiskOptions, MountOptions, RedisOptions};
 use crate::util::{format_rfc3339, now_secs, parse_time_spec};
 
 use super::{CliError, MountArgs};
@@ -74,7 +74,57 @@ pub fn mount_options(a: &MountArgs) -> Result<MountOptions, CliError> {
         log_file: a.log_file.clone(),
         banner: None,
         disk: disk_options(a)?,
+        redis: redis_options(a)?,
     })
+}
+
+/// `--redis`, `--redis-credentials`, `--fallback-rpm`.
+fn redis_options(a: &MountArgs) -> Result<Option<RedisOptions>, CliError> {
+    let Some(url) = &a.redis else {
+        return Ok(None);
+    };
+    crate::shared::check_url(url).map_err(|e| CliError::Usage(format!("--redis: {e}")))?;
+    let mut url = url.clone();
+    if let Some(path) = &a.redis_credentials {
+        let password = read_secret(path)?;
+        let mut parsed =
+            url::Url::parse(&url).map_err(|e| CliError::Usage(format!("--redis: {e}")))?;
+        parsed
+            .set_password(Some(&password))
+            .map_err(|()| CliError::Usage("--redis: this URL cannot carry a password".into()))?;
+        url = parsed.to_string();
+    }
+    if a.fallback_rpm == Some(0) {
+        return Err(CliError::Usage("--fallback-rpm must be at least 1".into()));
+    }
+    Ok(Some(RedisOptions {
+        url,
+        fallback_rpm: a.fallback_rpm,
+    }))
+}
+
+/// The one-line secret in `path`, which only its owner may read.
+fn read_secret(path: &std::path::Path) -> Result<String, CliError> {
+    use std::os::unix::fs::PermissionsExt;
+    let shown = path.display();
+    let md = std::fs::metadata(path)
+        .map_err(|e| CliError::Usage(format!("--redis-credentials {shown}: {e}")))?;
+    if md.permissions().mode() & 0o077 != 0 {
+        return Err(CliError::Usage(format!(
+            "--redis-credentials {shown} is readable by group or others; run: chmod 600 {shown}"
+        )));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| CliError::Usage(format!("--redis-credentials {shown}: {e}")))?;
+    let line = text
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with('#'));
+    let secret = line
+        .map(|l| l.strip_prefix("REDIS_PASSWORD=").unwrap_or(l).to_string())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| CliError::Usage(format!("--redis-credentials {shown} is empty")))?;
+    Ok(secret)
 }
 
 /// `--cache-dir`, `--disk-cache-size`, `--no-disk-cache`.

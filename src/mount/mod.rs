@@ -110,6 +110,26 @@ pub struct MountOptions {
     pub banner: Option<String>,
     /// The persistent cache, unless `--no-disk-cache`.
     pub disk: Option<DiskOptions>,
+    /// The fleet's shared budget and cache (`--redis`).
+    pub redis: Option<RedisOptions>,
+}
+
+/// `--redis` and what goes with it.
+#[derive(Clone)]
+pub struct RedisOptions {
+    /// With the password, if any (never printed: see `Debug`).
+    pub url: String,
+    /// `--fallback-rpm`.
+    pub fallback_rpm: Option<u32>,
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("url", &crate::shared::redacted(&self.url))
+            .field("fallback_rpm", &self.fallback_rpm)
+            .finish()
+    }
 }
 
 /// Where and how much to keep on disk.

@@ -18,23 +18,33 @@ use crate::cache::BlockCache;
 use crate::catalog::{spawn_refresher, Catalog, CatalogError, CatalogStore, Change, Opened};
 use crate::fs::VccFs;
 use crate::prefetch::Prefetcher;
+use crate::shared::{mac_key, Shared, SharedBudget, SharedConfig, SharedSource};
 use crate::source::disk::{DiskConfig, DiskError, DiskStore};
 use crate::source::{BlockSource, BlockStore, Tiered};
 
 use super::budget::memory_plan;
 use super::{daemon, mountpoint, MountError, MountOptions};
 
-/// What is kept across mounts, when the disk cache is on and this mount manages it.
+/// What is kept across mounts, when the disk cache is on and this mount manages it,
+/// and the fleet's Redis.
 struct Tiers {
     disk: Option<Arc<DiskStore>>,
     catalog: Option<CatalogStore>,
+    shared: Option<Shared>,
 }
 
 impl Tiers {
+    /// Open the tiers of `opts` (inside the runtime: Redis connects in the background).
     fn open(opts: &MountOptions) -> Tiers {
+        let shared = opts.redis.as_ref().map(|r| {
+            let tenant = opts.api.tenant();
+            let key = mac_key(&opts.api.credentials.client_secret, tenant);
+            Shared::connect(SharedConfig::new(r.url.clone(), tenant, key))
+        });
         let none = Tiers {
             disk: None,
             catalog: None,
+            shared: shared.clone(),
         };
         let Some(disk) = &opts.disk else {
             return none;
@@ -70,12 +80,17 @@ impl Tiers {
         Tiers {
             disk: Some(store),
             catalog,
+            shared,
         }
     }
 
-    /// The block source: the disk tier (if any) in front of the API.
+    /// The block source: the disk tier (if any) in front of the shared tier (if any) in
+    /// front of the API.
     fn source(&self, client: &ApiClient) -> Arc<dyn BlockSource> {
-        let origin: Arc<dyn BlockSource> = Arc::new(client.clone());
+        let mut origin: Arc<dyn BlockSource> = Arc::new(client.clone());
+        if let Some(shared) = &self.shared {
+            origin = Arc::new(SharedSource::new(shared.clone(), origin));
+        }
         match &self.disk {
             Some(d) => Arc::new(Tiered::new(Arc::clone(d) as Arc<dyn BlockStore>, origin)),
             None => origin,
@@ -100,7 +115,17 @@ pub fn runtime() -> Result<Runtime, MountError> {
 pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
     mountpoint::check_mountpoint(&opts.mountpoint)?;
     let client = ApiClient::new(opts.api.clone())?;
-    let tiers = Tiers::open(&opts);
+    let tiers = {
+        let _rt = rt.enter();
+        Tiers::open(&opts)
+    };
+    if let (Some(shared), Some(rpm)) = (&tiers.shared, opts.api.max_rpm) {
+        // --max-rpm is the fleet's: every request takes its turn in the shared schedule.
+        let burst = (rpm / 30).clamp(1, 10);
+        let fallback = opts.redis.as_ref().and_then(|r| r.fallback_rpm);
+        let budget = SharedBudget::new(shared.clone(), rpm, burst, fallback);
+        client.join_fleet(Arc::new(budget));
+    }
     let (catalog, opened) = rt
         .block_on(Catalog::open(
             client.clone(),

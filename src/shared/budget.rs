@@ -256,6 +256,7 @@ impl Shared {
 
     /// Hosts of the fleet seen in the last minute (this one included): asked now, or
     /// the last answer if Redis cannot be asked; `None` if it never answered.
+    #[cfg(test)]
     pub async fn hosts_seen(&self) -> Option<u32> {
         match self.register().await {
             Ok(n) => Some(n),
@@ -350,15 +351,24 @@ impl SharedBudget {
         }
         turn
     }
+}
 
-    /// The API said 429: pause the fleet (and this host's fallback) for `retry_after`.
-    pub async fn push_back(&self, retry_after: Duration) {
+/// The client's budget takes turns in the fleet's schedule.
+impl crate::api::FleetPacer for SharedBudget {
+    fn wait_turn(&self) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(async move {
+            self.wait_turn().await;
+        })
+    }
+
+    fn push_back(&self, retry_after: Duration) -> futures::future::BoxFuture<'static, ()> {
         {
             let mut l = self.local.lock();
             let until = Instant::now() + retry_after;
             l.until = Some(l.until.map_or(until, |u| u.max(until)));
         }
-        self.shared.push_back(retry_after).await;
+        let shared = self.shared.clone();
+        Box::pin(async move { shared.push_back(retry_after).await })
     }
 }
 

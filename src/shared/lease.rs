@@ -72,6 +72,7 @@ static TAKE_SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Sc
 
 impl Shared {
     /// Take the lease `name` for `ttl` if nobody holds it: `Ok(None)` if somebody does.
+    #[cfg(test)]
     pub async fn lease(&self, name: &str, ttl: Duration) -> Result<Option<Lease>, SharedError> {
         let mut got = self.leases(&[name.to_string()], ttl).await?;
         Ok(got.pop().flatten())
@@ -124,6 +125,7 @@ impl Shared {
 
 impl Lease {
     /// Give the lease up (only if it is still ours); true if it was.
+    #[cfg(test)]
     pub async fn release(mut self) -> Result<bool, SharedError> {
         self.held = false;
         release(&self.shared, &self.key, &self.token).await
@@ -176,6 +178,7 @@ impl SharedSource {
         SharedSource { shared, next }
     }
 
+    #[cfg(test)]
     pub fn shared(&self) -> &Shared {
         &self.shared
     }

@@ -49,7 +49,6 @@
 //! - Secrets (the MAC key, a password in the URL) are never logged or printed.
 
 // Until the mount wires `--redis`, only the tests use this module.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod redis;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_vccfs");
 
 /// A cache directory of this test process's own, for `vccfs` commands run directly

@@ -7,6 +7,7 @@ mod common;
 
 mod cli;
 mod faults;
+mod fleet;
 mod mount;
 mod operate;
 mod persist;

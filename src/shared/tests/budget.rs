@@ -216,7 +216,7 @@ async fn without_redis_the_budget_falls_back_to_this_hosts_share() {
         start.elapsed()
     );
     let start = Instant::now();
-    budget.push_back(Duration::from_millis(300)).await;
+    crate::api::FleetPacer::push_back(&budget, Duration::from_millis(300)).await;
     assert_eq!(budget.wait_turn().await, Turn::Local);
     assert!(
         start.elapsed() >= Duration::from_millis(299),

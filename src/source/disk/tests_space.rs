@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::tests::{block, cfg, get, open, path, put, req, tenant, version, BS, FILE};
 use super::admin::{Cleared, TenantUsage};
+use super::tests::{block, cfg, get, open, path, put, req, tenant, version, BS, FILE};
 use super::*;
 
 /// Bytes and files under `dir`, tolerating files and directories that vanish while

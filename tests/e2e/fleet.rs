@@ -1,0 +1,225 @@
+//! A fleet on one Redis: three mounts of one tenant share one request budget and one
+//! content cache, and Redis going away is never a reason for a read to fail.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::common::redis::{self, Redis};
+use crate::common::{fuse_available, sh, Emulator, Mount};
+use crate::faults::{timed_read, truth};
+
+fn fleet_mount(emu: &Emulator, redis: &Redis, extra: &[&str]) -> Mount {
+    let url = redis.url();
+    let mut flags = vec!["--redis", url.as_str()];
+    flags.extend_from_slice(extra);
+    Mount::start(emu, &flags)
+}
+
+/// `grep -rl WORD` over the transcripts of a mount, as relative paths.
+fn grep(m: &Mount, word: &str) -> BTreeSet<String> {
+    let root = m.interactions_dir();
+    let (_, out, err) = sh(&format!(
+        "grep -rl --include=transcript {word} '{}'",
+        root.display()
+    ));
+    assert!(err.trim().is_empty(), "grep: {err}");
+    out.lines()
+        .map(|l| l.trim_start_matches(&*root.to_string_lossy()).to_string())
+        .collect()
+}
+
+/// The same files as `files` (paths under `from`), under mount `to`.
+fn moved(files: &HashMap<PathBuf, Vec<u8>>, from: &Path, to: &Mount) -> HashMap<PathBuf, Vec<u8>> {
+    files
+        .iter()
+        .map(|(p, b)| {
+            let rel = p.strip_prefix(from).expect("under the mount");
+            (to.interactions_dir().join(rel), b.clone())
+        })
+        .collect()
+}
+
+fn read_exactly(files: &HashMap<PathBuf, Vec<u8>>) {
+    for (path, want) in files {
+        let (got, _) = timed_read(path, Duration::from_secs(60));
+        let got = got.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(got == *want, "{}: wrong bytes", path.display());
+    }
+}
+
+const TENANT: &[&str] = &[
+    "--interactions",
+    "40",
+    "--seed",
+    "31",
+    "--rate-limit",
+    "160",
+];
+
+#[test]
+fn three_mounts_grepping_at_once_cost_the_requests_of_one() {
+    if !fuse_available() || !redis::available() {
+        return;
+    }
+    // One mount alone, for the baseline.
+    let alone = Emulator::start(TENANT);
+    let m = Mount::start(&alone, &["--max-rpm", "150"]);
+    alone.reset_stats();
+    let want = grep(&m, "refund");
+    let one = alone.stat("content_requests");
+    assert!(one >= 10, "{one} transcripts read");
+    drop(m);
+
+    let emu = Emulator::start(TENANT);
+    let redis = Redis::start();
+    let mounts: Vec<Mount> = (0..3)
+        .map(|_| fleet_mount(&emu, &redis, &["--max-rpm", "150"]))
+        .collect();
+    emu.reset_stats();
+    let found: Vec<BTreeSet<String>> = std::thread::scope(|s| {
+        let greps: Vec<_> = mounts
+            .iter()
+            .map(|m| s.spawn(|| grep(m, "refund")))
+            .collect();
+        greps.into_iter().map(|g| g.join().expect("grep")).collect()
+    });
+    for f in &found {
+        assert_eq!(f, &want, "every mount finds the same files");
+    }
+    let three = emu.stat("content_requests");
+    assert_eq!(emu.stat("status_429"), 0, "no 429s");
+    assert!(
+        three as f64 <= one as f64 * 1.1,
+        "three mounts made {three} content requests, one alone {one}"
+    );
+}
+
+#[test]
+fn redis_killed_mid_read_is_no_error_and_sharing_resumes_without_a_remount() {
+    if !fuse_available() || !redis::available() {
+        return;
+    }
+    let emu = Emulator::start(&["--interactions", "12", "--seed", "32"]);
+    let mut redis = Redis::start();
+    let a = fleet_mount(&emu, &redis, &[]);
+    let b = fleet_mount(&emu, &redis, &[]);
+    let files = truth(&emu, &a);
+    let root = a.interactions_dir();
+    let mut paths: Vec<&PathBuf> = files.keys().collect();
+    paths.sort();
+    let half = |upper: bool| -> HashMap<PathBuf, Vec<u8>> {
+        let (lo, hi) = paths.split_at(paths.len() / 2);
+        let part = if upper { hi } else { lo };
+        part.iter()
+            .map(|p| ((*p).clone(), files[*p].clone()))
+            .collect()
+    };
+    let (first, second) = (half(false), half(true));
+    std::thread::scope(|s| {
+        s.spawn(|| read_exactly(&first));
+        s.spawn(|| read_exactly(&moved(&first, &root, &b)));
+        std::thread::sleep(Duration::from_millis(150));
+        redis.kill();
+    });
+    // Redis down: every read still works, from the network.
+    read_exactly(&second);
+    read_exactly(&moved(&second, &root, &b));
+
+    // Redis back: what one mount fetches, another (without a disk cache of its own)
+    // reads from Redis, without any remount of the first two.
+    redis.restart();
+    std::thread::sleep(Duration::from_secs(3));
+    let filler = fleet_mount(&emu, &redis, &["--no-disk-cache"]);
+    let reader = fleet_mount(&emu, &redis, &["--no-disk-cache"]);
+    read_exactly(&moved(&second, &root, &filler));
+    emu.reset_stats();
+    read_exactly(&moved(&second, &root, &reader));
+    assert_eq!(
+        emu.stat("content_requests"),
+        0,
+        "sharing resumed after the restart"
+    );
+    read_exactly(&moved(&first, &root, &a));
+    read_exactly(&moved(&first, &root, &b));
+}
+
+#[test]
+fn garbage_in_redis_is_never_served() {
+    if !fuse_available() || !redis::available() {
+        return;
+    }
+    let emu = Emulator::start(&["--interactions", "10", "--seed", "33"]);
+    let redis = Redis::start();
+    let a = fleet_mount(&emu, &redis, &["--no-disk-cache", "--max-rpm", "600"]);
+    let files = truth(&emu, &a);
+    let root = a.interactions_dir();
+    read_exactly(&files);
+    drop(a);
+    let keys = redis.keys();
+    assert!(keys.len() >= files.len(), "{} keys in Redis", keys.len());
+    for k in &keys {
+        redis.command(&["SET", k, "garbage, not a block"]);
+    }
+    let b = fleet_mount(&emu, &redis, &["--no-disk-cache", "--max-rpm", "600"]);
+    emu.reset_stats();
+    read_exactly(&moved(&files, &root, &b));
+    assert!(
+        emu.stat("content_requests") >= 1,
+        "garbage was refetched, not served"
+    );
+}
+
+#[test]
+fn a_fleet_of_three_keeps_to_its_budget() {
+    if !fuse_available() || !redis::available() {
+        return;
+    }
+    // The emulator refuses more than 64 requests in any 60 s: 60 plus a small burst.
+    let emu = Emulator::start(&[
+        "--interactions",
+        "200",
+        "--seed",
+        "34",
+        "--rate-limit",
+        "64",
+    ]);
+    let redis = Redis::start();
+    let mounts: Vec<Mount> = (0..3)
+        .map(|_| fleet_mount(&emu, &redis, &["--max-rpm", "60", "--no-disk-cache"]))
+        .collect();
+    emu.reset_stats();
+    let started = Instant::now();
+    let mut readers = Vec::new();
+    for (i, m) in mounts.iter().enumerate() {
+        // Each mount reads its own third of the transcripts: demand far above 60/min.
+        let root = m.interactions_dir();
+        use std::os::unix::process::CommandExt;
+        readers.push(std::process::Command::new("sh")
+            .process_group(0)
+            .arg("-c")
+            .arg(format!(
+                "ls '{r}' | awk 'NR % 3 == {i}' | while read g; do cat '{r}'/$g/* >/dev/null 2>&1; done",
+                r = root.display()
+            ))
+            .spawn()
+            .expect("reader"));
+    }
+    std::thread::sleep(Duration::from_secs(70));
+    let s = emu.stats();
+    let n = |k: &str| s[k].as_u64().unwrap_or(0);
+    let sent = n("search_requests") + n("interaction_requests") + n("content_requests");
+    for mut r in readers {
+        // The whole group: the shell and the `cat` it is running.
+        unsafe { libc::kill(-(r.id() as i32), libc::SIGKILL) };
+        let _ = r.wait();
+    }
+    assert_eq!(n("status_429"), 0, "the fleet went over 64 in some 60 s");
+    assert!(
+        sent >= 60,
+        "{sent} requests in {:?}: the budget was not used",
+        started.elapsed()
+    );
+    // 70 s at 60 a minute, plus the burst: never much more than 72.
+    assert!(sent <= 76, "{sent} requests in 70 s at 60/min");
+}
