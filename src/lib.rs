@@ -16,6 +16,7 @@ pub mod api;
 mod cache;
 mod catalog;
 pub mod cli;
+mod control;
 pub mod emulator;
 mod fs;
 mod memory;

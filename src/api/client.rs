@@ -91,6 +91,11 @@ impl ApiClient {
         self.inner.budget.sent_last_minute()
     }
 
+    /// The counters themselves (by status, budget waits).
+    pub(crate) fn counters(&self) -> &ClientStats {
+        &self.inner.stats
+    }
+
     /// Counters of requests sent so far.
     pub fn stats(&self) -> ClientStatsSnapshot {
         self.inner.stats.snapshot()
@@ -190,11 +195,15 @@ impl ApiClient {
         kind: RequestKind,
         req: reqwest::RequestBuilder,
     ) -> Result<Response, Failure> {
+        let asked = Instant::now();
         let _permit = self.inner.budget.acquire().await;
+        self.inner.stats.count_budget_wait(asked.elapsed());
         self.inner.stats.count_request(kind);
         let started = Instant::now();
         let result = req.send().await;
         let latency_ms = started.elapsed().as_millis() as u64;
+        let status = result.as_ref().map_or(0, |r| r.status().as_u16());
+        self.inner.stats.count_status(kind, status);
         match result {
             Ok(resp) => {
                 tracing::debug!(%what, status = resp.status().as_u16(), latency_ms, "response");

@@ -21,6 +21,22 @@ pub struct ClientStats {
     bytes: AtomicU64,
     retries: AtomicU64,
     status_429: AtomicU64,
+    /// Answers by (purpose, HTTP status; 0: no answer).
+    statuses: parking_lot::Mutex<std::collections::BTreeMap<(&'static str, u16), u64>>,
+    /// Time requests spent waiting for the budget.
+    budget_wait_micros: AtomicU64,
+}
+
+impl RequestKind {
+    /// The purpose, as metrics name it.
+    pub fn purpose(self) -> &'static str {
+        match self {
+            RequestKind::Token => "token",
+            RequestKind::Search => "listing",
+            RequestKind::Interaction => "lookup",
+            RequestKind::Content => "content",
+        }
+    }
 }
 
 /// A copy of the counters at one moment.
@@ -44,6 +60,29 @@ impl ClientStats {
             RequestKind::Content => &self.content,
         };
         c.fetch_add(1, Relaxed);
+    }
+    pub(crate) fn count_status(&self, kind: RequestKind, status: u16) {
+        *self
+            .statuses
+            .lock()
+            .entry((kind.purpose(), status))
+            .or_default() += 1;
+    }
+    pub(crate) fn count_budget_wait(&self, waited: std::time::Duration) {
+        let us = u64::try_from(waited.as_micros()).unwrap_or(u64::MAX);
+        self.budget_wait_micros.fetch_add(us, Relaxed);
+    }
+    /// Answers so far by (purpose, HTTP status; 0 when none came).
+    pub fn by_status(&self) -> Vec<(&'static str, u16, u64)> {
+        self.statuses
+            .lock()
+            .iter()
+            .map(|(&(p, s), &n)| (p, s, n))
+            .collect()
+    }
+    /// Seconds requests have waited for the budget, in all.
+    pub fn budget_wait_seconds(&self) -> f64 {
+        self.budget_wait_micros.load(Relaxed) as f64 / 1e6
     }
     pub(crate) fn count_bytes(&self, n: u64) {
         self.bytes.fetch_add(n, Relaxed);

@@ -184,6 +184,10 @@ struct State {
     inflight_bytes: u64,
     /// Where the blocks live: its free but resident memory counts against `capacity`.
     pool: BlockPool,
+    /// Blocks asked for that were cached or in flight / missing; blocks evicted.
+    hits: u64,
+    misses: u64,
+    evictions: u64,
 }
 
 /// Counters for tests and logs.
@@ -193,6 +197,12 @@ pub struct CacheStats {
     pub cached_blocks: u64,
     pub inflight_bytes: u64,
     pub capacity: u64,
+    /// Blocks asked for that were cached (or already being fetched).
+    pub hits: u64,
+    /// Blocks asked for that had to be fetched.
+    pub misses: u64,
+    /// Blocks evicted to stay within the capacity.
+    pub evictions: u64,
 }
 
 /// The block cache. Shared by all files of one mount.
@@ -220,6 +230,9 @@ impl BlockCache {
                 inflight: HashMap::new(),
                 inflight_bytes: 0,
                 pool,
+                hits: 0,
+                misses: 0,
+                evictions: 0,
             })),
         }
     }
@@ -314,6 +327,9 @@ impl BlockCache {
             cached_blocks: s.lru.len() as u64,
             inflight_bytes: s.inflight_bytes,
             capacity: s.capacity,
+            hits: s.hits,
+            misses: s.misses,
+            evictions: s.evictions,
         }
     }
 }
@@ -332,11 +348,14 @@ fn missing_runs(s: &mut State, math: BlockMath, want: &Want) -> Vec<Run> {
     let mut runs: Vec<Run> = Vec::new();
     let mut open = false;
     let end = want.blocks.end.min(math.block_count(want.file_size));
+    let (mut hits, mut misses) = (0, 0);
     for index in want.blocks.start..end {
         if present(index) {
+            hits += 1;
             open = false;
             continue;
         }
+        misses += 1;
         let (start, end) = math.block_range(index, want.file_size);
         match runs.last_mut() {
             Some(run) if open && run.count < max_run => {
@@ -352,6 +371,8 @@ fn missing_runs(s: &mut State, math: BlockMath, want: &Want) -> Vec<Run> {
         }
         open = true;
     }
+    s.hits += hits;
+    s.misses += misses;
     runs
 }
 
@@ -405,7 +426,10 @@ fn evict_locked(s: &mut State) {
             return;
         }
         match s.lru.pop_lru() {
-            Some((_, b)) => s.used -= b.len() as u64,
+            Some((_, b)) => {
+                s.used -= b.len() as u64;
+                s.evictions += 1;
+            }
             None => return,
         }
     }

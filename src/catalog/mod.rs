@@ -19,6 +19,8 @@ use crate::version::{ContentKey, ContentVersion, TenantId};
 pub mod ino;
 mod persist;
 mod probe;
+#[cfg(test)]
+mod testing;
 pub use persist::CatalogStore;
 mod refresh;
 pub use refresh::{spawn_refresher, Change};
@@ -213,20 +215,6 @@ impl Catalog {
         seen
     }
 
-    /// Tests: the listing is as if read from saved days, until [`Catalog::recheck`].
-    #[cfg(test)]
-    pub(crate) fn mark_unchecked(&self) {
-        self.checked.send_replace(Checked::Pending);
-    }
-
-    /// Tests: `items` is what the API lists now.
-    #[cfg(test)]
-    pub(crate) fn recheck(&self, items: Vec<Interaction>) -> Refresh {
-        let r = self.apply(items);
-        self.checked.send_replace(Checked::Yes);
-        r
-    }
-
     /// Has the listing been checked against the API (or has that been tried)?
     pub fn is_checked(&self) -> bool {
         *self.checked.borrow() != Checked::Pending
@@ -262,32 +250,6 @@ impl Catalog {
                 Ok((catalog, Opened::Listed))
             }
         }
-    }
-
-    /// A catalog of `items` in `[from, to)`, for tests: its client points at a port
-    /// where nothing listens, so anything not listed fails at once.
-    #[cfg(test)]
-    pub(crate) fn in_memory(
-        from: OffsetDateTime,
-        to: OffsetDateTime,
-        items: Vec<Interaction>,
-    ) -> Catalog {
-        let creds = crate::api::Credentials {
-            client_id: "test".into(),
-            client_secret: "secret".into(),
-        };
-        let unreachable = "http://127.0.0.1:9";
-        let mut cfg = crate::api::ApiConfig::new(
-            &format!("{unreachable}/interaction-content"),
-            &format!("{unreachable}/token"),
-            creds,
-        )
-        .expect("a valid test configuration");
-        cfg.retry_deadline = Duration::from_millis(200);
-        let client = ApiClient::new(cfg).expect("a test client");
-        let catalog = Catalog::empty(client, from, to);
-        catalog.apply(items);
-        catalog
     }
 
     /// Re-list the window. Files whose `lastModified` or size changed get a new content

@@ -65,6 +65,7 @@ pub fn demo(args: DemoArgs) -> Result<(), CliError> {
         // A fresh emulator each time: nothing worth keeping.
         disk: None,
         redis: None,
+        metrics: None,
     };
     let result = mount::serve(&rt, opts);
     rt.block_on(emu.shutdown());

@@ -35,6 +35,9 @@ pub enum CliError {
     Mount(#[from] MountError),
     #[error("emulator: {0}")]
     Emulator(#[from] EmulatorError),
+    /// `vccfs status` found no live mount.
+    #[error(transparent)]
+    Status(#[from] crate::control::status::StatusError),
 }
 
 /// Mount Vonage Contact Center interaction content (call recordings, transcripts,
@@ -68,6 +71,15 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the local Interaction Content API emulator (for tests, benchmarks, demos).
     Emulator(EmulatorArgs),
+    /// A short summary of a running mount: window, listing, budget, cache tiers,
+    /// errors (exit status 1 if the mount is dead).
+    Status {
+        /// The mountpoint of the running mount.
+        mountpoint: PathBuf,
+        /// The full snapshot as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// The persistent cache on disk: how much it holds, or empty it.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -160,6 +172,9 @@ pub struct MountArgs {
     /// the URL.
     #[arg(long, value_name = "FILE", requires = "redis")]
     pub redis_credentials: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Requests per minute this host may send while Redis is out of reach (default:
     /// --max-rpm divided by the number of hosts last seen in Redis, at least 1).
     #[arg(long, value_name = "N", requires = "redis")]
@@ -196,6 +211,18 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(rt.block_on(crate::emulator::run(args))?)
         }
         Command::Cache(c) => cache_command(c),
+        Command::Status { mountpoint, json } => {
+            let snapshot = crate::control::status::query(&mountpoint)?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&snapshot).unwrap_or_default()
+                );
+            } else {
+                print!("{}", crate::control::status::render(&snapshot));
+            }
+            Ok(())
+        }
     }
 }
 

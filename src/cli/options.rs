@@ -75,6 +75,7 @@ pub fn mount_options(a: &MountArgs) -> Result<MountOptions, CliError> {
         banner: None,
         disk: disk_options(a)?,
         redis: redis_options(a)?,
+        metrics: a.metrics,
     })
 }
 

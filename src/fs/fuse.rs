@@ -14,6 +14,7 @@ use fuser::{
 use tracing::Instrument;
 
 use super::answer::answer;
+use super::counters::{errno_name, FsCounters};
 use super::errno::FsError;
 use super::ops::{Ops, NAME_MAX};
 
@@ -22,18 +23,23 @@ use super::ops::{Ops, NAME_MAX};
 pub struct VccFs {
     pub(super) ops: Arc<Ops>,
     pub(super) rt: tokio::runtime::Handle,
+    pub(super) counters: Arc<FsCounters>,
 }
 
 fn span(req: &Request, op: &'static str, ino: u64) -> tracing::Span {
     tracing::debug_span!("fuse", req = req.unique().0, op, ino)
 }
 
-/// The errno for `e`; failures of the layers below are logged (in the request's span).
-fn report(e: FsError) -> Errno {
-    if matches!(e, FsError::Read(_) | FsError::Catalog(_)) {
+/// The errno for `e`, counted; failures of the layers below are logged (in the
+/// request's span) and remembered as the last error.
+fn report(counters: &FsCounters, e: FsError) -> Errno {
+    let errno = e.errno();
+    let below = matches!(e, FsError::Read(_) | FsError::Catalog(_));
+    if below {
         tracing::warn!(error = %e, "request failed");
     }
-    e.errno()
+    counters.error(errno_name(errno.code()), below.then(|| e.to_string()));
+    errno
 }
 
 /// Answer a getxattr/listxattr: the size when asked for 0 bytes, ERANGE when the
@@ -82,38 +88,42 @@ impl Filesystem for VccFs {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let ops = Arc::clone(&self.ops);
+        let counters = Arc::clone(&self.counters);
         let name = name.to_owned();
         self.answer(span(req, "lookup", parent.0), async move {
             match ops.lookup(parent.0, &name).await {
                 Ok(e) => reply.entry(&e.ttl, &e.attr, Generation(0)),
-                Err(e) => reply.error(report(e)),
+                Err(e) => reply.error(report(&counters, e)),
             }
         });
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
         let ops = Arc::clone(&self.ops);
+        let counters = Arc::clone(&self.counters);
         self.answer(span(req, "getattr", ino.0), async move {
             match ops.getattr(ino.0).await {
                 Ok(e) => reply.attr(&e.ttl, &e.attr),
-                Err(e) => reply.error(report(e)),
+                Err(e) => reply.error(report(&counters, e)),
             }
         });
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
         let _span = span(req, "readlink", ino.0).entered();
+        let counters = &*self.counters;
         match self.ops.readlink(ino.0) {
             Ok(target) => reply.data(target.as_bytes()),
-            Err(e) => reply.error(report(e)),
+            Err(e) => reply.error(report(counters, e)),
         }
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _span = span(req, "open", ino.0).entered();
+        let counters = &*self.counters;
         match self.ops.open(ino.0, flags.0) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
-            Err(e) => reply.error(report(e)),
+            Err(e) => reply.error(report(counters, e)),
         }
     }
 
@@ -129,11 +139,14 @@ impl Filesystem for VccFs {
         reply: ReplyData,
     ) {
         let ops = Arc::clone(&self.ops);
+        let counters = Arc::clone(&self.counters);
+        let started = std::time::Instant::now();
         self.answer(span(req, "read", ino.0), async move {
             match ops.read(fh.0, offset, size).await {
                 Ok(bytes) => reply.data(&bytes),
-                Err(e) => reply.error(report(e)),
+                Err(e) => reply.error(report(&counters, e)),
             }
+            counters.read(started.elapsed());
         });
     }
 
@@ -153,6 +166,7 @@ impl Filesystem for VccFs {
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         let _span = span(req, "opendir", ino.0).entered();
+        let counters = &*self.counters;
         match self.ops.opendir(ino.0) {
             // Listings change only on a re-list, which invalidates them: let the kernel
             // keep them (a second `ls -R` or `rsync` makes no readdir calls).
@@ -160,7 +174,7 @@ impl Filesystem for VccFs {
                 FileHandle(0),
                 FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
             ),
-            Err(e) => reply.error(report(e)),
+            Err(e) => reply.error(report(counters, e)),
         }
     }
 
@@ -173,6 +187,7 @@ impl Filesystem for VccFs {
         mut reply: ReplyDirectory,
     ) {
         let ops = Arc::clone(&self.ops);
+        let counters = Arc::clone(&self.counters);
         self.answer(span(req, "readdir", ino.0), async move {
             match ops.readdir(ino.0, offset).await {
                 Ok(entries) => {
@@ -183,7 +198,7 @@ impl Filesystem for VccFs {
                     }
                     reply.ok();
                 }
-                Err(e) => reply.error(report(e)),
+                Err(e) => reply.error(report(&counters, e)),
             }
         });
     }
@@ -195,9 +210,10 @@ impl Filesystem for VccFs {
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let _span = span(req, "getxattr", ino.0).entered();
+        let counters = &*self.counters;
         match self.ops.getxattr(ino.0, name) {
             Ok(v) => reply_bytes(v.as_bytes(), size, reply),
-            Err(e) => reply.error(report(e)),
+            Err(e) => reply.error(report(counters, e)),
         }
     }
 

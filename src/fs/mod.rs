@@ -26,6 +26,7 @@ use crate::prefetch::Prefetcher;
 
 mod answer;
 mod attr;
+mod counters;
 mod errno;
 mod fuse;
 mod node;
@@ -34,6 +35,7 @@ mod ops;
 mod tests;
 mod xattr;
 
+pub use counters::{FsCounters, LastError};
 pub use fuse::VccFs;
 
 impl VccFs {
@@ -45,6 +47,12 @@ impl VccFs {
         VccFs {
             ops: Arc::new(ops::Ops::new(catalog, prefetcher)),
             rt,
+            counters: Arc::default(),
         }
+    }
+
+    /// What readers saw (errors, latency), for status and metrics.
+    pub fn counters(&self) -> Arc<FsCounters> {
+        Arc::clone(&self.counters)
     }
 }

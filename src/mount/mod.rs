@@ -76,6 +76,11 @@ pub enum MountError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("--metrics {addr}: {source}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
     #[error("mount failed: session ended with an error: {0}")]
     SessionEnded(#[source] std::io::Error),
     /// The `--daemon` child failed; its own error line, as it printed it.
@@ -112,6 +117,8 @@ pub struct MountOptions {
     pub disk: Option<DiskOptions>,
     /// The fleet's shared budget and cache (`--redis`).
     pub redis: Option<RedisOptions>,
+    /// `--metrics ADDR`: serve Prometheus metrics there.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// `--redis` and what goes with it.

@@ -16,6 +16,7 @@ use tokio::runtime::Runtime;
 use crate::api::{ApiClient, ApiConfig, ApiError};
 use crate::cache::BlockCache;
 use crate::catalog::{spawn_refresher, Catalog, CatalogError, CatalogStore, Change, Opened};
+use crate::control::{self, Sources};
 use crate::fs::VccFs;
 use crate::prefetch::Prefetcher;
 use crate::shared::{mac_key, Shared, SharedBudget, SharedConfig, SharedSource};
@@ -140,7 +141,37 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
         ?opened,
         "catalog ready"
     );
-    let fs = wire(rt, tiers.source(&client), Arc::clone(&catalog), &opts);
+    let (fs, cache) = wire(rt, tiers.source(&client), Arc::clone(&catalog), &opts);
+    let sources = Arc::new(Sources {
+        mountpoint: opts.mountpoint.clone(),
+        started: std::time::SystemTime::now(),
+        from: opts.from,
+        to: opts.to,
+        max_rpm: opts.api.max_rpm,
+        client: client.clone(),
+        catalog: Arc::clone(&catalog),
+        cache,
+        disk: tiers.disk.clone(),
+        shared: tiers.shared.clone(),
+        fs: fs.counters(),
+    });
+    if let Some(addr) = opts.metrics {
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind(addr))
+            .map_err(|source| MountError::Metrics { addr, source })?;
+        let _rt = rt.enter();
+        control::metrics::serve(listener, Arc::clone(&sources));
+    }
+    let _status = {
+        let _rt = rt.enter();
+        match control::status::serve(Arc::clone(&sources)) {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(error = %e, "no status socket: `vccfs status` will not see this mount");
+                None
+            }
+        }
+    };
 
     let config = fuse_config(opts.allow_other);
     let mut session = fuser::Session::new(fs, &opts.mountpoint, &config).map_err(|source| {
@@ -203,12 +234,17 @@ fn wire(
     source: Arc<dyn BlockSource>,
     catalog: Arc<Catalog>,
     opts: &MountOptions,
-) -> VccFs {
+) -> (VccFs, Arc<BlockCache>) {
     let plan = memory_plan(opts.cache_size, opts.block_size);
     let cache = Arc::new(BlockCache::new(plan.block_budget, opts.block_size));
     let ra = plan.read_ahead;
-    let prefetcher = Arc::new(Prefetcher::new(source, cache, ra, rt.handle().clone()));
-    VccFs::new(catalog, prefetcher, rt.handle().clone())
+    let prefetcher = Arc::new(Prefetcher::new(
+        source,
+        Arc::clone(&cache),
+        ra,
+        rt.handle().clone(),
+    ));
+    (VccFs::new(catalog, prefetcher, rt.handle().clone()), cache)
 }
 
 /// A read-only mount named `vccfs`, checked by the kernel's own permission rules, served

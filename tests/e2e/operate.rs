@@ -119,3 +119,100 @@ fn mount_t_fuse_vccfs_mounts_reads_exactly_and_umount_stops_the_daemon() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// The sum of the samples of `name` whose labels include every one of `labels`.
+fn metric(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (key, value) = l.rsplit_once(' ')?;
+            let (n, rest) = key.split_once('{').unwrap_or((key, ""));
+            (n == name && labels.iter().all(|want| rest.contains(want)))
+                .then(|| value.parse::<f64>().ok())
+                .flatten()
+        })
+        .sum()
+}
+
+fn scrape(addr: &str) -> String {
+    let (ok, out, err) = sh(&format!("curl -sf http://{addr}/metrics"));
+    assert!(ok, "scrape failed: {err}");
+    out
+}
+
+#[test]
+fn metrics_move_by_what_was_read_and_status_tells_live_from_dead() {
+    if !fuse_available() {
+        return;
+    }
+    let emu = Emulator::start(&["--interactions", "20", "--seed", "14"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port");
+    let addr = format!("127.0.0.1:{port}");
+    let m = crate::common::Mount::start(&emu, &["--metrics", &addr, "--max-rpm", "600"]);
+    let before = scrape(&addr);
+    let content = |t: &str| metric(t, "vccfs_api_requests_total", &["purpose=\"content\""]);
+    let disk_hits = |t: &str| metric(t, "vccfs_cache_hits_total", &["tier=\"disk\""]);
+
+    // Ten transcripts nobody has read: ten content requests at least, no disk hits.
+    let (ok, out, _) = sh(&format!(
+        "ls -d '{}'/*/transcript | head -10",
+        m.interactions_dir().display()
+    ));
+    assert!(ok);
+    let files: Vec<&str> = out.lines().collect();
+    assert_eq!(files.len(), 10, "ten transcripts");
+    for f in &files {
+        std::fs::read(f).expect("cat");
+    }
+    let after = scrape(&addr);
+    assert!(
+        content(&after) - content(&before) >= 10.0,
+        "content requests {} -> {}",
+        content(&before),
+        content(&after)
+    );
+    assert_eq!(
+        disk_hits(&after) - disk_hits(&before),
+        0.0,
+        "nothing came from disk"
+    );
+    assert!(metric(&after, "vccfs_read_latency_seconds_count", &[]) >= 10.0);
+    assert!(metric(&after, "vccfs_interactions_listed", &[]) >= 20.0);
+    assert!(after.contains("vccfs_budget_slots_left"), "{after}");
+
+    // Status: the window and the budget of the live mount, as text and as JSON.
+    let mnt = m.path.display().to_string();
+    let status = std::process::Command::new(BIN)
+        .args(["status", &mnt])
+        .output()
+        .expect("vccfs status");
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(status.status.success(), "status failed: {text}");
+    assert!(
+        text.contains("window") && text.contains(&vccfs::util::format_rfc3339(m.from)),
+        "{text}"
+    );
+    assert!(text.contains("of 600/min"), "{text}");
+    let json = std::process::Command::new(BIN)
+        .args(["status", "--json", &mnt])
+        .output()
+        .expect("vccfs status --json");
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(v["max_rpm"], 600);
+    assert!(v["interactions_listed"].as_u64().unwrap_or(0) >= 20);
+
+    // A dead mount (the daemon killed): status says so and fails.
+    let _ = sh(&format!("kill -9 {}", m.pid()));
+    std::thread::sleep(Duration::from_millis(300));
+    let dead = std::process::Command::new(BIN)
+        .args(["status", &mnt])
+        .output()
+        .expect("vccfs status");
+    assert!(!dead.status.success(), "status of a dead mount must fail");
+    let err = String::from_utf8_lossy(&dead.stderr);
+    assert!(err.contains("not a running vccfs mount"), "{err}");
+    drop(m);
+}

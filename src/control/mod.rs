@@ -1,0 +1,184 @@
+//! The operator's view of a running mount: one [`Snapshot`] of what it is doing
+//! (window, listing, budget, requests, each tier's use and hit rate, degraded tiers,
+//! the last error), served as JSON on a unix socket for `vccfs status` ([`status`]),
+//! and as Prometheus metrics at `--metrics ADDR` ([`metrics`]).
+//!
+//! Invariants:
+//! - Reading a snapshot only reads counters: it never sends a request, never waits
+//!   on a lock held across I/O, and cannot slow the read path down.
+//! - The socket is the mount's own (mode 0600 in a 0700 directory), found from the
+//!   mountpoint alone, and removed when the mount ends.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::api::ApiClient;
+use crate::cache::BlockCache;
+use crate::catalog::Catalog;
+use crate::fs::{FsCounters, LastError};
+use crate::shared::Shared;
+use crate::source::disk::DiskStore;
+use crate::util::format_rfc3339;
+
+pub mod metrics;
+pub mod status;
+
+/// Handles on everything a snapshot reads.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub mountpoint: PathBuf,
+    pub started: SystemTime,
+    pub from: OffsetDateTime,
+    pub to: OffsetDateTime,
+    pub max_rpm: Option<u32>,
+    pub client: ApiClient,
+    pub catalog: Arc<Catalog>,
+    pub cache: Arc<BlockCache>,
+    pub disk: Option<Arc<DiskStore>>,
+    pub shared: Option<Shared>,
+    pub fs: Arc<FsCounters>,
+}
+
+/// One tier's use.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TierUse {
+    pub tier: String,
+    pub bytes: u64,
+    pub capacity: Option<u64>,
+    pub hits: u64,
+    pub misses: u64,
+    pub evictions: u64,
+    /// Stored data found damaged or foreign (refused, refetched).
+    pub rejected: u64,
+    pub healthy: bool,
+}
+
+impl TierUse {
+    pub fn hit_rate(&self) -> Option<f64> {
+        let total = self.hits + self.misses;
+        (total > 0).then(|| self.hits as f64 / total as f64)
+    }
+}
+
+/// Requests by purpose and HTTP status (0: no answer).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Requests {
+    pub purpose: String,
+    pub status: u16,
+    pub count: u64,
+}
+
+/// What `vccfs status` shows.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Snapshot {
+    pub mountpoint: String,
+    pub pid: u32,
+    pub uptime_secs: u64,
+    pub window_from: String,
+    pub window_to: String,
+    pub interactions_listed: u64,
+    pub days_listed: u64,
+    /// Days shown from the saved catalog, not yet re-listed.
+    pub days_pending: u64,
+    pub max_rpm: Option<u32>,
+    pub requests_last_minute: u64,
+    /// Requests the budget allows in the coming minute (with a fleet: this host's view).
+    pub slots_left: Option<u64>,
+    pub fleet: bool,
+    pub budget_wait_seconds: f64,
+    pub requests: Vec<Requests>,
+    pub status_429: u64,
+    pub retries: u64,
+    pub bytes_fetched: u64,
+    pub tiers: Vec<TierUse>,
+    pub degraded: Vec<String>,
+    pub reader_errors: BTreeMap<String, u64>,
+    pub last_error: Option<LastError>,
+}
+
+impl Sources {
+    pub fn snapshot(&self) -> Snapshot {
+        let api = self.client.stats();
+        let counters = self.client.counters();
+        let sent = self.client.sent_last_minute() as u64;
+        let days = self.catalog.listed_days().len() as u64;
+        let mem = self.cache.stats();
+        let mut tiers = vec![TierUse {
+            tier: "memory".into(),
+            bytes: mem.cached_bytes,
+            capacity: Some(mem.capacity),
+            hits: mem.hits,
+            misses: mem.misses,
+            evictions: mem.evictions,
+            rejected: 0,
+            healthy: true,
+        }];
+        if let Some(d) = &self.disk {
+            let s = d.stats();
+            tiers.push(TierUse {
+                tier: "disk".into(),
+                bytes: s.used_bytes,
+                capacity: Some(s.cap_bytes),
+                hits: s.hits,
+                misses: s.misses,
+                evictions: s.evictions,
+                rejected: s.corrupt,
+                healthy: s.write_errors == 0 || s.writes > s.write_errors,
+            });
+        }
+        if let Some(sh) = &self.shared {
+            let s = sh.stats();
+            tiers.push(TierUse {
+                tier: "shared".into(),
+                bytes: 0,
+                capacity: None,
+                hits: s.hits,
+                misses: s.misses,
+                evictions: 0,
+                rejected: s.rejected,
+                healthy: s.healthy,
+            });
+        }
+        let degraded = tiers
+            .iter()
+            .filter(|t| !t.healthy)
+            .map(|t| t.tier.clone())
+            .collect();
+        Snapshot {
+            mountpoint: self.mountpoint.display().to_string(),
+            pid: std::process::id(),
+            uptime_secs: self.started.elapsed().map_or(0, |d| d.as_secs()),
+            window_from: format_rfc3339(self.from),
+            window_to: format_rfc3339(self.to),
+            interactions_listed: self.catalog.listed().len() as u64,
+            days_listed: days,
+            days_pending: if self.catalog.is_checked() { 0 } else { days },
+            max_rpm: self.max_rpm,
+            requests_last_minute: sent,
+            slots_left: self.max_rpm.map(|r| u64::from(r).saturating_sub(sent)),
+            fleet: self.shared.is_some() && self.max_rpm.is_some(),
+            budget_wait_seconds: counters.budget_wait_seconds(),
+            requests: counters
+                .by_status()
+                .into_iter()
+                .map(|(p, s, n)| Requests {
+                    purpose: p.into(),
+                    status: s,
+                    count: n,
+                })
+                .collect(),
+            status_429: api.status_429,
+            retries: api.retries,
+            bytes_fetched: api.bytes_received,
+            tiers,
+            degraded,
+            reader_errors: self.fs.errors(),
+            last_error: self.fs.last_error(),
+        }
+    }
+}

@@ -1,0 +1,253 @@
+//! `vccfs status MOUNTPOINT`: the running daemon answers one JSON [`Snapshot`] per
+//! connection on a unix socket whose path is computed from the mountpoint, so the
+//! command needs nothing but the mountpoint.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::{Snapshot, Sources};
+
+/// Directories the socket may live in, in order of preference.
+fn socket_dirs() -> Vec<PathBuf> {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let mut dirs = Vec::new();
+    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        if d.is_absolute() && d.is_dir() {
+            dirs.push(d.join("vccfs"));
+        }
+    }
+    let run = PathBuf::from(format!("/run/user/{uid}"));
+    if run.is_dir() {
+        dirs.push(run.join("vccfs"));
+    }
+    dirs.push(std::env::temp_dir().join(format!("vccfs-{uid}")));
+    dirs
+}
+
+fn socket_name(mountpoint: &Path) -> String {
+    let canon = std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
+    let d = Sha256::digest(canon.as_os_str().as_encoded_bytes());
+    let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}.sock")
+}
+
+/// The socket a mount at `mountpoint` serves: bound by [`serve`].
+pub struct Listener {
+    path: PathBuf,
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Serve snapshots of `sources` on the mount's socket (on the current runtime) until
+/// the returned guard is dropped (which removes the socket).
+pub fn serve(sources: Arc<Sources>) -> std::io::Result<Listener> {
+    let name = socket_name(&sources.mountpoint);
+    let mut last = None;
+    for dir in socket_dirs() {
+        let made = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir);
+        if let Err(e) = made {
+            last = Some(e);
+            continue;
+        }
+        let path = dir.join(&name);
+        let _ = std::fs::remove_file(&path);
+        match tokio::net::UnixListener::bind(&path) {
+            Ok(listener) => {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+                tokio::spawn(accept(listener, sources));
+                return Ok(Listener { path });
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no directory for the status socket")))
+}
+
+async fn accept(listener: tokio::net::UnixListener, sources: Arc<Sources>) {
+    use tokio::io::AsyncWriteExt;
+    loop {
+        let Ok((mut conn, _)) = listener.accept().await else {
+            continue;
+        };
+        let sources = Arc::clone(&sources);
+        tokio::spawn(async move {
+            let mut body = serde_json::to_vec(&sources.snapshot()).unwrap_or_default();
+            body.push(b'\n');
+            let _ = conn.write_all(&body).await;
+            let _ = conn.shutdown().await;
+        });
+    }
+}
+
+/// Why `vccfs status` could not tell.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    #[error("{} is not a running vccfs mount (no status socket answers for it)", .0.display())]
+    Dead(PathBuf),
+    #[error("the status socket of {} answered nonsense: {detail}", path.display())]
+    Garbled { path: PathBuf, detail: String },
+}
+
+/// Ask the mount at `mountpoint` for its snapshot.
+pub fn query(mountpoint: &Path) -> Result<Snapshot, StatusError> {
+    let name = socket_name(mountpoint);
+    for dir in socket_dirs() {
+        let Ok(mut conn) = std::os::unix::net::UnixStream::connect(dir.join(&name)) else {
+            continue;
+        };
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = conn.write_all(b"status\n");
+        let mut line = String::new();
+        if BufReader::new(conn).read_line(&mut line).is_err() || line.is_empty() {
+            continue;
+        }
+        return serde_json::from_str(&line).map_err(|e| StatusError::Garbled {
+            path: mountpoint.to_path_buf(),
+            detail: e.to_string(),
+        });
+    }
+    Err(StatusError::Dead(mountpoint.to_path_buf()))
+}
+
+fn human(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// The snapshot as a short summary for people.
+pub fn render(s: &Snapshot) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: String| out.push_str(&format!("{k:<13}{v}\n"));
+    let up = s.uptime_secs;
+    line(
+        "mount",
+        format!(
+            "{} (pid {}, up {}h {:02}m)",
+            s.mountpoint,
+            s.pid,
+            up / 3600,
+            up / 60 % 60
+        ),
+    );
+    line("window", format!("{} .. {}", s.window_from, s.window_to));
+    line(
+        "listed",
+        format!(
+            "{} interactions over {} days{}",
+            s.interactions_listed,
+            s.days_listed,
+            if s.days_pending > 0 {
+                format!(
+                    " ({} days from the saved catalog, re-listing)",
+                    s.days_pending
+                )
+            } else {
+                String::new()
+            }
+        ),
+    );
+    let budget = match s.max_rpm {
+        Some(rpm) => format!(
+            "{} requests in the last minute of {rpm}/min{}; waited {:.1} s in all",
+            s.requests_last_minute,
+            if s.fleet {
+                " (the fleet's, via Redis)"
+            } else {
+                ""
+            },
+            s.budget_wait_seconds
+        ),
+        None => format!(
+            "{} requests in the last minute (no limit)",
+            s.requests_last_minute
+        ),
+    };
+    line("budget", budget);
+    let mut by_purpose: std::collections::BTreeMap<&str, u64> = Default::default();
+    for r in &s.requests {
+        *by_purpose.entry(r.purpose.as_str()).or_default() += r.count;
+    }
+    let reqs: Vec<String> = by_purpose.iter().map(|(p, n)| format!("{p} {n}")).collect();
+    line(
+        "requests",
+        format!(
+            "{} ({} × 429, {} retries, {} received)",
+            if reqs.is_empty() {
+                "none".into()
+            } else {
+                reqs.join(", ")
+            },
+            s.status_429,
+            s.retries,
+            human(s.bytes_fetched)
+        ),
+    );
+    for t in &s.tiers {
+        let rate = t.hit_rate().map_or("no reads yet".into(), |r| {
+            format!("hit rate {:.0}%", r * 100.0)
+        });
+        let size = match t.capacity {
+            Some(c) => format!("{} of {}, ", human(t.bytes), human(c)),
+            None => String::new(),
+        };
+        let health = if t.healthy { "" } else { ", DEGRADED" };
+        line(
+            &t.tier,
+            format!(
+                "{size}{rate} ({} hits, {} misses, {} rejected){health}",
+                t.hits, t.misses, t.rejected
+            ),
+        );
+    }
+    line(
+        "degraded",
+        if s.degraded.is_empty() {
+            "none".into()
+        } else {
+            s.degraded.join(", ")
+        },
+    );
+    let errors: Vec<String> = s
+        .reader_errors
+        .iter()
+        .map(|(e, n)| format!("{e} {n}"))
+        .collect();
+    line(
+        "errors",
+        if errors.is_empty() {
+            "none".into()
+        } else {
+            errors.join(", ")
+        },
+    );
+    if let Some(e) = &s.last_error {
+        let at = time::OffsetDateTime::from_unix_timestamp(e.at as i64)
+            .map(crate::util::format_rfc3339)
+            .unwrap_or_default();
+        line("last error", format!("{at} {}: {}", e.errno, e.what));
+    }
+    out
+}
