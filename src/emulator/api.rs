@@ -13,9 +13,9 @@ use super::auth::json_utf8;
 use super::content;
 use super::error::ApiError;
 use super::guard::ApiVersion;
+use super::record::{mix, Fnv};
 use super::search;
 use super::server::ConnCtx;
-use super::tenant::{mix, Fnv};
 use super::App;
 use crate::model::{is_guid, Interaction};
 
@@ -112,7 +112,7 @@ pub(crate) async fn content(
     let Some(rec) = app.tenant.record(&guid) else {
         return ApiError::NotFound(format!("Interaction '{guid}' was not found")).into_response();
     };
-    let Some(view) = app.tenant.view(&rec.guid, &key) else {
+    let Some(view) = rec.view(&key) else {
         return ApiError::NotFound(format!(
             "Content '{key}' was not found for interaction '{guid}'"
         ))

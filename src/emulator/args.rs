@@ -4,6 +4,8 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use time::OffsetDateTime;
+
 use super::faults::{check_probability, FaultConfig};
 use super::EmulatorError;
 
@@ -32,6 +34,12 @@ pub struct EmulatorArgs {
     /// The interactions are spread over this many days before now.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650), help_heading = "Tenant")]
     pub days: u32,
+    /// End of the synthetic tenant's span (RFC 3339): the --interactions start in the
+    /// --days before it, and no new ones appear. Default: now, rounded down to the
+    /// hour, and new interactions keep arriving at the same rate while the emulator
+    /// runs (searches see those that have started).
+    #[arg(long, value_name = "TIME", value_parser = end_time, help_heading = "Tenant")]
+    pub end: Option<OffsetDateTime>,
     /// Add one screen recording of exactly this many MiB to the newest call.
     #[arg(long, value_name = "MIB", help_heading = "Tenant")]
     pub big_file_mib: Option<u64>,
@@ -130,6 +138,11 @@ fn probability(s: &str) -> Result<f64, String> {
         .map_err(|_| format!("{s:?} is not a number"))?;
     check_probability("a probability", p)?;
     Ok(p)
+}
+
+fn end_time(s: &str) -> Result<OffsetDateTime, String> {
+    super::search::parse_time(s)
+        .ok_or_else(|| format!("{s:?} is not an ISO 8601 date and time, e.g. 2024-01-01T00:00:00Z"))
 }
 
 /// Parses no arguments, to get the CLI defaults.
@@ -248,6 +261,10 @@ mod tests {
         assert_eq!(own.storage_validators, StorageValidators::Own);
         assert!(EmulatorArgs::from_flags(&["--storage-validators", "mine"]).is_err());
         assert!(EmulatorArgs::from_flags(&["--omit-content-length", "1.5"]).is_err());
+        assert!(a.end.is_none());
+        let end = EmulatorArgs::from_flags(&["--end", "2024-01-01T00:00:00Z"]).expect("parse");
+        assert_eq!(end.end.map(|t| t.unix_timestamp()), Some(1_704_067_200));
+        assert!(EmulatorArgs::from_flags(&["--end", "soon"]).is_err());
         assert!(
             probability("0.5").is_ok() && probability("1.5").is_err() && probability("x").is_err()
         );

@@ -21,10 +21,10 @@ use rand::Rng;
 
 use super::auth::json_utf8;
 use super::faults::{Cut, Faults, RangeFault};
+use super::record::ItemView;
 use super::server::ConnCtx;
 use super::source::SourceReader;
 use super::stats::Stats;
-use super::tenant::ItemView;
 use super::App;
 use crate::model::ErrorBody;
 

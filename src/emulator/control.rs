@@ -6,19 +6,27 @@
 //!   are refused with 400); returns the new settings;
 //! - `POST /_emulator/mutate` `{"guid", "contentKey", "bumpSecs"?}`: a new version of
 //!   that item (new bytes, `lastModified` + `bumpSecs`, default 60); returns the item;
-//! - `GET /_emulator/tenant`: every interaction (ground truth, no 7-day window).
+//! - `GET /_emulator/tenant`: every interaction served now (ground truth, no 7-day
+//!   window, every `contentLength`), streamed as one JSON array built a few
+//!   interactions at a time; `?start=..&end=..` (ISO 8601, both optional) keeps those
+//!   starting in `[start, end)`.
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::rejection::JsonRejection;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use http::StatusCode;
+use bytes::Bytes;
+use http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
+use time::OffsetDateTime;
 
 use super::auth::json_utf8;
 use super::faults::FaultPatch;
+use super::search::parse_time;
+use super::tenant::ScanFrom;
 use super::App;
 use crate::model::ErrorBody;
 
@@ -108,7 +116,69 @@ pub(crate) async fn mutate(
     }
 }
 
+/// Bytes of JSON sent per chunk of `GET /_emulator/tenant`.
+const TENANT_CHUNK: usize = 64 * 1024;
+
+#[derive(Deserialize)]
+pub(crate) struct TenantQuery {
+    start: Option<String>,
+    end: Option<String>,
+}
+
 /// `GET /_emulator/tenant`.
-pub(crate) async fn tenant(State(app): State<Arc<App>>) -> Response {
-    json_utf8(StatusCode::OK, &app.tenant.interactions()).into_response()
+pub(crate) async fn tenant(
+    State(app): State<Arc<App>>,
+    query: Result<Query<TenantQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Ok(Query(q)) = query else {
+        return error(StatusCode::BAD_REQUEST, "The query string is malformed");
+    };
+    let time = |v: &Option<String>, default: OffsetDateTime| match v {
+        None => Ok(default),
+        Some(s) => parse_time(s).ok_or_else(|| format!("'{s}' is not an ISO 8601 date and time")),
+    };
+    let far = time::Duration::days(365 * 1000);
+    let (start, end) = match (
+        time(&q.start, OffsetDateTime::UNIX_EPOCH - far / 10),
+        time(&q.end, OffsetDateTime::now_utc() + far),
+    ) {
+        (Ok(s), Ok(e)) => (s, e),
+        (Err(msg), _) | (_, Err(msg)) => return error(StatusCode::BAD_REQUEST, msg),
+    };
+    // Built on a blocking thread, a chunk at a time; a client that goes away stops it.
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
+    let tenant = app.tenant.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut buf = b"[".to_vec();
+        let mut first = true;
+        for r in tenant
+            .scan(ScanFrom::Start(start), end)
+            .filter(|r| r.start < end)
+        {
+            if !std::mem::take(&mut first) {
+                buf.push(b',');
+            }
+            if serde_json::to_writer(&mut buf, &r.to_model()).is_err() {
+                return;
+            }
+            if buf.len() >= TENANT_CHUNK
+                && tx.blocking_send(std::mem::take(&mut buf).into()).is_err()
+            {
+                return;
+            }
+        }
+        buf.push(b']');
+        let _ = tx.blocking_send(buf.into());
+    });
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, std::convert::Infallible>(b), rx))
+    });
+    let mut resp = Body::from_stream(body).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp
 }

@@ -41,8 +41,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
+use super::record::{Fnv, Item, Record, Regen};
 use super::source::{ContentSource, FileSource};
-use super::tenant::{Fnv, Item, Record, Regen, Tenant};
+use super::tenant::Tenant;
 use crate::model::{is_content_key, is_guid, IdRef};
 
 /// A problem with the data directory, with the path it concerns.
@@ -134,7 +135,7 @@ pub(crate) fn load(dir: &Path) -> Result<Tenant, DataDirError> {
             records.push(rec);
         }
     }
-    let tenant = Tenant::new(records, OffsetDateTime::now_utc(), None);
+    let tenant = Tenant::from_records(records, OffsetDateTime::now_utc());
     tracing::info!(dir = %dir.display(), interactions = tenant.len(), "loaded data dir");
     Ok(tenant)
 }
@@ -206,7 +207,7 @@ fn load_interaction(dir: &Path) -> Result<Option<Record>, DataDirError> {
                 }
                 let mut item = file_item(&file, e.content_key, e.kind, e.content_type)?;
                 if let Some(lm) = e.last_modified {
-                    item.state.get_mut().last_modified = lm;
+                    item.state.last_modified = lm;
                 }
                 item.owning_agent = e.owning_agent.map(|r| r.id);
                 item.owning_interaction_plan = e.owning_interaction_plan.map(|r| r.id);
@@ -238,11 +239,12 @@ fn load_interaction(dir: &Path) -> Result<Option<Record>, DataDirError> {
         Some(s) => s,
         None => items
             .iter()
-            .map(|i| i.state.read().last_modified)
+            .map(|i| i.state.last_modified)
             .min()
             .unwrap_or(OffsetDateTime::UNIX_EPOCH),
     };
     Ok(Some(Record {
+        id: 0,
         guid,
         start,
         connect_from: manifest.connect_from,

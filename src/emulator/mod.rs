@@ -10,8 +10,9 @@
 //!   (`control`);
 //!
 //! and with `--redirect` a second listener (`--storage-listen`, another host name) for
-//! the signed storage URLs (`storage`). The tenant is synthetic (`synthetic`,
-//! `text`, [`media`]) or read from `--data-dir` (`datadir`).
+//! the signed storage URLs (`storage`). The tenant (`tenant`, of `record`s) is
+//! synthetic, built on demand (`synthetic`, `text`, [`media`]), or read from
+//! `--data-dir` (`datadir`).
 
 pub mod media;
 
@@ -25,6 +26,7 @@ mod error;
 mod faults;
 mod guard;
 mod ratelimit;
+mod record;
 mod search;
 mod server;
 mod source;
@@ -185,19 +187,24 @@ async fn bind(addr: SocketAddr) -> Result<TcpListener, EmulatorError> {
 }
 
 async fn build_tenant(args: &EmulatorArgs) -> Result<Tenant, EmulatorError> {
-    let args = args.clone();
-    let joined = tokio::task::spawn_blocking(move || match &args.data_dir {
-        Some(dir) => datadir::load(dir).map_err(|e| EmulatorError::DataDir {
-            path: e.path,
-            reason: e.reason,
-        }),
-        None => Ok(synthetic::generate(&synthetic::SyntheticSpec {
+    let Some(dir) = args.data_dir.clone() else {
+        return Ok(Tenant::synthetic(&synthetic::SyntheticSpec {
             seed: args.seed,
             interactions: args.interactions,
             days: args.days,
             big_file_mib: args.big_file_mib,
-            anchor: synthetic::hour_anchor(),
-        })),
+            anchor: args.end.unwrap_or_else(synthetic::hour_anchor),
+            until: match args.end {
+                Some(_) => synthetic::Until::Fixed,
+                None => synthetic::Until::Wall,
+            },
+        }));
+    };
+    let joined = tokio::task::spawn_blocking(move || {
+        datadir::load(&dir).map_err(|e| EmulatorError::DataDir {
+            path: e.path,
+            reason: e.reason,
+        })
     })
     .await;
     joined.map_err(|e| EmulatorError::Io(std::io::Error::other(e)))?
@@ -312,8 +319,13 @@ fn banner(emu: &RunningEmulator) -> String {
     let source = match &emu.app.args.data_dir {
         Some(d) => format!("from {}", d.display()),
         None => format!(
-            "synthetic, seed {}, over {} days",
-            emu.app.args.seed, emu.app.args.days
+            "synthetic, seed {}, over {} days{}",
+            emu.app.args.seed,
+            emu.app.args.days,
+            match emu.app.args.end {
+                Some(_) => "",
+                None => ", more arriving while it runs",
+            }
         ),
     };
     format!(

@@ -9,6 +9,9 @@
 //!
 //! A continuation token is base64url of `<query fingerprint>.<start>.<guid>` of the last
 //! item returned: it stays valid across mutations and only for the query it came from.
+//! A page is built from the tenant's ordered walk starting at that position, so only the
+//! interactions it touches are built; an `end` in the future stops at those that have
+//! started.
 
 use base64::Engine;
 use serde::Serialize;
@@ -17,7 +20,8 @@ use time::{Date, OffsetDateTime, PrimitiveDateTime};
 
 use super::error::ApiError;
 use super::guard::ApiVersion;
-use super::tenant::{Fnv, Record, Tenant};
+use super::record::{Fnv, Record};
+use super::tenant::{ScanFrom, Tenant};
 use crate::model::{Interaction, SearchMeta, SearchPage, MAX_PAGE_LIMIT, MAX_SEARCH_WINDOW};
 
 /// A validated search.
@@ -197,12 +201,12 @@ impl SearchQuery {
             })
     }
 
-    fn encode_token(&self, last: &Record) -> String {
+    fn encode_token(&self, (start, guid): &(OffsetDateTime, String)) -> String {
         let raw = format!(
             "{:016x}.{}.{}",
             self.fingerprint(),
-            last.start.unix_timestamp(),
-            last.guid
+            start.unix_timestamp(),
+            guid
         );
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
     }
@@ -271,30 +275,32 @@ pub(crate) fn run(
     version: ApiVersion,
     end_inclusive: bool,
 ) -> Result<SearchBody, ApiError> {
-    let recs = tenant.records();
     match version {
         ApiVersion::V3 => {
-            let from = match &q.continuation_token {
-                None => recs.partition_point(|r| r.start < q.start),
-                Some(t) => {
-                    let (ts, guid) = q.decode_token(t)?;
-                    recs.partition_point(|r| (r.start, r.guid.as_str()) <= (ts, guid.as_str()))
-                }
+            let after = match &q.continuation_token {
+                None => None,
+                Some(t) => Some(q.decode_token(t)?),
             };
-            let mut hits = recs
-                .get(from..)
-                .unwrap_or_default()
-                .iter()
-                .take_while(|r| r.start <= q.end)
+            let from = match &after {
+                None => ScanFrom::Start(q.start),
+                Some((ts, guid)) => ScanFrom::After(*ts, guid),
+            };
+            let mut hits = tenant
+                .scan(from, q.end)
                 .filter(|r| q.matches(r, end_inclusive));
-            let page: Vec<&Record> = hits.by_ref().take(q.limit).collect();
+            let mut items = Vec::new();
+            let mut last = None;
+            for r in hits.by_ref().take(q.limit) {
+                items.push(r.to_model());
+                last = Some((r.start, r.guid));
+            }
             let more = hits.next().is_some();
-            let next = match page.last() {
-                Some(last) if more => Some(q.encode_token(last)),
+            let next = match last {
+                Some(last) if more => Some(q.encode_token(&last)),
                 _ => None,
             };
             Ok(SearchBody::V3(SearchPage {
-                items: page.iter().map(|r| r.to_model()).collect(),
+                items,
                 meta: SearchMeta {
                     next_continuation_token: next,
                     extra: Default::default(),
@@ -302,26 +308,24 @@ pub(crate) fn run(
             }))
         }
         ApiVersion::V2 => {
-            let lo = recs.partition_point(|r| r.start < q.start);
-            let all: Vec<&Record> = recs
-                .get(lo..)
-                .unwrap_or_default()
-                .iter()
-                .take_while(|r| r.start <= q.end)
+            let skip = (q.page - 1).saturating_mul(q.limit);
+            let mut total = 0;
+            let mut items = Vec::new();
+            for r in tenant
+                .scan(ScanFrom::Start(q.start), q.end)
                 .filter(|r| q.matches(r, end_inclusive))
-                .collect();
-            let items: Vec<Interaction> = all
-                .iter()
-                .skip((q.page - 1).saturating_mul(q.limit))
-                .take(q.limit)
-                .map(|r| r.to_model())
-                .collect();
+            {
+                if total >= skip && items.len() < q.limit {
+                    items.push(r.to_model());
+                }
+                total += 1;
+            }
             Ok(SearchBody::V2(V2Page {
                 meta: V2Meta {
                     page: q.page,
                     count: items.len(),
-                    page_count: all.len().div_ceil(q.limit),
-                    total_count: all.len(),
+                    page_count: total.div_ceil(q.limit),
+                    total_count: total,
                 },
                 items,
             }))

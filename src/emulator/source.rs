@@ -1,5 +1,6 @@
-//! Where the bytes of one content item come from: a small in-memory buffer (generated
-//! JSON, attachments), a procedural media [`Body`], or a file on disk read with
+//! Where the bytes of one content item come from: a small in-memory buffer, a generated
+//! document (JSON, attachments: made from a seed when first needed, then held by that
+//! copy of the source only), a procedural media [`Body`], or a file on disk read with
 //! positioned reads. None of them is ever copied whole.
 
 use std::fmt;
@@ -7,17 +8,47 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 
 use super::media::Body;
 
+/// Rebuilds a generated body (JSON, text attachment) from a seed: a new seed gives a new
+/// version of the content.
+pub(crate) type Generator = Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync>;
+
+/// A document generated from a seed on first use (its length needs the bytes), then
+/// kept as long as this value lives: one request, one listing.
+pub(crate) struct Generated {
+    generator: Generator,
+    seed: u64,
+    bytes: OnceLock<Bytes>,
+}
+
+impl Generated {
+    pub fn new(generator: Generator, seed: u64) -> Self {
+        Self {
+            generator,
+            seed,
+            bytes: OnceLock::new(),
+        }
+    }
+
+    /// The document (generated now if it was not yet).
+    pub fn bytes(&self) -> &Bytes {
+        self.bytes
+            .get_or_init(|| Bytes::from((self.generator)(self.seed)))
+    }
+}
+
 /// The bytes of one content item (one version of it).
 #[derive(Clone)]
 pub(crate) enum ContentSource {
-    /// Small generated content (JSON, attachments), held once.
+    /// Small in-memory content.
     Memory(Bytes),
+    /// A generated document (JSON, attachments).
+    Generated(Arc<Generated>),
     /// Procedural media, computed on demand.
     Procedural(Arc<dyn Body>),
     /// A file of a `--data-dir` tenant; `xor` (0 = none) scrambles the bytes of a
@@ -36,6 +67,7 @@ impl fmt::Debug for ContentSource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Memory(b) => write!(f, "Memory({} bytes)", b.len()),
+            Self::Generated(g) => write!(f, "Generated(seed {})", g.seed),
             Self::Procedural(b) => write!(f, "Procedural({b:?})"),
             Self::File { file, xor } => write!(f, "File({:?}, xor {xor})", file.path),
         }
@@ -47,6 +79,7 @@ impl ContentSource {
     pub fn len(&self) -> u64 {
         match self {
             Self::Memory(b) => b.len() as u64,
+            Self::Generated(g) => g.bytes().len() as u64,
             Self::Procedural(b) => b.len(),
             Self::File { file, .. } => file.len,
         }
@@ -60,6 +93,7 @@ impl ContentSource {
                 len: file.len,
                 xor: *xor,
             },
+            Self::Generated(g) => SourceReader::Inline(Self::Memory(g.bytes().clone())),
             other => SourceReader::Inline(other.clone()),
         })
     }
@@ -91,7 +125,9 @@ impl SourceReader {
                 body.read_at(offset, &mut buf);
                 Ok(Bytes::from(buf))
             }
-            Self::Inline(ContentSource::File { .. }) => Err(io::Error::other("file not opened")),
+            Self::Inline(ContentSource::File { .. } | ContentSource::Generated(_)) => {
+                Err(io::Error::other("source not opened"))
+            }
             Self::File {
                 file,
                 len: size,
@@ -149,6 +185,21 @@ mod tests {
         let r = src.open().expect("open");
         assert_eq!(&r.read_blocking(6, 5).expect("read")[..], b"world");
         assert!(r.read_blocking(7, 5).is_err());
+    }
+
+    #[test]
+    fn generated_once_per_source() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let generator: Generator = Arc::new(move |seed| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            format!("doc {seed}").into_bytes()
+        });
+        let src = ContentSource::Generated(Arc::new(Generated::new(generator, 7)));
+        assert_eq!(src.len(), 5);
+        let r = src.open().expect("open");
+        assert_eq!(&r.read_blocking(4, 1).expect("read")[..], b"7");
+        assert_eq!(calls.load(std::sync::atomic::Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -20,8 +20,8 @@ use time::OffsetDateTime;
 
 use super::auth::json_utf8;
 use super::content::{self, Validators};
+use super::record::{Fnv, ItemView};
 use super::server::ConnCtx;
-use super::tenant::{Fnv, ItemView};
 use super::{App, StorageValidators};
 use crate::model::ErrorBody;
 
@@ -145,8 +145,8 @@ pub(crate) async fn download(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::emulator::record::ItemState;
     use crate::emulator::source::ContentSource;
-    use crate::emulator::tenant::ItemState;
 
     fn view(version: u32, lm: i64, bytes: &'static [u8]) -> ItemView {
         ItemView {

@@ -1,282 +1,224 @@
-//! The tenant the emulator serves: interactions, their content items and the current
-//! version of each item's bytes. Built by `synthetic` (from `--seed`) or
-//! `datadir` (from `--data-dir`); it is also the ground truth of tests.
+//! The tenant the emulator serves, and the ground truth of tests. Two backends:
 //!
-//! Everything is immutable except each item's `ItemState` (bytes, `lastModified`,
-//! version), which `POST /_emulator/mutate` replaces.
+//! - synthetic (`--seed`, see `synthetic`): nothing held per interaction, every record
+//!   built on demand; by default new interactions keep arriving after the anchor;
+//! - stored (`--data-dir`, see `datadir`): a small list of records in memory.
+//!
+//! Records are immutable except for `POST /_emulator/mutate`, whose new item versions
+//! live in a small overlay map laid over every record the backends produce.
 
 use std::collections::HashMap;
 use std::ops::Range;
-use std::sync::Arc;
 
-use bytes::Bytes;
 use parking_lot::RwLock;
-use serde_json::{Map, Value};
 use time::OffsetDateTime;
 
-use super::media::{WavBody, WebmBody};
-use super::source::ContentSource;
-use crate::model::{ContentItem, IdRef, Interaction};
+use super::record::{ItemState, ItemView, Record};
+use super::synthetic::{Synthetic, SyntheticSpec};
+use crate::model::{ContentItem, Interaction};
 
-/// Rebuilds a generated body (JSON, text attachment) from a seed: a new seed gives a new
-/// version of the content.
-pub(crate) type Generator = Arc<dyn Fn(u64) -> Vec<u8> + Send + Sync>;
-
-/// How a new version of an item's bytes is made when it is mutated.
-#[derive(Clone)]
-pub(crate) enum Regen {
-    /// A WAV of the same duration with another seed.
-    Wav { secs: u32 },
-    /// A WebM of the same size with another seed.
-    Webm { len: u64 },
-    /// Regenerated JSON or text (its length usually changes).
-    Generated(Generator),
-    /// Same bytes XOR-ed with a per-version mask (files, static blobs).
-    Xor,
+/// Where a walk in `(start, guid)` order begins.
+#[derive(Debug, Clone)]
+pub(crate) enum ScanFrom<'a> {
+    /// The first interaction starting at or after this time.
+    Start(OffsetDateTime),
+    /// The first interaction after this `(start, guid)` (a continuation token's).
+    After(OffsetDateTime, &'a str),
 }
 
-/// The mutable part of a content item.
-#[derive(Clone, Debug)]
-pub(crate) struct ItemState {
-    /// 0 for the original bytes, +1 per mutation.
-    pub version: u32,
-    /// Seed of the current bytes (procedural and JSON items).
-    pub seed: u64,
-    pub last_modified: OffsetDateTime,
-    pub source: ContentSource,
+/// Records held in memory, sorted by `(start, guid)`.
+struct Stored {
+    records: Vec<Record>,
+    by_guid: HashMap<String, usize>,
 }
 
-/// One content item of an interaction.
-pub(crate) struct Item {
-    pub key: String,
-    pub kind: String,
-    pub content_type: String,
-    pub owning_agent: Option<String>,
-    pub owning_interaction_plan: Option<String>,
-    pub properties: Map<String, Value>,
-    pub extra: Map<String, Value>,
-    pub regen: Regen,
-    pub state: RwLock<ItemState>,
-}
-
-/// One interaction.
-pub(crate) struct Record {
-    pub guid: String,
-    pub start: OffsetDateTime,
-    pub connect_from: Option<String>,
-    pub connect_to: Option<String>,
-    pub direction: Option<String>,
-    pub agents: Vec<String>,
-    pub extra: Map<String, Value>,
-    pub items: Vec<Item>,
-}
-
-/// A consistent snapshot of one item, for serving it.
-#[derive(Clone, Debug)]
-pub(crate) struct ItemView {
-    pub guid: String,
-    pub key: String,
-    pub kind: String,
-    pub content_type: String,
-    pub state: ItemState,
-}
-
-impl ItemView {
-    /// Size of the current version in bytes.
-    pub fn len(&self) -> u64 {
-        self.state.source.len()
-    }
-
-    /// Strong entity tag (quoted) of the current version: changes whenever the bytes,
-    /// length or `lastModified` change.
-    pub fn etag(&self) -> String {
-        let mut h = Fnv::new();
-        h.write(self.guid.as_bytes());
-        h.write(b"/");
-        h.write(self.key.as_bytes());
-        h.write(&self.state.last_modified.unix_timestamp().to_le_bytes());
-        h.write(&self.len().to_le_bytes());
-        h.write(&self.state.version.to_le_bytes());
-        h.write(&self.state.seed.to_le_bytes());
-        format!("\"{:016x}\"", h.finish())
-    }
-}
-
-impl Item {
-    /// An item at version 0 with no owner, properties or extra fields (set them after).
-    pub fn new(
-        key: String,
-        kind: String,
-        content_type: String,
-        regen: Regen,
-        seed: u64,
-        last_modified: OffsetDateTime,
-        source: ContentSource,
-    ) -> Item {
-        Item {
-            key,
-            kind,
-            content_type,
-            owning_agent: None,
-            owning_interaction_plan: None,
-            properties: Map::new(),
-            extra: Map::new(),
-            regen,
-            state: RwLock::new(ItemState {
-                version: 0,
-                seed,
-                last_modified,
-                source,
-            }),
-        }
-    }
-
-    /// The item as the API lists it.
-    pub fn to_model(&self) -> ContentItem {
-        let st = self.state.read();
-        ContentItem {
-            content_key: self.key.clone(),
-            kind: self.kind.clone(),
-            content_type: self.content_type.clone(),
-            content_length: Some(st.source.len()),
-            last_modified: Some(st.last_modified),
-            owning_agent: self.owning_agent.clone().map(|id| IdRef { id }),
-            owning_interaction_plan: self.owning_interaction_plan.clone().map(|id| IdRef { id }),
-            properties: self.properties.clone(),
-            extra: self.extra.clone(),
-        }
-    }
-}
-
-impl Record {
-    /// The interaction as the API serves it.
-    pub fn to_model(&self) -> Interaction {
-        Interaction {
-            guid: self.guid.clone(),
-            start: self.start,
-            connect_from: self.connect_from.clone(),
-            connect_to: self.connect_to.clone(),
-            direction: self.direction.clone(),
-            handling_agents: self
-                .agents
-                .iter()
-                .map(|id| IdRef { id: id.clone() })
-                .collect(),
-            content: self.items.iter().map(Item::to_model).collect(),
-            extra: self.extra.clone(),
-        }
-    }
-
-    /// The item whose key matches `key` case-insensitively (exact match preferred).
-    pub fn item(&self, key: &str) -> Option<&Item> {
-        self.items
-            .iter()
-            .find(|i| i.key == key)
-            .or_else(|| self.items.iter().find(|i| i.key.eq_ignore_ascii_case(key)))
-    }
+enum Backend {
+    Stored(Stored),
+    Synthetic(Synthetic),
 }
 
 /// The interactions served by one emulator, ordered by `(start, guid)`.
 pub struct Tenant {
-    records: Vec<Record>,
-    by_guid: HashMap<String, usize>,
+    backend: Backend,
     anchor: OffsetDateTime,
-    big_file: Option<(String, String)>,
+    /// Mutated items: `(record id, item position)` → current state.
+    overlay: RwLock<HashMap<(u64, usize), ItemState>>,
 }
 
 impl std::fmt::Debug for Tenant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tenant")
-            .field("interactions", &self.records.len())
-            .field("anchor", &self.anchor)
-            .field("big_file", &self.big_file)
-            .finish()
+        let mut d = f.debug_struct("Tenant");
+        match &self.backend {
+            Backend::Stored(s) => d.field("stored", &s.records.len()),
+            Backend::Synthetic(s) => d.field("synthetic", s),
+        };
+        d.field("anchor", &self.anchor).finish()
     }
 }
 
 impl Tenant {
-    /// Builds a tenant; records are sorted by `(start, guid)`, interactions without
-    /// content are dropped (the API never lists them).
-    pub(crate) fn new(
-        mut records: Vec<Record>,
-        anchor: OffsetDateTime,
-        big_file: Option<(String, String)>,
-    ) -> Self {
+    fn with(backend: Backend, anchor: OffsetDateTime) -> Self {
+        Self {
+            backend,
+            anchor,
+            overlay: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// A tenant of records held in memory; they are sorted by `(start, guid)`,
+    /// interactions without content are dropped (the API never lists them).
+    pub(crate) fn from_records(mut records: Vec<Record>, anchor: OffsetDateTime) -> Self {
         records.retain(|r| !r.items.is_empty());
         records.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.guid.cmp(&b.guid)));
+        for (n, r) in records.iter_mut().enumerate() {
+            r.id = n as u64;
+        }
         let by_guid = records
             .iter()
             .enumerate()
             .map(|(i, r)| (r.guid.to_ascii_lowercase(), i))
             .collect();
-        Self {
-            records,
-            by_guid,
-            anchor,
-            big_file,
-        }
+        Self::with(Backend::Stored(Stored { records, by_guid }), anchor)
     }
 
-    pub(crate) fn records(&self) -> &[Record] {
-        &self.records
+    /// The synthetic tenant of `spec` (O(1): nothing is generated yet).
+    pub(crate) fn synthetic(spec: &SyntheticSpec) -> Self {
+        Self::with(Backend::Synthetic(Synthetic::new(spec)), spec.anchor)
+    }
+
+    /// `rec` with its mutated items' current state.
+    fn overlaid(&self, mut rec: Record) -> Record {
+        let overlay = self.overlay.read();
+        if !overlay.is_empty() {
+            for (n, item) in rec.items.iter_mut().enumerate() {
+                if let Some(st) = overlay.get(&(rec.id, n)) {
+                    item.state = st.clone();
+                }
+            }
+        }
+        rec
     }
 
     /// The record of `guid` (case-insensitive).
-    pub(crate) fn record(&self, guid: &str) -> Option<&Record> {
-        self.by_guid
-            .get(&guid.to_ascii_lowercase())
-            .and_then(|&i| self.records.get(i))
+    pub(crate) fn record(&self, guid: &str) -> Option<Record> {
+        let rec = match &self.backend {
+            Backend::Stored(s) => s
+                .by_guid
+                .get(&guid.to_ascii_lowercase())
+                .and_then(|&i| s.records.get(i))
+                .cloned(),
+            Backend::Synthetic(s) => s.lookup(guid),
+        }?;
+        Some(self.overlaid(rec))
     }
 
     /// A snapshot of one item (key matched case-insensitively).
     pub(crate) fn view(&self, guid: &str, key: &str) -> Option<ItemView> {
-        let rec = self.record(guid)?;
-        let item = rec.item(key)?;
-        Some(ItemView {
-            guid: rec.guid.clone(),
-            key: item.key.clone(),
-            kind: item.kind.clone(),
-            content_type: item.content_type.clone(),
-            state: item.state.read().clone(),
-        })
+        self.record(guid)?.view(key)
     }
 
-    /// Number of interactions.
+    /// The interactions from `from` whose start is at most `until`, in `(start, guid)`
+    /// order, produced one at a time.
+    pub(crate) fn scan<'a>(
+        &'a self,
+        from: ScanFrom<'_>,
+        until: OffsetDateTime,
+    ) -> Box<dyn Iterator<Item = Record> + 'a> {
+        match &self.backend {
+            Backend::Stored(s) => {
+                let recs = &s.records;
+                let lo = match from {
+                    ScanFrom::Start(t) => recs.partition_point(|r| r.start < t),
+                    ScanFrom::After(t, guid) => {
+                        recs.partition_point(|r| (r.start, r.guid.as_str()) <= (t, guid))
+                    }
+                };
+                Box::new(
+                    recs.get(lo..)
+                        .unwrap_or_default()
+                        .iter()
+                        .take_while(move |r| r.start <= until)
+                        .map(|r| self.overlaid(r.clone())),
+                )
+            }
+            Backend::Synthetic(s) => Box::new(s.scan(&from, until).map(|r| self.overlaid(r))),
+        }
+    }
+
+    /// Number of interactions served now (for a synthetic tenant, those whose start has
+    /// passed: it grows while the emulator runs).
     pub fn len(&self) -> usize {
-        self.records.len()
+        match &self.backend {
+            Backend::Stored(s) => s.records.len(),
+            Backend::Synthetic(s) => usize::try_from(s.count()).unwrap_or(usize::MAX),
+        }
     }
 
     /// True when the tenant has no interactions.
     pub fn is_empty(&self) -> bool {
-        self.records.is_empty()
+        self.len() == 0
     }
 
-    /// The "now" the synthetic tenant was generated against (the process start rounded
-    /// down to the hour); every synthetic interaction starts before it.
+    /// The end of the synthetic tenant's initial span (the process start rounded down
+    /// to the hour, or `--end`): the `--interactions` start before it, and later ones,
+    /// unless the end is fixed, after it. For `--data-dir`, the load time.
     pub fn anchor(&self) -> OffsetDateTime {
         self.anchor
     }
 
     /// `(guid, contentKey)` of the `--big-file-mib` screen recording, if any.
     pub fn big_file(&self) -> Option<(String, String)> {
-        self.big_file.clone()
+        match &self.backend {
+            Backend::Stored(_) => None,
+            Backend::Synthetic(s) => s.big_file(),
+        }
     }
 
-    /// Every interaction as the API serves it, ordered by `start` (then guid). Ground
-    /// truth: every item has its `contentLength`, whatever `--omit-content-length`.
+    /// How many interaction records the synthetic backend has built so far (0 for
+    /// `--data-dir`): a search page, a lookup or a listing builds one per interaction
+    /// it touches; nothing else does.
+    pub fn records_built(&self) -> u64 {
+        match &self.backend {
+            Backend::Stored(_) => 0,
+            Backend::Synthetic(s) => s.built(),
+        }
+    }
+
+    /// Every interaction served now as the API serves it, ordered by `start` (then
+    /// guid). Ground truth: every item has its `contentLength`, whatever
+    /// `--omit-content-length`. Builds them all: for big tenants see
+    /// [`Tenant::interactions_between`].
     pub fn interactions(&self) -> Vec<Interaction> {
-        self.records.iter().map(Record::to_model).collect()
+        self.scan(
+            ScanFrom::Start(OffsetDateTime::UNIX_EPOCH - time::Duration::days(365 * 100)),
+            OffsetDateTime::now_utc() + time::Duration::days(365 * 1000),
+        )
+        .map(|r| r.to_model())
+        .collect()
+    }
+
+    /// The interactions served now whose start is in `[start, end)`, as
+    /// [`Tenant::interactions`] gives them (no 7-day limit).
+    pub fn interactions_between(
+        &self,
+        start: OffsetDateTime,
+        end: OffsetDateTime,
+    ) -> Vec<Interaction> {
+        self.scan(ScanFrom::Start(start), end)
+            .filter(|r| r.start < end)
+            .map(|r| r.to_model())
+            .collect()
     }
 
     /// One interaction as the API serves it (guid matched case-insensitively), with
     /// every `contentLength` (see [`Tenant::interactions`]).
     pub fn interaction(&self, guid: &str) -> Option<Interaction> {
-        self.record(guid).map(Record::to_model)
+        self.record(guid).map(|r| r.to_model())
     }
 
     /// One content item's metadata as the API lists it, with its `contentLength`.
     pub fn item(&self, guid: &str, key: &str) -> Option<ContentItem> {
-        self.record(guid)?.item(key).map(Item::to_model)
+        self.record(guid)?.item(key).map(|i| i.to_model())
     }
 
     /// The current ETag (quoted) of one item.
@@ -304,78 +246,31 @@ impl Tenant {
     /// usually a new length for JSON), `lastModified` moved forward by `bump_secs`
     /// (at least 1). Returns the new metadata.
     pub fn mutate(&self, guid: &str, key: &str, bump_secs: u32) -> Option<ContentItem> {
-        let item = self.record(guid)?.item(key)?;
+        let mut rec = self.record(guid)?;
+        let n = rec.item_index(key)?;
+        let item = rec.items.get_mut(n)?;
         {
-            let mut st = item.state.write();
-            let version = st.version + 1;
-            let seed = mix(st.seed, u64::from(version));
-            let source = match &item.regen {
-                Regen::Wav { secs } => {
-                    ContentSource::Procedural(Arc::new(WavBody::new(seed, *secs)))
-                }
-                Regen::Webm { len } => {
-                    ContentSource::Procedural(Arc::new(WebmBody::new(seed, *len)))
-                }
-                Regen::Generated(gen) => ContentSource::Memory(Bytes::from(gen(seed))),
-                Regen::Xor => xor_version(&st.source, seed),
-            };
-            *st = ItemState {
-                version,
-                seed,
-                last_modified: st.last_modified
-                    + time::Duration::seconds(i64::from(bump_secs.max(1))),
-                source,
-            };
+            let mut overlay = self.overlay.write();
+            let current = overlay.get(&(rec.id, n)).unwrap_or(&item.state);
+            let next = item.next_version(current, bump_secs);
+            overlay.insert((rec.id, n), next.clone());
+            item.state = next;
         }
         Some(item.to_model())
     }
 }
 
-/// The next version of a source that can only be scrambled.
-fn xor_version(source: &ContentSource, seed: u64) -> ContentSource {
-    let mask = (seed as u8) | 1;
-    match source {
-        ContentSource::File { file, xor } => ContentSource::File {
-            file: file.clone(),
-            xor: xor ^ mask,
-        },
-        ContentSource::Memory(b) => {
-            ContentSource::Memory(b.iter().map(|x| x ^ mask).collect::<Vec<u8>>().into())
-        }
-        ContentSource::Procedural(b) => ContentSource::Procedural(b.clone()),
-    }
-}
-
-/// SplitMix64-style mixing of two values: derives independent seeds.
-pub(crate) fn mix(a: u64, b: u64) -> u64 {
-    let mut z = a ^ b.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
-/// FNV-1a, 64 bit: a stable hash for ETags and fingerprints (stable across builds,
-/// unlike `DefaultHasher`).
-pub(crate) struct Fnv(u64);
-
-impl Fnv {
-    pub fn new() -> Self {
-        Self(0xcbf2_9ce4_8422_2325)
-    }
-    pub fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 ^= u64::from(*b);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    pub fn finish(&self) -> u64 {
-        self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use serde_json::Map;
+
     use super::*;
+    use crate::emulator::media::WavBody;
+    use crate::emulator::record::{Item, Regen};
+    use crate::emulator::source::ContentSource;
 
     fn tiny() -> Tenant {
         let t0 = OffsetDateTime::from_unix_timestamp(1_700_000_000).expect("ts");
@@ -391,6 +286,7 @@ mod tests {
             )
         };
         let rec = |guid: &str, start: i64, items: Vec<Item>| Record {
+            id: 0,
             guid: guid.into(),
             start: t0 + time::Duration::seconds(start),
             connect_from: None,
@@ -400,7 +296,7 @@ mod tests {
             extra: Map::new(),
             items,
         };
-        Tenant::new(
+        Tenant::from_records(
             vec![
                 rec(
                     "bbbbbbbb-0000-4000-8000-000000000000",
@@ -423,7 +319,6 @@ mod tests {
                 rec("cccccccc-0000-4000-8000-000000000000", 1, vec![]),
             ],
             t0,
-            None,
         )
     }
 
@@ -431,10 +326,19 @@ mod tests {
     fn sorted_and_empty_dropped() {
         let t = tiny();
         assert_eq!(t.len(), 2);
-        assert!(t.records()[0].guid.starts_with("aaaa"));
+        assert!(t.interactions()[0].guid.starts_with("aaaa"));
         assert!(t
             .interaction("BBBBBBBB-0000-4000-8000-000000000000")
             .is_some());
+        let after = t.scan(
+            ScanFrom::After(
+                OffsetDateTime::from_unix_timestamp(1_700_000_005).expect("ts"),
+                "aaaaaaaa-0000-4000-8000-000000000000",
+            ),
+            OffsetDateTime::now_utc(),
+        );
+        let guids: Vec<String> = after.map(|r| r.guid).collect();
+        assert_eq!(guids, ["bbbbbbbb-0000-4000-8000-000000000000"]);
     }
 
     #[test]
@@ -448,5 +352,9 @@ mod tests {
         assert_ne!(t.etag(g, "note").expect("etag"), before);
         assert_ne!(t.bytes(g, "note").expect("bytes"), b"abc".to_vec());
         assert_eq!(t.read(g, "note", 1..100).map(|b| b.len()), Some(2));
+        // A second version builds on the first.
+        let again = t.mutate(g, "note", 30).expect("mutate");
+        assert_eq!(again.last_modified, Some(lm + time::Duration::seconds(60)));
+        assert_eq!(t.bytes(g, "note").map(|b| b.len()), Some(3));
     }
 }

@@ -403,8 +403,10 @@ async fn search_paging_walk_sees_every_interaction_once_in_order() {
     let emu = start(&[]).await;
     let api = Api::new(&emu).await;
     let tenant = emu.tenant();
-    let truth = tenant.interactions();
     let anchor = tenant.anchor();
+    // Those of the 35 days before the anchor (later ones keep arriving).
+    let truth = tenant.interactions_between(anchor - time::Duration::days(35), anchor);
+    assert_eq!(truth.len(), 120);
     let mut seen: Vec<String> = Vec::new();
     // Half-open 7-day windows over 35 days.
     for w in 0..5 {
@@ -1330,7 +1332,10 @@ async fn omit_content_length_leaves_out_the_same_share_everywhere() {
         ("limit", "50".into()),
     ];
     let listed = walk(&api, query.clone()).await;
-    assert_eq!(listed.len(), tenant.len(), "one window sees all");
+    // One window sees all those before the anchor (later ones keep arriving).
+    let window = tenant.interactions_between(anchor - time::Duration::days(7), anchor);
+    assert_eq!(window.len(), 120);
+    assert_eq!(listed.len(), window.len(), "one window sees all");
     let (lacking, n) = lacking_length(&listed);
     assert!(n >= 200, "{n} items");
     let share = lacking.len() as f64 / n as f64;
@@ -1338,7 +1343,7 @@ async fn omit_content_length_leaves_out_the_same_share_everywhere() {
     // The same items every time, in the search and by guid; nothing else changes.
     assert_eq!(lacking_length(&walk(&api, query).await).0, lacking);
     let mut by_guid = Vec::new();
-    for truth in tenant.interactions() {
+    for truth in window {
         let (s, v) = api
             .json(&format!("/interactions/{}", truth.guid), &[])
             .await;
@@ -1579,6 +1584,30 @@ async fn control_routes_validate_input() {
         .expect("send");
     let v: Value = r.json().await.expect("json");
     assert_eq!(v.as_array().map(Vec::len), Some(emu.tenant().len()));
+    assert_eq!(
+        v,
+        serde_json::to_value(emu.tenant().interactions()).expect("json")
+    );
+    // A window of the ground truth, no 7-day limit.
+    let a = emu.tenant().anchor();
+    let (from, to) = (a - time::Duration::days(20), a - time::Duration::days(5));
+    let r = http
+        .get(format!("{base}/tenant"))
+        .query(&[("start", fmt(from)), ("end", fmt(to))])
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.expect("json");
+    let window = emu.tenant().interactions_between(from, to);
+    assert!(!window.is_empty());
+    assert_eq!(v, serde_json::to_value(window).expect("json"));
+    let r = http
+        .get(format!("{base}/tenant?start=yesterday"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     emu.shutdown().await;
 }
 
@@ -1616,5 +1645,119 @@ async fn ffprobe_accepts_served_wav_and_webm() {
             Some(ok) => assert!(ok, "ffprobe rejects the {kind}"),
         }
     }
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_million_interactions_are_built_on_demand() {
+    let t0 = Instant::now();
+    let emu = start(&["--interactions", "1000000", "--days", "30"]).await;
+    let started = t0.elapsed();
+    assert!(started < Duration::from_secs(5), "start took {started:?}");
+    let tenant = emu.tenant();
+    assert!(tenant.len() >= 1_000_000);
+    assert_eq!(tenant.records_built(), 0, "nothing is built at start");
+    let api = Api::new(&emu).await;
+    // One hour from the middle of the span, walked over HTTP.
+    let from = tenant.anchor() - time::Duration::days(15);
+    let to = from + time::Duration::hours(1);
+    let items = walk(
+        &api,
+        vec![
+            ("start", fmt(from)),
+            ("end", fmt(to)),
+            ("limit", "500".into()),
+        ],
+    )
+    .await;
+    let walked = tenant.records_built();
+    let truth = tenant.interactions_between(from, to);
+    assert!(truth.len() > 100, "{} in the hour", truth.len());
+    let got: Vec<&str> = items
+        .iter()
+        .map(|i| i["guid"].as_str().expect("guid"))
+        .collect();
+    let want: Vec<&str> = truth.iter().map(|i| i.guid.as_str()).collect();
+    assert_eq!(got, want);
+    // Only the hour's interactions were built (and one past each page).
+    let pages = truth.len().div_ceil(500) as u64;
+    assert!(
+        walked <= truth.len() as u64 + pages + 5,
+        "{walked} records built for {} interactions",
+        truth.len()
+    );
+    // A GUID from the middle is found at once.
+    let mid = &truth[truth.len() / 2];
+    let before = tenant.records_built();
+    let (s, v) = api.json(&format!("/interactions/{}", mid.guid), &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v, serde_json::to_value(mid).expect("json"));
+    assert_eq!(tenant.records_built(), before + 1);
+    emu.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_interactions_keep_arriving_unless_the_end_is_fixed() {
+    // 864,000 a day: several a second.
+    let emu = start(&["--interactions", "864000", "--days", "1"]).await;
+    let tenant = emu.tenant();
+    let api = Api::new(&emu).await;
+    let n0 = tenant.len();
+    assert!(n0 >= 864_000);
+    let now = || OffsetDateTime::now_utc();
+    let query = |limit: &str| {
+        vec![
+            ("start", fmt(now() - time::Duration::seconds(20))),
+            ("end", fmt(now() + time::Duration::hours(1))),
+            ("limit", limit.to_string()),
+        ]
+    };
+    // A window ending in the future lists only what has started.
+    let (s, v) = api.json("/interactions", &query("1000")).await;
+    assert_eq!(s, StatusCode::OK);
+    let listed = v["items"].as_array().expect("items").clone();
+    assert!(!listed.is_empty(), "calls in the last 20 seconds");
+    let at = now();
+    for i in &listed {
+        let start =
+            OffsetDateTime::parse(i["start"].as_str().expect("start"), &Rfc3339).expect("rfc3339");
+        assert!(start <= at, "{start} is in the future");
+    }
+    // The newest is served by GUID too.
+    let newest = listed.last().expect("one")["guid"].as_str().expect("guid");
+    let (s, _) = api.json(&format!("/interactions/{newest}"), &[]).await;
+    assert_eq!(s, StatusCode::OK);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tenant.len() == n0 {
+        assert!(Instant::now() < deadline, "no new interaction in 10 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(tenant.len() > n0);
+    emu.shutdown().await;
+
+    // A fixed end: exactly the interactions asked for, ending there.
+    let end = "2024-03-01T12:00:00Z";
+    let emu = start(&["--interactions", "50", "--end", end]).await;
+    let tenant = emu.tenant();
+    assert_eq!(tenant.len(), 50);
+    assert_eq!(fmt(tenant.anchor()), end);
+    let all = tenant.interactions();
+    assert_eq!(all.len(), 50);
+    assert!(all.iter().all(|i| fmt(i.start).as_str() < end));
+    let api = Api::new(&emu).await;
+    let items = walk(
+        &api,
+        vec![
+            ("start", "2024-02-25T12:00:00Z".into()),
+            ("end", fmt(tenant.anchor() + time::Duration::days(2))),
+        ],
+    )
+    .await;
+    let expected = tenant.interactions_between(
+        tenant.anchor() - time::Duration::days(5),
+        tenant.anchor() + time::Duration::days(2),
+    );
+    assert_eq!(items.len(), expected.len());
+    assert!(!expected.is_empty());
     emu.shutdown().await;
 }

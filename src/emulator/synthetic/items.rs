@@ -1,9 +1,8 @@
-//! The synthetic tenant: `--interactions N` interactions spread over the `--days D` days
-//! before the anchor (process start rounded down to the hour), deterministic from
-//! `--seed`. About 75% are calls (recording, transcript, analysis, sometimes voicemail,
-//! IVR audio, screen/video recordings, summaries, logs, attachments), 25% chats (chat
-//! transcript, sometimes attachments). Media bodies are procedural; JSON and text bodies
-//! are generated once and held once.
+//! One synthetic interaction, built from the seed and its index: about 75% are calls
+//! (recording, transcript, analysis, sometimes voicemail, IVR audio, screen/video
+//! recordings, summaries, logs, attachments), 25% chats (chat transcript, sometimes
+//! attachments). Media bodies are procedural; JSON and text bodies are generated when
+//! first read (their length needs them) and dropped with the record.
 
 use std::sync::Arc;
 
@@ -14,51 +13,14 @@ use rand::{Rng, SeedableRng};
 use serde_json::Map;
 use time::OffsetDateTime;
 
-use super::media::{Body, WavBody, WebmBody};
-use super::source::ContentSource;
-use super::tenant::{mix, Generator, Item, Record, Regen, Tenant};
-use super::text::{self, AttachmentKind, Conversation};
+use super::super::media::WebmBody;
+use super::super::record::{mix, Item, Record, Regen};
+use super::super::source::{ContentSource, Generator};
+use super::super::text::{self, AttachmentKind, Conversation};
+use super::Synthetic;
 
-/// What to generate.
-#[derive(Clone, Debug)]
-pub(crate) struct SyntheticSpec {
-    pub seed: u64,
-    pub interactions: usize,
-    pub days: u32,
-    pub big_file_mib: Option<u64>,
-    /// "Now": every interaction starts (and its content was last modified) before it.
-    pub anchor: OffsetDateTime,
-}
-
-/// The current time rounded down to the hour: an emulator restarted within the hour
-/// with the same flags serves the same tenant.
-pub(crate) fn hour_anchor() -> OffsetDateTime {
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    OffsetDateTime::from_unix_timestamp(now - now.rem_euclid(3600))
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
-}
-
-/// Numeric agent ids of the contact center.
-fn agent_pool(seed: u64) -> Vec<String> {
-    let mut rng = SmallRng::seed_from_u64(mix(seed, 0xa9e7));
-    let mut ids: Vec<String> = Vec::new();
-    while ids.len() < 24 {
-        let id = rng.random_range(1000..9999).to_string();
-        if !ids.contains(&id) {
-            ids.push(id);
-        }
-    }
-    ids
-}
-
-/// Interaction plans (IVR flows) owning IVR recordings.
-fn plan_pool(seed: u64) -> Vec<String> {
-    let mut rng = SmallRng::seed_from_u64(mix(seed, 0x91a2));
-    (0..4).map(|_| guid(&mut rng)).collect()
-}
-
-/// A random version-4 UUID string.
-fn guid(rng: &mut SmallRng) -> String {
+/// A random version-4 UUID string (content keys, interaction plans).
+pub(super) fn guid(rng: &mut SmallRng) -> String {
     const VERSION_MASK: u128 = 0xf << 76;
     const VERSION_4: u128 = 0x4 << 76;
     const VARIANT_MASK: u128 = 0x3 << 62;
@@ -87,28 +49,6 @@ fn customer_number(rng: &mut SmallRng) -> String {
     }
 }
 
-/// Start time: a random day of the range, mostly during business hours (UTC), at least
-/// 30 minutes before the anchor.
-fn start_time(rng: &mut SmallRng, anchor: OffsetDateTime, days: u32) -> OffsetDateTime {
-    let a = anchor.unix_timestamp();
-    let earliest = a - i64::from(days) * 86_400;
-    let latest = a - 1800;
-    let first_day = earliest - earliest.rem_euclid(86_400);
-    for _ in 0..16 {
-        let day = rng.random_range(0..=i64::from(days));
-        let sec = if rng.random_bool(0.8) {
-            rng.random_range(8 * 3600..18 * 3600)
-        } else {
-            rng.random_range(0..86_400)
-        };
-        let t = first_day + day * 86_400 + sec;
-        if (earliest..latest).contains(&t) {
-            return ts(t);
-        }
-    }
-    ts(rng.random_range(earliest..latest.max(earliest + 1)))
-}
-
 fn ts(unix: i64) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(unix).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
@@ -125,12 +65,9 @@ struct ItemMaker<'a> {
 impl ItemMaker<'_> {
     fn push(&mut self, key: String, kind: &str, content_type: &str, regen: Regen) -> &mut Item {
         let seed = mix(self.seed, self.items.len() as u64 + 1);
-        let source = match &regen {
-            Regen::Wav { secs } => ContentSource::Procedural(Arc::new(WavBody::new(seed, *secs))),
-            Regen::Webm { len } => ContentSource::Procedural(Arc::new(WebmBody::new(seed, *len))),
-            Regen::Generated(gen) => ContentSource::Memory(Bytes::from(gen(seed))),
-            Regen::Xor => ContentSource::Memory(Bytes::new()),
-        };
+        let source = regen
+            .source(seed)
+            .unwrap_or_else(|| ContentSource::Memory(Bytes::new()));
         let last_modified = self.done + time::Duration::seconds(self.rng.random_range(0..120));
         self.items.push(Item::new(
             key,
@@ -163,7 +100,7 @@ struct Force {
     attachment: bool,
 }
 
-fn force(i: usize) -> Force {
+fn force(i: u64) -> Force {
     let mut f = Force::default();
     match i {
         0 => f.voicemail_guid = true,
@@ -178,25 +115,13 @@ fn force(i: usize) -> Force {
     f
 }
 
-/// Generates the tenant.
-pub(crate) fn generate(spec: &SyntheticSpec) -> Tenant {
-    let agents = agent_pool(spec.seed);
-    let plans = plan_pool(spec.seed);
-    let mut records: Vec<Record> = (0..spec.interactions)
-        .map(|i| interaction(spec, i, &agents, &plans))
-        .collect();
-    let big_file = spec
-        .big_file_mib
-        .and_then(|mib| add_big_file(spec, &mut records, mib));
-    Tenant::new(records, spec.anchor, big_file)
-}
-
-/// Interaction number `i`.
-fn interaction(spec: &SyntheticSpec, i: usize, agents: &[String], plans: &[String]) -> Record {
-    let seed = mix(spec.seed, i as u64);
+/// Interaction number `i` of `t`: a pure function of the seed and `i` (and of the
+/// span, for its start).
+pub(super) fn interaction(t: &Synthetic, i: u64) -> Record {
+    let seed = mix(t.seed, i);
     let mut rng = SmallRng::seed_from_u64(seed);
-    let guid = guid(&mut rng);
-    let start = start_time(&mut rng, spec.anchor, spec.days);
+    let guid = t.codec.guid(i);
+    let start = ts(t.timeline.start(i));
     let chat = i % 4 == 3;
     let f = force(i);
     let inbound = chat || f.ivr || rng.random_bool(0.65);
@@ -205,7 +130,8 @@ fn interaction(spec: &SyntheticSpec, i: usize, agents: &[String], plans: &[Strin
         70..=91 => 2,
         _ => 3,
     };
-    let handling: Vec<String> = agents
+    let handling: Vec<String> = t
+        .agents
         .choose_multiple(&mut rng, n_agents)
         .cloned()
         .collect();
@@ -250,10 +176,14 @@ fn interaction(spec: &SyntheticSpec, i: usize, agents: &[String], plans: &[Strin
     if chat {
         chat_items(&mut m, &conv, &f);
     } else {
-        call_items(&mut m, &conv, &f, inbound, &handling, plans);
+        call_items(&mut m, &conv, &f, inbound, &handling, &t.plans);
     }
-    let items = m.items;
+    let mut items = m.items;
+    if let Some(big) = t.big.as_ref().filter(|b| b.index == i) {
+        items.push(big_file(t.seed, big.len, &items, start));
+    }
     Record {
+        id: i,
         guid,
         start,
         connect_from: Some(connect_from),
@@ -393,124 +323,27 @@ fn attachment(m: &mut ItemMaker<'_>, conv: &Arc<Conversation>) {
     );
 }
 
-/// Adds a screen recording of exactly `mib` MiB to the newest call; returns its
-/// `(guid, contentKey)`.
-fn add_big_file(
-    spec: &SyntheticSpec,
-    records: &mut [Record],
-    mib: u64,
-) -> Option<(String, String)> {
-    let rec = records
-        .iter_mut()
-        .filter(|r| r.items.iter().any(|i| i.kind == "callRecording"))
-        .max_by(|a, b| a.start.cmp(&b.start).then_with(|| a.guid.cmp(&b.guid)))?;
-    let mut rng = SmallRng::seed_from_u64(mix(spec.seed, 0xb16f));
-    let key = guid(&mut rng);
-    let len = mib.saturating_mul(1024 * 1024);
-    let seed = mix(spec.seed, 0x0b16_f11e);
-    let body = WebmBody::new(seed, len);
-    let last_modified = rec
-        .items
+/// The key of the `--big-file-mib` screen recording.
+pub(super) fn big_file_key(seed: u64) -> String {
+    guid(&mut SmallRng::seed_from_u64(mix(seed, 0xb16f)))
+}
+
+/// The `--big-file-mib` screen recording of `len` bytes, last modified with the
+/// interaction's latest item.
+fn big_file(seed: u64, len: u64, items: &[Item], start: OffsetDateTime) -> Item {
+    let body_seed = mix(seed, 0x0b16_f11e);
+    let last_modified = items
         .iter()
-        .map(|i| i.state.read().last_modified)
+        .map(|i| i.state.last_modified)
         .max()
-        .unwrap_or(rec.start);
-    tracing::debug!(guid = %rec.guid, len = body.len(), "big file");
-    rec.items.push(Item::new(
-        key.clone(),
+        .unwrap_or(start);
+    Item::new(
+        big_file_key(seed),
         "screenRecording".into(),
         "video/webm".into(),
         Regen::Webm { len },
-        seed,
+        body_seed,
         last_modified,
-        ContentSource::Procedural(Arc::new(body)),
-    ));
-    Some((rec.guid.clone(), key))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeSet;
-
-    fn spec(n: usize) -> SyntheticSpec {
-        SyntheticSpec {
-            seed: 42,
-            interactions: n,
-            days: 30,
-            big_file_mib: Some(2),
-            anchor: ts(1_700_002_800),
-        }
-    }
-
-    #[test]
-    fn deterministic_and_complete() {
-        let started = std::time::Instant::now();
-        let a = generate(&spec(300));
-        assert!(
-            started.elapsed().as_secs_f64() < 2.0,
-            "{:?}",
-            started.elapsed()
-        );
-        let b = generate(&spec(300));
-        assert_eq!(a.len(), 300);
-        assert_eq!(
-            serde_json::to_string(&a.interactions()).ok(),
-            serde_json::to_string(&b.interactions()).ok()
-        );
-        let kinds: BTreeSet<String> = a
-            .interactions()
-            .iter()
-            .flat_map(|i| i.content.iter().map(|c| c.kind.clone()))
-            .collect();
-        for k in [
-            "callRecording",
-            "transcript",
-            "categorizationResult",
-            "sentimentSummary",
-            "voicemail",
-            "ivrAudioRecording",
-            "screenRecording",
-            "videoRecording",
-            "conversationSummary",
-            "interactionLog",
-            "attachment",
-            "chatTranscript",
-        ] {
-            assert!(kinds.contains(k), "missing {k}");
-        }
-        let old_vm = a
-            .interactions()
-            .iter()
-            .flat_map(|i| i.content.clone())
-            .any(|c| c.content_key.starts_with("voicemail-") && c.owning_agent.is_some());
-        assert!(old_vm);
-    }
-
-    #[test]
-    fn lengths_match_bodies_and_times_precede_anchor() {
-        let t = generate(&spec(40));
-        for i in t.interactions() {
-            assert!(i.start < t.anchor());
-            assert!(crate::model::is_guid(&i.guid));
-            assert_eq!(i.start.nanosecond(), 0);
-            for c in &i.content {
-                let bytes = t.bytes(&i.guid, &c.content_key).expect("bytes");
-                assert_eq!(Some(bytes.len() as u64), c.content_length);
-                assert!(c.last_modified.expect("lm") > i.start);
-            }
-        }
-        let (g, k) = t.big_file().expect("big file");
-        assert_eq!(
-            t.item(&g, &k).and_then(|c| c.content_length),
-            Some(2 * 1024 * 1024)
-        );
-        let newest_call = t
-            .interactions()
-            .into_iter()
-            .filter(|i| i.content.iter().any(|c| c.kind == "callRecording"))
-            .max_by_key(|i| i.start)
-            .expect("a call");
-        assert_eq!(newest_call.guid, g);
-    }
+        ContentSource::Procedural(Arc::new(WebmBody::new(body_seed, len))),
+    )
 }
