@@ -80,6 +80,22 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fill a running mount's disk cache ahead of use (default: every JSON file —
+    /// transcripts, categorisation, sentiment, summaries, chat transcripts), within
+    /// half of its request budget; resumable, Ctrl-C safe.
+    Warm {
+        /// The mountpoint of the running mount.
+        mountpoint: PathBuf,
+        /// Only interactions that started at or after this time (same forms as mount).
+        #[arg(long, value_name = "TIME")]
+        from: Option<String>,
+        /// ...and before this time.
+        #[arg(long, value_name = "TIME")]
+        to: Option<String>,
+        /// Only these content keys, e.g. transcript,chatTranscript.
+        #[arg(long, value_name = "K1,K2,...", value_delimiter = ',')]
+        keys: Vec<String>,
+    },
     /// The persistent cache on disk: how much it holds, or empty it.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -211,6 +227,34 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
             Ok(rt.block_on(crate::emulator::run(args))?)
         }
         Command::Cache(c) => cache_command(c),
+        Command::Warm {
+            mountpoint,
+            from,
+            to,
+            keys,
+        } => {
+            let now = crate::util::now_secs();
+            let time = |flag: &str, v: Option<String>| -> Result<_, CliError> {
+                v.map(|s| crate::util::parse_time_spec(&s, now))
+                    .transpose()
+                    .map_err(|e| CliError::Usage(format!("{flag}: {e}")))
+            };
+            let plan = crate::control::warm::WarmPlan {
+                mountpoint,
+                from: time("--from", from)?,
+                to: time("--to", to)?,
+                keys,
+            };
+            let done = crate::control::warm::warm(&plan, interrupted())?;
+            println!("{done}");
+            if done.failed > 0 {
+                return Err(CliError::Usage(format!(
+                    "{} files could not be read",
+                    done.failed
+                )));
+            }
+            Ok(())
+        }
         Command::Status { mountpoint, json } => {
             let snapshot = crate::control::status::query(&mountpoint)?;
             if json {
@@ -280,4 +324,18 @@ fn human(bytes: u64) -> String {
     } else {
         format!("{v:.1} {}", UNITS[unit])
     }
+}
+
+/// Set once SIGINT arrives (the handler only stores to an atomic).
+fn interrupted() -> &'static std::sync::atomic::AtomicBool {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static FLAG: AtomicBool = AtomicBool::new(false);
+    extern "C" fn on_sigint(_: libc::c_int) {
+        FLAG.store(true, Ordering::Relaxed);
+    }
+    // SAFETY: the handler only performs an atomic store, which is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+    }
+    &FLAG
 }

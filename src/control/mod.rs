@@ -27,6 +27,7 @@ use crate::util::format_rfc3339;
 
 pub mod metrics;
 pub mod status;
+pub mod warm;
 
 /// Handles on everything a snapshot reads.
 #[derive(Debug, Clone)]
@@ -102,6 +103,18 @@ pub struct Snapshot {
 }
 
 impl Sources {
+    /// Is every block of file `key` of interaction `guid` on disk?
+    pub fn cached(&self, guid: &str, key: &str) -> &'static str {
+        let (Some(disk), Some(entry)) = (&self.disk, self.catalog.known(guid)) else {
+            return "unknown";
+        };
+        match entry.file(key) {
+            Some(f) if disk.holds(&f.version) => "yes",
+            Some(_) => "no",
+            None => "unknown",
+        }
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let api = self.client.stats();
         let counters = self.client.counters();

@@ -76,20 +76,53 @@ pub fn serve(sources: Arc<Sources>) -> std::io::Result<Listener> {
     Err(last.unwrap_or_else(|| std::io::Error::other("no directory for the status socket")))
 }
 
+/// One request line, one answer line: `status` → the snapshot as JSON; `cached GUID
+/// KEY` → `yes`, `no` or `unknown` (is every block of that file on disk?).
 async fn accept(listener: tokio::net::UnixListener, sources: Arc<Sources>) {
-    use tokio::io::AsyncWriteExt;
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     loop {
-        let Ok((mut conn, _)) = listener.accept().await else {
+        let Ok((conn, _)) = listener.accept().await else {
             continue;
         };
         let sources = Arc::clone(&sources);
         tokio::spawn(async move {
-            let mut body = serde_json::to_vec(&sources.snapshot()).unwrap_or_default();
+            let mut conn = tokio::io::BufReader::new(conn);
+            let mut line = String::new();
+            let read = tokio::time::timeout(Duration::from_secs(5), conn.read_line(&mut line));
+            if !matches!(read.await, Ok(Ok(_))) {
+                return;
+            }
+            let mut words = line.split_whitespace();
+            let mut body: Vec<u8> = match (words.next(), words.next(), words.next()) {
+                (Some("cached"), Some(guid), Some(key)) => sources.cached(guid, key).into(),
+                _ => serde_json::to_vec(&sources.snapshot()).unwrap_or_default(),
+            };
             body.push(b'\n');
+            let mut conn = conn.into_inner();
             let _ = conn.write_all(&body).await;
             let _ = conn.shutdown().await;
         });
     }
+}
+
+/// Ask the mount at `mountpoint` one question of [`accept`]'s: the first socket that
+/// answers does.
+pub(crate) fn ask(mountpoint: &Path, question: &str) -> Option<String> {
+    let name = socket_name(mountpoint);
+    for dir in socket_dirs() {
+        let Ok(mut conn) = std::os::unix::net::UnixStream::connect(dir.join(&name)) else {
+            continue;
+        };
+        let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+        if conn.write_all(format!("{question}\n").as_bytes()).is_err() {
+            continue;
+        }
+        let mut line = String::new();
+        if BufReader::new(conn).read_line(&mut line).is_ok() && !line.is_empty() {
+            return Some(line);
+        }
+    }
+    None
 }
 
 /// Why `vccfs status` could not tell.
@@ -103,23 +136,12 @@ pub enum StatusError {
 
 /// Ask the mount at `mountpoint` for its snapshot.
 pub fn query(mountpoint: &Path) -> Result<Snapshot, StatusError> {
-    let name = socket_name(mountpoint);
-    for dir in socket_dirs() {
-        let Ok(mut conn) = std::os::unix::net::UnixStream::connect(dir.join(&name)) else {
-            continue;
-        };
-        let _ = conn.set_read_timeout(Some(Duration::from_secs(5)));
-        let _ = conn.write_all(b"status\n");
-        let mut line = String::new();
-        if BufReader::new(conn).read_line(&mut line).is_err() || line.is_empty() {
-            continue;
-        }
-        return serde_json::from_str(&line).map_err(|e| StatusError::Garbled {
-            path: mountpoint.to_path_buf(),
-            detail: e.to_string(),
-        });
-    }
-    Err(StatusError::Dead(mountpoint.to_path_buf()))
+    let dead = || StatusError::Dead(mountpoint.to_path_buf());
+    let line = ask(mountpoint, "status").ok_or_else(dead)?;
+    serde_json::from_str(&line).map_err(|e| StatusError::Garbled {
+        path: mountpoint.to_path_buf(),
+        detail: e.to_string(),
+    })
 }
 
 fn human(bytes: u64) -> String {

@@ -216,3 +216,83 @@ fn metrics_move_by_what_was_read_and_status_tells_live_from_dead() {
     assert!(err.contains("not a running vccfs mount"), "{err}");
     drop(m);
 }
+
+#[test]
+fn warm_fills_the_disk_cache_so_grep_costs_no_requests_and_resumes() {
+    if !fuse_available() {
+        return;
+    }
+    let emu = Emulator::start(&["--interactions", "30", "--seed", "15"]);
+    let keep = tempfile::tempdir().expect("tempdir");
+    let cache = keep.path().join("cache").display().to_string();
+    let flags = ["--max-rpm", "6000", "--cache-dir", cache.as_str()];
+    let m = crate::common::Mount::start(&emu, &flags);
+    let mnt = m.path.display().to_string();
+    let warm = |args: &[&str]| {
+        let out = std::process::Command::new(BIN)
+            .arg("warm")
+            .arg(&mnt)
+            .args(args)
+            .output()
+            .expect("vccfs warm");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success(),
+            "warm failed: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let first = warm(&["--keys", "transcript"]);
+    let line = first.lines().last().unwrap_or_default().to_string();
+    assert!(
+        line.starts_with("warm: ") && line.contains("0 failed"),
+        "{line}"
+    );
+    // "N files fetched (...), M skipped ...": the daemon's scan read-ahead may have
+    // fetched some before warm came to them (skipped as cached).
+    let numbers: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let (fetched, skipped) = (numbers[0], numbers[2]);
+    let transcripts = fetched + skipped;
+    assert!(fetched >= 1 && transcripts >= 10, "{line}");
+
+    // Every transcript is on disk now: grep costs no content request.
+    emu.reset_stats();
+    let (ok, _, err) = sh(&format!(
+        "grep -rl --include=transcript refund '{}' >/dev/null; true",
+        m.interactions_dir().display()
+    ));
+    assert!(ok, "{err}");
+    assert_eq!(
+        emu.stat("content_requests"),
+        0,
+        "grep after warm made requests"
+    );
+
+    // A second run skips what is cached.
+    let again = warm(&["--keys", "transcript"]);
+    let line = again.lines().last().unwrap_or_default();
+    assert!(
+        line.starts_with("warm: 0 files fetched")
+            && line.contains(&format!("{transcripts} skipped")),
+        "{line}"
+    );
+
+    // And it is the disk that holds them: after a remount, grep still costs nothing.
+    m.stop();
+    let m = crate::common::Mount::start(&emu, &flags);
+    emu.reset_stats();
+    let (ok, _, err) = sh(&format!(
+        "grep -rl --include=transcript refund '{}' >/dev/null; true",
+        m.interactions_dir().display()
+    ));
+    assert!(ok, "{err}");
+    assert_eq!(
+        emu.stat("content_requests"),
+        0,
+        "grep after a remount made requests"
+    );
+}

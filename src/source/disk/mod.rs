@@ -321,6 +321,15 @@ impl DiskStore {
         }
     }
 
+    /// Does the disk hold every block of `version` (as far as the index knows)?
+    pub fn holds(&self, version: &ContentVersion) -> bool {
+        let bs = self.shared.cfg.block_size;
+        let blocks = version.size.div_ceil(bs.max(1));
+        let ix = self.shared.index.lock();
+        let key = *version.id.as_bytes();
+        (0..blocks).all(|index| ix.contains(&BlockId { key, index }))
+    }
+
     /// Delete every block of the version `key` (it changed, or is gone). Queued: done
     /// in order with the writes before it.
     pub fn purge(&self, key: ContentKey) {
