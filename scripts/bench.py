@@ -88,13 +88,18 @@ class Emulator:
 
 
 class Mount:
-    def __init__(self, emu, extra=()):
+    """A mount with a fresh cache directory of its own (or `cache_dir`, to remount one)."""
+
+    def __init__(self, emu, extra=(), cache_dir=None):
         self.dir = tempfile.mkdtemp(prefix="vccfs-bench-")
         self.path = os.path.join(self.dir, "mnt")
         os.mkdir(self.path)
-        env = dict(os.environ, VCC_CLIENT_ID=emu.client_id, VCC_CLIENT_SECRET=emu.client_secret)
+        cache = cache_dir or os.path.join(self.dir, "cache")
+        env = dict(os.environ, VCC_CLIENT_ID=emu.client_id, VCC_CLIENT_SECRET=emu.client_secret,
+                   XDG_CACHE_HOME=os.path.join(self.dir, "xdg"))
         self.proc = subprocess.Popen([BIN, "mount", self.path, "--api-url", emu.api_url, "--auth-url", emu.auth_url,
-                                      "--from", "8d", *extra], env=env, stdout=subprocess.DEVNULL)
+                                      "--from", "8d", "--cache-dir", cache, *extra], env=env,
+                                     stdout=subprocess.DEVNULL)
         deadline = time.time() + 60
         while not os.path.ismount(self.path):
             if self.proc.poll() is not None or time.time() > deadline:
@@ -258,8 +263,101 @@ def rsync_case(emu):
         shutil.rmtree(work, ignore_errors=True)
 
 
+def persist_case(emu):
+    """7, 8: after a remount, grep -r and a sequential read come from the disk tier."""
+    items = emu.interactions()
+    keep = tempfile.mkdtemp(prefix="vccfs-bench-persist-")
+    cache = os.path.join(keep, "cache")
+    guid, key, size = biggest(items, "screenRecording")
+    mib = size / 2**20
+    try:
+        m = Mount(emu, cache_dir=cache)
+        root = os.path.join(m.path, "interactions")
+        grep = ["grep", "-rl", "--include=transcript", GREP_WORD]
+        subprocess.run(grep + [root], stdout=subprocess.DEVNULL, check=False)
+        subprocess.run(["cat", os.path.join(root, guid, key)], stdout=subprocess.DEVNULL, check=True)
+        local = os.path.join(keep, "local")
+        subprocess.run(["rsync", "-a", "--include=*/", "--include=transcript", "--exclude=*", root + "/",
+                        local + "/"], check=True)
+        big = os.path.join(keep, "big.bin")
+        subprocess.run(["cp", os.path.join(root, guid, key), big], check=True)
+        m.stop()
+        n = sum(1 for _, _, fs in os.walk(local) for f in fs if f == "transcript")
+        subprocess.run(["sh", "-c", "sync; echo 3 > /proc/sys/vm/drop_caches"], check=False)
+        timed(grep + [local], stdout=subprocess.DEVNULL)
+        t_local = min(timed(grep + [local], stdout=subprocess.DEVNULL) for _ in range(3))
+        m = Mount(emu, cache_dir=cache)
+        try:
+            emu.reset()
+            t = time.perf_counter()
+            subprocess.run(grep + [os.path.join(m.path, "interactions")], stdout=subprocess.DEVNULL, check=False)
+            t_grep = time.perf_counter() - t
+            s = emu.stats()
+            row(f"7 grep -r over {n} transcripts after a remount", f"{t_grep:.2f} s ({s['content_requests']} content requests)",
+                f"local grep {t_local:.2f} s", f"{t_grep / t_local:.2f}x", "<= 3x, 0 requests")
+            timed(["cat", big], stdout=subprocess.DEVNULL)
+            t_big_local = min(timed(["cat", big], stdout=subprocess.DEVNULL) for _ in range(3))
+            emu.reset()
+            t_disk = timed(["cat", os.path.join(m.path, "interactions", guid, key)], stdout=subprocess.DEVNULL)
+            s = emu.stats()
+            row(f"8 sequential {mib:.0f} MiB after a remount", f"{mib / t_disk:.0f} MB/s ({s['content_requests']} content requests)",
+                f"local file {mib / t_big_local:.0f} MB/s", f"{t_big_local / t_disk:.2f}x", ">= 0.5x, 0 requests")
+        finally:
+            m.stop()
+    finally:
+        shutil.rmtree(keep, ignore_errors=True)
+
+
+def fleet_case():
+    """9: three mounts on one Redis grep the same transcripts at once, against one mount
+    alone; the emulator allows 160 requests a minute, the mounts' budget is 150."""
+    redis_port = free_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+                              "--appendonly", "no"], stdout=subprocess.DEVNULL)
+    tenant = ["--interactions", "400", "--days", "6", "--rate-limit", "160"]
+    try:
+        time.sleep(0.5)
+        results = {}
+        for label, mounts in (("one", 1), ("three", 3)):
+            emu = Emulator(tenant)
+            try:
+                extra = ["--max-rpm", "150"] + (["--redis", f"redis://127.0.0.1:{redis_port}"] if mounts > 1 else [])
+                ms = [Mount(emu, extra) for _ in range(mounts)]
+                try:
+                    emu.reset()
+                    t = time.perf_counter()
+                    procs = [subprocess.Popen(["grep", "-rl", "--include=transcript", GREP_WORD,
+                                               os.path.join(m.path, "interactions")], stdout=subprocess.DEVNULL)
+                             for m in ms]
+                    for p in procs:
+                        p.wait()
+                    wall = time.perf_counter() - t
+                    s = emu.stats()
+                    results[label] = (wall, s["content_requests"], s["status_429"])
+                finally:
+                    for m in ms:
+                        m.stop()
+            finally:
+                emu.stop()
+        (w1, r1, _), (w3, r3, e3) = results["one"], results["three"]
+        row("9 fleet: 3 mounts x grep -r (Redis)", f"{w3:.1f} s, {r3} content requests, {e3} x 429",
+            f"one mount {w1:.1f} s, {r1} requests", f"{r3 / max(r1, 1):.2f}x requests, {w3 / w1:.2f}x time",
+            "<= 1.1x requests, <= 1.2x time, 0 x 429")
+    finally:
+        redis.terminate()
+        redis.wait()
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def wanted(name):
-    """Cases to run: all, or those named on the command line (sequential, random, grep, rsync)."""
+    """Cases to run: all, or those named on the command line (sequential, random, grep,
+    persist, rsync, fleet)."""
     return len(sys.argv) < 2 or name in sys.argv[1:]
 
 
@@ -274,6 +372,8 @@ def main():
             random_case(emu)
         if wanted("grep"):
             grep_case(emu)
+        if wanted("persist"):
+            persist_case(emu)
     finally:
         emu.stop()
     log("unthrottled emulator...")
@@ -285,8 +385,11 @@ def main():
             rsync_case(emu)
     finally:
         emu.stop()
+    if wanted("fleet"):
+        log("fleet: three mounts on one Redis...")
+        fleet_case()
     if not rows:
-        raise SystemExit("no case selected (choose from: sequential random grep rsync)")
+        raise SystemExit("no case selected (choose from: sequential random grep persist rsync fleet)")
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         json.dump({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": round(time.time() - t0),

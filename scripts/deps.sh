@@ -10,7 +10,7 @@ pairs=("fusermount3:fuse3")
 if [ "$want" != demo ]; then
   pairs+=("ffprobe:ffmpeg" "ffmpeg:ffmpeg" "rsync:rsync" "curl:curl" "cmp:diffutils" "getfattr:attr")
 fi
-if [ "$want" = test ]; then
+if [ "$want" != demo ]; then
   pairs+=("redis-server:redis-server")
 fi
 if [ "$want" = bench ]; then

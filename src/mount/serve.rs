@@ -54,7 +54,7 @@ impl Tiers {
             max_bytes: disk.max_bytes,
             block_size: opts.block_size,
             // Queued writes hold their buffers: keep that small next to the memory cache.
-            queue_bytes: (opts.cache_size / 8).clamp(4 << 20, 64 << 20),
+            queue_bytes: (opts.cache_size / 4).clamp(8 << 20, 128 << 20),
             ..DiskConfig::default()
         };
         let store = match DiskStore::open(&disk.root, opts.api.tenant(), cfg) {
