@@ -3,7 +3,7 @@
 //! it, per-day searches for other days, and periodic re-listing. Knows nothing of FUSE.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -135,7 +135,10 @@ pub struct Catalog {
     client: ApiClient,
     tenant: TenantId,
     from: OffsetDateTime,
-    to: OffsetDateTime,
+    /// The window's end; moves forward with each re-list when `rolling`.
+    to: RwLock<OffsetDateTime>,
+    /// `--to now`: each re-list extends the window to the present.
+    rolling: AtomicBool,
     listing: RwLock<Arc<Listing>>,
     /// Interactions looked up outside the window.
     extra: RwLock<HashMap<String, Arc<InteractionEntry>>>,
@@ -191,7 +194,8 @@ impl Catalog {
             tenant: client.config().tenant(),
             client,
             from,
-            to,
+            to: RwLock::new(to),
+            rolling: AtomicBool::new(false),
             listing: RwLock::new(Arc::new(Listing::default())),
             extra: RwLock::new(HashMap::new()),
             negative: Mutex::new(HashMap::new()),
@@ -255,7 +259,14 @@ impl Catalog {
     /// Re-list the window. Files whose `lastModified` or size changed get a new content
     /// version; they are returned so the caller can drop cached pages.
     pub async fn refresh(&self) -> Result<Refresh, CatalogError> {
-        let items = match self.client.search_all(self.from, self.to).await {
+        if self.rolling.load(Ordering::Relaxed) {
+            // New calls appear; the start stays, so nothing leaves the mount with time.
+            let now = crate::util::now_secs() + time::Duration::MINUTE;
+            let mut to = self.to.write();
+            *to = (*to).max(now);
+        }
+        let to = self.window().1;
+        let items = match self.client.search_all(self.from, to).await {
             Ok(items) => items,
             Err(e) => {
                 self.checked.send_if_modified(|c| {
@@ -269,7 +280,7 @@ impl Catalog {
             }
         };
         if let Some(store) = self.store.clone() {
-            let (from, to, items) = (self.from, self.to, items.clone());
+            let (from, items) = (self.from, items.clone());
             let saved = tokio::task::spawn_blocking(move || store.save(from, to, &items)).await;
             match saved {
                 Ok(Ok(())) => {}
@@ -508,7 +519,17 @@ impl Catalog {
     /// Is the whole UTC day inside the listed window (so the listing answers it)?
     fn day_in_window(&self, day: Date) -> bool {
         let start = day.midnight().assume_utc();
-        start >= self.from && start + time::Duration::DAY <= self.to
+        start >= self.from && start + time::Duration::DAY <= self.window().1
+    }
+
+    /// The listed window `[from, to)` (`to` moves with time when rolling).
+    pub fn window(&self) -> (OffsetDateTime, OffsetDateTime) {
+        (self.from, *self.to.read())
+    }
+
+    /// With `--to now`: let each re-list extend the window to the present.
+    pub fn set_rolling(&self, rolling: bool) {
+        self.rolling.store(rolling, Ordering::Relaxed);
     }
 
     /// Did interaction `guid` start on `day` (UTC)? Answered like [`Catalog::day`],

@@ -66,6 +66,7 @@ pub fn demo(args: DemoArgs) -> Result<(), CliError> {
         disk: None,
         redis: None,
         metrics: None,
+        rolling: true,
     };
     let result = mount::serve(&rt, opts);
     rt.block_on(emu.shutdown());

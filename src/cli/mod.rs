@@ -139,7 +139,10 @@ pub struct MountArgs {
     /// (2026-11-01, 2026-11-01T08:00:00Z) or relative (30d, 12h, 2w).
     #[arg(long, default_value = "7d", value_name = "TIME")]
     pub from: String,
-    /// ...and before this time (same forms; default now).
+    /// ...and before this time (same forms; default now). With `now` the window's end
+    /// follows the clock: interactions that start after the mount appear at the next
+    /// --refresh, and the start stays where it was, so nothing disappears as time
+    /// passes. Any other value lists a fixed window that never grows.
     #[arg(long, default_value = "now", value_name = "TIME")]
     pub to: String,
     /// Memory for cached content, e.g. 256M, 1G.

@@ -76,6 +76,7 @@ pub fn mount_options(a: &MountArgs) -> Result<MountOptions, CliError> {
         disk: disk_options(a)?,
         redis: redis_options(a)?,
         metrics: a.metrics,
+        rolling: a.to.trim().eq_ignore_ascii_case("now"),
     })
 }
 

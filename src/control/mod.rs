@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
 
 use crate::api::ApiClient;
 use crate::cache::BlockCache;
@@ -34,8 +33,6 @@ pub mod warm;
 pub struct Sources {
     pub mountpoint: PathBuf,
     pub started: SystemTime,
-    pub from: OffsetDateTime,
-    pub to: OffsetDateTime,
     pub max_rpm: Option<u32>,
     pub client: ApiClient,
     pub catalog: Arc<Catalog>,
@@ -166,8 +163,8 @@ impl Sources {
             mountpoint: self.mountpoint.display().to_string(),
             pid: std::process::id(),
             uptime_secs: self.started.elapsed().map_or(0, |d| d.as_secs()),
-            window_from: format_rfc3339(self.from),
-            window_to: format_rfc3339(self.to),
+            window_from: format_rfc3339(self.catalog.window().0),
+            window_to: format_rfc3339(self.catalog.window().1),
             interactions_listed: self.catalog.listed().len() as u64,
             days_listed: days,
             days_pending: if self.catalog.is_checked() { 0 } else { days },

@@ -119,6 +119,8 @@ pub struct MountOptions {
     pub redis: Option<RedisOptions>,
     /// `--metrics ADDR`: serve Prometheus metrics there.
     pub metrics: Option<std::net::SocketAddr>,
+    /// `--to now`: the window's end follows the clock at each re-list.
+    pub rolling: bool,
 }
 
 /// `--redis` and what goes with it.

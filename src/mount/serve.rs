@@ -135,6 +135,7 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
             tiers.catalog.clone(),
         ))
         .map_err(|e| startup_error(&opts.api, e))?;
+    catalog.set_rolling(opts.rolling);
     let catalog = Arc::new(catalog);
     tracing::info!(
         interactions = catalog.listed().len(),
@@ -145,8 +146,6 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
     let sources = Arc::new(Sources {
         mountpoint: opts.mountpoint.clone(),
         started: std::time::SystemTime::now(),
-        from: opts.from,
-        to: opts.to,
         max_rpm: opts.api.max_rpm,
         client: client.clone(),
         catalog: Arc::clone(&catalog),

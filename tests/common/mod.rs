@@ -230,6 +230,22 @@ impl Mount {
         to: time::OffsetDateTime,
         extra: &[&str],
     ) -> Mount {
+        Self::spawn(emu, from, to, &vccfs::util::format_rfc3339(to), extra)
+    }
+
+    /// A mount from `from` to `--to now`: a window whose end follows the clock.
+    pub fn start_rolling(emu: &Emulator, from: time::OffsetDateTime, extra: &[&str]) -> Mount {
+        let to = time::OffsetDateTime::now_utc();
+        Self::spawn(emu, from, to, "now", extra)
+    }
+
+    fn spawn(
+        emu: &Emulator,
+        from: time::OffsetDateTime,
+        to: time::OffsetDateTime,
+        to_arg: &str,
+        extra: &[&str],
+    ) -> Mount {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("mnt");
         std::fs::create_dir(&path).expect("mkdir");
@@ -250,12 +266,7 @@ impl Mount {
             .args(cache_flag)
             .env("XDG_CACHE_HOME", dir.path().join("xdg-cache"))
             .args(["--api-url", &emu.api_url, "--auth-url", &emu.auth_url])
-            .args([
-                "--from",
-                &vccfs::util::format_rfc3339(from),
-                "--to",
-                &vccfs::util::format_rfc3339(to),
-            ])
+            .args(["--from", &vccfs::util::format_rfc3339(from), "--to", to_arg])
             .args(extra)
             .env("VCC_CLIENT_ID", &emu.client_id)
             .env("VCC_CLIENT_SECRET", &emu.client_secret)

@@ -740,3 +740,69 @@ fn demo_mounts_a_synthetic_tenant_and_stops_on_ctrl_c() {
         .expect("read");
     assert!(banner.contains("Try, in another terminal"), "{banner}");
 }
+
+/// With the default `--to now`, interactions that start after the mount appear at the
+/// next re-list, and none of the mount's first listing disappears.
+#[test]
+fn a_rolling_window_shows_calls_that_start_after_the_mount() {
+    if !fuse_available() {
+        return;
+    }
+    // About 2.3 new calls a second, on and on.
+    let emu = Emulator::start(&["--interactions", "200000", "--days", "1"]);
+    let mounted_at = time::OffsetDateTime::now_utc();
+    let from = mounted_at - time::Duration::minutes(3);
+    let m = Mount::start_rolling(&emu, from, &["--refresh", "2"]);
+    let list = || -> BTreeSet<String> {
+        std::fs::read_dir(m.interactions_dir())
+            .expect("ls")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect()
+    };
+    let first = list();
+    assert!(!first.is_empty(), "the first listing is empty");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let later = loop {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = list();
+        if now.len() > first.len() + 2 {
+            break now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no new interaction appeared"
+        );
+    };
+    assert!(
+        first.is_subset(&later),
+        "an interaction disappeared as time passed"
+    );
+    let token = emu.token();
+    let truth = emu.interactions(&token, from, time::OffsetDateTime::now_utc());
+    let started: HashMap<String, String> = truth
+        .iter()
+        .map(|i| {
+            (
+                i["guid"].as_str().unwrap_or_default().to_string(),
+                i["start"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    let after_mount = later
+        .difference(&first)
+        .filter(|g| {
+            started
+                .get(*g)
+                .and_then(|s| {
+                    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                        .ok()
+                })
+                .is_some_and(|s| s >= mounted_at)
+        })
+        .count();
+    assert!(
+        after_mount >= 1,
+        "the new entries are calls that started after the mount"
+    );
+}
