@@ -286,13 +286,18 @@ fn cache_command(c: CacheCommand) -> Result<(), CliError> {
             let tenants = disk::usage(&root).map_err(|e| io(&root, e))?;
             let (mut bytes, mut files) = (0, 0);
             for t in &tenants {
-                println!("{:>12}  {:>8} files  {}", human(t.bytes), t.files, t.tenant);
+                println!(
+                    "{:>12}  {:>8} files  {}",
+                    crate::util::human_bytes(t.bytes),
+                    t.files,
+                    t.tenant
+                );
                 bytes += t.bytes;
                 files += t.files;
             }
             println!(
                 "{:>12}  {files:>8} files  total in {}",
-                human(bytes),
+                crate::util::human_bytes(bytes),
                 root.display()
             );
         }
@@ -301,7 +306,7 @@ fn cache_command(c: CacheCommand) -> Result<(), CliError> {
             let cleared = disk::clear(&root).map_err(|e| io(&root, e))?;
             println!(
                 "removed {} in {} files from {}",
-                human(cleared.bytes),
+                crate::util::human_bytes(cleared.bytes),
                 cleared.files,
                 root.display()
             );
@@ -311,22 +316,6 @@ fn cache_command(c: CacheCommand) -> Result<(), CliError> {
         }
     }
     Ok(())
-}
-
-/// `1.5 GiB`-style sizes.
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
 }
 
 /// Set once SIGINT arrives (the handler only stores to an atomic).

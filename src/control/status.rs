@@ -144,21 +144,6 @@ pub fn query(mountpoint: &Path) -> Result<Snapshot, StatusError> {
     })
 }
 
-fn human(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
-
 /// The snapshot as a short summary for people.
 pub fn render(s: &Snapshot) -> String {
     let mut out = String::new();
@@ -224,7 +209,7 @@ pub fn render(s: &Snapshot) -> String {
             },
             s.status_429,
             s.retries,
-            human(s.bytes_fetched)
+            crate::util::human_bytes(s.bytes_fetched)
         ),
     );
     for t in &s.tiers {
@@ -232,7 +217,11 @@ pub fn render(s: &Snapshot) -> String {
             format!("hit rate {:.0}%", r * 100.0)
         });
         let size = match t.capacity {
-            Some(c) => format!("{} of {}, ", human(t.bytes), human(c)),
+            Some(c) => format!(
+                "{} of {}, ",
+                crate::util::human_bytes(t.bytes),
+                crate::util::human_bytes(c)
+            ),
             None => String::new(),
         };
         let health = if t.healthy { "" } else { ", DEGRADED" };

@@ -49,6 +49,16 @@ impl Report {
 }
 
 /// Read `path` in a thread; a read that takes longer than `limit` is a hang.
+/// Read every file of `files` and compare it with its bytes; any error or difference
+/// fails the test.
+pub(crate) fn read_exactly(files: &HashMap<PathBuf, Vec<u8>>) {
+    for (path, want) in files {
+        let (got, _) = timed_read(path, Duration::from_secs(60));
+        let got = got.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(got == *want, "{}: wrong bytes", path.display());
+    }
+}
+
 pub(crate) fn timed_read(path: &Path, limit: Duration) -> (std::io::Result<Vec<u8>>, Duration) {
     let p = path.to_path_buf();
     let (tx, rx) = std::sync::mpsc::channel();

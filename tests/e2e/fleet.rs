@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::redis::{self, Redis};
 use crate::common::{fuse_available, sh, Emulator, Mount};
-use crate::faults::{timed_read, truth};
+use crate::faults::{read_exactly, truth};
 
 fn fleet_mount(emu: &Emulator, redis: &Redis, extra: &[&str]) -> Mount {
     let url = redis.url();
@@ -38,14 +38,6 @@ fn moved(files: &HashMap<PathBuf, Vec<u8>>, from: &Path, to: &Mount) -> HashMap<
             (to.interactions_dir().join(rel), b.clone())
         })
         .collect()
-}
-
-fn read_exactly(files: &HashMap<PathBuf, Vec<u8>>) {
-    for (path, want) in files {
-        let (got, _) = timed_read(path, Duration::from_secs(60));
-        let got = got.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(got == *want, "{}: wrong bytes", path.display());
-    }
 }
 
 const TENANT: &[&str] = &[

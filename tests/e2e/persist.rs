@@ -1,7 +1,6 @@
 //! Persistence on real mounts: what was fetched is kept on disk across remounts,
 //! crashes and damage, within its cap, private, and never served stale.
 
-use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -9,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::common::{fuse_available, sh, Emulator, Mount};
-use crate::faults::{timed_read, truth};
+use crate::faults::{read_exactly, timed_read, truth};
 
 const TENANT: &[&str] = &["--interactions", "12", "--seed", "21"];
 
@@ -40,14 +39,6 @@ fn block_files(cache: &Path) -> Vec<PathBuf> {
         .into_iter()
         .filter(|p| p.components().any(|c| c.as_os_str() == "v1"))
         .collect()
-}
-
-fn read_exactly(files: &HashMap<PathBuf, Vec<u8>>) {
-    for (path, want) in files {
-        let (got, _) = timed_read(path, Duration::from_secs(60));
-        let got = got.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(got == *want, "{}: wrong bytes", path.display());
-    }
 }
 
 /// Wait until the disk tier's writes have landed (the file count stops growing).

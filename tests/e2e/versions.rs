@@ -9,21 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::common::{fuse_available, Emulator, Mount};
-use crate::faults::{timed_read, truth};
-
-fn read_exactly(truth: &HashMap<PathBuf, Vec<u8>>) {
-    for (path, want) in truth {
-        let (got, _) = timed_read(path, Duration::from_secs(60));
-        let got = got.unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert!(
-            got == *want,
-            "{}: {} bytes, want {}",
-            path.display(),
-            got.len(),
-            want.len()
-        );
-    }
-}
+use crate::faults::{read_exactly, timed_read, truth};
 
 fn guid_and_key(path: &Path) -> (String, String) {
     let name = |p: Option<&std::ffi::OsStr>| p.expect("name").to_string_lossy().to_string();
