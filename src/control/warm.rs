@@ -158,8 +158,16 @@ pub fn warm(plan: &WarmPlan, stop: &AtomicBool) -> Result<Warmed, StatusError> {
             if let Some(per_sec) = pace {
                 // Keep to the share: the n-th fetch no sooner than n / pace seconds in.
                 let due = Duration::from_secs_f64(done.fetched as f64 / per_sec);
-                if let Some(wait) = due.checked_sub(started.elapsed()) {
-                    std::thread::sleep(wait);
+                // In short naps, so Ctrl-C is seen at once.
+                while let Some(wait) = due.checked_sub(started.elapsed()) {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(wait.min(Duration::from_millis(100)));
+                }
+                if stop.load(Ordering::Relaxed) {
+                    done.interrupted = true;
+                    break;
                 }
             }
             match std::fs::read(&c.path) {

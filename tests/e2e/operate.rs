@@ -296,3 +296,50 @@ fn warm_fills_the_disk_cache_so_grep_costs_no_requests_and_resumes() {
         "grep after a remount made requests"
     );
 }
+
+#[test]
+fn ctrl_c_stops_warm_cleanly_with_its_final_line() {
+    if !fuse_available() {
+        return;
+    }
+    let emu = Emulator::start(&["--interactions", "30", "--seed", "16"]);
+    // 6 a minute: warm takes 3, so it is still pacing itself when interrupted. A
+    // window of 10 days lists in 2 searches.
+    let now = time::OffsetDateTime::now_utc();
+    let (from, to) = (
+        now - time::Duration::days(10),
+        now + time::Duration::days(1),
+    );
+    let m = crate::common::Mount::start_window(&emu, from, to, &["--max-rpm", "6"]);
+    let child = std::process::Command::new(BIN)
+        .args([
+            "warm",
+            &m.path.display().to_string(),
+            "--keys",
+            "transcript",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("vccfs warm");
+    std::thread::sleep(Duration::from_secs(3));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let started = Instant::now();
+    let out = child.wait_with_output().expect("warm exits");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "warm did not stop at Ctrl-C"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or_default();
+    assert!(
+        line.starts_with("warm: ") && line.ends_with("(interrupted)"),
+        "{text}"
+    );
+    // The mount is unharmed and still serving.
+    let status = std::process::Command::new(BIN)
+        .args(["status", &m.path.display().to_string()])
+        .output()
+        .expect("vccfs status");
+    assert!(status.status.success(), "the mount died with warm");
+}
