@@ -21,7 +21,7 @@ mod persist;
 mod probe;
 #[cfg(test)]
 mod testing;
-pub use persist::CatalogStore;
+pub use persist::{CatalogStore, Checked};
 mod refresh;
 pub use refresh::{spawn_refresher, Change};
 
@@ -155,17 +155,6 @@ pub struct Catalog {
     /// Whether the listing has been checked against the API since it was read from
     /// the saved days.
     checked: tokio::sync::watch::Sender<Checked>,
-}
-
-/// Has the listing been checked against the API?
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Checked {
-    /// Read from the saved days; the re-list is under way.
-    Pending,
-    /// Listed from the API (at least once since the mount).
-    Yes,
-    /// The first re-list failed: the saved days are all there is for now.
-    Failed,
 }
 
 /// Where a newly opened catalog's listing came from.

@@ -24,6 +24,17 @@ use crate::model::Interaction;
 
 const TAG: &str = "vccfs-catalog-v1";
 
+/// Has the listing been checked against the API?
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checked {
+    /// Read from the saved days; the re-list is under way.
+    Pending,
+    /// Listed from the API (at least once since the mount).
+    Yes,
+    /// The first re-list failed: the saved days are all there is for now.
+    Failed,
+}
+
 /// The persisted days of one tenant's catalog.
 #[derive(Debug, Clone)]
 pub struct CatalogStore {
