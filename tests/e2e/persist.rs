@@ -1,6 +1,7 @@
 //! Persistence on real mounts: what was fetched is kept on disk across remounts,
 //! crashes and damage, within its cap, private, and never served stale.
 
+use std::collections::HashMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -60,19 +61,27 @@ fn remount(emu: &Emulator, cache: &Path) -> Mount {
     Mount::start(emu, &["--cache-dir", &dir])
 }
 
+/// A cache directory (in the returned tempdir, as `cache`) that holds every file of
+/// `emu`'s tree, read once by a mount that is gone now; and the tree's ground truth.
+fn filled_cache(emu: &Emulator) -> (tempfile::TempDir, HashMap<PathBuf, Vec<u8>>) {
+    let keep = tempfile::tempdir().expect("tempdir");
+    let cache = keep.path().join("cache");
+    let m = remount(emu, &cache);
+    let files = truth(emu, &m);
+    read_exactly(&files);
+    settle(&cache);
+    m.stop();
+    (keep, files)
+}
+
 #[test]
 fn a_remount_reads_everything_from_disk_with_zero_content_requests() {
     if !fuse_available() {
         return;
     }
     let emu = Emulator::start(TENANT);
-    let keep = tempfile::tempdir().expect("tempdir");
+    let (keep, _) = filled_cache(&emu);
     let cache = keep.path().join("cache");
-    let m = remount(&emu, &cache);
-    let files = truth(&emu, &m);
-    read_exactly(&files);
-    settle(&cache);
-    m.stop();
 
     let m = remount(&emu, &cache);
     let files = truth(&emu, &m);
@@ -109,13 +118,8 @@ fn damaged_cache_files_are_refetched_not_served() {
         return;
     }
     let emu = Emulator::start(TENANT);
-    let keep = tempfile::tempdir().expect("tempdir");
+    let (keep, _) = filled_cache(&emu);
     let cache = keep.path().join("cache");
-    let m = remount(&emu, &cache);
-    let files = truth(&emu, &m);
-    read_exactly(&files);
-    settle(&cache);
-    m.stop();
 
     let blocks = block_files(&cache);
     assert!(blocks.len() >= 20, "only {} block files", blocks.len());
@@ -177,13 +181,8 @@ fn a_version_changed_between_mounts_is_read_new_never_old() {
         return;
     }
     let emu = Emulator::start(TENANT);
-    let keep = tempfile::tempdir().expect("tempdir");
+    let (keep, files) = filled_cache(&emu);
     let cache = keep.path().join("cache");
-    let m = remount(&emu, &cache);
-    let files = truth(&emu, &m);
-    read_exactly(&files);
-    settle(&cache);
-    m.stop();
 
     let path = files
         .keys()
