@@ -20,6 +20,23 @@ use std::sync::OnceLock;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+/// `Display` as lowercase hex of the bytes, `Debug` as `Name(hex)`.
+macro_rules! hex_named {
+    ($name:ident) => {
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write_hex(f, &self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self)
+            }
+        }
+    };
+}
+
 /// Which tenant (API and account) content belongs to: a hash of the API base URL and
 /// the client id, so keys of two tenants never collide and name neither.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -43,17 +60,7 @@ impl TenantId {
     }
 }
 
-impl fmt::Display for TenantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex(f, &self.0)
-    }
-}
-
-impl fmt::Debug for TenantId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TenantId({self})")
-    }
-}
+hex_named!(TenantId);
 
 /// The stable name of one content version (see the module essay).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,17 +95,7 @@ impl ContentKey {
     }
 }
 
-impl fmt::Display for ContentKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_hex(f, &self.0)
-    }
-}
-
-impl fmt::Debug for ContentKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ContentKey({self})")
-    }
-}
+hex_named!(ContentKey);
 
 /// SHA-256 over length-prefixed parts (so `("ab", "c")` and `("a", "bc")` differ).
 fn hash(parts: &[&[u8]]) -> [u8; 32] {

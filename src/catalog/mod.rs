@@ -424,6 +424,11 @@ impl Catalog {
         self.listing.read().ordered.clone()
     }
 
+    /// How many interactions the window lists.
+    pub fn listed_len(&self) -> usize {
+        self.listing.read().ordered.len()
+    }
+
     /// Position of `guid` in the listing.
     pub fn position(&self, guid: &str) -> Option<usize> {
         self.listing.read().position.get(guid).copied()

@@ -117,6 +117,7 @@ impl Sources {
         let counters = self.client.counters();
         let sent = self.client.sent_last_minute() as u64;
         let days = self.catalog.listed_days().len() as u64;
+        let (from, to) = self.catalog.window();
         let mem = self.cache.stats();
         let mut tiers = vec![TierUse {
             tier: "memory".into(),
@@ -163,9 +164,9 @@ impl Sources {
             mountpoint: self.mountpoint.display().to_string(),
             pid: std::process::id(),
             uptime_secs: self.started.elapsed().map_or(0, |d| d.as_secs()),
-            window_from: format_rfc3339(self.catalog.window().0),
-            window_to: format_rfc3339(self.catalog.window().1),
-            interactions_listed: self.catalog.listed().len() as u64,
+            window_from: format_rfc3339(from),
+            window_to: format_rfc3339(to),
+            interactions_listed: self.catalog.listed_len() as u64,
             days_listed: days,
             days_pending: if self.catalog.is_checked() { 0 } else { days },
             max_rpm: self.max_rpm,

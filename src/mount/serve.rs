@@ -138,7 +138,7 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
     catalog.set_rolling(opts.rolling);
     let catalog = Arc::new(catalog);
     tracing::info!(
-        interactions = catalog.listed().len(),
+        interactions = catalog.listed_len(),
         ?opened,
         "catalog ready"
     );
@@ -210,7 +210,7 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
         eprintln!(
             "vccfs: mounted {} ({} interactions); Ctrl-C or `vccfs unmount {}` to stop",
             opts.mountpoint.display(),
-            catalog.listed().len(),
+            catalog.listed_len(),
             opts.mountpoint.display()
         );
         if let Some(b) = &opts.banner {

@@ -217,6 +217,17 @@ fn metrics_move_by_what_was_read_and_status_tells_live_from_dead() {
     drop(m);
 }
 
+/// Content requests of one `grep -r` over the transcripts of `m`.
+fn grep_requests(emu: &Emulator, m: &crate::common::Mount) -> u64 {
+    emu.reset_stats();
+    let (ok, _, err) = sh(&format!(
+        "grep -rl --include=transcript refund '{}' >/dev/null; true",
+        m.interactions_dir().display()
+    ));
+    assert!(ok, "{err}");
+    emu.stat("content_requests")
+}
+
 #[test]
 fn warm_fills_the_disk_cache_so_grep_costs_no_requests_and_resumes() {
     if !fuse_available() {
@@ -260,17 +271,7 @@ fn warm_fills_the_disk_cache_so_grep_costs_no_requests_and_resumes() {
     assert!(fetched >= 1 && transcripts >= 10, "{line}");
 
     // Every transcript is on disk now: grep costs no content request.
-    emu.reset_stats();
-    let (ok, _, err) = sh(&format!(
-        "grep -rl --include=transcript refund '{}' >/dev/null; true",
-        m.interactions_dir().display()
-    ));
-    assert!(ok, "{err}");
-    assert_eq!(
-        emu.stat("content_requests"),
-        0,
-        "grep after warm made requests"
-    );
+    assert_eq!(grep_requests(&emu, &m), 0, "grep after warm made requests");
 
     // A second run skips what is cached.
     let again = warm(&["--keys", "transcript"]);
@@ -284,14 +285,8 @@ fn warm_fills_the_disk_cache_so_grep_costs_no_requests_and_resumes() {
     // And it is the disk that holds them: after a remount, grep still costs nothing.
     m.stop();
     let m = crate::common::Mount::start(&emu, &flags);
-    emu.reset_stats();
-    let (ok, _, err) = sh(&format!(
-        "grep -rl --include=transcript refund '{}' >/dev/null; true",
-        m.interactions_dir().display()
-    ));
-    assert!(ok, "{err}");
     assert_eq!(
-        emu.stat("content_requests"),
+        grep_requests(&emu, &m),
         0,
         "grep after a remount made requests"
     );
