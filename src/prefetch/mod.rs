@@ -26,7 +26,9 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures::TryFutureExt;
 
-use crate::cache::{BlockCache, BlockId, ContentId, FetchError, Lookup, Started, Want};
+use crate::cache::{
+    BlockCache, BlockFetch, BlockId, ContentId, FetchError, Lookup, Run, Started, Want,
+};
 use crate::source::{BlockRequest, BlockSource};
 use crate::version::ContentVersion;
 
@@ -215,8 +217,10 @@ impl Prefetcher {
         };
         let end = offset.saturating_add(size).min(file_size);
 
-        // Needed blocks first: start whatever is missing.
-        self.fetch_missing(src, first, last + 1, None);
+        // Needed blocks first: start whatever is missing. The reader waits on these
+        // fetches themselves, so a fetch that fails is this read's error, not a
+        // silent second request.
+        let demand = self.fetch_missing(src, first, last + 1, None);
 
         // Then read-ahead, if the reader looks sequential.
         let plan = ra.lock().on_read(&self.cfg, offset, end, file_size);
@@ -235,7 +239,9 @@ impl Prefetcher {
             }
         }
 
-        let out = self.assemble(src, offset, end, first, last).await?;
+        let out = self
+            .assemble(src, &demand.runs, offset, end, first, last)
+            .await?;
         if let Retention::HandOver(handover) = retention {
             let ((from, to), edges) = handover.lock().delivered(math, offset, end, file_size);
             self.cache.forget(src.content, (from..to).chain(edges));
@@ -243,10 +249,12 @@ impl Prefetcher {
         Ok(out)
     }
 
-    /// Wait for blocks `first..=last` and cut bytes `offset..end` out of them.
+    /// Wait for blocks `first..=last` (those in `started` from those fetches) and
+    /// cut bytes `offset..end` out of them.
     async fn assemble(
         &self,
         src: &Source,
+        started: &[(Run, BlockFetch)],
         offset: u64,
         end: u64,
         first: u64,
@@ -256,7 +264,19 @@ impl Prefetcher {
         let file_size = src.version.size;
         let mut parts = Vec::with_capacity((last - first + 1) as usize);
         for index in first..=last {
-            let block = self.block(src, index).await?;
+            let block = match started
+                .iter()
+                .find(|(run, _)| (run.first..run.first + run.count).contains(&index))
+            {
+                Some((run, fetch)) => {
+                    let blocks = fetch.clone().await?;
+                    match blocks.get((index - run.first) as usize) {
+                        Some(b) => b.clone(),
+                        None => return Err(ReadError::block(src, index, "vanished".into())),
+                    }
+                }
+                None => self.block(src, index).await?,
+            };
             let (bstart, _) = math.block_range(index, file_size);
             let from = offset.saturating_sub(bstart) as usize;
             let to = ((end - bstart) as usize).min(block.len());

@@ -56,7 +56,7 @@ fn read(
 #[test]
 fn a_failed_fetch_is_an_error_and_the_next_read_fetches_again() {
     let rt = runtime();
-    let source = Arc::new(Faulty::nth(MockSource::new(SIZE), Fault::Fail, 1));
+    let source = Arc::new(Faulty::nth(MockSource::new(SIZE), Fault::Fail, 1).covering(0));
     let p = prefetcher(&rt, source.clone());
     let src = file(1);
     let e = read(&rt, &p, &src, 100, 1000).expect_err("first fetch fails");
@@ -75,7 +75,7 @@ fn a_failed_fetch_is_an_error_and_the_next_read_fetches_again() {
 #[test]
 fn a_short_run_is_an_error_never_short_bytes() {
     let rt = runtime();
-    let source = Arc::new(Faulty::nth(MockSource::new(SIZE), Fault::ShortRun, 1));
+    let source = Arc::new(Faulty::nth(MockSource::new(SIZE), Fault::ShortRun, 1).covering(0));
     let p = prefetcher(&rt, source);
     let src = file(2);
     // Three blocks in one read: the run comes back one block short.
@@ -89,8 +89,8 @@ fn a_short_run_is_an_error_never_short_bytes() {
 #[test]
 fn bytes_come_from_the_fetch_that_covers_them() {
     let rt = runtime();
-    // The second fetch (of block 4) is corrupted at its first byte; block 0 is not.
-    let source = Arc::new(Faulty::nth(MockSource::new(SIZE), Fault::WrongBytes, 2));
+    // The first fetch of block 4 is corrupted at its first byte; block 0 is not.
+    let source = Arc::new(Faulty::nth(MockSource::new(SIZE), Fault::WrongBytes, 1).covering(4));
     let p = prefetcher(&rt, source);
     let src = file(3);
     let a = read(&rt, &p, &src, 0, 100).expect("block 0");
@@ -131,7 +131,7 @@ fn concurrent_reads_of_one_block_share_one_fetch() {
 #[test]
 fn a_tier_error_that_reaches_the_reader_is_reported_as_a_tier_error() {
     let rt = runtime();
-    let source = Arc::new(Faulty::nth(MockSource::new(SIZE), Fault::TierFail, 1));
+    let source = Arc::new(Faulty::nth(MockSource::new(SIZE), Fault::TierFail, 1).covering(0));
     let p = prefetcher(&rt, source);
     let e = read(&rt, &p, &file(5), 0, 10).expect_err("tier failed");
     assert!(

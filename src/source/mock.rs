@@ -122,13 +122,16 @@ pub enum Fault {
 }
 
 /// Wraps a source and applies `fault` to fetch number `nth` (1-based), or to every
-/// fetch from then on with `every`.
+/// fetch from then on with `every`. With [`Faulty::covering`] only fetches whose run
+/// covers that block are counted, so read-ahead racing the demand fetch cannot take
+/// the fault meant for it.
 #[derive(Debug)]
 pub struct Faulty<S> {
     inner: S,
     fault: Fault,
     nth: u64,
     every: bool,
+    block: Option<u64>,
     seen: AtomicU64,
 }
 
@@ -139,7 +142,16 @@ impl<S: BlockSource> Faulty<S> {
             fault,
             nth,
             every: false,
+            block: None,
             seen: AtomicU64::new(0),
+        }
+    }
+
+    /// Count (and fault) only the fetches whose run covers block `index`.
+    pub fn covering(self, index: u64) -> Faulty<S> {
+        Faulty {
+            block: Some(index),
+            ..self
         }
     }
 
@@ -157,8 +169,13 @@ impl<S: BlockSource> Faulty<S> {
 
 impl<S: BlockSource> BlockSource for Faulty<S> {
     fn fetch(&self, req: BlockRequest) -> BoxFuture<'static, Result<Fetched, SourceError>> {
-        let n = self.seen.fetch_add(1, Ordering::Relaxed) + 1;
-        let hit = n == self.nth || (self.every && n > self.nth);
+        let counted = self
+            .block
+            .is_none_or(|b| (req.first..req.first.saturating_add(req.count)).contains(&b));
+        let hit = counted && {
+            let n = self.seen.fetch_add(1, Ordering::Relaxed) + 1;
+            n == self.nth || (self.every && n > self.nth)
+        };
         let fault = self.fault;
         let inner = self.inner.fetch(req);
         async move {
