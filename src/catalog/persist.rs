@@ -24,14 +24,12 @@ use crate::model::Interaction;
 
 const TAG: &str = "vccfs-catalog-v1";
 
-/// Has the listing been checked against the API?
+/// Has an interaction's listing been checked against the API?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checked {
-    /// Read from the saved days; the re-list is under way.
-    Pending,
     /// Listed from the API (at least once since the mount).
     Yes,
-    /// The first re-list failed: the saved days are all there is for now.
+    /// Its saved day could not be re-listed: the saved listing is all there is.
     Failed,
 }
 
@@ -61,28 +59,38 @@ impl CatalogStore {
         self.dir.join(format!("{day}.json"))
     }
 
-    /// The persisted interactions that started in `[from, to)`, in start order, and
-    /// how many days were read.
-    pub fn load(&self, from: OffsetDateTime, to: OffsetDateTime) -> (Vec<Interaction>, usize) {
+    /// The persisted days with a part in `[from, to)`, oldest first: each day's
+    /// interactions that started in the window, in start order.
+    pub fn load_days(
+        &self,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Vec<(Date, Vec<Interaction>)> {
         let mut out = Vec::new();
-        let mut days = 0;
         let mut day = from.date();
         while day.midnight().assume_utc() < to {
             if let Some(items) = self.load_day(day) {
-                days += 1;
-                out.extend(
-                    items
-                        .into_iter()
-                        .filter(|i| i.start >= from && i.start < to),
-                );
+                let mut items: Vec<Interaction> = items
+                    .into_iter()
+                    .filter(|i| i.start >= from && i.start < to)
+                    .collect();
+                items.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.guid.cmp(&b.guid)));
+                out.push((day, items));
             }
             match day.next_day() {
                 Some(d) => day = d,
                 None => break,
             }
         }
-        out.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.guid.cmp(&b.guid)));
-        (out, days)
+        out
+    }
+
+    /// Tests: all of [`CatalogStore::load_days`] at once, and how many days it read.
+    #[cfg(test)]
+    pub fn load(&self, from: OffsetDateTime, to: OffsetDateTime) -> (Vec<Interaction>, usize) {
+        let days = self.load_days(from, to);
+        let n = days.len();
+        (days.into_iter().flat_map(|(_, items)| items).collect(), n)
     }
 
     fn load_day(&self, day: Date) -> Option<Vec<Interaction>> {

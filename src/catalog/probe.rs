@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Catalog, CatalogError, FileEntry, Listed};
+use super::entry::Listed;
+use super::{Catalog, CatalogError, FileEntry};
 
 impl Catalog {
     /// `file` of interaction `guid` with its size known: as it is if the listing gave

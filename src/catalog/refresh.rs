@@ -1,21 +1,20 @@
-//! Periodic re-listing: every `every`, [`Catalog::refresh`] the window, log what changed,
-//! and hand each changed inode (files with a new version, directories whose entries
-//! changed) and each changed or vanished content version to the caller's `on_change`. The catalog knows nothing of FUSE: what
-//! invalidating means (dropping the kernel's cached pages, attributes and listings) is
-//! the mount's business.
+//! The refresher: lists the days of the window not listed yet (newest first, within a
+//! share of the budget), re-lists the recent tail every `--refresh`, and re-lists
+//! whole days as the age [`Policy`] makes them due (paced). Changes reach the mount
+//! through [`Catalog::on_change`]; the catalog knows nothing of FUSE.
 //!
-//! Invariants: `on_change` is called on a runtime worker, so it must not block (the mount
-//! passes each inode on to a thread of its own); a failed re-list keeps the old listing
-//! and is tried again one period later; the first re-list comes after `first` (a catalog
-//! opened from its saved days is re-listed at once), else one period after start.
+//! Invariants: two lanes run side by side — the tail (quick, on time, so new calls
+//! appear within `--refresh`) and days (slow, paced) — so a long day listing never
+//! delays the tail; a failed listing keeps what was listed and is tried again later;
+//! nothing here blocks a runtime worker.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Catalog;
+use super::{Catalog, Policy};
 use crate::version::ContentKey;
 
-/// What a re-list asks of the layers that cache content.
+/// What a listing change asks of the layers that cache content.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Change {
     /// Drop what the kernel caches of this inode (pages, attributes, listing).
@@ -24,42 +23,76 @@ pub enum Change {
     Purge(ContentKey),
 }
 
-/// Re-list `catalog` after `first` (if given), then every `every` (if given), on `rt`,
-/// telling `on_change` what changed, until the task is aborted or the runtime ends.
+/// Keep `catalog` listed and fresh by `policy`, on `rt`, until the task is aborted or
+/// the runtime ends. `max_rpm` is the mount's budget (`None`: unlimited).
 pub fn spawn_refresher(
     rt: &tokio::runtime::Handle,
     catalog: Arc<Catalog>,
-    first: Option<Duration>,
-    every: Option<Duration>,
-    on_change: impl Fn(Change) + Send + 'static,
+    policy: Policy,
+    max_rpm: Option<u32>,
 ) -> tokio::task::JoinHandle<()> {
     rt.spawn(async move {
-        let mut wait = first.or(every);
-        while let Some(delay) = wait {
-            tokio::time::sleep(delay).await;
-            wait = every;
-            match catalog.refresh().await {
-                Ok(r) => {
-                    if !r.files.is_empty() || !r.dirs.is_empty() {
-                        tracing::info!(
-                            files = r.files.len(),
-                            dirs = r.dirs.len(),
-                            "the listing changed"
-                        );
-                    }
-                    for ino in r.files.iter().map(|f| f.ino).chain(r.dirs) {
-                        on_change(Change::Invalidate(ino));
-                    }
-                    for key in r.purged {
-                        on_change(Change::Purge(key));
-                    }
+        tokio::join!(
+            tail_lane(&catalog, &policy),
+            day_lane(&catalog, &policy, max_rpm)
+        );
+    })
+}
+
+async fn tail_lane(catalog: &Catalog, policy: &Policy) {
+    let Some(every) = policy.every else {
+        return;
+    };
+    loop {
+        tokio::time::sleep(every).await;
+        match catalog.refresh_tail(policy).await {
+            Ok(r) if !r.is_empty() => tracing::info!(
+                files = r.files.len(),
+                dirs = r.dirs.len(),
+                "the recent tail changed"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "re-listing the tail failed; trying again"),
+        }
+    }
+}
+
+async fn day_lane(catalog: &Catalog, policy: &Policy, max_rpm: Option<u32>) {
+    let first = max_rpm.and_then(|r| Policy::pace(f64::from(r) * policy.background_share));
+    let relist = Policy::pace(f64::from(policy.relist_rpm));
+    let started = std::time::Instant::now();
+    let mut announced = false;
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let (day, pace, force) = match catalog.next_unlisted() {
+            Some(day) => (day, first, false),
+            None => {
+                if !announced {
+                    announced = true;
+                    tracing::info!(
+                        interactions = catalog.listed_len(),
+                        seconds = started.elapsed().as_secs_f64(),
+                        "every day of the window is listed"
+                    );
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "re-listing failed; keeping the old listing")
+                match catalog.due_day(policy) {
+                    Some(day) => (day, relist, true),
+                    None => {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
                 }
             }
+        };
+        match catalog.list_day(day, pace, force).await {
+            Ok(()) => backoff = Duration::from_secs(1),
+            Err(e) => {
+                tracing::warn!(error = %e, %day, "listing a day failed; trying again later");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(60));
+            }
         }
-    })
+    }
 }
 
 #[cfg(test)]
@@ -93,20 +126,33 @@ mod tests {
         .await
         .expect("list");
         let catalog = Arc::new(catalog);
-        let entry = catalog.listed().first().cloned().expect("an interaction");
+        catalog.list_window().await.expect("list the window");
+        let entry = catalog
+            .listed_range(0, 1)
+            .first()
+            .cloned()
+            .expect("an interaction");
         let file = entry.files().next().cloned().expect("a file");
 
         let (tx, rx) = std::sync::mpsc::channel();
+        let tx = parking_lot::Mutex::new(tx);
+        catalog.on_change(move |change| {
+            if let Change::Invalidate(ino) = change {
+                let _ = tx.lock().send(ino);
+            }
+        });
+        // Every day is due again 100 ms after its listing.
+        let policy = Policy {
+            ages: Vec::new(),
+            old: Duration::from_millis(100),
+            relist_rpm: 0,
+            ..Policy::new(Some(Duration::from_millis(50)))
+        };
         let task = spawn_refresher(
             &tokio::runtime::Handle::current(),
             Arc::clone(&catalog),
+            policy,
             None,
-            Some(Duration::from_millis(50)),
-            move |change| {
-                if let Change::Invalidate(ino) = change {
-                    let _ = tx.send(ino);
-                }
-            },
         );
         emu.tenant()
             .mutate(&entry.guid, &file.key, 60)

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::{Catalog, Checked, Refresh};
+use super::{Catalog, DayState, Refresh};
 use crate::api::ApiClient;
 use crate::model::Interaction;
 
@@ -36,13 +36,11 @@ impl Catalog {
 
     /// Tests: the listing is as if read from saved days, until [`Catalog::recheck`].
     pub(crate) fn mark_unchecked(&self) {
-        self.checked.send_replace(Checked::Pending);
+        self.listing.write().mark_all(DayState::Saved);
     }
 
     /// Tests: `items` is what the API lists now.
     pub(crate) fn recheck(&self, items: Vec<Interaction>) -> Refresh {
-        let r = self.apply(items);
-        self.checked.send_replace(Checked::Yes);
-        r
+        self.apply(items)
     }
 }

@@ -191,7 +191,7 @@ impl Collector for Snapshots {
         gauge(
             &mut enc,
             "vccfs_days_listed",
-            "days of the window with interactions",
+            "days of the window listed (from the API or the saved catalog)",
             &[(Vec::new(), signed(s.days_listed))],
         )?;
         gauge(
@@ -199,6 +199,18 @@ impl Collector for Snapshots {
             "vccfs_days_pending",
             "days shown from the saved catalog, not yet re-listed",
             &[(Vec::new(), signed(s.days_pending))],
+        )?;
+        gauge(
+            &mut enc,
+            "vccfs_days_in_window",
+            "days with a part in the window",
+            &[(Vec::new(), signed(s.days_in_window))],
+        )?;
+        gauge(
+            &mut enc,
+            "vccfs_days_unlisted",
+            "days of the window not listed yet",
+            &[(Vec::new(), signed(s.days_unlisted))],
         )?;
         let l = self.0.fs.latency();
         let m = enc.encode_descriptor(

@@ -83,6 +83,10 @@ pub struct Snapshot {
     pub days_listed: u64,
     /// Days shown from the saved catalog, not yet re-listed.
     pub days_pending: u64,
+    /// Days with a part in the window.
+    pub days_in_window: u64,
+    /// Days of the window not listed yet (listed on demand and in the background).
+    pub days_unlisted: u64,
     pub max_rpm: Option<u32>,
     pub requests_last_minute: u64,
     /// Requests the budget allows in the coming minute (with a fleet: this host's view).
@@ -116,7 +120,7 @@ impl Sources {
         let api = self.client.stats();
         let counters = self.client.counters();
         let sent = self.client.sent_last_minute() as u64;
-        let days = self.catalog.listed_days().len() as u64;
+        let days = self.catalog.day_counts();
         let (from, to) = self.catalog.window();
         let mem = self.cache.stats();
         let mut tiers = vec![TierUse {
@@ -167,8 +171,10 @@ impl Sources {
             window_from: format_rfc3339(from),
             window_to: format_rfc3339(to),
             interactions_listed: self.catalog.listed_len() as u64,
-            days_listed: days,
-            days_pending: if self.catalog.is_checked() { 0 } else { days },
+            days_listed: (days.listed + days.saved) as u64,
+            days_pending: days.saved as u64,
+            days_in_window: days.window as u64,
+            days_unlisted: days.window.saturating_sub(days.listed + days.saved) as u64,
             max_rpm: self.max_rpm,
             requests_last_minute: sent,
             slots_left: self.max_rpm.map(|r| u64::from(r).saturating_sub(sent)),

@@ -163,14 +163,20 @@ pub fn render(s: &Snapshot) -> String {
     line(
         "listed",
         format!(
-            "{} interactions over {} days{}",
+            "{} interactions over {} of {} days{}{}",
             s.interactions_listed,
             s.days_listed,
+            s.days_in_window,
             if s.days_pending > 0 {
                 format!(
                     " ({} days from the saved catalog, re-listing)",
                     s.days_pending
                 )
+            } else {
+                String::new()
+            },
+            if s.days_unlisted > 0 {
+                format!(" ({} days not listed yet)", s.days_unlisted)
             } else {
                 String::new()
             }

@@ -266,7 +266,7 @@ impl Ops {
                     retention: self
                         .prefetcher
                         .retention(f.size, flags & libc::O_DIRECT != 0),
-                    unchecked: std::sync::atomic::AtomicBool::new(!self.catalog.is_checked()),
+                    unchecked: std::sync::atomic::AtomicBool::new(!self.catalog.is_checked(&guid)),
                 }
             }
             Node::Meta { guid } => {
@@ -303,7 +303,7 @@ impl Ops {
                 if unchecked.load(Ordering::Relaxed) {
                     // A saved listing may be out of date: never serve a version the
                     // API has replaced (its blocks may still be on disk).
-                    let checked = self.catalog.checked().await;
+                    let checked = self.catalog.check(&source.version.guid).await;
                     if checked == Checked::Yes && !self.catalog.is_current(&source.version) {
                         return Err(FsError::Stale);
                     }
@@ -313,8 +313,20 @@ impl Ops {
                     return Ok(Bytes::new());
                 }
                 let p = &self.prefetcher;
-                Ok(p.read(source, ra, offset, u64::from(size), retention)
-                    .await?)
+                match p.read(source, ra, offset, u64::from(size), retention).await {
+                    Ok(bytes) => Ok(bytes),
+                    Err(e) => {
+                        let e = FsError::from(e);
+                        if matches!(e, FsError::Stale) {
+                            // The content changed under the listed version: learn the
+                            // new one now, for the next open.
+                            if let Err(le) = self.catalog.revalidate(&source.version.guid).await {
+                                tracing::warn!(error = %le, "cannot look the changed interaction up");
+                            }
+                        }
+                        Err(e)
+                    }
+                }
             }
         }
     }
@@ -355,6 +367,10 @@ impl Ops {
             Node::Interactions => {
                 // Only the part asked for: a big listing is not copied per call.
                 let from = page.skip_to();
+                if from == 0 {
+                    // The first batch lists every day of the window not listed yet.
+                    self.catalog.list_window().await?;
+                }
                 page.advance(from);
                 for e in self.catalog.listed_range(from, from + READDIR_BATCH) {
                     let node = Node::Interaction {
@@ -364,7 +380,7 @@ impl Ops {
                 }
             }
             Node::ByDate => {
-                for day in self.catalog.listed_days() {
+                for day in self.catalog.window_days() {
                     let name = day.to_string();
                     page.push(
                         ino::day(day),
@@ -408,10 +424,10 @@ impl Ops {
     }
 
     pub(crate) fn statfs(&self) -> FsStats {
-        let listed = self.catalog.listed();
+        let (bytes, files) = self.catalog.totals();
         FsStats {
-            blocks: self.catalog.total_bytes().div_ceil(4096),
-            files: listed.iter().map(|e| e.files().count() as u64 + 2).sum(),
+            blocks: bytes.div_ceil(4096),
+            files,
         }
     }
 

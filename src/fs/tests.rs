@@ -283,7 +283,11 @@ fn readdir_continues_from_its_offset() {
 #[test]
 fn by_date_links_point_at_interactions_of_that_day_only() {
     let rig = Rig::mock();
-    assert_eq!(rig.names(ino::BY_DATE, 0), [".", "..", "2026-11-20"]);
+    // Every day of the window, listed or not yet.
+    assert_eq!(
+        rig.names(ino::BY_DATE, 0),
+        [".", "..", "2026-11-19", "2026-11-20", "2026-11-21"]
+    );
     let day = rig.lookup(ino::BY_DATE, "2026-11-20").expect("day");
     let names = rig.names(day.attr.ino.0, 0);
     assert_eq!(names[2..], GUIDS);
@@ -339,16 +343,13 @@ fn a_version_from_a_saved_listing_is_read_only_once_the_api_confirms_it() {
     let same = rig.file_ino(GUIDS[1], "transcript");
     let old = rig.ops.open(changed, libc::O_RDONLY).expect("open");
     let kept = rig.ops.open(same, libc::O_RDONLY).expect("open");
-    let ops = Arc::clone(&rig.ops);
-    let waiting = rig.rt.spawn(async move { ops.read(old, 0, 100).await });
-    std::thread::sleep(Duration::from_millis(100));
-    assert!(!waiting.is_finished(), "the read waits for the re-list");
-    // The API now lists a new version of the first transcript.
+    // The day is re-listed before the first read: the API lists a new version of the
+    // first transcript.
     let mut now = interactions();
     now[0].content[1].last_modified = Some(time::macros::datetime!(2026-11-20 12:00 UTC));
     let r = rig.catalog.recheck(now);
     assert_eq!(r.purged.len(), 1, "the old version can go");
-    let e = rig.rt.block_on(waiting).expect("join").expect_err("stale");
+    let e = rig.read(old, 0, 100).expect_err("stale");
     assert_eq!(e.errno(), Errno::from_i32(libc::ESTALE));
     assert_eq!(
         &rig.read(kept, 0, 100).expect("unchanged file")[..],
@@ -359,4 +360,20 @@ fn a_version_from_a_saved_listing_is_read_only_once_the_api_confirms_it() {
         &rig.read(fresh, 0, 100).expect("new version")[..],
         &truth(0, 100)[..]
     );
+}
+
+#[test]
+fn a_saved_day_that_cannot_be_re_listed_is_served_as_saved() {
+    let rig = Rig::mock();
+    rig.catalog.mark_unchecked();
+    let fh = rig
+        .ops
+        .open(rig.file_ino(GUIDS[0], "transcript"), libc::O_RDONLY)
+        .expect("open");
+    // The re-list of its day fails (no API here): the saved version is all there is.
+    assert_eq!(
+        &rig.read(fh, 0, 100).expect("the saved version")[..],
+        &truth(0, 100)[..]
+    );
+    assert!(!rig.catalog.is_checked(GUIDS[0]), "still only saved");
 }

@@ -9,13 +9,12 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::runtime::Runtime;
 
 use crate::api::{ApiClient, ApiConfig, ApiError};
 use crate::cache::BlockCache;
-use crate::catalog::{spawn_refresher, Catalog, CatalogError, CatalogStore, Change, Opened};
+use crate::catalog::{spawn_refresher, Catalog, CatalogError, CatalogStore, Change, Policy};
 use crate::control::{self, Sources};
 use crate::fs::VccFs;
 use crate::prefetch::Prefetcher;
@@ -182,26 +181,26 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
     mountpoint::tune_kernel_readahead(&opts.mountpoint);
     unmount_on_signal(rt, session.unmount_callable(), opts.mountpoint.clone());
     let every = (!opts.refresh.is_zero()).then_some(opts.refresh);
-    // A catalog read from its saved days is re-listed at once, whatever --refresh says.
-    let first = matches!(opened, Opened::Saved { .. }).then_some(Duration::ZERO);
-    if every.is_some() || first.is_some() {
+    {
         let invalidate = spawn_invalidator(session.notifier())?;
         let disk = tiers.disk.clone();
-        spawn_refresher(
-            rt.handle(),
-            Arc::clone(&catalog),
-            first,
-            every,
-            move |change| match change {
-                Change::Invalidate(ino) => invalidate(ino),
-                Change::Purge(key) => {
-                    if let Some(d) = &disk {
-                        d.purge(key);
-                    }
+        catalog.on_change(move |change| match change {
+            Change::Invalidate(ino) => invalidate(ino),
+            Change::Purge(key) => {
+                if let Some(d) = &disk {
+                    d.purge(key);
                 }
-            },
-        );
+            }
+        });
     }
+    // Days not listed yet are listed in the background (saved ones re-listed), newest
+    // first; the tail every --refresh; whole days by age.
+    spawn_refresher(
+        rt.handle(),
+        Arc::clone(&catalog),
+        Policy::new(every),
+        opts.api.max_rpm,
+    );
 
     // The session is live: say so.
     if daemon::is_child() {
@@ -292,7 +291,7 @@ fn unmount_on_signal(rt: &Runtime, mut unmounter: fuser::SessionUnmounter, mnt: 
 /// Invalidations go through their own thread: the kernel may hold one until reads of the
 /// inode in flight are answered, and those answers come from runtime workers, which must
 /// never be the ones waiting (that deadlocked).
-fn spawn_invalidator(notifier: fuser::Notifier) -> Result<impl Fn(u64) + Send, MountError> {
+fn spawn_invalidator(notifier: fuser::Notifier) -> Result<impl Fn(u64) + Send + Sync, MountError> {
     let (inval, invalidations) = std::sync::mpsc::channel::<u64>();
     std::thread::Builder::new()
         .name("vccfs-inval".into())

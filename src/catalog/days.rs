@@ -1,0 +1,417 @@
+//! Listing days and ranges of the window, on demand and for the refresher.
+//!
+//! Every search is numbered when it begins. Applying its result replaces what the
+//! catalog holds in its range, except in the parts that a search begun later has
+//! already applied: a slow, paced re-list of a whole day never undoes what a quick
+//! tail re-list found in the meantime. A day becomes `Listed` only when one search
+//! covered its whole part of the window.
+//!
+//! Invariants: on-demand listing of one day is single-flight (a per-day lock, looked
+//! at again once held); a day listed whole is never listed on demand again (the
+//! refresher re-lists it by age); a failed search changes nothing.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use time::{Date, OffsetDateTime};
+
+use super::listing::DayState;
+use super::{Catalog, CatalogError, Checked, Policy, Refresh};
+use crate::api::ApiError;
+use crate::model::Interaction;
+
+/// Applied ranges remembered, for ordering listings that overlap in time.
+const APPLIED_KEEP: usize = 512;
+
+type Range = (OffsetDateTime, OffsetDateTime);
+
+fn day_range(day: Date) -> Range {
+    let start = day.midnight().assume_utc();
+    (start, start + time::Duration::DAY)
+}
+
+/// `range` less every range in `minus`, in order.
+fn subtract(range: Range, minus: &[Range]) -> Vec<Range> {
+    let mut pieces = vec![range];
+    for &(ma, mb) in minus {
+        pieces = pieces
+            .into_iter()
+            .flat_map(|(a, b)| {
+                let mut out = Vec::with_capacity(2);
+                if ma >= b || mb <= a {
+                    out.push((a, b));
+                } else {
+                    if a < ma {
+                        out.push((a, ma));
+                    }
+                    if mb < b {
+                        out.push((mb, b));
+                    }
+                }
+                out
+            })
+            .collect();
+    }
+    pieces
+}
+
+impl Catalog {
+    /// The part of `day` inside the window.
+    pub(super) fn part(&self, day: Date) -> Range {
+        let (from, to) = self.window();
+        let (a, b) = day_range(day);
+        (a.max(from), b.min(to))
+    }
+
+    fn in_window(&self, day: Date) -> bool {
+        let (a, b) = self.part(day);
+        a < b
+    }
+
+    fn day_lock(&self, day: Date) -> Arc<tokio::sync::Mutex<()>> {
+        Arc::clone(self.day_locks.lock().entry(day).or_default())
+    }
+
+    fn state(&self, day: Date) -> Option<DayState> {
+        self.listing.read().state(day)
+    }
+
+    /// All of `[a, b)`, one page after another, `pace` apart.
+    async fn search(
+        &self,
+        (a, b): Range,
+        pace: Option<Duration>,
+    ) -> Result<Vec<Interaction>, ApiError> {
+        let mut pager = self.client.search(a, b);
+        let mut all = Vec::new();
+        let mut first = true;
+        loop {
+            if let (false, Some(p)) = (first, pace) {
+                tokio::time::sleep(p).await;
+            }
+            first = false;
+            match pager.next_page().await? {
+                Some(page) => all.extend(page),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Search `range` and apply what it lists; days it covers whole become `Listed`.
+    async fn list(&self, range: Range, pace: Option<Duration>) -> Result<Refresh, CatalogError> {
+        let seq = self.search_seq.fetch_add(1, Ordering::Relaxed);
+        let began = crate::util::now_secs();
+        let items = self.search(range, pace).await?;
+        let pieces = {
+            let mut applied = self.applied.lock();
+            let newer: Vec<Range> = applied
+                .iter()
+                .filter(|(s, _, _)| *s > seq)
+                .map(|&(_, a, b)| (a, b))
+                .collect();
+            applied.push((seq, range.0, range.1));
+            if applied.len() > APPLIED_KEEP {
+                let drop = applied.len() - APPLIED_KEEP;
+                applied.drain(..drop);
+            }
+            subtract(range, &newer)
+        };
+        let mut by_day: BTreeMap<Date, Vec<Interaction>> = BTreeMap::new();
+        for i in items {
+            if pieces.iter().any(|&(a, b)| i.start >= a && i.start < b) {
+                by_day.entry(i.start.date()).or_default().push(i);
+            }
+        }
+        self.save(&pieces, &by_day).await;
+        let mut refresh = Refresh::default();
+        let mut day = range.0.date();
+        while day_range(day).0 < range.1 {
+            let part = self.part(day);
+            let mut items = by_day.remove(&day).unwrap_or_default();
+            for &(a, b) in &pieces {
+                let (a, b) = (a.max(part.0), b.min(part.1));
+                if a >= b {
+                    continue;
+                }
+                let (inside, rest): (Vec<_>, Vec<_>) =
+                    items.into_iter().partition(|i| i.start >= a && i.start < b);
+                items = rest;
+                refresh.merge(self.apply_day(day, (a, b), inside, None));
+            }
+            if range.0 <= part.0 && part.1 <= range.1 && part.0 < part.1 {
+                self.listing
+                    .write()
+                    .set_state(day, DayState::Listed { at: began });
+            }
+            match day.next_day() {
+                Some(d) => day = d,
+                None => break,
+            }
+        }
+        self.notify(&refresh);
+        Ok(refresh)
+    }
+
+    /// Save what a listing found in `pieces` (the saved days follow the listing).
+    async fn save(&self, pieces: &[Range], by_day: &BTreeMap<Date, Vec<Interaction>>) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        let _one = self.save_lock.lock().await;
+        let pieces = pieces.to_vec();
+        let items: Vec<Interaction> = by_day.values().flatten().cloned().collect();
+        let saved = tokio::task::spawn_blocking(move || {
+            pieces.iter().try_for_each(|&(a, b)| {
+                let inside: Vec<Interaction> = items
+                    .iter()
+                    .filter(|i| i.start >= a && i.start < b)
+                    .cloned()
+                    .collect();
+                store.save(a, b, &inside)
+            })
+        })
+        .await;
+        match saved {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot save the listing"),
+            Err(e) => tracing::warn!(error = %e, "saving the listing failed"),
+        }
+    }
+
+    /// Make `items` (in start order) what `day` holds in `range`.
+    pub(super) fn apply_day(
+        &self,
+        day: Date,
+        range: Range,
+        items: Vec<Interaction>,
+        state: Option<DayState>,
+    ) -> Refresh {
+        let mut refresh = Refresh::default();
+        let mut entries = Vec::with_capacity(items.len());
+        {
+            let l = self.listing.read();
+            let extra = self.extra.read();
+            for interaction in items {
+                let previous = l
+                    .get(&interaction.guid)
+                    .or_else(|| extra.get(&interaction.guid))
+                    .cloned();
+                let entry = self.entry(interaction, previous.as_deref(), &mut refresh.files);
+                match &previous {
+                    None => refresh.dirs.push(super::ino::day(day)),
+                    Some(p) if !super::entry::same_keys(p, &entry) => refresh.dirs.push(entry.ino),
+                    Some(_) => {}
+                }
+                entries.push(Arc::new(entry));
+            }
+        }
+        let guids: Vec<String> = entries.iter().map(|e| e.guid.clone()).collect();
+        let gone = self.listing.write().splice(day, range, entries, state);
+        {
+            let mut extra = self.extra.write();
+            for g in &guids {
+                extra.remove(g);
+            }
+        }
+        refresh.purged.extend(refresh.files.iter().map(|c| c.old));
+        for e in &gone {
+            refresh.dirs.push(super::ino::day(day));
+            refresh.purged.extend(e.files().map(|f| f.version.id));
+        }
+        if !refresh.dirs.is_empty() {
+            refresh
+                .dirs
+                .extend([super::ino::INTERACTIONS, super::ino::BY_DATE]);
+        }
+        refresh.dirs.sort_unstable();
+        refresh.dirs.dedup();
+        refresh
+    }
+
+    /// Make `items` the whole window's listing, every day listed (tests).
+    #[cfg(test)]
+    pub(crate) fn apply(&self, items: Vec<Interaction>) -> Refresh {
+        let mut by_day: BTreeMap<Date, Vec<Interaction>> = BTreeMap::new();
+        for i in items {
+            by_day.entry(i.start.date()).or_default().push(i);
+        }
+        let at = crate::util::now_secs();
+        let mut refresh = Refresh::default();
+        for day in self.window_days() {
+            let items = by_day.remove(&day).unwrap_or_default();
+            let part = self.part(day);
+            refresh.merge(self.apply_day(day, part, items, Some(DayState::Listed { at })));
+        }
+        refresh
+    }
+
+    /// List `day` whole now unless it is listed already (`force`: even then).
+    pub(crate) async fn list_day(
+        &self,
+        day: Date,
+        pace: Option<Duration>,
+        force: bool,
+    ) -> Result<(), CatalogError> {
+        let listed = |c: &Catalog| matches!(c.state(day), Some(DayState::Listed { .. }));
+        if !self.in_window(day) || (!force && listed(self)) {
+            return Ok(());
+        }
+        let lock = self.day_lock(day);
+        let _one = lock.lock().await;
+        if !force && listed(self) {
+            return Ok(());
+        }
+        self.list(self.part(day), pace).await.map(|_| ())
+    }
+
+    /// Every day of the window listed (saved days count), newest first: what
+    /// `ls /interactions` needs.
+    pub async fn list_window(&self) -> Result<(), CatalogError> {
+        for day in self.window_days().into_iter().rev() {
+            if matches!(self.state(day), Some(DayState::Saved)) {
+                continue;
+            }
+            self.list_day(day, None, false).await?;
+        }
+        Ok(())
+    }
+
+    /// Guids of the interactions that started on `day` (UTC), in start order. A day of
+    /// the window is listed first if it is not yet (saved days answer at once); other
+    /// days cost one search, remembered.
+    pub async fn day(&self, day: Date) -> Result<Arc<Vec<String>>, CatalogError> {
+        if self.in_window(day) {
+            if !matches!(self.state(day), Some(DayState::Saved)) {
+                self.list_day(day, None, false).await?;
+            }
+            let l = self.listing.read();
+            let guids = l
+                .day(day)
+                .map(|d| d.entries.iter().map(|e| e.guid.clone()).collect())
+                .unwrap_or_default();
+            return Ok(Arc::new(guids));
+        }
+        if let Some(d) = self.days.lock().get(&day) {
+            return Ok(Arc::clone(d));
+        }
+        let lock = self.day_lock(day);
+        let _one = lock.lock().await;
+        if let Some(d) = self.days.lock().get(&day) {
+            return Ok(Arc::clone(d));
+        }
+        let items = self.search(day_range(day), None).await?;
+        let mut guids = Vec::with_capacity(items.len());
+        {
+            let listing = self.listing.read();
+            let mut extra = self.extra.write();
+            let mut ignored = Vec::new();
+            for interaction in items {
+                guids.push(interaction.guid.clone());
+                if listing.contains(&interaction.guid) || extra.contains_key(&interaction.guid) {
+                    continue;
+                }
+                let entry = Arc::new(self.entry(interaction, None, &mut ignored));
+                extra.insert(entry.guid.clone(), entry);
+            }
+        }
+        let guids = Arc::new(guids);
+        self.days.lock().insert(day, Arc::clone(&guids));
+        Ok(guids)
+    }
+
+    /// Did interaction `guid` start on `day` (UTC)? A known guid answers at once; an
+    /// unknown one costs at most that day's listing.
+    pub async fn started_on(&self, day: Date, guid: &str) -> Result<bool, CatalogError> {
+        if let Some(e) = self.known(guid) {
+            return Ok(e.start_date() == day);
+        }
+        Ok(self.day(day).await?.iter().any(|g| g == guid))
+    }
+
+    /// Has `guid`'s day been listed from the API since the mount (or is it not from the
+    /// saved days at all)?
+    pub fn is_checked(&self, guid: &str) -> bool {
+        let l = self.listing.read();
+        match l.get(guid) {
+            Some(e) => l.state(e.start_date()) != Some(DayState::Saved),
+            None => true,
+        }
+    }
+
+    /// Make sure `guid`'s listing comes from the API, not only from the saved days: a
+    /// saved day is listed now (once, however many readers ask).
+    pub async fn check(&self, guid: &str) -> Checked {
+        if self.is_checked(guid) {
+            return Checked::Yes;
+        }
+        let Some(day) = self.known(guid).map(|e| e.start_date()) else {
+            return Checked::Yes;
+        };
+        match self.list_day(day, None, false).await {
+            Ok(()) => Checked::Yes,
+            Err(e) => {
+                tracing::warn!(error = %e, %day, "cannot re-list a saved day; serving it as saved");
+                Checked::Failed
+            }
+        }
+    }
+
+    /// The newest day of the window not listed whole from the API yet.
+    pub(crate) fn next_unlisted(&self) -> Option<Date> {
+        let l = self.listing.read();
+        self.window_days()
+            .into_iter()
+            .rev()
+            .find(|d| !matches!(l.state(*d), Some(DayState::Listed { .. })))
+    }
+
+    /// Re-list the recent tail (moving a rolling window's end to now first).
+    pub(crate) async fn refresh_tail(&self, policy: &Policy) -> Result<Refresh, CatalogError> {
+        self.roll();
+        let now = crate::util::now_secs();
+        let last = *self.last_tail.lock();
+        let Some(range) = policy.tail(now, self.window(), last) else {
+            return Ok(Refresh::default());
+        };
+        let r = self.list(range, None).await?;
+        let mut last = self.last_tail.lock();
+        *last = Some(last.map_or(range.1, |l| l.max(range.1)));
+        Ok(r)
+    }
+
+    /// The listed day most overdue by the age policy.
+    pub(crate) fn due_day(&self, policy: &Policy) -> Option<Date> {
+        let now = crate::util::now_secs();
+        let l = self.listing.read();
+        let days: Vec<(Date, DayState)> = self
+            .window_days()
+            .into_iter()
+            .filter_map(|d| l.state(d).map(|s| (d, s)))
+            .collect();
+        drop(l);
+        policy.due(now, days)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn subtracting_ranges() {
+        let t = |h: u8| datetime!(2026-12-01 00:00 UTC) + time::Duration::hours(h.into());
+        assert_eq!(subtract((t(0), t(10)), &[]), vec![(t(0), t(10))]);
+        assert_eq!(
+            subtract((t(0), t(10)), &[(t(8), t(12))]),
+            vec![(t(0), t(8))]
+        );
+        assert_eq!(
+            subtract((t(0), t(10)), &[(t(2), t(3)), (t(5), t(6))]),
+            vec![(t(0), t(2)), (t(3), t(5)), (t(6), t(10))]
+        );
+        assert!(subtract((t(2), t(3)), &[(t(0), t(10))]).is_empty());
+    }
+}
