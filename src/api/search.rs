@@ -99,6 +99,11 @@ impl ApiClient {
 }
 
 impl SearchPager {
+    /// Has every page been returned (so the next call makes no request)?
+    pub fn is_done(&self) -> bool {
+        self.current.is_none() && self.pending.is_empty()
+    }
+
     /// The next batch of new interactions (possibly empty), or `None` when done.
     pub async fn next_page(&mut self) -> Result<Option<Vec<Interaction>>, ApiError> {
         let (window, token) = match self.current.take() {

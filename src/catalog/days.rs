@@ -20,7 +20,7 @@ use time::{Date, OffsetDateTime};
 use super::listing::DayState;
 use super::{Catalog, CatalogError, Checked, Policy, Refresh};
 use crate::api::ApiError;
-use crate::model::Interaction;
+use crate::model::{Interaction, MAX_PAGE_LIMIT};
 
 /// Applied ranges remembered, for ordering listings that overlap in time.
 const APPLIED_KEEP: usize = 512;
@@ -87,16 +87,17 @@ impl Catalog {
         let mut pager = self.client.search(a, b);
         let mut all = Vec::new();
         let mut first = true;
-        loop {
+        while !pager.is_done() {
             if let (false, Some(p)) = (first, pace) {
                 tokio::time::sleep(p).await;
             }
             first = false;
             match pager.next_page().await? {
                 Some(page) => all.extend(page),
-                None => return Ok(all),
+                None => break,
             }
         }
+        Ok(all)
     }
 
     /// Search `range` and apply what it lists; days it covers whole become `Listed`.
@@ -266,16 +267,95 @@ impl Catalog {
         self.list(self.part(day), pace).await.map(|_| ())
     }
 
-    /// Every day of the window listed (saved days count), newest first: what
-    /// `ls /interactions` needs.
+    /// Every day of the window listed (saved days count): what `ls /interactions`
+    /// needs. Runs of days not listed yet are searched together (in windows of up to
+    /// 7 days), newest run first, each day's lock held so nobody lists it twice.
     pub async fn list_window(&self) -> Result<(), CatalogError> {
-        for day in self.window_days().into_iter().rev() {
-            if matches!(self.state(day), Some(DayState::Saved)) {
-                continue;
-            }
-            self.list_day(day, None, false).await?;
+        for run in self.unlisted_runs().into_iter().rev() {
+            self.list_run(run, None, |c, d| c.needs_listing(d)).await?;
         }
         Ok(())
+    }
+
+    /// List consecutive days `run` (oldest first) in one search, with each day's lock
+    /// held; days that no longer satisfy `wanted` once the locks are held are left out.
+    async fn list_run(
+        &self,
+        run: Vec<Date>,
+        pace: Option<Duration>,
+        wanted: fn(&Catalog, Date) -> bool,
+    ) -> Result<(), CatalogError> {
+        let locks: Vec<_> = run.iter().map(|d| self.day_lock(*d)).collect();
+        let mut held = Vec::with_capacity(locks.len());
+        for l in &locks {
+            held.push(l.lock().await);
+        }
+        let still: Vec<Date> = run.into_iter().filter(|d| wanted(self, *d)).collect();
+        let (Some(first), Some(last)) = (still.first(), still.last()) else {
+            return Ok(());
+        };
+        let range = (self.part(*first).0, self.part(*last).1);
+        self.list(range, pace).await.map(|_| ())
+    }
+
+    /// Background: list the newest days not listed from the API yet (saved ones
+    /// included), as many consecutive days as about one page holds at the density
+    /// seen so far (one day at a time for big tenants, up to 7 for small ones).
+    /// `None` when every day is listed.
+    pub(crate) async fn list_next_unlisted(
+        &self,
+        pace: Option<Duration>,
+    ) -> Option<Result<(), CatalogError>> {
+        let counts = self.day_counts();
+        let done = counts.listed + counts.saved;
+        let per_day = if done > 0 {
+            self.listed_len() / done
+        } else {
+            MAX_PAGE_LIMIT as usize
+        };
+        let chunk = (MAX_PAGE_LIMIT as usize / per_day.max(1)).clamp(1, 7);
+        let unlisted = |c: &Catalog, d: Date| !matches!(c.state(d), Some(DayState::Listed { .. }));
+        let mut run: Vec<Date> = Vec::new();
+        for day in self.window_days().into_iter().rev() {
+            if unlisted(self, day) {
+                run.push(day);
+                if run.len() == chunk {
+                    break;
+                }
+            } else if !run.is_empty() {
+                break;
+            }
+        }
+        if run.is_empty() {
+            return None;
+        }
+        run.reverse();
+        Some(self.list_run(run, pace, unlisted).await)
+    }
+
+    fn needs_listing(&self, day: Date) -> bool {
+        !matches!(
+            self.state(day),
+            Some(DayState::Listed { .. } | DayState::Saved)
+        )
+    }
+
+    /// Consecutive days of the window that are neither listed nor saved, oldest first.
+    fn unlisted_runs(&self) -> Vec<Vec<Date>> {
+        let mut runs: Vec<Vec<Date>> = Vec::new();
+        let mut open = false;
+        for day in self.window_days() {
+            if self.needs_listing(day) {
+                match runs.last_mut() {
+                    Some(run) if open => run.push(day),
+                    _ => runs.push(vec![day]),
+                }
+                open = true;
+            } else {
+                open = false;
+            }
+        }
+        runs
     }
 
     /// Guids of the interactions that started on `day` (UTC), in start order. A day of
@@ -356,15 +436,6 @@ impl Catalog {
                 Checked::Failed
             }
         }
-    }
-
-    /// The newest day of the window not listed whole from the API yet.
-    pub(crate) fn next_unlisted(&self) -> Option<Date> {
-        let l = self.listing.read();
-        self.window_days()
-            .into_iter()
-            .rev()
-            .find(|d| !matches!(l.state(*d), Some(DayState::Listed { .. })))
     }
 
     /// Re-list the recent tail (moving a rolling window's end to now first).

@@ -64,8 +64,9 @@ async fn day_lane(catalog: &Catalog, policy: &Policy, max_rpm: Option<u32>) {
     let mut announced = false;
     let mut backoff = Duration::from_secs(1);
     loop {
-        let (day, pace, force) = match catalog.next_unlisted() {
-            Some(day) => (day, first, false),
+        // Between listings, the same pause as between pages (no lock is held here).
+        let (listed, pause) = match catalog.list_next_unlisted(first).await {
+            Some(r) => (r, first),
             None => {
                 if !announced {
                     announced = true;
@@ -76,7 +77,7 @@ async fn day_lane(catalog: &Catalog, policy: &Policy, max_rpm: Option<u32>) {
                     );
                 }
                 match catalog.due_day(policy) {
-                    Some(day) => (day, relist, true),
+                    Some(day) => (catalog.list_day(day, relist, true).await, relist),
                     None => {
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         continue;
@@ -84,10 +85,15 @@ async fn day_lane(catalog: &Catalog, policy: &Policy, max_rpm: Option<u32>) {
                 }
             }
         };
-        match catalog.list_day(day, pace, force).await {
-            Ok(()) => backoff = Duration::from_secs(1),
+        match listed {
+            Ok(()) => {
+                backoff = Duration::from_secs(1);
+                if let Some(p) = pause {
+                    tokio::time::sleep(p).await;
+                }
+            }
             Err(e) => {
-                tracing::warn!(error = %e, %day, "listing a day failed; trying again later");
+                tracing::warn!(error = %e, "listing days failed; trying again later");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(60));
             }

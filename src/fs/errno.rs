@@ -39,6 +39,11 @@ pub enum FsError {
 }
 
 impl FsError {
+    /// Does the reader see `ESTALE` (the content changed under its version)?
+    pub fn is_stale(&self) -> bool {
+        self.errno() == Errno::from_i32(libc::ESTALE)
+    }
+
     /// The errno a reader sees.
     pub fn errno(&self) -> Errno {
         match self {

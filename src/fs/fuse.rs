@@ -121,8 +121,10 @@ impl Filesystem for VccFs {
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let _span = span(req, "open", ino.0).entered();
         let counters = &*self.counters;
-        match self.ops.open(ino.0, flags.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+        match self.ops.open_keeping(ino.0, flags.0) {
+            Ok((fh, true)) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
+            // Pages cached of this inode may be of another version: the kernel drops them.
+            Ok((fh, false)) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(report(counters, e)),
         }
     }

@@ -70,6 +70,10 @@ pub(crate) struct Ops {
     nodes: RwLock<HashMap<u64, Node>>,
     handles: RwLock<HashMap<u64, Arc<Handle>>>,
     next_fh: AtomicU64,
+    /// What each file's inode was last opened as (a content version or metadata
+    /// fingerprint): the kernel's cached pages of that inode are of that, so an open
+    /// of anything else must not keep them.
+    opened_as: Mutex<HashMap<u64, u64>>,
 }
 
 fn source_of(f: &FileEntry) -> Source {
@@ -94,6 +98,7 @@ impl Ops {
             nodes: RwLock::new(nodes),
             handles: RwLock::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
+            opened_as: Mutex::new(HashMap::new()),
         }
     }
 
@@ -242,7 +247,14 @@ impl Ops {
     }
 
     /// Open `ino` with open(2) `flags`; returns the file handle.
+    #[cfg(test)]
     pub(crate) fn open(&self, ino: u64, flags: i32) -> Result<u64, FsError> {
+        self.open_keeping(ino, flags).map(|(fh, _)| fh)
+    }
+
+    /// [`Ops::open`], and whether the kernel may keep the pages it caches of `ino`
+    /// (false when they may be of another version: never mixed bytes).
+    pub(crate) fn open_keeping(&self, ino: u64, flags: i32) -> Result<(u64, bool), FsError> {
         if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & (libc::O_TRUNC | libc::O_CREAT) != 0
         {
             return Err(FsError::ReadOnly);
@@ -275,9 +287,19 @@ impl Ops {
             }
             _ => return Err(FsError::IsDir),
         };
+        let seen_as = match &handle {
+            Handle::Content { source, .. } => source.content.0,
+            Handle::Meta(bytes) => {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                bytes.hash(&mut h);
+                h.finish()
+            }
+        };
+        let keep = self.opened_as.lock().insert(ino, seen_as) == Some(seen_as);
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
         self.handles.write().insert(fh, Arc::new(handle));
-        Ok(fh)
+        Ok((fh, keep))
     }
 
     /// Bytes `[offset, offset + size)` of open file `fh` (shorter at end of file).
@@ -317,7 +339,7 @@ impl Ops {
                     Ok(bytes) => Ok(bytes),
                     Err(e) => {
                         let e = FsError::from(e);
-                        if matches!(e, FsError::Stale) {
+                        if e.is_stale() {
                             // The content changed under the listed version: learn the
                             // new one now, for the next open.
                             if let Err(le) = self.catalog.revalidate(&source.version.guid).await {

@@ -429,6 +429,9 @@ fn read_only_unknown_names_and_by_date() {
         .to_string();
     let dir = m.interactions_dir().join(&guid);
     let file = dir.join(&key);
+    // Everything listed first: what follows is about names, not listing.
+    let listed = std::fs::read_dir(m.interactions_dir()).expect("ls").count();
+    assert_eq!(listed, items.len());
     emu.reset_stats();
 
     assert_eq!(
