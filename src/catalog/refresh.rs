@@ -43,8 +43,11 @@ async fn tail_lane(catalog: &Catalog, policy: &Policy) {
     let Some(every) = policy.every else {
         return;
     };
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticks.tick().await;
     loop {
-        tokio::time::sleep(every).await;
+        ticks.tick().await;
         match catalog.refresh_tail(policy).await {
             Ok(r) if !r.is_empty() => tracing::info!(
                 files = r.files.len(),

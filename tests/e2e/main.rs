@@ -11,4 +11,5 @@ mod fleet;
 mod mount;
 mod operate;
 mod persist;
+mod scale;
 mod versions;
