@@ -202,24 +202,26 @@ impl Catalog {
                 let entry = self.entry(interaction, previous.as_deref(), &mut refresh.files);
                 match &previous {
                     None => refresh.dirs.push(super::ino::day(day)),
-                    Some(p) if !super::entry::same_keys(p, &entry) => refresh.dirs.push(entry.ino),
+                    Some(p) if !super::entry::same_keys(p, &entry) => {
+                        refresh.dirs.push(entry.ino())
+                    }
                     Some(_) => {}
                 }
                 entries.push(Arc::new(entry));
             }
         }
-        let guids: Vec<String> = entries.iter().map(|e| e.guid.clone()).collect();
+        let guids: Vec<Arc<str>> = entries.iter().map(|e| Arc::clone(&e.guid)).collect();
         let gone = self.listing.write().splice(day, range, entries, state);
         {
             let mut extra = self.extra.write();
             for g in &guids {
-                extra.remove(g);
+                extra.remove(&**g);
             }
         }
         refresh.purged.extend(refresh.files.iter().map(|c| c.old));
         for e in &gone {
             refresh.dirs.push(super::ino::day(day));
-            refresh.purged.extend(e.files().map(|f| f.version.id));
+            refresh.purged.extend(self.version_keys(e));
         }
         if !refresh.dirs.is_empty() {
             refresh
@@ -369,7 +371,7 @@ impl Catalog {
             let l = self.listing.read();
             let guids = l
                 .day(day)
-                .map(|d| d.entries.iter().map(|e| e.guid.clone()).collect())
+                .map(|d| d.entries.iter().map(|e| e.guid.to_string()).collect())
                 .unwrap_or_default();
             return Ok(Arc::new(guids));
         }
@@ -393,7 +395,7 @@ impl Catalog {
                     continue;
                 }
                 let entry = Arc::new(self.entry(interaction, None, &mut ignored));
-                extra.insert(entry.guid.clone(), entry);
+                extra.insert(entry.guid.to_string(), entry);
             }
         }
         let guids = Arc::new(guids);

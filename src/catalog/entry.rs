@@ -1,28 +1,35 @@
-//! Catalog entries: one interaction directory and its files, as the listing says them.
+//! Catalog entries, compact: one interaction directory as the listing says it, in a
+//! few hundred bytes (strings that repeat interned, no rendered JSON, no per-file
+//! objects), so a million listed interactions fit in well under a GiB.
 //!
-//! Invariants: a [`FileEntry`] is one content version — a new `lastModified` or size
-//! makes a new entry (new [`ContentId`], new [`ContentVersion`]), never an edit; an
-//! entry rebuilt from a new listing keeps the file entries whose version did not
-//! change, so open handles and cached blocks stay valid across re-lists.
+//! Invariants:
+//! - an [`InteractionEntry`] keeps every field of the interaction the API returned
+//!   (unknown ones too): [`InteractionEntry::interaction`] gives it back unchanged, so
+//!   `.interaction.json` (rendered on demand) is byte for byte what it always was;
+//! - a file's version is what the listing says (size, `lastModified`), named by its
+//!   [`ContentKey`]; the [`FileEntry`] of a version in use is one object with one pin
+//!   (`live.rs`), built on demand;
+//! - a re-list reports a file as changed exactly when its version key changes.
 
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use bytes::Bytes;
+use serde_json::{Map, Value};
 use time::{Date, OffsetDateTime};
 
 use super::{ino, Catalog};
 use crate::cache::ContentId;
-use crate::model::Interaction;
+use crate::model::{ContentItem, IdRef, Interaction};
 use crate::version::{ContentKey, ContentVersion};
 
-/// One content file of an interaction.
+/// One content file of an interaction, as a version in use.
 #[derive(Debug)]
 pub struct FileEntry {
-    pub key: String,
+    pub key: Arc<str>,
     pub ino: u64,
-    pub kind: String,
-    pub content_type: String,
+    pub kind: Arc<str>,
+    pub content_type: Arc<str>,
     /// 0 until learned when `size_known` is false.
     pub size: u64,
     /// The listing gave `contentLength` (or a probe learned the size).
@@ -31,47 +38,121 @@ pub struct FileEntry {
     /// Which cache blocks hold this version.
     pub content: ContentId,
     pub version: Arc<ContentVersion>,
-    /// For a file listed without a size: the same file with its size learned
-    /// ([`Catalog::sized`]); lookups through the interaction see that one.
-    pub(super) probed: OnceLock<Arc<FileEntry>>,
 }
 
-impl FileEntry {
-    /// This file, or its probed twin once its size is known.
-    fn current(self: &Arc<FileEntry>) -> &Arc<FileEntry> {
-        self.probed.get().unwrap_or(self)
-    }
+/// What the listing says of one content item.
+#[derive(Debug)]
+pub(super) struct FileMeta {
+    pub key: Arc<str>,
+    pub kind: Arc<str>,
+    pub content_type: Arc<str>,
+    pub size: Option<u64>,
+    pub last_modified: Option<OffsetDateTime>,
+    /// A file of the directory (a usable name, its first use in the item list).
+    pub shown: bool,
+    rest: Option<Box<ItemRest>>,
+}
+
+/// The rarely present parts of a content item.
+#[derive(Debug, Default)]
+struct ItemRest {
+    owning_agent: Option<IdRef>,
+    owning_interaction_plan: Option<IdRef>,
+    properties: Map<String, Value>,
+    extra: Map<String, Value>,
 }
 
 /// One interaction: a directory of files.
 #[derive(Debug)]
 pub struct InteractionEntry {
-    pub guid: String,
-    pub ino: u64,
-    pub meta_ino: u64,
-    pub interaction: Interaction,
-    /// `.interaction.json`: the metadata as the API returned it.
-    pub meta_json: Bytes,
+    pub guid: Arc<str>,
+    pub start: OffsetDateTime,
+    connect_from: Option<Box<str>>,
+    connect_to: Option<Arc<str>>,
+    direction: Option<Arc<str>>,
+    agents: Box<[Arc<str>]>,
+    files: Box<[FileMeta]>,
+    extra: Option<Box<Map<String, Value>>>,
+    meta_len: u32,
     /// Newest `lastModified` of its files (or its start).
     pub meta_mtime: OffsetDateTime,
-    files: Vec<Arc<FileEntry>>,
 }
 
 impl InteractionEntry {
-    /// File `key`, with its size if it has been learned since listing.
-    pub fn file(&self, key: &str) -> Option<&Arc<FileEntry>> {
-        self.files
-            .iter()
-            .find(|f| f.key == key)
-            .map(FileEntry::current)
+    pub fn ino(&self) -> u64 {
+        ino::interaction(&self.guid)
     }
 
-    /// Its files in listing order (sizes as learned).
-    pub fn files(&self) -> impl Iterator<Item = &Arc<FileEntry>> {
-        self.files.iter().map(FileEntry::current)
+    pub fn meta_ino(&self) -> u64 {
+        ino::meta(&self.guid)
     }
+
     pub fn start_date(&self) -> Date {
-        self.interaction.start.date()
+        self.start.date()
+    }
+
+    /// The names of its files, in listing order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.files.iter().filter(|f| f.shown).map(|f| &*f.key)
+    }
+
+    pub(super) fn meta(&self, key: &str) -> Option<&FileMeta> {
+        self.files.iter().find(|f| f.shown && &*f.key == key)
+    }
+
+    pub(super) fn metas(&self) -> impl Iterator<Item = &FileMeta> {
+        self.files.iter().filter(|f| f.shown)
+    }
+
+    /// The interaction as the API returned it.
+    pub fn interaction(&self) -> Interaction {
+        Interaction {
+            guid: self.guid.to_string(),
+            start: self.start,
+            connect_from: self.connect_from.as_deref().map(str::to_string),
+            connect_to: self.connect_to.as_deref().map(str::to_string),
+            direction: self.direction.as_deref().map(str::to_string),
+            handling_agents: self
+                .agents
+                .iter()
+                .map(|a| IdRef { id: a.to_string() })
+                .collect(),
+            content: self.files.iter().map(FileMeta::item).collect(),
+            extra: self.extra.as_deref().cloned().unwrap_or_default(),
+        }
+    }
+
+    /// `.interaction.json`: the metadata as the API returned it, pretty-printed.
+    pub fn meta_json(&self) -> Bytes {
+        Bytes::from(render(&self.interaction()))
+    }
+
+    /// The length of [`InteractionEntry::meta_json`].
+    pub fn meta_len(&self) -> u64 {
+        u64::from(self.meta_len)
+    }
+}
+
+fn render(i: &Interaction) -> Vec<u8> {
+    let mut out = serde_json::to_vec_pretty(i).unwrap_or_default();
+    out.push(b'\n');
+    out
+}
+
+impl FileMeta {
+    fn item(&self) -> ContentItem {
+        let rest = self.rest.as_deref();
+        ContentItem {
+            content_key: self.key.to_string(),
+            kind: self.kind.to_string(),
+            content_type: self.content_type.to_string(),
+            content_length: self.size,
+            last_modified: self.last_modified,
+            owning_agent: rest.and_then(|r| r.owning_agent.clone()),
+            owning_interaction_plan: rest.and_then(|r| r.owning_interaction_plan.clone()),
+            properties: rest.map(|r| r.properties.clone()).unwrap_or_default(),
+            extra: rest.map(|r| r.extra.clone()).unwrap_or_default(),
+        }
     }
 }
 
@@ -102,7 +183,7 @@ impl Refresh {
 }
 
 pub(super) fn same_keys(a: &InteractionEntry, b: &InteractionEntry) -> bool {
-    a.files.len() == b.files.len() && a.files.iter().zip(&b.files).all(|(x, y)| x.key == y.key)
+    a.keys().eq(b.keys())
 }
 
 /// A file whose version changed in a re-list.
@@ -113,109 +194,254 @@ pub struct ChangedFile {
     pub old: ContentKey,
 }
 
-/// What the listing says of one file.
-pub(super) struct Listed<'a> {
-    pub key: &'a str,
-    pub kind: &'a str,
-    pub content_type: &'a str,
-    pub size: Option<u64>,
-    pub mtime: OffsetDateTime,
-    pub last_modified: Option<OffsetDateTime>,
-}
-
 impl Catalog {
-    /// A new file entry (a new content version) of interaction `guid`.
-    pub(super) fn file_entry(&self, guid: &str, l: Listed<'_>) -> FileEntry {
-        let size = l.size.unwrap_or(0);
-        FileEntry {
-            key: l.key.to_string(),
-            ino: ino::file(guid, l.key),
-            kind: l.kind.to_string(),
-            content_type: l.content_type.to_string(),
-            size,
-            size_known: l.size.is_some(),
-            mtime: l.mtime,
+    /// The version key of file `m` of `guid` (its learned size if the listing had none).
+    pub(super) fn version_key(&self, guid: &str, m: &FileMeta) -> (ContentKey, Option<u64>) {
+        let unsized_key = || ContentKey::new(self.tenant, guid, &m.key, 0, m.last_modified);
+        let size = m.size.or_else(|| self.live.learned(&unsized_key()));
+        let key = ContentKey::new(
+            self.tenant,
+            guid,
+            &m.key,
+            size.unwrap_or(0),
+            m.last_modified,
+        );
+        (key, size)
+    }
+
+    /// File `key` of `e` as a version in use (its size if learned since listing).
+    pub fn file(&self, e: &InteractionEntry, key: &str) -> Option<Arc<FileEntry>> {
+        let m = e.meta(key)?;
+        let (id, size) = self.version_key(&e.guid, m);
+        Some(self.live.get_or(id, || FileEntry {
+            key: Arc::clone(&m.key),
+            ino: ino::file(&e.guid, &m.key),
+            kind: Arc::clone(&m.kind),
+            content_type: Arc::clone(&m.content_type),
+            size: size.unwrap_or(0),
+            size_known: size.is_some(),
+            mtime: m.last_modified.unwrap_or(e.start),
             content: ContentId(self.next_content.fetch_add(1, Ordering::Relaxed)),
             version: Arc::new(ContentVersion::new(
                 self.tenant,
-                guid,
-                l.key,
-                size,
-                l.last_modified,
+                &e.guid,
+                &m.key,
+                size.unwrap_or(0),
+                m.last_modified,
             )),
-            probed: OnceLock::new(),
-        }
+        }))
     }
 
-    /// Build an entry; files unchanged since `previous` keep their content version.
+    /// Every file of `e`, as versions in use.
+    #[cfg(test)]
+    pub fn files(&self, e: &InteractionEntry) -> Vec<Arc<FileEntry>> {
+        e.keys().filter_map(|k| self.file(e, k)).collect()
+    }
+
+    /// The version keys of `e`'s files (what the tiers may keep of it).
+    pub(super) fn version_keys(&self, e: &InteractionEntry) -> Vec<ContentKey> {
+        e.metas().map(|m| self.version_key(&e.guid, m).0).collect()
+    }
+
+    /// A compact entry of `interaction`; files whose version differs from `previous`
+    /// are reported in `changed`.
     pub(super) fn entry(
         &self,
         interaction: Interaction,
         previous: Option<&InteractionEntry>,
         changed: &mut Vec<ChangedFile>,
     ) -> InteractionEntry {
-        let guid = interaction.guid.clone();
-        let start = interaction.start;
-        let mut files = Vec::new();
-        for item in &interaction.content {
-            // Keys that cannot be file names are skipped (logged once per listing).
-            if !crate::model::is_content_key(&item.content_key) {
+        let meta_len = u32::try_from(render(&interaction).len()).unwrap_or(u32::MAX);
+        let Interaction {
+            guid,
+            start,
+            connect_from,
+            connect_to,
+            direction,
+            handling_agents,
+            content,
+            extra,
+        } = interaction;
+        let guid: Arc<str> = previous
+            .filter(|p| *p.guid == *guid)
+            .map_or_else(|| Arc::from(guid.as_str()), |p| Arc::clone(&p.guid));
+        let mut files: Vec<FileMeta> = Vec::with_capacity(content.len());
+        for item in content {
+            let usable = crate::model::is_content_key(&item.content_key);
+            if !usable {
                 tracing::warn!(%guid, key = %item.content_key, "skipping content with an unusable key");
-                continue;
             }
-            if files
-                .iter()
-                .any(|f: &Arc<FileEntry>| f.key == item.content_key)
-            {
-                continue;
-            }
-            let size = item.content_length;
-            let mtime = item.last_modified.unwrap_or(start);
-            let ino = ino::file(&guid, &item.content_key);
-            // A listing without a size keeps the size learned before, if any.
-            let reuse = previous
-                .and_then(|p| p.file(&item.content_key))
-                .filter(|f| size.is_none_or(|s| s == f.size && f.size_known) && f.mtime == mtime);
-            let file = match reuse {
-                Some(f) => Arc::clone(f),
-                None => {
-                    if let Some(old) = previous.and_then(|p| p.file(&item.content_key)) {
-                        changed.push(ChangedFile {
-                            ino,
-                            old: old.version.id,
-                        });
-                    }
-                    Arc::new(self.file_entry(
-                        &guid,
-                        Listed {
-                            key: &item.content_key,
-                            kind: &item.kind,
-                            content_type: &item.content_type,
-                            size,
-                            mtime,
-                            last_modified: item.last_modified,
-                        },
-                    ))
-                }
-            };
-            files.push(file);
+            let shown = usable && !files.iter().any(|f| f.shown && *f.key == *item.content_key);
+            let ContentItem {
+                content_key,
+                kind,
+                content_type,
+                content_length,
+                last_modified,
+                owning_agent,
+                owning_interaction_plan,
+                properties,
+                extra,
+            } = item;
+            let rest = (owning_agent.is_some()
+                || owning_interaction_plan.is_some()
+                || !properties.is_empty()
+                || !extra.is_empty())
+            .then(|| {
+                Box::new(ItemRest {
+                    owning_agent,
+                    owning_interaction_plan,
+                    properties,
+                    extra,
+                })
+            });
+            files.push(FileMeta {
+                key: self.interner.intern(&content_key),
+                kind: self.interner.intern(&kind),
+                content_type: self.interner.intern(&content_type),
+                size: content_length,
+                last_modified,
+                shown,
+                rest,
+            });
         }
         let meta_mtime = files
             .iter()
-            .map(|f| f.mtime)
+            .filter(|f| f.shown)
+            .map(|f| f.last_modified.unwrap_or(start))
             .max()
             .unwrap_or(start)
             .max(start);
-        let mut meta_json = serde_json::to_vec_pretty(&interaction).unwrap_or_default();
-        meta_json.push(b'\n');
-        InteractionEntry {
-            ino: ino::interaction(&guid),
-            meta_ino: ino::meta(&guid),
+        let entry = InteractionEntry {
             guid,
-            interaction,
-            meta_json: Bytes::from(meta_json),
+            start,
+            connect_from: connect_from.map(String::into_boxed_str),
+            connect_to: connect_to.map(|s| self.interner.intern(&s)),
+            direction: direction.map(|s| self.interner.intern(&s)),
+            agents: handling_agents
+                .iter()
+                .map(|a| self.interner.intern(&a.id))
+                .collect(),
+            files: files.into_boxed_slice(),
+            extra: (!extra.is_empty()).then(|| Box::new(extra)),
+            meta_len,
             meta_mtime,
-            files,
+        };
+        if let Some(p) = previous {
+            for m in entry.metas() {
+                let Some(old) = p.meta(&m.key) else { continue };
+                let (old_key, _) = self.version_key(&p.guid, old);
+                let (new_key, _) = self.version_key(&entry.guid, m);
+                if old_key != new_key {
+                    changed.push(ChangedFile {
+                        ino: ino::file(&entry.guid, &m.key),
+                        old: old_key,
+                    });
+                }
+            }
         }
+        entry
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn catalog() -> Catalog {
+        Catalog::in_memory(
+            datetime!(2026-11-19 00:00 UTC),
+            datetime!(2026-11-22 00:00 UTC),
+            Vec::new(),
+        )
+    }
+
+    fn full() -> Interaction {
+        serde_json::from_value(serde_json::json!({
+            "guid": "2480fc2c-bbd7-427c-9439-02f76583aef5",
+            "start": "2026-11-20T10:00:00.250Z",
+            "connectFrom": "+14155550183",
+            "connectTo": "+442038680100",
+            "direction": "inbound",
+            "handlingAgents": [{"id": "7990"}, {"id": "12"}],
+            "someFieldWeDoNotKnow": {"kept": [1, 2]},
+            "content": [
+                {"contentKey": "callRecording", "type": "callRecording",
+                 "contentType": "audio/wav", "contentLength": 624044,
+                 "lastModified": "2026-11-20T10:05:19Z", "properties": {}},
+                {"contentKey": "voicemail", "type": "voicemail", "contentType": "audio/wav",
+                 "owningAgent": {"id": "7"}, "properties": {"x": "y"}, "other": true},
+                {"contentKey": "bad/key", "type": "t", "contentType": "a/b", "properties": {}},
+                {"contentKey": "callRecording", "type": "dup", "contentType": "a/b", "properties": {}}
+            ]
+        }))
+        .expect("an interaction")
+    }
+
+    #[test]
+    fn a_compact_entry_gives_back_the_interaction_and_its_json_byte_for_byte() {
+        let c = catalog();
+        let original = full();
+        let e = c.entry(original.clone(), None, &mut Vec::new());
+        assert_eq!(e.interaction(), original);
+        let mut want = serde_json::to_vec_pretty(&original).expect("json");
+        want.push(b'\n');
+        assert_eq!(&e.meta_json()[..], &want[..]);
+        assert_eq!(e.meta_len(), want.len() as u64);
+        assert_eq!(e.keys().collect::<Vec<_>>(), ["callRecording", "voicemail"]);
+        assert_eq!(e.meta_mtime, datetime!(2026-11-20 10:05:19 UTC));
+    }
+
+    #[test]
+    fn one_file_entry_per_version_in_use_and_changes_are_seen() {
+        let c = catalog();
+        let e = c.entry(full(), None, &mut Vec::new());
+        let a = c.file(&e, "callRecording").expect("file");
+        let b = c.file(&e, "callRecording").expect("file");
+        assert!(
+            Arc::ptr_eq(&a, &b),
+            "one entry, one pin, one cache identity"
+        );
+        assert_eq!((a.size, a.size_known), (624_044, true));
+        let v = c.file(&e, "voicemail").expect("file");
+        assert_eq!((v.size, v.size_known), (0, false));
+        assert!(c.file(&e, "bad/key").is_none());
+
+        // The same listing again: nothing changed, same entries.
+        let mut changed = Vec::new();
+        let again = c.entry(full(), Some(&e), &mut changed);
+        assert!(changed.is_empty(), "{changed:?}");
+        assert!(Arc::ptr_eq(
+            &a,
+            &c.file(&again, "callRecording").expect("file")
+        ));
+        assert!(Arc::ptr_eq(&e.guid, &again.guid), "the guid is shared");
+
+        // A new lastModified: a new version, reported once, with the old key.
+        let mut newer = full();
+        newer.content[0].last_modified = Some(datetime!(2026-11-20 11:00 UTC));
+        let mut changed = Vec::new();
+        let next = c.entry(newer, Some(&again), &mut changed);
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].old, a.version.id);
+        let n = c.file(&next, "callRecording").expect("file");
+        assert_ne!(n.version.id, a.version.id);
+        assert_ne!(n.content, a.content);
+    }
+
+    #[test]
+    fn repeated_strings_are_shared() {
+        let c = catalog();
+        let a = c.entry(full(), None, &mut Vec::new());
+        let mut other = full();
+        other.guid = "3480fc2c-bbd7-427c-9439-02f76583aef5".into();
+        let b = c.entry(other, None, &mut Vec::new());
+        assert!(Arc::ptr_eq(&a.files[0].key, &b.files[0].key));
+        assert!(Arc::ptr_eq(
+            &a.files[0].content_type,
+            &b.files[0].content_type
+        ));
+        assert!(Arc::ptr_eq(&a.agents[0], &b.agents[0]));
     }
 }

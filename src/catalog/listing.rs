@@ -40,7 +40,7 @@ pub(super) struct Day {
 #[derive(Debug, Default)]
 pub(super) struct Listing {
     days: BTreeMap<Date, Day>,
-    by_guid: HashMap<String, (Date, u32)>,
+    by_guid: HashMap<Arc<str>, (Date, u32)>,
     len: usize,
 }
 
@@ -127,13 +127,13 @@ impl Listing {
     ) -> Vec<Arc<InteractionEntry>> {
         // An interaction listed on another day before (its start moved) leaves it.
         for e in &new {
-            if let Some(&(other, _)) = self.by_guid.get(&e.guid) {
+            if let Some(&(other, _)) = self.by_guid.get(&*e.guid) {
                 if other != day {
                     self.remove_from(other, &e.guid);
                 }
             }
         }
-        let fresh: HashSet<&str> = new.iter().map(|e| e.guid.as_str()).collect();
+        let fresh: HashSet<&str> = new.iter().map(|e| &*e.guid).collect();
         let d = self.days.entry(day).or_insert(Day {
             entries: Vec::new(),
             state: DayState::Partial,
@@ -142,8 +142,8 @@ impl Listing {
         let old_len = old.len();
         let (mut before, mut after, mut gone) = (Vec::new(), Vec::new(), Vec::new());
         for e in old {
-            let start = e.interaction.start;
-            if fresh.contains(e.guid.as_str()) {
+            let start = e.start;
+            if fresh.contains(&*e.guid) {
                 continue;
             }
             if start < a {
@@ -163,14 +163,14 @@ impl Listing {
         }
         self.len = self.len - old_len + d.entries.len();
         for e in &gone {
-            self.by_guid.remove(&e.guid);
+            self.by_guid.remove(&*e.guid);
         }
         for (i, e) in d.entries.iter().enumerate() {
             let slot = (day, i as u32);
-            match self.by_guid.get_mut(&e.guid) {
+            match self.by_guid.get_mut(&*e.guid) {
                 Some(v) => *v = slot,
                 None => {
-                    self.by_guid.insert(e.guid.clone(), slot);
+                    self.by_guid.insert(Arc::clone(&e.guid), slot);
                 }
             }
         }
@@ -179,7 +179,7 @@ impl Listing {
 
     /// Put `entry` where the listing holds its guid now (a lookup found a new version).
     pub fn replace(&mut self, entry: Arc<InteractionEntry>) -> bool {
-        let Some(&(day, i)) = self.by_guid.get(&entry.guid) else {
+        let Some(&(day, i)) = self.by_guid.get(&*entry.guid) else {
             return false;
         };
         match self
@@ -200,11 +200,11 @@ impl Listing {
             return;
         };
         let before = d.entries.len();
-        d.entries.retain(|e| e.guid != guid);
+        d.entries.retain(|e| &*e.guid != guid);
         self.len -= before - d.entries.len();
         self.by_guid.remove(guid);
         for (i, e) in d.entries.iter().enumerate() {
-            if let Some(v) = self.by_guid.get_mut(&e.guid) {
+            if let Some(v) = self.by_guid.get_mut(&*e.guid) {
                 *v = (day, i as u32);
             }
         }

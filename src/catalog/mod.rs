@@ -35,6 +35,7 @@ mod days;
 mod entry;
 pub mod ino;
 mod listing;
+mod live;
 mod persist;
 pub mod policy;
 mod probe;
@@ -122,6 +123,9 @@ pub struct Catalog {
     /// Serialises size probes, so concurrent lookups of one file make one request.
     probe_lock: tokio::sync::Mutex<()>,
     next_content: AtomicU64,
+    interner: live::Interner,
+    /// The file entries in use, and sizes learned.
+    live: live::LiveFiles,
     /// Where listings are saved, per day (the persistent cache).
     store: Option<CatalogStore>,
     hook: Hook,
@@ -147,6 +151,8 @@ impl Catalog {
             save_lock: tokio::sync::Mutex::new(()),
             probe_lock: tokio::sync::Mutex::new(()),
             next_content: AtomicU64::new(1),
+            interner: live::Interner::default(),
+            live: live::LiveFiles::default(),
             store: None,
             hook: Hook(OnceLock::new()),
         }
@@ -208,7 +214,10 @@ impl Catalog {
     /// Is `version` the listed version of its file (now)?
     pub fn is_current(&self, version: &ContentVersion) -> bool {
         self.known(&version.guid)
-            .and_then(|e| e.file(&version.key).map(|f| f.version.id == version.id))
+            .and_then(|e| {
+                e.meta(&version.key)
+                    .map(|m| self.version_key(&e.guid, m).0 == version.id)
+            })
             .unwrap_or(false)
     }
 
@@ -297,7 +306,7 @@ impl Catalog {
         let mut refresh = Refresh::default();
         let entry = Arc::new(self.entry(interaction, Some(&previous), &mut refresh.files));
         if !entry::same_keys(&previous, &entry) {
-            refresh.dirs.push(entry.ino);
+            refresh.dirs.push(entry.ino());
         }
         refresh.purged = refresh.files.iter().map(|c| c.old).collect();
         let replaced = self.listing.write().replace(Arc::clone(&entry));
@@ -373,8 +382,8 @@ impl Catalog {
         let mut files = 0;
         for (_, day) in l.days() {
             for e in &day.entries {
-                for f in e.files() {
-                    bytes += f.size;
+                for m in e.metas() {
+                    bytes += m.size.unwrap_or(0);
                     files += 1;
                 }
                 files += 2;

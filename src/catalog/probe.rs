@@ -1,13 +1,17 @@
 //! Files listed without `contentLength`: their size is learned with one ranged GET
 //! of the first block, whose bytes the caller keeps, so a file is never shown (or
 //! read) as empty just because its listing left the size out.
+//!
+//! Invariant: a learned size is kept by the file's unsized_key version key, so re-lists
+//! that still leave the size out keep it, and the sized version is pinned to the
+//! validator the probe saw.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::entry::Listed;
 use super::{Catalog, CatalogError, FileEntry};
+use crate::version::{ContentKey, ContentVersion};
 
 impl Catalog {
     /// `file` of interaction `guid` with its size known: as it is if the listing gave
@@ -23,26 +27,37 @@ impl Catalog {
             return Ok((Arc::clone(file), None));
         }
         let _one_probe = self.probe_lock.lock().await;
-        if let Some(done) = file.probed.get() {
-            return Ok((Arc::clone(done), None));
+        let lm = file.version.last_modified;
+        let unsized_key = ContentKey::new(self.tenant, guid, &file.key, 0, lm);
+        if self.live.learned(&unsized_key).is_some() {
+            if let Some(e) = self.known(guid) {
+                if let Some(f) = self.file(&e, &file.key) {
+                    return Ok((f, None));
+                }
+            }
         }
         let probe = self.client.probe(guid, &file.key, head).await?;
-        let sized = self.file_entry(
-            guid,
-            Listed {
-                key: &file.key,
-                kind: &file.kind,
-                content_type: &file.content_type,
-                size: Some(probe.size),
-                mtime: file.mtime,
-                last_modified: file.version.last_modified,
-            },
-        );
+        let version = ContentVersion::new(self.tenant, guid, &file.key, probe.size, lm);
         if let Some(v) = &probe.validator {
-            sized.version.pin(v);
+            version.pin(v);
         }
+        let sized = Arc::new(FileEntry {
+            key: Arc::clone(&file.key),
+            ino: file.ino,
+            kind: Arc::clone(&file.kind),
+            content_type: Arc::clone(&file.content_type),
+            size: probe.size,
+            size_known: true,
+            mtime: file.mtime,
+            content: crate::cache::ContentId(
+                self.next_content
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            ),
+            version: Arc::new(version),
+        });
+        let sized = self.live.insert(sized);
+        self.live.learn(unsized_key, probe.size);
         tracing::debug!(%guid, key = %file.key, size = probe.size, "learned a size the listing left out");
-        let sized = Arc::clone(file.probed.get_or_init(|| Arc::new(sized)));
         Ok((sized, Some(probe.head)))
     }
 }

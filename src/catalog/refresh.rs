@@ -141,7 +141,7 @@ mod tests {
             .first()
             .cloned()
             .expect("an interaction");
-        let file = entry.files().next().cloned().expect("a file");
+        let file = catalog.files(&entry).into_iter().next().expect("a file");
 
         let (tx, rx) = std::sync::mpsc::channel();
         let tx = parking_lot::Mutex::new(tx);

@@ -109,7 +109,7 @@ impl Sources {
         let (Some(disk), Some(entry)) = (&self.disk, self.catalog.known(guid)) else {
             return "unknown";
         };
-        match entry.file(key) {
+        match self.catalog.file(&entry, key) {
             Some(f) if disk.holds(&f.version) => "yes",
             Some(_) => "no",
             None => "unknown",

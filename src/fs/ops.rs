@@ -123,15 +123,15 @@ impl Ops {
             Node::ByDate => attr::dir(o, ino::BY_DATE, self.mounted_at),
             Node::Interaction { guid } => {
                 let e = self.catalog.known(guid)?;
-                attr::dir(o, e.ino, e.interaction.start)
+                attr::dir(o, e.ino(), e.start)
             }
             Node::Meta { guid } => {
                 let e = self.catalog.known(guid)?;
-                attr::file(o, e.meta_ino, e.meta_json.len() as u64, e.meta_mtime)
+                attr::file(o, e.meta_ino(), e.meta_len(), e.meta_mtime)
             }
             Node::File { guid, key } => {
                 let e = self.catalog.known(guid)?;
-                let f = e.file(key)?;
+                let f = self.catalog.file(&e, key)?;
                 attr::file(o, f.ino, f.size, f.mtime)
             }
             Node::Day { day } => attr::dir(o, ino::day(*day), day.midnight().assume_utc()),
@@ -139,7 +139,7 @@ impl Ops {
                 let start = self
                     .catalog
                     .known(guid)
-                    .map(|e| e.interaction.start)
+                    .map(|e| e.start)
                     .unwrap_or(day.midnight().assume_utc());
                 let len = link_target(guid).len() as u64;
                 attr::symlink(o, ino::link(*day, guid), len, start)
@@ -156,9 +156,9 @@ impl Ops {
 
     fn interaction_entry(&self, e: &InteractionEntry) -> Result<Entry, FsError> {
         let node = Node::Interaction {
-            guid: e.guid.clone(),
+            guid: e.guid.to_string(),
         };
-        self.entry(e.ino, node, TTL)
+        self.entry(e.ino(), node, TTL)
     }
 
     pub(crate) async fn lookup(&self, parent: u64, name: &OsStr) -> Result<Entry, FsError> {
@@ -188,12 +188,19 @@ impl Ops {
             Node::Interaction { guid } => {
                 let e = self.catalog.known(&guid).ok_or(FsError::NotFound)?;
                 if name == META_NAME {
-                    return self.entry(e.meta_ino, Node::Meta { guid }, TTL);
+                    return self.entry(e.meta_ino(), Node::Meta { guid }, TTL);
                 }
-                let f = e.file(name).ok_or(FsError::NotFound)?;
-                self.sized(&guid, f).await?;
+                let f = self.catalog.file(&e, name).ok_or(FsError::NotFound)?;
+                self.sized(&guid, &f).await?;
                 let key = f.key.clone();
-                self.entry(f.ino, Node::File { guid, key }, TTL)
+                self.entry(
+                    f.ino,
+                    Node::File {
+                        guid,
+                        key: key.to_string(),
+                    },
+                    TTL,
+                )
             }
             Node::ByDate => {
                 let day = parse_day(name).ok_or(FsError::NotFound)?;
@@ -228,8 +235,8 @@ impl Ops {
         let node = self.node(ino)?;
         if let Node::File { guid, key } = &node {
             let e = self.catalog.known(guid).ok_or(FsError::NotFound)?;
-            self.sized(guid, e.file(key).ok_or(FsError::NotFound)?)
-                .await?;
+            let f = self.catalog.file(&e, key).ok_or(FsError::NotFound)?;
+            self.sized(guid, &f).await?;
         }
         let attr = self.attr_of(&node).ok_or(FsError::NotFound)?;
         let ttl = match node {
@@ -262,18 +269,18 @@ impl Ops {
         let handle = match self.node(ino)? {
             Node::File { guid, key } => {
                 let e = self.catalog.known(&guid).ok_or(FsError::NotFound)?;
-                let f = e.file(&key).ok_or(FsError::NotFound)?;
+                let f = self.catalog.file(&e, &key).ok_or(FsError::NotFound)?;
                 if let Some(position) = self.catalog.position(&guid) {
                     self.prefetcher.on_open(&key, position, |from, to| {
                         self.catalog
                             .listed_range(from, to)
                             .iter()
-                            .filter_map(|e| e.file(&key).map(|f| source_of(f)))
+                            .filter_map(|e| self.catalog.file(e, &key).map(|f| source_of(&f)))
                             .collect()
                     });
                 }
                 Handle::Content {
-                    source: source_of(f),
+                    source: source_of(&f),
                     ra: Mutex::new(self.prefetcher.resume(f.content)),
                     retention: self
                         .prefetcher
@@ -283,7 +290,7 @@ impl Ops {
             }
             Node::Meta { guid } => {
                 let e = self.catalog.known(&guid).ok_or(FsError::NotFound)?;
-                Handle::Meta(e.meta_json.clone())
+                Handle::Meta(e.meta_json())
             }
             _ => return Err(FsError::IsDir),
         };
@@ -396,9 +403,9 @@ impl Ops {
                 page.advance(from);
                 for e in self.catalog.listed_range(from, from + READDIR_BATCH) {
                     let node = Node::Interaction {
-                        guid: e.guid.clone(),
+                        guid: e.guid.to_string(),
                     };
-                    page.push(e.ino, FileType::Directory, &e.guid, Some(node));
+                    page.push(e.ino(), FileType::Directory, &e.guid, Some(node));
                 }
             }
             Node::ByDate => {
@@ -415,15 +422,13 @@ impl Ops {
             Node::Interaction { guid } => {
                 let e = self.catalog.known(guid).ok_or(FsError::NotFound)?;
                 let meta = Node::Meta { guid: guid.clone() };
-                page.push(e.meta_ino, FileType::RegularFile, META_NAME, Some(meta));
-                for f in e.files() {
-                    let (guid, key) = (guid.clone(), f.key.clone());
-                    page.push(
-                        f.ino,
-                        FileType::RegularFile,
-                        &f.key,
-                        Some(Node::File { guid, key }),
-                    );
+                page.push(e.meta_ino(), FileType::RegularFile, META_NAME, Some(meta));
+                for key in e.keys() {
+                    let node = Node::File {
+                        guid: guid.clone(),
+                        key: key.to_string(),
+                    };
+                    page.push(ino::file(guid, key), FileType::RegularFile, key, Some(node));
                 }
             }
             Node::Day { day } => {

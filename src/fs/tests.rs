@@ -170,7 +170,7 @@ fn reads_return_exactly_the_sources_bytes() {
     let fh = rig.ops.open(meta, libc::O_RDONLY).expect("open meta");
     let json = rig.read(fh, 0, 1 << 20).expect("meta");
     let entry = rig.catalog.known(GUIDS[2]).expect("known");
-    assert_eq!(json, entry.meta_json);
+    assert_eq!(json, entry.meta_json());
 }
 
 #[test]
@@ -222,7 +222,11 @@ fn failures_below_map_to_errno_and_changed_content_is_estale() {
     let rig = Rig::mock();
     let file = rig.file_ino(GUIDS[1], "transcript");
     let entry = rig.catalog.known(GUIDS[1]).expect("known");
-    let version = &entry.file("transcript").expect("file").version;
+    let version = &rig
+        .catalog
+        .file(&entry, "transcript")
+        .expect("file")
+        .version;
     assert!(version.pin(&Validator::ETag("\"older\"".into())));
     let fh = rig.ops.open(file, libc::O_RDONLY).expect("open");
     let e = rig.read(fh, 0, 100).expect_err("changed");

@@ -19,16 +19,16 @@ pub(super) fn get(catalog: &Catalog, node: &Node, name: &OsStr) -> Option<String
     match node {
         Node::File { guid, key } => {
             let e = catalog.known(guid)?;
-            let f = e.file(key)?;
+            let f = catalog.file(&e, key)?;
             match name {
-                "user.vcc.contentType" => Some(f.content_type.clone()),
-                "user.vcc.type" => Some(f.kind.clone()),
+                "user.vcc.contentType" => Some(f.content_type.to_string()),
+                "user.vcc.type" => Some(f.kind.to_string()),
                 _ => None,
             }
         }
         Node::Interaction { guid } => {
             let e = catalog.known(guid)?;
-            let i = &e.interaction;
+            let i = e.interaction();
             match name {
                 "user.vcc.direction" => i.direction.clone(),
                 "user.vcc.connectFrom" => i.connect_from.clone(),

@@ -1,0 +1,111 @@
+//! What the compact listing does not keep: interned strings, the file entries in use
+//! (each a content version with its pin and its cache identity), and sizes learned
+//! for files listed without one.
+//!
+//! Invariants:
+//! - while anyone holds a [`FileEntry`] (an open file, a read-ahead), asking for the
+//!   same version gives that same entry — one pin and one [`ContentId`] per version
+//!   in use, so blocks of two pins never meet in the memory cache;
+//! - an entry nobody holds and that fell out of the recent set is built afresh with a
+//!   new `ContentId` (its old memory blocks are simply never found again; the disk
+//!   and shared tiers check the validator they stored);
+//! - the interner only holds strings that repeat (keys, types, agents, numbers
+//!   called), never one per interaction.
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Weak};
+
+use lru::LruCache;
+use parking_lot::Mutex;
+
+use super::FileEntry;
+use crate::version::ContentKey;
+
+/// File entries kept alive after their last user, most recent first.
+const RECENT: usize = 16_384;
+
+#[derive(Debug, Default)]
+pub(super) struct Interner(Mutex<HashSet<Arc<str>>>);
+
+impl Interner {
+    pub fn intern(&self, s: &str) -> Arc<str> {
+        let mut set = self.0.lock();
+        if let Some(have) = set.get(s) {
+            return Arc::clone(have);
+        }
+        let new: Arc<str> = Arc::from(s);
+        set.insert(Arc::clone(&new));
+        new
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct LiveFiles {
+    inner: Mutex<Inner>,
+    /// Sizes learned by probing files listed without one, by their unsized_key version.
+    learned: Mutex<HashMap<ContentKey, u64>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    weak: HashMap<ContentKey, Weak<FileEntry>>,
+    recent: LruCache<ContentKey, Arc<FileEntry>>,
+}
+
+impl Default for LiveFiles {
+    fn default() -> Self {
+        LiveFiles {
+            inner: Mutex::new(Inner {
+                weak: HashMap::new(),
+                recent: LruCache::new(NonZeroUsize::new(RECENT).unwrap_or(NonZeroUsize::MIN)),
+            }),
+            learned: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl LiveFiles {
+    /// The entry of version `id` in use, or the one `build` makes (then in use).
+    pub fn get_or(&self, id: ContentKey, build: impl FnOnce() -> FileEntry) -> Arc<FileEntry> {
+        let mut s = self.inner.lock();
+        if let Some(f) = s.recent.get(&id) {
+            return Arc::clone(f);
+        }
+        if let Some(f) = s.weak.get(&id).and_then(Weak::upgrade) {
+            s.recent.put(id, Arc::clone(&f));
+            return f;
+        }
+        let f = Arc::new(build());
+        s.weak.insert(id, Arc::downgrade(&f));
+        s.recent.put(id, Arc::clone(&f));
+        if s.weak.len() > 4 * RECENT {
+            s.weak.retain(|_, w| w.strong_count() > 0);
+        }
+        f
+    }
+
+    /// Put `f` in use as its version (a probe made it, pinned).
+    pub fn insert(&self, f: Arc<FileEntry>) -> Arc<FileEntry> {
+        let id = f.version.id;
+        self.get_or_arc(id, f)
+    }
+
+    fn get_or_arc(&self, id: ContentKey, f: Arc<FileEntry>) -> Arc<FileEntry> {
+        let mut s = self.inner.lock();
+        if let Some(have) = s.weak.get(&id).and_then(Weak::upgrade) {
+            return have;
+        }
+        s.weak.insert(id, Arc::downgrade(&f));
+        s.recent.put(id, Arc::clone(&f));
+        f
+    }
+
+    pub fn learned(&self, unsized_key: &ContentKey) -> Option<u64> {
+        self.learned.lock().get(unsized_key).copied()
+    }
+
+    pub fn learn(&self, unsized_key: ContentKey, size: u64) {
+        self.learned.lock().insert(unsized_key, size);
+    }
+}
