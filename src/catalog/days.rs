@@ -310,11 +310,10 @@ impl Catalog {
     ) -> Option<Result<(), CatalogError>> {
         let counts = self.day_counts();
         let done = counts.listed + counts.saved;
-        let per_day = if done > 0 {
-            self.listed_len() / done
-        } else {
-            MAX_PAGE_LIMIT as usize
-        };
+        let per_day = self
+            .listed_len()
+            .checked_div(done)
+            .unwrap_or(MAX_PAGE_LIMIT as usize);
         let chunk = (MAX_PAGE_LIMIT as usize / per_day.max(1)).clamp(1, 7);
         let unlisted = |c: &Catalog, d: Date| !matches!(c.state(d), Some(DayState::Listed { .. }));
         let mut run: Vec<Date> = Vec::new();
