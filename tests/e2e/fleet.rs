@@ -125,6 +125,17 @@ fn redis_killed_mid_read_is_no_error_and_sharing_resumes_without_a_remount() {
     let filler = fleet_mount(&emu, &redis, &["--no-disk-cache"]);
     let reader = fleet_mount(&emu, &redis, &["--no-disk-cache"]);
     read_exactly(&moved(&second, &root, &filler));
+    // Writes to Redis are write-behind: let the filler's land (the key count settles).
+    let mut last = usize::MAX;
+    let settle = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < settle {
+        let n = redis.keys().len();
+        if n == last {
+            break;
+        }
+        last = n;
+        std::thread::sleep(Duration::from_millis(500));
+    }
     emu.reset_stats();
     read_exactly(&moved(&second, &root, &reader));
     assert_eq!(
