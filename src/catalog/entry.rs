@@ -40,12 +40,19 @@ pub struct FileEntry {
     pub version: Arc<ContentVersion>,
 }
 
-/// What the listing says of one content item.
-#[derive(Debug)]
-pub(super) struct FileMeta {
+/// A content item's key, type and content type: interned together (a handful of
+/// distinct triples per tenant).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(super) struct Names {
     pub key: Arc<str>,
     pub kind: Arc<str>,
     pub content_type: Arc<str>,
+}
+
+/// What the listing says of one content item.
+#[derive(Debug)]
+pub(super) struct FileMeta {
+    pub names: Arc<Names>,
     pub size: Option<u64>,
     pub last_modified: Option<OffsetDateTime>,
     /// A file of the directory (a usable name, its first use in the item list).
@@ -93,11 +100,11 @@ impl InteractionEntry {
 
     /// The names of its files, in listing order.
     pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.files.iter().filter(|f| f.shown).map(|f| &*f.key)
+        self.files.iter().filter(|f| f.shown).map(|f| &*f.names.key)
     }
 
     pub(super) fn meta(&self, key: &str) -> Option<&FileMeta> {
-        self.files.iter().find(|f| f.shown && &*f.key == key)
+        self.files.iter().find(|f| f.shown && &*f.names.key == key)
     }
 
     pub(super) fn metas(&self) -> impl Iterator<Item = &FileMeta> {
@@ -143,9 +150,9 @@ impl FileMeta {
     fn item(&self) -> ContentItem {
         let rest = self.rest.as_deref();
         ContentItem {
-            content_key: self.key.to_string(),
-            kind: self.kind.to_string(),
-            content_type: self.content_type.to_string(),
+            content_key: self.names.key.to_string(),
+            kind: self.names.kind.to_string(),
+            content_type: self.names.content_type.to_string(),
             content_length: self.size,
             last_modified: self.last_modified,
             owning_agent: rest.and_then(|r| r.owning_agent.clone()),
@@ -197,12 +204,12 @@ pub struct ChangedFile {
 impl Catalog {
     /// The version key of file `m` of `guid` (its learned size if the listing had none).
     pub(super) fn version_key(&self, guid: &str, m: &FileMeta) -> (ContentKey, Option<u64>) {
-        let unsized_key = || ContentKey::new(self.tenant, guid, &m.key, 0, m.last_modified);
+        let unsized_key = || ContentKey::new(self.tenant, guid, &m.names.key, 0, m.last_modified);
         let size = m.size.or_else(|| self.live.learned(&unsized_key()));
         let key = ContentKey::new(
             self.tenant,
             guid,
-            &m.key,
+            &m.names.key,
             size.unwrap_or(0),
             m.last_modified,
         );
@@ -214,10 +221,10 @@ impl Catalog {
         let m = e.meta(key)?;
         let (id, size) = self.version_key(&e.guid, m);
         Some(self.live.get_or(id, || FileEntry {
-            key: Arc::clone(&m.key),
-            ino: ino::file(&e.guid, &m.key),
-            kind: Arc::clone(&m.kind),
-            content_type: Arc::clone(&m.content_type),
+            key: Arc::clone(&m.names.key),
+            ino: ino::file(&e.guid, &m.names.key),
+            kind: Arc::clone(&m.names.kind),
+            content_type: Arc::clone(&m.names.content_type),
             size: size.unwrap_or(0),
             size_known: size.is_some(),
             mtime: m.last_modified.unwrap_or(e.start),
@@ -225,7 +232,7 @@ impl Catalog {
             version: Arc::new(ContentVersion::new(
                 self.tenant,
                 &e.guid,
-                &m.key,
+                &m.names.key,
                 size.unwrap_or(0),
                 m.last_modified,
             )),
@@ -271,7 +278,10 @@ impl Catalog {
             if !usable {
                 tracing::warn!(%guid, key = %item.content_key, "skipping content with an unusable key");
             }
-            let shown = usable && !files.iter().any(|f| f.shown && *f.key == *item.content_key);
+            let shown = usable
+                && !files
+                    .iter()
+                    .any(|f| f.shown && *f.names.key == *item.content_key);
             let ContentItem {
                 content_key,
                 kind,
@@ -296,9 +306,7 @@ impl Catalog {
                 })
             });
             files.push(FileMeta {
-                key: self.interner.intern(&content_key),
-                kind: self.interner.intern(&kind),
-                content_type: self.interner.intern(&content_type),
+                names: self.interner.names(&content_key, &kind, &content_type),
                 size: content_length,
                 last_modified,
                 shown,
@@ -329,12 +337,14 @@ impl Catalog {
         };
         if let Some(p) = previous {
             for m in entry.metas() {
-                let Some(old) = p.meta(&m.key) else { continue };
+                let Some(old) = p.meta(&m.names.key) else {
+                    continue;
+                };
                 let (old_key, _) = self.version_key(&p.guid, old);
                 let (new_key, _) = self.version_key(&entry.guid, m);
                 if old_key != new_key {
                     changed.push(ChangedFile {
-                        ino: ino::file(&entry.guid, &m.key),
+                        ino: ino::file(&entry.guid, &m.names.key),
                         old: old_key,
                     });
                 }
@@ -437,11 +447,7 @@ mod tests {
         let mut other = full();
         other.guid = "3480fc2c-bbd7-427c-9439-02f76583aef5".into();
         let b = c.entry(other, None, &mut Vec::new());
-        assert!(Arc::ptr_eq(&a.files[0].key, &b.files[0].key));
-        assert!(Arc::ptr_eq(
-            &a.files[0].content_type,
-            &b.files[0].content_type
-        ));
+        assert!(Arc::ptr_eq(&a.files[0].names, &b.files[0].names));
         assert!(Arc::ptr_eq(&a.agents[0], &b.agents[0]));
     }
 }

@@ -19,6 +19,7 @@ use std::sync::{Arc, Weak};
 use lru::LruCache;
 use parking_lot::Mutex;
 
+use super::entry::Names;
 use super::FileEntry;
 use crate::version::ContentKey;
 
@@ -26,11 +27,30 @@ use crate::version::ContentKey;
 const RECENT: usize = 16_384;
 
 #[derive(Debug, Default)]
-pub(super) struct Interner(Mutex<HashSet<Arc<str>>>);
+pub(super) struct Interner {
+    strings: Mutex<HashSet<Arc<str>>>,
+    names: Mutex<HashSet<Arc<Names>>>,
+}
 
 impl Interner {
+    /// The one `(key, type, content type)` triple equal to these.
+    pub fn names(&self, key: &str, kind: &str, content_type: &str) -> Arc<Names> {
+        let want = Names {
+            key: self.intern(key),
+            kind: self.intern(kind),
+            content_type: self.intern(content_type),
+        };
+        let mut set = self.names.lock();
+        if let Some(have) = set.get(&want) {
+            return Arc::clone(have);
+        }
+        let new = Arc::new(want);
+        set.insert(Arc::clone(&new));
+        new
+    }
+
     pub fn intern(&self, s: &str) -> Arc<str> {
-        let mut set = self.0.lock();
+        let mut set = self.strings.lock();
         if let Some(have) = set.get(s) {
             return Arc::clone(have);
         }
