@@ -11,6 +11,10 @@
 //!   one version whichever tier served them: the next source then asks with
 //!   `If-Range` for that validator and fails with "changed" rather than mix.
 //! - `put` never waits for the store's I/O (write-behind is the store's job).
+//! - **Streams in order.** [`BlockSource::stream`] hands held blocks on at once, and
+//!   each gap's blocks as the next source streams them, but never a block before
+//!   those ahead of it in the run. A gap is handed to the store when its stream
+//!   ends — what arrived of it, even if the stream then failed.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
