@@ -171,13 +171,27 @@ impl Filling {
         let _ = tx.send(result);
     }
 
-    /// The fetch ended: fail every block it did not hand over.
+    /// The fetch ended: fail every block it did not hand over. Their registrations
+    /// all go under one lock before anyone hears of the failure, so a reader who
+    /// tries again never finds one of them still pending on this dead fetch.
     fn finish(&self, result: Result<(), SourceError>) {
         let mut slots = self.slots.lock();
         let shape = slots.shape.take();
-        for (index, tx) in (self.run.first..).zip(slots.senders.iter_mut()) {
-            let Some(tx) = tx.take() else { continue };
-            self.settle(index, None);
+        let failed: Vec<(u64, BlockSender)> = (self.run.first..)
+            .zip(slots.senders.iter_mut())
+            .filter_map(|(index, tx)| tx.take().map(|tx| (index, tx)))
+            .collect();
+        {
+            let mut s = self.state.lock();
+            for &(index, _) in &failed {
+                s.inflight_bytes = s.inflight_bytes.saturating_sub(self.block_len(index));
+                s.inflight.remove(&BlockId {
+                    content: self.content,
+                    index,
+                });
+            }
+        }
+        for (index, tx) in failed {
             let err = match &result {
                 Err(e) => FetchError::Source(e.clone()),
                 Ok(()) => FetchError::Shape(shape.clone().unwrap_or_else(|| {

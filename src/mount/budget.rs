@@ -26,6 +26,11 @@ pub(super) fn memory_plan(cache_size: u64, block_size: u64) -> MemoryPlan {
     // Read-ahead never holds more than half the cache in flight.
     ra.inflight_budget = ra.inflight_budget.min(cache_size / 2).max(block_size);
     ra.max_window = ra.max_window.min(cache_size / 2).max(block_size);
+    // One request (a head or tail fetch, a read-ahead run) never takes more than the
+    // window, so a small cache still reads ahead (and within its budget).
+    ra.max_request = ra.max_request.min(ra.max_window);
+    ra.min_request = ra.min_request.min(ra.max_request);
+    ra.probe_lead = ra.probe_lead.min(ra.max_request);
     // A whole-file fetch (one request for a small file) fits the read-ahead budget
     // and an eighth of the cache, so a few at once never wipe it.
     ra.whole_file = ra
@@ -92,6 +97,8 @@ mod tests {
                 assert!(ra.max_window <= (cache / 2).max(block));
                 assert!(ra.inflight_budget <= d.inflight_budget.max(block));
                 assert!(ra.max_window <= d.max_window.max(block));
+                assert!(ra.max_request <= ra.max_window && ra.min_request <= ra.max_request);
+                assert!(ra.whole_file <= (cache / 8).max(block));
             }
         }
     }

@@ -267,8 +267,18 @@ impl Prefetcher {
     }
 
     /// What a read at `offset` (in block `first`) fetches besides its own blocks: the
-    /// whole of a small file, the head or the tail of a large one (see the essay).
+    /// whole of a small file, the head or the tail of a large one (see the essay) —
+    /// when its first block is neither cached nor in flight (a first touch, or the
+    /// cache let go of it), so a read of cached blocks costs one look, not a scan.
     fn around(&self, src: &Source, offset: u64, first: u64) -> Started {
+        let id = BlockId {
+            content: src.content,
+            index: first,
+        };
+        if !matches!(self.cache.lookup(id), Lookup::Miss) {
+            // Touched already (or being fetched): nothing more than the read needs.
+            return Started::default();
+        }
         let math = self.cache.math();
         let size = src.version.size;
         let blocks = math.block_count(size);
