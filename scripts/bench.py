@@ -14,7 +14,9 @@ import time
 import urllib.parse
 import urllib.request
 
-BIN = os.path.abspath("target/release/vccfs")
+BIN = os.path.abspath(os.environ.get("VCCFS_BIN", "target/release/vccfs"))
+# An older build to compare with in the media case (e.g. a copy of main's binary).
+BEFORE_BIN = os.environ.get("VCCFS_BEFORE_BIN")
 OUT = os.path.abspath("target/bench/results.json")
 THROTTLE = ["--latency-ms", "30", "--bandwidth", "25000000"]
 GREP_WORD = "refund"
@@ -90,14 +92,14 @@ class Emulator:
 class Mount:
     """A mount with a fresh cache directory of its own (or `cache_dir`, to remount one)."""
 
-    def __init__(self, emu, extra=(), cache_dir=None):
+    def __init__(self, emu, extra=(), cache_dir=None, binary=None):
         self.dir = tempfile.mkdtemp(prefix="vccfs-bench-")
         self.path = os.path.join(self.dir, "mnt")
         os.mkdir(self.path)
         cache = cache_dir or os.path.join(self.dir, "cache")
         env = dict(os.environ, VCC_CLIENT_ID=emu.client_id, VCC_CLIENT_SECRET=emu.client_secret,
                    XDG_CACHE_HOME=os.path.join(self.dir, "xdg"))
-        self.proc = subprocess.Popen([BIN, "mount", self.path, "--api-url", emu.api_url, "--auth-url", emu.auth_url,
+        self.proc = subprocess.Popen([binary or BIN, "mount", self.path, "--api-url", emu.api_url, "--auth-url", emu.auth_url,
                                       "--from", "8d", "--cache-dir", cache, *extra], env=env,
                                      stdout=subprocess.DEVNULL)
         deadline = time.time() + 60
@@ -348,6 +350,67 @@ def fleet_case():
         redis.wait()
 
 
+MIB = 2**20
+WHOLE = 16 * MIB
+MEDIA_ARGS = ["--big-file-mib", "57", "--long-call-secs", "3600", "--interactions", "40", "--days", "6"]
+
+
+def media_files(items):
+    """The 57 MiB WebM, the 1-hour WAV, and the largest WAV and WebM of at most 16 MiB."""
+    def pick(kinds, small):
+        best = None
+        for i in items:
+            for c in i["content"]:
+                n = c["contentLength"]
+                if c["type"] in kinds and (n <= WHOLE) == small and (best is None or n > best[2]):
+                    best = (i["guid"], c["contentKey"], n)
+        return best
+    webm = ("screenRecording", "videoRecording")
+    return [("WebM", pick(webm, False)), ("WAV", pick(("callRecording",), False)),
+            ("WebM", pick(webm, True)), ("WAV", pick(("callRecording",), True))]
+
+
+def floor_requests(size):
+    """One request per file of at most 16 MiB; size/8MiB + 2 (head, tail) above."""
+    return 1 if size <= WHOLE else size / (8 * MIB) + 2
+
+
+def probe_and_decode(emu, path, binary=None):
+    """Content requests of `ffprobe` then `ffmpeg -i ... -f null -` on a fresh mount."""
+    m = Mount(emu, binary=binary)
+    try:
+        full = os.path.join(m.path, "interactions", path)
+        emu.reset()
+        subprocess.run(["ffprobe", "-v", "error", full], check=True, stdout=subprocess.DEVNULL)
+        probe = emu.stats()
+        subprocess.run(["ffmpeg", "-v", "error", "-i", full, "-f", "null", "-"], check=True)
+        return probe, emu.stats()
+    finally:
+        m.stop()
+
+
+def media_case():
+    """10: requests for ffprobe + a full decode, against the floor (and an older build's
+    count when VCCFS_BEFORE_BIN names one)."""
+    emu = Emulator(MEDIA_ARGS)
+    try:
+        for kind, (guid, key, size) in media_files(emu.interactions()):
+            path = os.path.join(guid, key)
+            probe, after = probe_and_decode(emu, path)
+            floor = floor_requests(size)
+            purposes = ", ".join(f"{k} {v}" for k, v in sorted(after.get("content_requests_by_purpose", {}).items()))
+            before = "old build not given (VCCFS_BEFORE_BIN)"
+            if BEFORE_BIN:
+                b_probe, b_after = probe_and_decode(emu, path, BEFORE_BIN)
+                before = f"before: {b_probe['content_requests']} + {b_after['content_requests'] - b_probe['content_requests']}"
+            n = after["content_requests"]
+            row(f"10 media: ffprobe + decode, {size / MIB:.1f} MiB {kind}",
+                f"{n} requests ({probe['content_requests']} probe + {n - probe['content_requests']} decode)",
+                before, f"{n / floor:.2f} of floor", f"<= {floor:.1f}", purposes)
+    finally:
+        emu.stop()
+
+
 def free_port():
     import socket
     with socket.socket() as s:
@@ -357,7 +420,7 @@ def free_port():
 
 def wanted(name):
     """Cases to run: all, or those named on the command line (sequential, random, grep,
-    persist, rsync, fleet)."""
+    persist, rsync, fleet, media)."""
     return len(sys.argv) < 2 or name in sys.argv[1:]
 
 
@@ -385,11 +448,14 @@ def main():
             rsync_case(emu)
     finally:
         emu.stop()
+    if wanted("media"):
+        log("media: ffprobe + decode against the request floor...")
+        media_case()
     if wanted("fleet"):
         log("fleet: three mounts on one Redis...")
         fleet_case()
     if not rows:
-        raise SystemExit("no case selected (choose from: sequential random grep persist rsync fleet)")
+        raise SystemExit("no case selected (choose from: sequential random grep persist rsync fleet media)")
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         json.dump({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": round(time.time() - t0),

@@ -200,7 +200,10 @@ impl ApiClient {
         self.inner.stats.count_budget_wait(asked.elapsed());
         self.inner.stats.count_request(kind);
         let started = Instant::now();
-        let result = req.send().await;
+        let result = req
+            .header(super::stats::PURPOSE_HEADER, kind.purpose())
+            .send()
+            .await;
         let latency_ms = started.elapsed().as_millis() as u64;
         let status = result.as_ref().map_or(0, |r| r.status().as_u16());
         self.inner.stats.count_status(kind, status);

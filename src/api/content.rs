@@ -1,6 +1,12 @@
 //! Ranged content reads that return exactly the bytes asked for, from one version of
 //! the content, or an error. Never shifted, short, or a mix of two versions.
+//!
+//! A read is one request whose body is received straight into buffers of one block
+//! each, every buffer handed on the moment it is full ([`ApiClient::read_stream`]), so
+//! a 16 MiB read delivers its first block as soon as that block has come. A retry
+//! after a body broke mid-way asks only for what was not handed on yet.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -39,15 +45,14 @@ pub struct Probe {
     pub validator: Option<Validator>,
 }
 
-/// A ranged answer: its bytes and the content's whole size.
+/// A ranged answer: the content's whole size (its bytes went to the ask's `emit`).
 struct Ranged {
-    parts: Vec<Bytes>,
     size: u64,
 }
 
 /// One ranged read: bytes `offset..end` of `obj`, received in `chunk`-byte buffers
 /// from `pool`; `what` names it in errors and logs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 struct RangeAsk<'a> {
     what: &'a str,
     obj: &'a ContentVersion,
@@ -57,6 +62,10 @@ struct RangeAsk<'a> {
     pool: &'a BlockPool,
     /// The size is unknown (`obj.size` is not used): learn it from the answer.
     probe: bool,
+    /// What the request is for (counted, and named to the server).
+    kind: RequestKind,
+    /// Where each buffer goes once full (the last, once the body is complete).
+    emit: &'a (dyn Fn(Bytes) + Sync),
 }
 
 /// Where an attempt sends its request.
@@ -89,9 +98,31 @@ impl ApiClient {
         chunk: u64,
         pool: &BlockPool,
     ) -> Result<Vec<Bytes>, ApiError> {
+        let parts = parking_lot::Mutex::new(Vec::new());
+        let emit = |b: Bytes| parts.lock().push(b);
+        self.read_stream(obj, offset, len, chunk, pool, RequestKind::Content, &emit)
+            .await?;
+        Ok(parts.into_inner())
+    }
+
+    /// As [`ApiClient::read_chunks`], each buffer handed to `emit` the moment it is
+    /// full (in order; the last may be shorter), for a request of purpose `kind`.
+    /// When an attempt breaks mid-body, the retry asks only for the bytes not handed
+    /// on yet; `Ok` means all were.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn read_stream(
+        &self,
+        obj: &ContentVersion,
+        offset: u64,
+        len: u64,
+        chunk: u64,
+        pool: &BlockPool,
+        kind: RequestKind,
+        emit: &(dyn Fn(Bytes) + Sync),
+    ) -> Result<(), ApiError> {
         let end = offset.saturating_add(len).min(obj.size);
         if offset >= end {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let chunk = chunk.max(1);
         let what = format!(
@@ -102,22 +133,35 @@ impl ApiClient {
             end - 1
         );
         let api_url = self.url(&["interactions", &obj.guid, "content", &obj.key])?;
-        let ask = RangeAsk {
-            what: &what,
-            obj,
-            offset,
-            end,
-            chunk,
-            pool,
-            probe: false,
+        let handed = AtomicU64::new(0);
+        let counted = |b: Bytes| {
+            handed.fetch_add(b.len() as u64, Ordering::Relaxed);
+            emit(b);
         };
-        let ranged = self
-            .retrying(&what, |token| {
-                let api_url = api_url.clone();
-                async move { self.range_attempt(ask, api_url, token).await }
-            })
-            .await?;
-        Ok(ranged.parts)
+        self.retrying(&what, |token| {
+            let api_url = api_url.clone();
+            // Resume after what earlier attempts handed on (whole buffers only).
+            let from = offset + handed.load(Ordering::Relaxed);
+            let ask = RangeAsk {
+                what: &what,
+                obj,
+                offset: from,
+                end,
+                chunk,
+                pool,
+                probe: false,
+                kind,
+                emit: &counted,
+            };
+            async move {
+                if from >= end {
+                    return Ok(Ranged { size: obj.size });
+                }
+                self.range_attempt(ask, api_url, token).await
+            }
+        })
+        .await?;
+        Ok(())
     }
 
     /// The size of content whose listing has no `contentLength`, from one ranged GET of
@@ -132,6 +176,9 @@ impl ApiClient {
         // Unpinned and of unknown size: only names the request.
         let obj = ContentVersion::new(self.config().tenant(), guid, key, u64::MAX, None);
         let heap = BlockPool::heap_only();
+        // Each attempt starts over: only the last one's bytes count.
+        let head = parking_lot::Mutex::new(Bytes::new());
+        let emit = |b: Bytes| *head.lock() = b;
         let ask = RangeAsk {
             what: &what,
             obj: &obj,
@@ -140,6 +187,8 @@ impl ApiClient {
             chunk: len,
             pool: &heap,
             probe: true,
+            kind: RequestKind::Probe,
+            emit: &emit,
         };
         let ranged = self
             .retrying(&what, |token| {
@@ -149,7 +198,7 @@ impl ApiClient {
             .await?;
         Ok(Probe {
             size: ranged.size,
-            head: ranged.parts.into_iter().next().unwrap_or_default(),
+            head: head.into_inner(),
             validator: obj.pinned().cloned(),
         })
     }
@@ -171,13 +220,12 @@ impl ApiClient {
             let resp = match &target {
                 Target::Api(url) => {
                     let req = self.ranged(self.inner.http.get(url.clone()), ask);
-                    self.send_api(what, RequestKind::Content, &token, req)
-                        .await?
+                    self.send_api(what, ask.kind, &token, req).await?
                 }
                 Target::Storage(url) => {
                     // The storage host gets no Authorization header.
                     let req = self.ranged(self.inner.http.get(url.clone()), ask);
-                    let sent = self.send_counted(what, RequestKind::Content, req).await;
+                    let sent = self.send_counted(what, ask.kind, req).await;
                     match sent.and_then(|r| storage_ok(what, r)) {
                         Ok(r) => r,
                         Err(f) => {
@@ -246,6 +294,8 @@ impl ApiClient {
             chunk,
             pool,
             probe,
+            emit,
+            ..
         } = ask;
         let listed = (!probe).then_some(obj.size);
         let changed = |detail: String| {
@@ -271,10 +321,7 @@ impl ApiClient {
                     .strip_prefix("bytes */")
                     .and_then(|n| n.trim().parse::<u64>().ok())
                     .ok_or_else(|| protocol(format!("416 with Content-Range {cr:?}")))?;
-                return Ok(Ranged {
-                    parts: Vec::new(),
-                    size,
-                });
+                return Ok(Ranged { size });
             }
             StatusCode::RANGE_NOT_SATISFIABLE => {
                 return Err(changed(format!(
@@ -331,10 +378,17 @@ impl ApiClient {
             offset
         };
         let want = end.saturating_sub(offset);
-        let parts = read_slice(what, resp, skip, want, ChunkedBuf::new(want, chunk, pool)).await?;
-        tracing::debug!(%what, status = status.as_u16(), bytes = want, "range received");
+        read_slice(
+            what,
+            resp,
+            skip,
+            want,
+            ChunkedBuf::new(want, chunk, pool, emit),
+        )
+        .await?;
         self.inner.stats.count_bytes(want);
-        Ok(Ranged { parts, size })
+        tracing::debug!(%what, status = status.as_u16(), bytes = want, "range received");
+        Ok(Ranged { size })
     }
 
     /// Compare the response's validator — a strong ETag, else `Last-Modified`, of
@@ -392,8 +446,8 @@ async fn read_slice(
     mut resp: Response,
     skip: u64,
     want: u64,
-    mut parts: ChunkedBuf,
-) -> Result<Vec<Bytes>, Failure> {
+    mut parts: ChunkedBuf<'_>,
+) -> Result<(), Failure> {
     let is_partial = resp.status() == StatusCode::PARTIAL_CONTENT;
     let mut to_skip = skip;
     loop {
@@ -431,40 +485,44 @@ async fn read_slice(
             detail: format!("body ended after {} of {want} bytes", parts.filled),
         }));
     }
-    Ok(parts.finish())
+    parts.finish();
+    Ok(())
 }
 
 /// `want` bytes received into consecutive buffers of `chunk` bytes (the last may be
-/// shorter) from `pool`.
-struct ChunkedBuf {
-    bufs: Vec<BlockBuf>,
-    /// The buffer being filled.
-    at: usize,
+/// shorter) from `pool`, each handed to `emit` once full (the last by `finish`). A
+/// body that breaks mid-way keeps what was handed on, and drops the partial buffer.
+struct ChunkedBuf<'a> {
+    /// The buffers still to fill, the first being filled.
+    bufs: std::collections::VecDeque<BlockBuf>,
     filled: u64,
+    emit: &'a (dyn Fn(Bytes) + Sync),
 }
 
-impl ChunkedBuf {
-    fn new(want: u64, chunk: u64, pool: &BlockPool) -> Self {
+impl<'a> ChunkedBuf<'a> {
+    fn new(want: u64, chunk: u64, pool: &BlockPool, emit: &'a (dyn Fn(Bytes) + Sync)) -> Self {
         let chunk = chunk.max(1);
         let mut bufs = pool.buffers((want / chunk) as usize, chunk as usize);
         if want % chunk > 0 {
             bufs.push(pool.buffer((want % chunk) as usize));
         }
         ChunkedBuf {
-            bufs,
-            at: 0,
+            bufs: bufs.into(),
             filled: 0,
+            emit,
         }
     }
 
     /// Append; the caller never appends past `want`.
     fn extend(&mut self, mut data: &[u8]) {
-        while let Some(buf) = self.bufs.get_mut(self.at) {
+        while let Some(buf) = self.bufs.front_mut() {
             let n = buf.extend_from_slice(data);
             self.filled += n as u64;
             data = &data[n..];
             if buf.len() == buf.capacity() {
-                self.at += 1;
+                if let Some(full) = self.bufs.pop_front() {
+                    (self.emit)(full.freeze());
+                }
             }
             if data.is_empty() {
                 break;
@@ -472,12 +530,13 @@ impl ChunkedBuf {
         }
     }
 
-    fn finish(self) -> Vec<Bytes> {
-        self.bufs
-            .into_iter()
-            .filter(|b| !b.is_empty())
-            .map(BlockBuf::freeze)
-            .collect()
+    /// The body is complete: hand on a last buffer not yet full (none, normally).
+    fn finish(mut self) {
+        while let Some(b) = self.bufs.pop_front() {
+            if !b.is_empty() {
+                (self.emit)(b.freeze());
+            }
+        }
     }
 }
 

@@ -24,12 +24,24 @@ fn chunked_buffers_split_exactly() {
         } else {
             BlockPool::heap_only()
         };
-        let mut b = ChunkedBuf::new(data.len() as u64, chunk, &pool);
+        let out = parking_lot::Mutex::new(Vec::new());
+        let emit = |p: Bytes| out.lock().push(p);
+        let mut b = ChunkedBuf::new(data.len() as u64, chunk, &pool, &emit);
         assert_eq!(b.bufs.len() as u64, (data.len() as u64).div_ceil(chunk));
+        let mut fed = 0;
         for piece in data.chunks(333) {
             b.extend(piece);
+            fed += piece.len() as u64;
+            // Each buffer is handed on the moment it is full, not at the end.
+            let full = if fed == data.len() as u64 {
+                fed.div_ceil(chunk) // the last, shorter buffer is full too
+            } else {
+                fed / chunk
+            };
+            assert_eq!(out.lock().len() as u64, full, "after {fed} bytes");
         }
-        let parts = b.finish();
+        b.finish();
+        let parts = out.into_inner();
         assert_eq!(parts.len() as u64, (data.len() as u64).div_ceil(chunk));
         assert!(parts.iter().rev().skip(1).all(|p| p.len() as u64 == chunk));
         assert_eq!(parts.concat(), data);

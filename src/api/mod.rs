@@ -23,4 +23,4 @@ pub use client::ApiClient;
 pub use config::{ApiConfig, Credentials, Region};
 pub use error::ApiError;
 pub use search::{search_windows, SearchPager};
-pub use stats::ClientStatsSnapshot;
+pub use stats::{ClientStatsSnapshot, RequestKind};

@@ -1,4 +1,9 @@
 //! Counters of what the client sent, for logs, tests and the filesystem's stats.
+//!
+//! Every request names its purpose ([`RequestKind::purpose`]) in the
+//! [`PURPOSE_HEADER`] it carries, so a server (the emulator) can count by purpose
+//! too; the real API ignores unknown headers. `content_requests` counts content
+//! requests of every purpose (demand, read-ahead, size probe), as it always has.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -8,8 +13,16 @@ pub enum RequestKind {
     Token,
     Search,
     Interaction,
+    /// Content a reader is waiting for (a whole small file, a head or tail probe).
     Content,
+    /// Content fetched ahead of a sequential reader, or of a scan of siblings.
+    ReadAhead,
+    /// A size probe of content listed without a `contentLength`.
+    Probe,
 }
+
+/// The header naming a request's purpose.
+pub const PURPOSE_HEADER: &str = "x-vccfs-purpose";
 
 /// Monotonic counters (attempts, not calls: a retried call counts each attempt).
 #[derive(Debug, Default)]
@@ -18,6 +31,8 @@ pub struct ClientStats {
     search: AtomicU64,
     interaction: AtomicU64,
     content: AtomicU64,
+    read_ahead: AtomicU64,
+    probe: AtomicU64,
     bytes: AtomicU64,
     retries: AtomicU64,
     status_429: AtomicU64,
@@ -35,6 +50,8 @@ impl RequestKind {
             RequestKind::Search => "listing",
             RequestKind::Interaction => "lookup",
             RequestKind::Content => "content",
+            RequestKind::ReadAhead => "read-ahead",
+            RequestKind::Probe => "probe",
         }
     }
 }
@@ -45,7 +62,12 @@ pub struct ClientStatsSnapshot {
     pub token_requests: u64,
     pub search_requests: u64,
     pub interaction_requests: u64,
+    /// Content requests of every purpose (demand, read-ahead, probes).
     pub content_requests: u64,
+    /// Of those, read-ahead.
+    pub read_ahead_requests: u64,
+    /// Of those, size probes.
+    pub probe_requests: u64,
     pub bytes_received: u64,
     pub retries: u64,
     pub status_429: u64,
@@ -58,6 +80,8 @@ impl ClientStats {
             RequestKind::Search => &self.search,
             RequestKind::Interaction => &self.interaction,
             RequestKind::Content => &self.content,
+            RequestKind::ReadAhead => &self.read_ahead,
+            RequestKind::Probe => &self.probe,
         };
         c.fetch_add(1, Relaxed);
     }
@@ -100,10 +124,30 @@ impl ClientStats {
             token_requests: self.token.load(Relaxed),
             search_requests: self.search.load(Relaxed),
             interaction_requests: self.interaction.load(Relaxed),
-            content_requests: self.content.load(Relaxed),
+            content_requests: self.content.load(Relaxed)
+                + self.read_ahead.load(Relaxed)
+                + self.probe.load(Relaxed),
+            read_ahead_requests: self.read_ahead.load(Relaxed),
+            probe_requests: self.probe.load(Relaxed),
             bytes_received: self.bytes.load(Relaxed),
             retries: self.retries.load(Relaxed),
             status_429: self.status_429.load(Relaxed),
         }
+    }
+}
+
+impl ClientStatsSnapshot {
+    /// One line for the log: requests by purpose.
+    pub fn by_purpose(&self) -> String {
+        format!(
+            "token {}, listing {}, lookup {}, content {}, read-ahead {}, probe {} ({} bytes)",
+            self.token_requests,
+            self.search_requests,
+            self.interaction_requests,
+            self.content_requests - self.read_ahead_requests - self.probe_requests,
+            self.read_ahead_requests,
+            self.probe_requests,
+            self.bytes_received
+        )
     }
 }

@@ -105,6 +105,10 @@ impl TokenSource {
         let resp = self
             .http
             .post(&self.auth_url)
+            .header(
+                super::stats::PURPOSE_HEADER,
+                super::stats::RequestKind::Token.purpose(),
+            )
             .form(&form)
             .send()
             .await

@@ -12,8 +12,14 @@
 //!   below. A fetch runs on its own task, so it fills the cache even if its reader
 //!   gave up; a fetch that dies clears its registration (a drop guard), so its blocks
 //!   are fetched again rather than pending forever.
-//! - **Shape.** A fetch must return exactly its run's blocks; anything else is a
-//!   [`FetchError::Shape`], never a cached block.
+//! - **Block by block.** A run is one request, but each of its blocks is a
+//!   [`BlockFetch`] of its own, completed (cached, its waiters woken, its in-flight
+//!   bytes released) the moment the source hands it over ([`BlockSink`]): the reader
+//!   of block 0 of a 16 MiB run waits for block 0 only.
+//! - **Shape.** A block must have exactly its length, and a run handed over whole
+//!   exactly its blocks; anything else is a [`FetchError::Shape`], never a cached
+//!   block. A block the source never hands over fails with the source's error (or
+//!   a shape error when it claimed success).
 //! - **One memory budget.** Cached bytes + bytes in flight + idle pool memory ≤ the
 //!   capacity: idle pool memory is given back to the kernel first, then the least
 //!   recently used blocks go.
@@ -28,7 +34,7 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use parking_lot::Mutex;
 
 use crate::memory::BlockPool;
-use crate::source::SourceError;
+use crate::source::{BlockSink, SourceError};
 
 mod math;
 pub use math::BlockMath;
@@ -57,8 +63,8 @@ pub enum FetchError {
     Abandoned,
 }
 
-/// A fetch of consecutive blocks, shared by everyone who needs one of them.
-pub type BlockFetch = Shared<BoxFuture<'static, Result<Arc<Vec<Bytes>>, FetchError>>>;
+/// The fetch of one block (part of a run's request), shared by everyone who needs it.
+pub type BlockFetch = Shared<BoxFuture<'static, Result<Bytes, FetchError>>>;
 
 /// Blocks `first..first + count` of one file: bytes `offset..offset + len`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,87 +85,164 @@ pub struct Want {
     pub max_run: u64,
     /// Read-ahead: start no run that would take the bytes in flight past this.
     pub budget: Option<u64>,
+    /// Also end runs at multiples of `max_run` blocks, so that read-ahead requests
+    /// line up with each other (and with a head fetch of `max_run` blocks).
+    pub align: bool,
 }
 
 /// What [`BlockCache::fetch_missing`] started.
 #[derive(Debug, Default)]
 pub struct Started {
-    /// The runs now being fetched, with their fetches.
-    pub runs: Vec<(Run, BlockFetch)>,
+    /// The runs now being fetched, with the fetch of each of their blocks.
+    pub runs: Vec<(Run, Vec<BlockFetch>)>,
     /// Where the read-ahead budget stopped it: the first missing block not started.
     pub stopped_at: Option<u64>,
 }
 
-type FetchSender = tokio::sync::oneshot::Sender<Result<Arc<Vec<Bytes>>, FetchError>>;
+type BlockSender = tokio::sync::oneshot::Sender<Result<Bytes, FetchError>>;
 
-/// A run registered as in flight. Completing it moves its blocks into the cache;
-/// dropping it unfinished (the fetch panicked, the runtime shut down) still clears
-/// the registration, so its blocks are fetched again rather than failing forever.
-struct Registered {
+/// A run registered as in flight, filled block by block by its source (it is the
+/// run's [`BlockSink`]). Each block handed over is checked, cached and sent to its
+/// waiters; [`Filling::finish`] fails the blocks never handed over; dropping it
+/// unfinished (the fetch panicked, the runtime shut down) still clears their
+/// registration, so they are fetched again rather than failing forever.
+struct Filling {
     state: Arc<Mutex<State>>,
+    math: BlockMath,
     content: ContentId,
     run: Run,
-    cleared: bool,
+    slots: Mutex<Slots>,
 }
 
-impl Registered {
-    /// Await `fetch`, check its shape, fill the cache and tell the waiters.
-    async fn complete<Fut>(mut self, math: BlockMath, tx: FetchSender, fetch: Fut)
-    where
-        Fut: Future<Output = Result<Vec<Bytes>, SourceError>>,
-    {
-        let run = self.run;
-        let result = fetch.await.map_err(FetchError::from).and_then(|blocks| {
-            let total: u64 = blocks.iter().map(|b| b.len() as u64).sum();
-            let shaped = blocks.len() as u64 == run.count
-                && blocks
-                    .iter()
-                    .rev()
-                    .skip(1)
-                    .all(|b| b.len() as u64 == math.block_size());
-            if total != run.len || !shaped {
-                return Err(FetchError::Shape(format!(
-                    "got {} buffers, {total} bytes, for {} blocks of a {}-byte range",
-                    blocks.len(),
-                    run.count,
-                    run.len
-                )));
-            }
-            Ok(Arc::new(blocks))
-        });
-        {
-            let mut s = self.state.lock();
-            self.clear_locked(&mut s);
-            if let Ok(blocks) = &result {
-                for (index, b) in (run.first..).zip(blocks.iter()) {
-                    let id = BlockId {
-                        content: self.content,
-                        index,
-                    };
-                    insert_locked(&mut s, id, b.clone());
-                }
-            }
-            self.cleared = true;
+struct Slots {
+    /// By position in the run; `None` once handed over (or failed).
+    senders: Vec<Option<BlockSender>>,
+    /// What was wrong with what the source handed over, if anything.
+    shape: Option<String>,
+}
+
+impl Filling {
+    /// Bytes in block `index` of the run (the file's last may be short).
+    fn block_len(&self, index: u64) -> u64 {
+        let start = (index - self.run.first) * self.math.block_size();
+        self.math
+            .block_size()
+            .min(self.run.len.saturating_sub(start))
+    }
+
+    fn contains(&self, index: u64) -> bool {
+        (self.run.first..self.run.first + self.run.count).contains(&index)
+    }
+
+    /// Take block `index`'s registration out of the in-flight map; cache `block`.
+    fn settle(&self, index: u64, block: Option<&Bytes>) {
+        let mut s = self.state.lock();
+        s.inflight_bytes = s.inflight_bytes.saturating_sub(self.block_len(index));
+        let id = BlockId {
+            content: self.content,
+            index,
+        };
+        s.inflight.remove(&id);
+        if let Some(b) = block {
+            insert_locked(&mut s, id, b.clone());
         }
+    }
+
+    /// Deliver block `index`: cached and sent, or (wrong length) failed.
+    fn deliver(&self, slots: &mut Slots, index: u64, block: Bytes) {
+        if !self.contains(index) {
+            slots.shape = Some(format!("block {index} is not in the run"));
+            return;
+        }
+        let Some(tx) = slots.senders[(index - self.run.first) as usize].take() else {
+            return; // handed over already: the first copy stands
+        };
+        let want = self.block_len(index);
+        let result = if block.len() as u64 == want {
+            self.settle(index, Some(&block));
+            Ok(block)
+        } else {
+            self.settle(index, None);
+            Err(FetchError::Shape(format!(
+                "block {index} has {} bytes, not {want}",
+                block.len()
+            )))
+        };
         let _ = tx.send(result);
     }
 
-    fn clear_locked(&self, s: &mut State) {
-        s.inflight_bytes = s.inflight_bytes.saturating_sub(self.run.len);
-        for index in self.run.first..self.run.first + self.run.count {
-            s.inflight.remove(&BlockId {
-                content: self.content,
-                index,
-            });
+    /// The fetch ended: fail every block it did not hand over. Their registrations
+    /// all go under one lock before anyone hears of the failure, so a reader who
+    /// tries again never finds one of them still pending on this dead fetch.
+    fn finish(&self, result: Result<(), SourceError>) {
+        let mut slots = self.slots.lock();
+        let shape = slots.shape.take();
+        let failed: Vec<(u64, BlockSender)> = (self.run.first..)
+            .zip(slots.senders.iter_mut())
+            .filter_map(|(index, tx)| tx.take().map(|tx| (index, tx)))
+            .collect();
+        {
+            let mut s = self.state.lock();
+            for &(index, _) in &failed {
+                s.inflight_bytes = s.inflight_bytes.saturating_sub(self.block_len(index));
+                s.inflight.remove(&BlockId {
+                    content: self.content,
+                    index,
+                });
+            }
+        }
+        for (index, tx) in failed {
+            let err = match &result {
+                Err(e) => FetchError::Source(e.clone()),
+                Ok(()) => FetchError::Shape(shape.clone().unwrap_or_else(|| {
+                    format!(
+                        "the source ended without block {index} of {} blocks from {}",
+                        self.run.count, self.run.first
+                    )
+                })),
+            };
+            let _ = tx.send(Err(err));
         }
     }
 }
 
-impl Drop for Registered {
+impl BlockSink for Filling {
+    fn put(&self, index: u64, block: Bytes) {
+        let mut slots = self.slots.lock();
+        self.deliver(&mut slots, index, block);
+    }
+
+    fn put_all(&self, first: u64, count: u64, blocks: Vec<Bytes>) {
+        let mut slots = self.slots.lock();
+        let fits = blocks.len() as u64 == count
+            && count > 0
+            && self.contains(first)
+            && self.contains(first + count - 1)
+            && (first..)
+                .zip(&blocks)
+                .all(|(i, b)| b.len() as u64 == self.block_len(i));
+        if !fits {
+            let total: u64 = blocks.iter().map(|b| b.len() as u64).sum();
+            slots.shape = Some(format!(
+                "got {} buffers, {total} bytes, for {count} blocks from {first} of a {}-byte run",
+                blocks.len(),
+                self.run.len
+            ));
+            return;
+        }
+        for (index, b) in (first..).zip(blocks) {
+            self.deliver(&mut slots, index, b);
+        }
+    }
+}
+
+impl Drop for Filling {
     fn drop(&mut self) {
-        if !self.cleared {
-            let state = Arc::clone(&self.state);
-            self.clear_locked(&mut state.lock());
+        let slots = std::mem::take(&mut self.slots.get_mut().senders);
+        for (index, tx) in (self.run.first..).zip(slots) {
+            if tx.is_some() {
+                self.settle(index, None);
+            }
         }
     }
 }
@@ -169,8 +252,8 @@ impl Drop for Registered {
 pub enum Lookup {
     /// Cached.
     Hit(Bytes),
-    /// Being fetched: block number `index` of the fetch's result.
-    Pending { fetch: BlockFetch, index: usize },
+    /// Being fetched.
+    Pending(BlockFetch),
     /// Neither.
     Miss,
 }
@@ -180,7 +263,7 @@ struct State {
     lru: lru::LruCache<BlockId, Bytes>,
     used: u64,
     capacity: u64,
-    inflight: HashMap<BlockId, (BlockFetch, usize)>,
+    inflight: HashMap<BlockId, BlockFetch>,
     inflight_bytes: u64,
     /// Where the blocks live: its free but resident memory counts against `capacity`.
     pool: BlockPool,
@@ -253,20 +336,17 @@ impl BlockCache {
             return Lookup::Hit(b.clone());
         }
         match s.inflight.get(&id) {
-            Some((fetch, index)) => Lookup::Pending {
-                fetch: fetch.clone(),
-                index: *index,
-            },
+            Some(fetch) => Lookup::Pending(fetch.clone()),
             None => Lookup::Miss,
         }
     }
 
     /// Start fetching the blocks of `want` that are neither cached nor in flight, as
-    /// runs of consecutive blocks, `fetch(run)` fetching one run (it must return
-    /// exactly the run's blocks). What is missing is decided and registered under one
-    /// lock, so concurrent readers never fetch a block twice; blocks already cached
-    /// count as just used. Each fetch runs on its own task, so it completes (and fills
-    /// the cache) even if nobody waits for it.
+    /// runs of consecutive blocks, `fetch(run, sink)` fetching one run and handing
+    /// its blocks to `sink` as they arrive. What is missing is decided and registered
+    /// under one lock, so concurrent readers never fetch a block twice; blocks
+    /// already cached count as just used. Each fetch runs on its own task, so it
+    /// completes (and fills the cache) even if nobody waits for it.
     pub fn fetch_missing<F, Fut>(
         &self,
         rt: &tokio::runtime::Handle,
@@ -274,8 +354,8 @@ impl BlockCache {
         fetch: F,
     ) -> Started
     where
-        F: Fn(Run) -> Fut,
-        Fut: Future<Output = Result<Vec<Bytes>, SourceError>> + Send + 'static,
+        F: Fn(Run, Arc<dyn BlockSink>) -> Fut,
+        Fut: Future<Output = Result<(), SourceError>> + Send + 'static,
     {
         let mut started = Started::default();
         let mut senders = Vec::new();
@@ -292,14 +372,22 @@ impl BlockCache {
             }
             evict_locked(&mut s);
         }
-        for (&(run, _), tx) in started.runs.iter().zip(senders) {
-            let registered = Registered {
+        for (&(run, _), senders) in started.runs.iter().zip(senders) {
+            let filling = Arc::new(Filling {
                 state: Arc::clone(&self.state),
+                math: self.math,
                 content: want.content,
                 run,
-                cleared: false,
-            };
-            rt.spawn(registered.complete(self.math, tx, fetch(run)));
+                slots: Mutex::new(Slots {
+                    senders: senders.into_iter().map(Some).collect(),
+                    shape: None,
+                }),
+            });
+            let fetch = fetch(run, Arc::clone(&filling) as Arc<dyn BlockSink>);
+            rt.spawn(async move {
+                let result = fetch.await;
+                filling.finish(result);
+            });
         }
         started
     }
@@ -357,8 +445,9 @@ fn missing_runs(s: &mut State, math: BlockMath, want: &Want) -> Vec<Run> {
         }
         misses += 1;
         let (start, end) = math.block_range(index, want.file_size);
+        let boundary = want.align && index % max_run == 0;
         match runs.last_mut() {
-            Some(run) if open && run.count < max_run => {
+            Some(run) if open && run.count < max_run && !boundary => {
                 run.count += 1;
                 run.len = end - run.offset;
             }
@@ -376,19 +465,27 @@ fn missing_runs(s: &mut State, math: BlockMath, want: &Want) -> Vec<Run> {
     runs
 }
 
-/// Register `run` as in flight: its blocks point at one shared fetch, completed
-/// through the returned sender.
-fn register_locked(s: &mut State, content: ContentId, run: Run) -> (FetchSender, BlockFetch) {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let shared: BlockFetch = async move { rx.await.unwrap_or(Err(FetchError::Abandoned)) }
-        .boxed()
-        .shared();
-    for (i, index) in (run.first..run.first + run.count).enumerate() {
+/// Register `run` as in flight: each block a shared fetch of its own, completed
+/// through the returned senders.
+fn register_locked(
+    s: &mut State,
+    content: ContentId,
+    run: Run,
+) -> (Vec<BlockSender>, Vec<BlockFetch>) {
+    let mut senders = Vec::with_capacity(run.count as usize);
+    let mut fetches = Vec::with_capacity(run.count as usize);
+    for index in run.first..run.first + run.count {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let shared: BlockFetch = async move { rx.await.unwrap_or(Err(FetchError::Abandoned)) }
+            .boxed()
+            .shared();
         s.inflight
-            .insert(BlockId { content, index }, (shared.clone(), i));
+            .insert(BlockId { content, index }, shared.clone());
+        senders.push(tx);
+        fetches.push(shared);
     }
     s.inflight_bytes += run.len;
-    (tx, shared)
+    (senders, fetches)
 }
 
 /// Insert, then evict least recently used blocks until cached plus in-flight bytes fit

@@ -60,6 +60,7 @@ fn want(blocks: Range<u64>, max_run: u64, budget: Option<u64>) -> Want {
         blocks,
         max_run,
         budget,
+        align: false,
     }
 }
 
@@ -68,19 +69,25 @@ fn want(blocks: Range<u64>, max_run: u64, budget: Option<u64>) -> Want {
 fn serve(
     asked: &Arc<Mutex<Vec<Run>>>,
     delay: u64,
-) -> impl Fn(Run) -> BoxFuture<'static, Result<Vec<Bytes>, SourceError>> + '_ {
-    move |run| {
+) -> impl Fn(Run, Arc<dyn BlockSink>) -> BoxFuture<'static, Result<(), SourceError>> + '_ {
+    move |run, sink| {
         asked.lock().push(run);
         async move {
             tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
-            Ok((run.offset..run.offset + run.len)
-                .collect::<Vec<u64>>()
-                .chunks(4)
-                .map(|c| Bytes::from(c.iter().map(|&b| b as u8).collect::<Vec<u8>>()))
-                .collect())
+            sink.put_all(run.first, run.count, bytes_of(run));
+            Ok(())
         }
         .boxed()
     }
+}
+
+/// The blocks of `run` of the file whose byte i is i.
+fn bytes_of(run: Run) -> Vec<Bytes> {
+    (run.offset..run.offset + run.len)
+        .collect::<Vec<u64>>()
+        .chunks(4)
+        .map(|c| Bytes::from(c.iter().map(|&b| b as u8).collect::<Vec<u8>>()))
+        .collect()
 }
 
 #[tokio::test]
@@ -89,14 +96,12 @@ async fn concurrent_lookups_share_one_fetch() {
     let asked = Arc::new(Mutex::new(Vec::new()));
     let rt = tokio::runtime::Handle::current();
     c.fetch_missing(&rt, want(0..2, 8, None), serve(&asked, 20));
-    let (Lookup::Pending { fetch: a, index: 0 }, Lookup::Pending { fetch: b, index: 1 }) =
-        (c.lookup(id(0)), c.lookup(id(1)))
-    else {
+    let (Lookup::Pending(a), Lookup::Pending(b)) = (c.lookup(id(0)), c.lookup(id(1))) else {
         panic!("blocks 0 and 1 must be pending in one fetch");
     };
     let (a, b) = tokio::join!(a, b);
-    assert_eq!(&a.expect("fetch")[0][..], &[0, 1, 2, 3]);
-    assert_eq!(&b.expect("fetch")[1][..], &[4, 5, 6, 7]);
+    assert_eq!(&a.expect("fetch")[..], &[0, 1, 2, 3]);
+    assert_eq!(&b.expect("fetch")[..], &[4, 5, 6, 7]);
     assert_eq!(asked.lock().len(), 1);
     assert!(matches!(c.lookup(id(1)), Lookup::Hit(_)));
     assert_eq!(c.stats().inflight_bytes, 0);
@@ -128,13 +133,13 @@ async fn blocks_cached_or_in_flight_are_never_fetched_again() {
         ]
     );
     assert_eq!(c.stats().inflight_bytes, 26);
-    let Lookup::Pending { fetch, index: 1 } = c.lookup(id(6)) else {
+    let Lookup::Pending(fetch) = c.lookup(id(6)) else {
         panic!("block 6 must be pending, second of its run");
     };
-    assert_eq!(&fetch.await.expect("fetch")[1][..], &[24, 25, 26, 27]);
+    assert_eq!(&fetch.await.expect("fetch")[..], &[24, 25, 26, 27]);
     let last = match c.lookup(id(7)) {
         Lookup::Hit(b) => b,
-        Lookup::Pending { fetch, index: 0 } => fetch.await.expect("fetch")[0].clone(),
+        Lookup::Pending(fetch) => fetch.await.expect("fetch"),
         other => panic!("block 7: {other:?}"),
     };
     assert_eq!(&last[..], &[28, 29], "the file's last 2 bytes");
@@ -179,7 +184,7 @@ async fn blocks_asked_for_again_are_kept_over_older_ones() {
     c.insert(id(0), Bytes::from_static(b"aaaa"));
     c.insert(id(1), Bytes::from_static(b"bbbb"));
     // A read of block 0 (already cached) marks it used...
-    let started = c.fetch_missing(&rt, want(0..1, 8, None), |_| async { Ok(Vec::new()) });
+    let started = c.fetch_missing(&rt, want(0..1, 8, None), |_, _| async { Ok(()) });
     assert!(started.runs.is_empty());
     // ...so the next block in evicts block 1.
     c.insert(id(2), Bytes::from_static(b"cccc"));
@@ -191,10 +196,10 @@ async fn blocks_asked_for_again_are_kept_over_older_ones() {
 async fn a_fetch_that_dies_leaves_its_blocks_to_be_fetched_again() {
     let c = BlockCache::new(1 << 20, 4);
     let rt = tokio::runtime::Handle::current();
-    c.fetch_missing(&rt, want(0..2, 8, None), |_| async {
+    c.fetch_missing(&rt, want(0..2, 8, None), |_, _| async {
         panic!("fetch panicked (expected by this test)")
     });
-    let Lookup::Pending { fetch, .. } = c.lookup(id(0)) else {
+    let Lookup::Pending(fetch) = c.lookup(id(0)) else {
         panic!("block 0 must be pending");
     };
     assert!(fetch.await.is_err(), "waiters get an error");
@@ -212,13 +217,83 @@ async fn a_fetch_that_dies_leaves_its_blocks_to_be_fetched_again() {
 async fn wrong_length_is_an_error_not_a_block() {
     let c = BlockCache::new(1 << 20, 4);
     let rt = tokio::runtime::Handle::current();
-    c.fetch_missing(&rt, want(0..2, 8, None), |_| async {
-        Ok(vec![Bytes::from_static(b"short")])
+    c.fetch_missing(&rt, want(0..2, 8, None), |run, sink| async move {
+        sink.put_all(run.first, run.count, vec![Bytes::from_static(b"short")]);
+        Ok(())
     });
-    let Lookup::Pending { fetch, .. } = c.lookup(id(0)) else {
+    let Lookup::Pending(fetch) = c.lookup(id(0)) else {
         panic!("block 0 must be pending");
     };
     assert!(fetch.await.is_err());
     assert!(matches!(c.lookup(id(0)), Lookup::Miss));
+    assert_eq!(c.stats().inflight_bytes, 0);
+}
+
+#[tokio::test]
+async fn each_block_of_a_run_is_ready_when_it_arrives() {
+    let c = BlockCache::new(1 << 20, 4);
+    let rt = tokio::runtime::Handle::current();
+    let (go, wait) = tokio::sync::oneshot::channel::<()>();
+    let wait = Mutex::new(Some(wait));
+    c.fetch_missing(&rt, want(0..8, 8, None), |run, sink| {
+        let wait = wait.lock().take();
+        async move {
+            let blocks = bytes_of(run);
+            sink.put(0, blocks[0].clone());
+            // The rest only when the test says so.
+            if let Some(w) = wait {
+                let _ = w.await;
+            }
+            for (i, b) in (0..).zip(blocks).skip(1) {
+                sink.put(i, b);
+            }
+            Ok(())
+        }
+    });
+    let Lookup::Pending(first) = c.lookup(id(0)) else {
+        panic!("block 0 pending");
+    };
+    let got = tokio::time::timeout(std::time::Duration::from_secs(5), first)
+        .await
+        .expect("block 0 is ready before the run ends")
+        .expect("block 0");
+    assert_eq!(&got[..], &[0, 1, 2, 3]);
+    assert!(matches!(c.lookup(id(0)), Lookup::Hit(_)), "and cached");
+    assert_eq!(
+        c.stats().inflight_bytes,
+        26,
+        "its bytes no longer in flight"
+    );
+    let Lookup::Pending(last) = c.lookup(id(7)) else {
+        panic!("block 7 still pending");
+    };
+    let _ = go.send(());
+    assert_eq!(&last.await.expect("block 7")[..], &[28, 29]);
+    assert_eq!(c.stats().inflight_bytes, 0);
+}
+
+#[tokio::test]
+async fn blocks_never_handed_over_fail_with_the_sources_error() {
+    let c = BlockCache::new(1 << 20, 4);
+    let rt = tokio::runtime::Handle::current();
+    c.fetch_missing(&rt, want(0..3, 8, None), |run, sink| async move {
+        sink.put(0, bytes_of(run)[0].clone());
+        Err(SourceError::Tier {
+            tier: "test",
+            detail: "broke after one block".into(),
+        })
+    });
+    let Lookup::Pending(b1) = c.lookup(id(1)) else {
+        panic!("block 1 pending");
+    };
+    assert!(matches!(b1.await, Err(FetchError::Source(_))));
+    assert!(
+        matches!(c.lookup(id(0)), Lookup::Hit(_)),
+        "block 0 came: kept"
+    );
+    assert!(
+        matches!(c.lookup(id(1)), Lookup::Miss),
+        "fetched again next time"
+    );
     assert_eq!(c.stats().inflight_bytes, 0);
 }

@@ -43,6 +43,10 @@ pub struct EmulatorArgs {
     /// Add one screen recording of exactly this many MiB to the newest call.
     #[arg(long, value_name = "MIB", help_heading = "Tenant")]
     pub big_file_mib: Option<u64>,
+    /// Make the newest call's recording last exactly this many seconds (a long WAV:
+    /// 16 000 bytes a second, so 3600 is about 55 MiB).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u32).range(1..=86_400), help_heading = "Tenant")]
+    pub long_call_secs: Option<u32>,
     /// Serve the interactions in this directory instead of a synthetic tenant (layout:
     /// see DATA_DIR.md).
     #[arg(long, value_name = "DIR", help_heading = "Tenant")]

@@ -97,6 +97,12 @@ fn gate(app: &App, cfg: &FaultConfig, headers: &HeaderMap) -> Result<ApiVersion,
 fn count_request(stats: &Stats, surface: Surface, headers: &HeaderMap) {
     let c = &stats.c;
     let ranged = headers.contains_key(header::RANGE);
+    if let Some(p) = headers
+        .get(super::stats::PURPOSE_HEADER)
+        .and_then(|v| v.to_str().ok())
+    {
+        stats.count_purpose(p, surface == Surface::Content);
+    }
     match surface {
         Surface::Token => Stats::inc(&c.token_requests),
         Surface::Search => Stats::inc(&c.search_requests),

@@ -193,6 +193,7 @@ async fn build_tenant(args: &EmulatorArgs) -> Result<Tenant, EmulatorError> {
             interactions: args.interactions,
             days: args.days,
             big_file_mib: args.big_file_mib,
+            long_call_secs: args.long_call_secs,
             anchor: args.end.unwrap_or_else(synthetic::hour_anchor),
             until: match args.end {
                 Some(_) => synthetic::Until::Fixed,

@@ -1,6 +1,10 @@
 //! Request counters served at `GET /_emulator/stats` (reset by `DELETE`). Tests and
 //! benchmarks count requests with them. Control routes (`/_emulator/...`) are never
-//! counted.
+//! counted. Requests that name their purpose in an `X-Vccfs-Purpose` header (vccfs
+//! sends `listing`, `lookup`, `content`, `read-ahead`, `probe`; the real API ignores
+//! it) are also counted by it: `requests_by_purpose` over every route,
+//! `content_requests_by_purpose` over the content route. The older fields never change
+//! meaning (scripts depend on them); new ones are only ever added.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +26,12 @@ macro_rules! counters {
             /// `content_requests` that named an existing item, by its `type` (`callRecording`, ...).
             #[serde(default)]
             pub content_requests_by_type: BTreeMap<String, u64>,
+            /// Requests by their `X-Vccfs-Purpose` header, any route (token included).
+            #[serde(default)]
+            pub requests_by_purpose: BTreeMap<String, u64>,
+            /// `content_requests` by their `X-Vccfs-Purpose` header.
+            #[serde(default)]
+            pub content_requests_by_purpose: BTreeMap<String, u64>,
         }
 
         impl Counters {
@@ -29,6 +39,8 @@ macro_rules! counters {
                 StatsSnapshot {
                     $( $name: self.$name.load(Ordering::Relaxed), )*
                     content_requests_by_type: BTreeMap::new(),
+                    requests_by_purpose: BTreeMap::new(),
+                    content_requests_by_purpose: BTreeMap::new(),
                 }
             }
             fn reset(&self) { $( self.$name.store(0, Ordering::Relaxed); )* }
@@ -88,7 +100,15 @@ counters! {
 pub(crate) struct Stats {
     pub c: Counters,
     by_type: Mutex<BTreeMap<String, u64>>,
+    /// (all routes, content route) by purpose.
+    by_purpose: Mutex<(BTreeMap<String, u64>, BTreeMap<String, u64>)>,
 }
+
+/// The header a client names a request's purpose in.
+pub(crate) const PURPOSE_HEADER: &str = "x-vccfs-purpose";
+
+/// Longest purpose name counted (anything longer is a client bug, not a new purpose).
+const PURPOSE_MAX: usize = 32;
 
 impl Stats {
     /// Adds one to a counter.
@@ -104,6 +124,19 @@ impl Stats {
     /// Counts a content request for an item of type `kind`.
     pub fn count_type(&self, kind: &str) {
         *self.by_type.lock().entry(kind.to_string()).or_default() += 1;
+    }
+
+    /// Counts a request by the purpose it names (`content` when it is a content request).
+    pub fn count_purpose(&self, purpose: &str, content: bool) {
+        let purpose = purpose.trim();
+        if purpose.is_empty() || purpose.len() > PURPOSE_MAX {
+            return;
+        }
+        let mut m = self.by_purpose.lock();
+        *m.0.entry(purpose.to_string()).or_default() += 1;
+        if content {
+            *m.1.entry(purpose.to_string()).or_default() += 1;
+        }
     }
 
     /// Counts one response by its status.
@@ -125,6 +158,9 @@ impl Stats {
     pub fn snapshot(&self) -> StatsSnapshot {
         let mut s = self.c.snapshot();
         s.content_requests_by_type = self.by_type.lock().clone();
+        let m = self.by_purpose.lock();
+        s.requests_by_purpose = m.0.clone();
+        s.content_requests_by_purpose = m.1.clone();
         s
     }
 
@@ -132,6 +168,7 @@ impl Stats {
     pub fn reset(&self) {
         self.c.reset();
         self.by_type.lock().clear();
+        *self.by_purpose.lock() = Default::default();
     }
 }
 
@@ -146,6 +183,9 @@ mod tests {
         Stats::add(&s.c.bytes_sent, 10);
         s.count_status(StatusCode::TOO_MANY_REQUESTS);
         s.count_type("callRecording");
+        s.count_purpose("read-ahead", true);
+        s.count_purpose("listing", false);
+        s.count_purpose(&"x".repeat(100), true);
         let snap = s.snapshot();
         assert_eq!(snap.content_requests, 1);
         assert_eq!(snap.bytes_sent, 10);
@@ -153,6 +193,15 @@ mod tests {
         assert_eq!(snap.content_requests_by_type.get("callRecording"), Some(&1));
         let json = serde_json::to_value(&snap).expect("json");
         assert!(json.get("auth_leaked").is_some());
+        assert_eq!(json["requests_by_purpose"]["listing"], 1);
+        assert_eq!(json["requests_by_purpose"]["read-ahead"], 1);
+        assert_eq!(json["content_requests_by_purpose"]["read-ahead"], 1);
+        assert!(json["content_requests_by_purpose"].get("listing").is_none());
+        assert_eq!(
+            snap.requests_by_purpose.len(),
+            2,
+            "an overlong purpose is not one"
+        );
         s.reset();
         assert_eq!(s.snapshot(), StatsSnapshot::default());
     }

@@ -34,7 +34,7 @@ struct Stored {
 
 enum Backend {
     Stored(Stored),
-    Synthetic(Synthetic),
+    Synthetic(Box<Synthetic>),
 }
 
 /// The interactions served by one emulator, ordered by `(start, guid)`.
@@ -83,7 +83,10 @@ impl Tenant {
 
     /// The synthetic tenant of `spec` (O(1): nothing is generated yet).
     pub(crate) fn synthetic(spec: &SyntheticSpec) -> Self {
-        Self::with(Backend::Synthetic(Synthetic::new(spec)), spec.anchor)
+        Self::with(
+            Backend::Synthetic(Box::new(Synthetic::new(spec))),
+            spec.anchor,
+        )
     }
 
     /// `rec` with its mutated items' current state.

@@ -1,7 +1,7 @@
 //! How `--cache-size` is shared out, as pure arithmetic: the block cache (blocks cached
 //! and in flight) gets 15/16 of it, the rest is headroom for reply and network buffers in
 //! transit; read-ahead never holds more than half the cache in flight, nor plans a window
-//! bigger than half of it.
+//! bigger than half of it, nor fetch a file whole when it is over an eighth of it.
 //!
 //! Invariants: every figure is at least one block; with `block_size <= cache_size` (the
 //! CLI checks it) the block budget never exceeds the cache size, and read-ahead only
@@ -26,6 +26,18 @@ pub(super) fn memory_plan(cache_size: u64, block_size: u64) -> MemoryPlan {
     // Read-ahead never holds more than half the cache in flight.
     ra.inflight_budget = ra.inflight_budget.min(cache_size / 2).max(block_size);
     ra.max_window = ra.max_window.min(cache_size / 2).max(block_size);
+    // One request (a head or tail fetch, a read-ahead run) never takes more than the
+    // window, so a small cache still reads ahead (and within its budget).
+    ra.max_request = ra.max_request.min(ra.max_window);
+    ra.min_request = ra.min_request.min(ra.max_request);
+    ra.probe_lead = ra.probe_lead.min(ra.max_request);
+    // A whole-file fetch (one request for a small file) fits the read-ahead budget
+    // and an eighth of the cache, so a few at once never wipe it.
+    ra.whole_file = ra
+        .whole_file
+        .min(cache_size / 8)
+        .min(ra.inflight_budget)
+        .max(block_size);
     MemoryPlan {
         block_budget,
         read_ahead: ra,
@@ -50,6 +62,7 @@ mod tests {
         assert_eq!(p.read_ahead.max_request, d.max_request);
         assert_eq!(p.read_ahead.min_request, d.min_request);
         assert_eq!(p.read_ahead.parallel, d.parallel);
+        assert_eq!(p.read_ahead.whole_file, d.whole_file);
     }
 
     #[test]
@@ -58,6 +71,7 @@ mod tests {
         assert_eq!(p.block_budget, 60 * M);
         assert_eq!(p.read_ahead.inflight_budget, 32 * M);
         assert_eq!(p.read_ahead.max_window, 32 * M);
+        assert_eq!(p.read_ahead.whole_file, 8 * M);
     }
 
     #[test]
@@ -83,6 +97,8 @@ mod tests {
                 assert!(ra.max_window <= (cache / 2).max(block));
                 assert!(ra.inflight_budget <= d.inflight_budget.max(block));
                 assert!(ra.max_window <= d.max_window.max(block));
+                assert!(ra.max_request <= ra.max_window && ra.min_request <= ra.max_request);
+                assert!(ra.whole_file <= (cache / 8).max(block));
             }
         }
     }

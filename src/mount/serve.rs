@@ -221,6 +221,8 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
         // Blocks still queued for the disk land before the process goes.
         d.flush();
     }
+    // Requests by purpose, for the operator (and benchmarks) to see what reads cost.
+    tracing::info!(requests = %client.stats().by_purpose(), "API requests by purpose");
     ended?;
     tracing::info!("unmounted");
     Ok(())

@@ -9,6 +9,20 @@
 //!   clamped to the file, cut from blocks of one version, or a [`ReadError`].
 //! - **Needed blocks first.** The blocks a read needs are started before any
 //!   read-ahead, so read-ahead never delays the read that triggered it.
+//! - **Every request at its floor** (sources stream, so a request's size never delays
+//!   its first block):
+//!   - a file of at most `ReadAheadConfig::whole_file` bytes (16 MiB) is fetched whole
+//!     by the first read that finds blocks of it missing: one request, whatever the
+//!     reader does next (header, tail, seeks, a full decode). The whole-file fetch is
+//!     held to the read-ahead budget; when the budget refuses it, the read falls back
+//!     to fetching what it needs (and read-ahead), as for a large file;
+//!   - a larger file read in its first `probe_lead` bytes fetches its head, the first
+//!     `max_request` bytes, in one request; read in its last `max_request` bytes, it
+//!     fetches from the read (or from `probe_lead` before the end, if later) to the
+//!     end: a player's header and tail probes cost two requests;
+//!   - a sequential reader's read-ahead goes out in requests of `min_request` (8 MiB)
+//!     lined up on multiples of it, in parallel up to the window: a full read of a
+//!     file of `n` bytes costs about `n / 8 MiB` requests, plus the tail.
 //! - **Read-ahead stays in budget.** Bytes in flight for read-ahead never exceed
 //!   `ReadAheadConfig::inflight_budget`; what the budget refuses is asked for again
 //!   on the next read, so no gap is left to be fetched block by block.
@@ -29,7 +43,7 @@ use futures::TryFutureExt;
 use crate::cache::{
     BlockCache, BlockFetch, BlockId, ContentId, FetchError, Lookup, Run, Started, Want,
 };
-use crate::source::{BlockRequest, BlockSource};
+use crate::source::{BlockRequest, BlockSink, BlockSource, Purpose};
 use crate::version::ContentVersion;
 
 mod handover;
@@ -195,7 +209,7 @@ impl Prefetcher {
                 continue;
             }
             let blocks = self.cache.math().block_count(size);
-            self.fetch_missing(&src, 0, blocks, Some(blocks));
+            self.fetch_missing(&src, 0, blocks, Some(blocks), Purpose::ReadAhead);
         }
     }
 
@@ -217,10 +231,13 @@ impl Prefetcher {
         };
         let end = offset.saturating_add(size).min(file_size);
 
-        // Needed blocks first: start whatever is missing. The reader waits on these
-        // fetches themselves, so a fetch that fails is this read's error, not a
-        // silent second request.
-        let demand = self.fetch_missing(src, first, last + 1, None);
+        // Needed blocks first: start whatever is missing (with the whole file, head
+        // or tail around them, see the essay). The reader waits on these fetches
+        // themselves, so a fetch that fails is this read's error, not a silent second
+        // request.
+        let mut demand = self.around(src, offset, first);
+        let needed = self.fetch_missing(src, first, last + 1, None, Purpose::Demand);
+        demand.runs.extend(needed.runs);
 
         // Then read-ahead, if the reader looks sequential.
         let plan = ra.lock().on_read(&self.cfg, offset, end, file_size);
@@ -231,7 +248,7 @@ impl Prefetcher {
             );
             if ra_start < ra_end {
                 let chunk = (self.cfg.chunk_for(ra_end - ra_start) / math.block_size()).max(1);
-                let started = self.fetch_missing(src, a, b + 1, Some(chunk));
+                let started = self.fetch_missing(src, a, b + 1, Some(chunk), Purpose::ReadAhead);
                 if let Some(block) = started.stopped_at {
                     // Out of memory budget: try again from there on the next read.
                     ra.lock().refused_from(math.block_range(block, file_size).0);
@@ -249,12 +266,50 @@ impl Prefetcher {
         Ok(out)
     }
 
+    /// What a read at `offset` (in block `first`) fetches besides its own blocks: the
+    /// whole of a small file, the head or the tail of a large one (see the essay) —
+    /// when its first block is neither cached nor in flight (a first touch, or the
+    /// cache let go of it), so a read of cached blocks costs one look, not a scan.
+    fn around(&self, src: &Source, offset: u64, first: u64) -> Started {
+        let id = BlockId {
+            content: src.content,
+            index: first,
+        };
+        if !matches!(self.cache.lookup(id), Lookup::Miss) {
+            // Touched already (or being fetched): nothing more than the read needs.
+            return Started::default();
+        }
+        let math = self.cache.math();
+        let size = src.version.size;
+        let blocks = math.block_count(size);
+        let bs = math.block_size();
+        if size <= self.cfg.whole_file {
+            // Under the read-ahead budget: refused, the read fetches what it needs.
+            let want = self.want(src, 0, blocks, blocks, Some(self.cfg.inflight_budget));
+            return self.start(src, want, Purpose::Demand);
+        }
+        if self.cfg.probe_lead == 0 {
+            return Started::default();
+        }
+        let head = (self.cfg.max_request / bs).max(1);
+        if offset < self.cfg.probe_lead {
+            let want = self.want(src, 0, head, head, None);
+            return self.start(src, want, Purpose::Demand);
+        }
+        if offset >= size.saturating_sub(self.cfg.max_request) {
+            let from = first.min(math.block_of(size.saturating_sub(self.cfg.probe_lead)));
+            let want = self.want(src, from, blocks, blocks - from, None);
+            return self.start(src, want, Purpose::Demand);
+        }
+        Started::default()
+    }
+
     /// Wait for blocks `first..=last` (those in `started` from those fetches) and
     /// cut bytes `offset..end` out of them.
     async fn assemble(
         &self,
         src: &Source,
-        started: &[(Run, BlockFetch)],
+        started: &[(Run, Vec<BlockFetch>)],
         offset: u64,
         end: u64,
         first: u64,
@@ -264,17 +319,12 @@ impl Prefetcher {
         let file_size = src.version.size;
         let mut parts = Vec::with_capacity((last - first + 1) as usize);
         for index in first..=last {
-            let block = match started
+            let fetch = started
                 .iter()
                 .find(|(run, _)| (run.first..run.first + run.count).contains(&index))
-            {
-                Some((run, fetch)) => {
-                    let blocks = fetch.clone().await?;
-                    match blocks.get((index - run.first) as usize) {
-                        Some(b) => b.clone(),
-                        None => return Err(ReadError::block(src, index, "vanished".into())),
-                    }
-                }
+                .and_then(|(run, fetches)| fetches.get((index - run.first) as usize));
+            let block = match fetch {
+                Some(fetch) => fetch.clone().await?,
                 None => self.block(src, index).await?,
             };
             let (bstart, _) = math.block_range(index, file_size);
@@ -311,45 +361,73 @@ impl Prefetcher {
         };
         // Another reader can claim the block between our look and our claim: look again.
         for _ in 0..3 {
-            let (fetch, i) = match self.cache.lookup(id) {
+            let fetch = match self.cache.lookup(id) {
                 Lookup::Hit(b) => return Ok(b),
-                Lookup::Pending { fetch, index } => (fetch, index),
-                Lookup::Miss => match self.fetch_missing(src, index, index + 1, None).runs.pop() {
-                    Some((_, fetch)) => (fetch, 0),
-                    // Someone else's fetch took it in between.
-                    None => continue,
-                },
+                Lookup::Pending(fetch) => fetch,
+                Lookup::Miss => {
+                    let started = self.fetch_missing(src, index, index + 1, None, Purpose::Demand);
+                    match started
+                        .runs
+                        .into_iter()
+                        .next()
+                        .and_then(|(_, f)| f.into_iter().next())
+                    {
+                        Some(fetch) => fetch,
+                        // Someone else's fetch took it in between.
+                        None => continue,
+                    }
+                }
             };
-            let blocks = fetch.await?;
-            if let Some(b) = blocks.get(i) {
-                return Ok(b.clone());
-            }
+            return Ok(fetch.await?);
         }
         Err(ReadError::block(src, index, "vanished".into()))
     }
 
     /// Start fetches for the blocks in `[from, to)` that are neither cached nor in
     /// flight, as runs of at most `chunk` blocks each (default: the largest request
-    /// size). Read-ahead (`chunk` given) stays within the in-flight memory budget.
-    fn fetch_missing(&self, src: &Source, from: u64, to: u64, chunk: Option<u64>) -> Started {
-        let math = self.cache.math();
-        let want = Want {
+    /// size). Read-ahead (`chunk` given) stays within the in-flight memory budget, its
+    /// runs lined up on multiples of `chunk`.
+    fn fetch_missing(
+        &self,
+        src: &Source,
+        from: u64,
+        to: u64,
+        chunk: Option<u64>,
+        purpose: Purpose,
+    ) -> Started {
+        let max_run = chunk.unwrap_or(self.cfg.max_request_blocks(self.cache.math()));
+        let budget = chunk.map(|_| self.cfg.inflight_budget);
+        let mut want = self.want(src, from, to, max_run, budget);
+        want.align = chunk.is_some();
+        self.start(src, want, purpose)
+    }
+
+    fn want(&self, src: &Source, from: u64, to: u64, max_run: u64, budget: Option<u64>) -> Want {
+        Want {
             content: src.content,
             file_size: src.version.size,
             blocks: from..to,
-            max_run: chunk.unwrap_or(self.cfg.max_request_blocks(math)),
-            budget: chunk.map(|_| self.cfg.inflight_budget),
-        };
-        self.cache.fetch_missing(&self.rt, want, |run| {
-            let req = BlockRequest {
-                version: Arc::clone(&src.version),
-                first: run.first,
-                count: run.count,
-                block_size: math.block_size(),
-                pool: self.cache.pool().clone(),
-            };
-            self.source.fetch(req).map_ok(|fetched| fetched.blocks)
-        })
+            max_run,
+            budget,
+            align: false,
+        }
+    }
+
+    /// Start the runs of `want`, each one streaming request to the source.
+    fn start(&self, src: &Source, want: Want, purpose: Purpose) -> Started {
+        let math = self.cache.math();
+        self.cache
+            .fetch_missing(&self.rt, want, |run, sink: Arc<dyn BlockSink>| {
+                let req = BlockRequest {
+                    version: Arc::clone(&src.version),
+                    first: run.first,
+                    count: run.count,
+                    block_size: math.block_size(),
+                    pool: self.cache.pool().clone(),
+                    purpose,
+                };
+                self.source.stream(req, sink).map_ok(|_| ())
+            })
     }
 }
 

@@ -17,6 +17,12 @@ pub struct ReadAheadConfig {
     pub parallel: u64,
     /// Bytes of read-ahead in flight across the mount.
     pub inflight_budget: u64,
+    /// Files up to this size are fetched whole, in one request, on first touch.
+    pub whole_file: u64,
+    /// A larger file read this close to its start fetches its head (`max_request`
+    /// bytes); read in its last `max_request` bytes, its tail from at most this far
+    /// before the end. 0: neither head nor tail fetches.
+    pub probe_lead: u64,
 }
 
 impl Default for ReadAheadConfig {
@@ -25,9 +31,11 @@ impl Default for ReadAheadConfig {
             initial_window: 1 << 20,
             max_window: 64 << 20,
             max_request: 8 << 20,
-            min_request: 2 << 20,
+            min_request: 8 << 20,
             parallel: 8,
             inflight_budget: 96 << 20,
+            whole_file: 16 << 20,
+            probe_lead: 1 << 20,
         }
     }
 }
@@ -88,7 +96,14 @@ impl ReadAhead {
             self.ahead_until = end;
             return None;
         }
-        let target = end.saturating_add(self.window).min(file_size);
+        // Spans end on multiples of the smallest request, so that the requests of
+        // one span and the next line up and none is a sliver.
+        let align = cfg.min_request.max(1);
+        let target = end
+            .saturating_add(self.window)
+            .div_ceil(align)
+            .saturating_mul(align)
+            .min(file_size);
         // Top up only when less than half the window is still ahead, so read-ahead goes
         // out in large requests rather than a block at a time.
         if self.ahead_until.saturating_sub(end) > self.window / 2 || self.ahead_until >= target {
@@ -124,19 +139,22 @@ mod tests {
             .on_read(&cfg, 131072, 262144, size)
             .expect("second sequential read");
         assert_eq!(a, 262144);
-        assert_eq!(b - a, cfg.initial_window);
-        let mut last = b - a;
+        assert!(b - a >= cfg.initial_window);
+        assert_eq!(b % cfg.min_request, 0, "spans end on request boundaries");
         let mut off = 262144;
-        let mut grew = false;
-        for _ in 0..200 {
+        let mut spans = Vec::new();
+        for _ in 0..2000 {
             if let Some((a, b)) = ra.on_read(&cfg, off, off + 131072, size) {
                 assert!(a >= off + 131072);
-                grew |= b - a > last;
-                last = b - a;
+                assert_eq!(b % cfg.min_request, 0, "span {a}..{b}");
+                spans.push(b - a);
             }
             off += 131072;
         }
-        assert!(grew);
+        assert!(
+            spans.iter().any(|&s| s >= cfg.max_window / 2),
+            "the window grew: {spans:?}"
+        );
         assert!(ra.window <= cfg.max_window);
         // A seek far away: no read-ahead, window reset.
         assert_eq!(ra.on_read(&cfg, 900 << 20, (900 << 20) + 4096, size), None);
@@ -154,9 +172,9 @@ mod tests {
             span = ra.on_read(&cfg, off, off + 131072, size).or(span);
             off += 131072;
         }
-        let (a, b) = span.expect("read-ahead");
-        // Nothing from the middle of that span on was started.
-        let refused = a + (b - a) / 2;
+        let (a, _) = span.expect("read-ahead");
+        // Nothing from just past the next read on was started.
+        let refused = a.max(off + 2 * 131072);
         ra.refused_from(refused);
         let (a2, _) = ra
             .on_read(&cfg, off, off + 131072, size)

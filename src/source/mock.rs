@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use parking_lot::Mutex;
 
-use super::{BlockRequest, BlockSource, BlockStore, Fetched, SourceError, StoreError};
+use super::{BlockRequest, BlockSink, BlockSource, BlockStore, Fetched, SourceError, StoreError};
 use crate::api::ApiError;
 use crate::version::{ContentKey, ContentVersion, TenantId, Validator};
 
@@ -42,6 +42,8 @@ pub struct MockSource {
     etag: Validator,
     asked: Mutex<Vec<(u64, u64)>>,
     delay: Duration,
+    /// Streaming: each block handed over this long after the one before.
+    per_block: Duration,
 }
 
 impl MockSource {
@@ -55,12 +57,19 @@ impl MockSource {
             etag: Validator::ETag("\"mock\"".into()),
             asked: Mutex::new(Vec::new()),
             delay: Duration::ZERO,
+            per_block: Duration::ZERO,
         }
     }
 
     /// Answer each fetch after `delay`.
     pub fn delayed(mut self, delay: Duration) -> MockSource {
         self.delay = delay;
+        self
+    }
+
+    /// Stream each run, one block every `per_block` (after the first `delay`).
+    pub fn streaming(mut self, per_block: Duration) -> MockSource {
+        self.per_block = per_block;
         self
     }
 
@@ -79,6 +88,34 @@ impl MockSource {
 }
 
 impl BlockSource for MockSource {
+    fn stream(
+        &self,
+        req: BlockRequest,
+        sink: Arc<dyn BlockSink>,
+    ) -> BoxFuture<'static, Result<Option<Validator>, SourceError>> {
+        let per_block = self.per_block;
+        let fetch = self.fetch(req.clone());
+        if per_block.is_zero() {
+            return async move {
+                let f = fetch.await?;
+                sink.put_all(req.first, req.count, f.blocks);
+                Ok(f.validator)
+            }
+            .boxed();
+        }
+        async move {
+            // The whole run is made first (its delay, its version check), then handed
+            // over a block at a time.
+            let f = fetch.await?;
+            for (index, b) in (req.first..).zip(f.blocks) {
+                tokio::time::sleep(per_block).await;
+                sink.put(index, b);
+            }
+            Ok(f.validator)
+        }
+        .boxed()
+    }
+
     fn fetch(&self, req: BlockRequest) -> BoxFuture<'static, Result<Fetched, SourceError>> {
         self.asked.lock().push((req.first, req.count));
         let etag = self.etag.clone();

@@ -12,7 +12,15 @@
 //! never fetch one block twice) and runs `BlockSource::fetch` for it on a runtime
 //! task; the chain answers from the nearest tier that holds the blocks, else the API.
 //!
+//! Blocks are delivered as they arrive ([`BlockSource::stream`]): a run of a whole
+//! 16 MiB file is one request, yet its reader gets block 0 when block 0 has come,
+//! not when the whole body has. A source that cannot stream (a store answering at
+//! once) keeps the default, which fetches the run and hands it over whole.
+//!
 //! Invariants every source keeps:
+//! - **In order, once.** `stream` hands each block of the run to the sink at most
+//!   once, in index order, each whole; `Ok` means every block was handed over.
+//!   Blocks handed over before an error stay good (a retry resumes after them).
 //! - **Exact shape.** `fetch` returns exactly `req.count` blocks, each `block_size`
 //!   bytes except the file's last, or an error — never a short or shifted run. The
 //!   cache checks this again and turns a violation into an error, not a block.
@@ -30,7 +38,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::future::BoxFuture;
 
-use crate::api::ApiError;
+use crate::api::{ApiError, RequestKind};
 use crate::memory::BlockPool;
 use crate::version::{ContentVersion, Validator};
 
@@ -51,6 +59,27 @@ pub struct BlockRequest {
     pub block_size: u64,
     /// Where the blocks' buffers come from.
     pub pool: BlockPool,
+    /// What the request is for (named to the API, counted by purpose).
+    pub purpose: Purpose,
+}
+
+/// Why a run is fetched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// A reader waits for (part of) it.
+    Demand,
+    /// Nobody waits yet: read-ahead, a scan's siblings.
+    ReadAhead,
+}
+
+impl Purpose {
+    /// How the API client counts and names it.
+    pub fn kind(self) -> RequestKind {
+        match self {
+            Purpose::Demand => RequestKind::Content,
+            Purpose::ReadAhead => RequestKind::ReadAhead,
+        }
+    }
 }
 
 impl BlockRequest {
@@ -101,8 +130,62 @@ pub enum SourceError {
     Origin(#[from] ApiError),
 }
 
+/// Where a streamed run's blocks go as they arrive (see [`BlockSource::stream`]).
+pub trait BlockSink: Send + Sync {
+    /// Block `index` of the run, whole.
+    fn put(&self, index: u64, block: Bytes);
+    /// Blocks `first..first + count` at once, as a non-streaming source returns them:
+    /// taken only if there are exactly `count` (else none is: a shape error).
+    fn put_all(&self, first: u64, count: u64, blocks: Vec<Bytes>);
+}
+
 /// Fetches runs of blocks of one content version (see the module essay).
 pub trait BlockSource: Send + Sync + Debug {
     /// Exactly the blocks of `req`, or an error.
     fn fetch(&self, req: BlockRequest) -> BoxFuture<'static, Result<Fetched, SourceError>>;
+
+    /// The blocks of `req` handed to `sink` as they arrive; the validator they came
+    /// under. Default: [`BlockSource::fetch`], then the run whole.
+    fn stream(
+        &self,
+        req: BlockRequest,
+        sink: Arc<dyn BlockSink>,
+    ) -> BoxFuture<'static, Result<Option<Validator>, SourceError>> {
+        let (first, count) = (req.first, req.count);
+        let fetch = self.fetch(req);
+        Box::pin(async move {
+            let fetched = fetch.await?;
+            sink.put_all(first, count, fetched.blocks);
+            Ok(fetched.validator)
+        })
+    }
+}
+
+/// A sink that keeps what it is given.
+#[derive(Debug, Default)]
+pub struct Collect(parking_lot::Mutex<Vec<(u64, Bytes)>>);
+
+impl Collect {
+    /// The blocks kept from `first` on, in order, up to the first one missing (all of
+    /// them after a stream that succeeded; what arrived, after one that failed).
+    pub fn prefix(&self, first: u64) -> Vec<Bytes> {
+        let mut got = std::mem::take(&mut *self.0.lock());
+        got.sort_by_key(|(at, _)| *at);
+        (first..)
+            .zip(got)
+            .take_while(|(i, (at, _))| i == at)
+            .map(|(_, (_, b))| b)
+            .collect()
+    }
+}
+
+impl BlockSink for Collect {
+    fn put(&self, index: u64, block: Bytes) {
+        self.0.lock().push((index, block));
+    }
+    fn put_all(&self, first: u64, count: u64, blocks: Vec<Bytes>) {
+        if blocks.len() as u64 == count {
+            self.0.lock().extend((first..).zip(blocks));
+        }
+    }
 }

@@ -11,7 +11,12 @@
 //!   one version whichever tier served them: the next source then asks with
 //!   `If-Range` for that validator and fails with "changed" rather than mix.
 //! - `put` never waits for the store's I/O (write-behind is the store's job).
+//! - **Streams in order.** [`BlockSource::stream`] hands held blocks on at once, and
+//!   each gap's blocks as the next source streams them, but never a block before
+//!   those ahead of it in the run. A gap is handed to the store when its stream
+//!   ends — what arrived of it, even if the stream then failed.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -19,7 +24,7 @@ use bytes::Bytes;
 use futures::future::{join_all, BoxFuture};
 use futures::FutureExt;
 
-use super::{BlockRequest, BlockSource, Fetched, SourceError};
+use super::{BlockRequest, BlockSink, BlockSource, Collect, Fetched, SourceError};
 use crate::version::{ContentVersion, Validator};
 
 /// Why a store could not answer (always treated as a miss).
@@ -112,6 +117,30 @@ fn usable(req: &BlockRequest, index: u64, stored: &Stored) -> Result<(), &'stati
 
 impl BlockSource for Tiered {
     fn fetch(&self, req: BlockRequest) -> BoxFuture<'static, Result<Fetched, SourceError>> {
+        let (first, count) = (req.first, req.count);
+        let name = self.store.name();
+        let sink = Arc::new(Collect::default());
+        let stream = self.stream(req, sink.clone());
+        async move {
+            let validator = stream.await?;
+            let blocks = sink.prefix(first);
+            if blocks.len() as u64 != count {
+                return Err(fewer(name));
+            }
+            Ok(Fetched { blocks, validator })
+        }
+        .boxed()
+    }
+
+    /// Held blocks go to `sink` at once up to the first gap; the gaps stream from the
+    /// next source all at once, each block passed on as soon as those before it are
+    /// (the sink sees the run in index order), and each gap is handed to the store to
+    /// keep — what arrived of it, even when its stream then fails.
+    fn stream(
+        &self,
+        req: BlockRequest,
+        sink: Arc<dyn BlockSink>,
+    ) -> BoxFuture<'static, Result<Option<Validator>, SourceError>> {
         let store = Arc::clone(&self.store);
         let next = Arc::clone(&self.next);
         let counters = Arc::clone(&self.counters);
@@ -145,28 +174,95 @@ impl BlockSource for Tiered {
                 counter.fetch_add(1, Ordering::Relaxed);
                 blocks.push(block);
             }
-            // The gaps, as runs of consecutive missing blocks, from the next source.
             let gaps = gaps(req.first, &blocks);
-            let fetches = gaps.iter().map(|&(first, count)| next.fetch(req.sub(first, count)));
-            for (&(first, _), fetched) in gaps.iter().zip(join_all(fetches).await) {
-                let fetched = fetched?;
-                store.put(&version, first, &fetched);
-                let at = (first - req.first) as usize;
-                for (slot, b) in blocks[at..].iter_mut().zip(fetched.blocks) {
-                    *slot = Some(b);
+            let order = Arc::new(InOrder {
+                to: sink,
+                state: parking_lot::Mutex::new((req.first, BTreeMap::new())),
+            });
+            for (index, b) in (req.first..).zip(blocks) {
+                if let Some(b) = b {
+                    order.put(index, b);
                 }
             }
-            let blocks: Option<Vec<Bytes>> = blocks.into_iter().collect();
-            let blocks = blocks.ok_or_else(|| SourceError::Tier {
-                tier: store.name(),
-                detail: "the next source returned fewer blocks than asked".into(),
-            })?;
-            Ok(Fetched {
-                blocks,
-                validator: version.pinned().cloned(),
-            })
+            // The gaps, as runs of consecutive missing blocks, from the next source.
+            let kept: Vec<Arc<Collect>> = gaps.iter().map(|_| Arc::default()).collect();
+            let fetches = gaps.iter().zip(&kept).map(|(&(first, count), kept)| {
+                let tee = Arc::new(Tee {
+                    kept: Arc::clone(kept),
+                    to: Arc::clone(&order),
+                });
+                next.stream(req.sub(first, count), tee)
+            });
+            let results = join_all(fetches).await;
+            let mut outcome = Ok(());
+            for ((&(first, count), kept), result) in gaps.iter().zip(kept).zip(results) {
+                let got = kept.prefix(first);
+                let whole = got.len() as u64 == count;
+                if !got.is_empty() {
+                    let validator = result.as_ref().ok().cloned().flatten();
+                    let validator = validator.or_else(|| version.pinned().cloned());
+                    store.put(&version, first, &Fetched { blocks: got, validator });
+                }
+                let this = match result {
+                    Err(e) => Err(e),
+                    Ok(_) if !whole => Err(fewer(store.name())),
+                    Ok(_) => Ok(()),
+                };
+                outcome = outcome.and(this);
+            }
+            outcome?;
+            Ok(version.pinned().cloned())
         }
         .boxed()
+    }
+}
+
+fn fewer(tier: &'static str) -> SourceError {
+    SourceError::Tier {
+        tier,
+        detail: "the next source returned fewer blocks than asked".into(),
+    }
+}
+
+/// Passes blocks on in index order from `next` on, holding back those that come early.
+struct InOrder {
+    to: Arc<dyn BlockSink>,
+    state: parking_lot::Mutex<(u64, BTreeMap<u64, Bytes>)>,
+}
+
+impl InOrder {
+    fn put(&self, index: u64, block: Bytes) {
+        let mut s = self.state.lock();
+        let (next, early) = &mut *s;
+        if index < *next {
+            return; // delivered already
+        }
+        early.insert(index, block);
+        while let Some(b) = early.remove(next) {
+            self.to.put(*next, b);
+            *next += 1;
+        }
+    }
+}
+
+/// The sink of one gap: keeps its blocks for the store and passes them on in order.
+struct Tee {
+    kept: Arc<Collect>,
+    to: Arc<InOrder>,
+}
+
+impl BlockSink for Tee {
+    fn put(&self, index: u64, block: Bytes) {
+        self.kept.put(index, block.clone());
+        self.to.put(index, block);
+    }
+    fn put_all(&self, first: u64, count: u64, blocks: Vec<Bytes>) {
+        if blocks.len() as u64 != count {
+            return; // not the gap's blocks: none of it (the gap comes back short)
+        }
+        for (index, b) in (first..).zip(blocks) {
+            self.put(index, b);
+        }
     }
 }
 
@@ -199,6 +295,7 @@ mod tests {
             count,
             block_size: 4,
             pool: crate::memory::BlockPool::heap_only(),
+            purpose: super::super::Purpose::Demand,
         }
     }
 

@@ -8,6 +8,7 @@ mod common;
 mod cli;
 mod faults;
 mod fleet;
+mod floors;
 mod mount;
 mod operate;
 mod persist;

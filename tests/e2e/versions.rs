@@ -35,6 +35,10 @@ fn storage_hosts_with_their_own_validators_read_exactly() {
         "--redirect",
         "--storage-validators",
         "own",
+        // The file changed below is larger than a whole-file fetch, so it is read on
+        // with requests after the change.
+        "--big-file-mib",
+        "20",
     ]);
     let m = Mount::start(&emu, &["--refresh", "1"]);
     let mut files = truth(&emu, &m);

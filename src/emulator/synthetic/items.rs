@@ -135,7 +135,9 @@ pub(super) fn interaction(t: &Synthetic, i: u64) -> Record {
         .choose_multiple(&mut rng, n_agents)
         .cloned()
         .collect();
-    let secs = if chat {
+    let secs = if let Some((_, secs)) = t.long_call.filter(|&(at, _)| at == i) {
+        secs
+    } else if chat {
         rng.random_range(240..1800)
     } else {
         // 30 s .. 6 min, most calls short.

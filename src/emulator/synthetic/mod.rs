@@ -45,6 +45,8 @@ pub(crate) struct SyntheticSpec {
     pub interactions: usize,
     pub days: u32,
     pub big_file_mib: Option<u64>,
+    /// The newest call's recording lasts this long (`--long-call-secs`).
+    pub long_call_secs: Option<u32>,
     /// The end of the initial span: its interactions (and their content, but for the
     /// newest ones) come before it.
     pub anchor: OffsetDateTime,
@@ -81,6 +83,8 @@ pub(crate) struct Synthetic {
     /// Interaction plans (IVR flows) owning IVR recordings.
     plans: Vec<String>,
     big: Option<BigFile>,
+    /// `(index, seconds)`: the `--long-call-secs` call.
+    pub(super) long_call: Option<(u64, u32)>,
     built: AtomicU64,
 }
 
@@ -118,6 +122,7 @@ impl Synthetic {
             agents: agent_pool(spec.seed),
             plans: plan_pool(spec.seed),
             big: None,
+            long_call: None,
             built: AtomicU64::new(0),
         };
         t.big = spec.big_file_mib.and_then(|mib| {
@@ -129,6 +134,9 @@ impl Synthetic {
                 key: items::big_file_key(spec.seed),
             })
         });
+        t.long_call = spec
+            .long_call_secs
+            .and_then(|secs| Some((t.newest_call()?, secs)));
         t
     }
 

@@ -15,6 +15,7 @@ fn spec(n: usize) -> SyntheticSpec {
         interactions: n,
         days: 30,
         big_file_mib: Some(2),
+        long_call_secs: None,
         anchor: ts(ANCHOR),
         until: Until::Fixed,
     }
@@ -164,6 +165,7 @@ fn shared_seconds_are_walked_in_guid_order() {
         interactions: 20_000,
         days: 1,
         big_file_mib: None,
+        long_call_secs: None,
         ..spec(0)
     };
     let t = Synthetic::new(&s);

@@ -71,6 +71,7 @@ fn req(version: &Arc<ContentVersion>, first: u64, count: u64) -> BlockRequest {
         count,
         block_size: BS,
         pool: BlockPool::heap_only(),
+        purpose: crate::source::Purpose::Demand,
     }
 }
 

@@ -55,6 +55,7 @@ pub(super) fn req(v: &Arc<ContentVersion>, first: u64, count: u64) -> BlockReque
         count,
         block_size: BS,
         pool: BlockPool::heap_only(),
+        purpose: crate::source::Purpose::Demand,
     }
 }
 
