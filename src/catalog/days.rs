@@ -308,12 +308,22 @@ impl Catalog {
         &self,
         pace: Option<Duration>,
     ) -> Option<Result<(), CatalogError>> {
-        let counts = self.day_counts();
-        let done = counts.listed + counts.saved;
-        let per_day = self
-            .listed_len()
-            .checked_div(done)
-            .unwrap_or(MAX_PAGE_LIMIT as usize);
+        // The density seen so far, per hour of listed time (a partial day counts for
+        // the part of it listed), as interactions a day.
+        let (mut seen, mut secs) = (0usize, 0i64);
+        {
+            let l = self.listing.read();
+            for day in self.window_days() {
+                if let (Some(d), true) = (l.day(day), !self.needs_listing(day)) {
+                    let (a, b) = self.part(day);
+                    seen += d.entries.len();
+                    secs += (b - a).whole_seconds().max(0);
+                }
+            }
+        }
+        let per_day = (seen as i64 * 86_400)
+            .checked_div(secs)
+            .map_or(MAX_PAGE_LIMIT as usize, |n| n.max(0) as usize);
         let chunk = (MAX_PAGE_LIMIT as usize / per_day.max(1)).clamp(1, 7);
         let unlisted = |c: &Catalog, d: Date| !matches!(c.state(d), Some(DayState::Listed { .. }));
         let mut run: Vec<Date> = Vec::new();
