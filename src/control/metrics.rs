@@ -200,6 +200,12 @@ impl Collector for Snapshots {
             "days shown from the saved catalog, not yet re-listed",
             &[(Vec::new(), signed(s.days_pending))],
         )?;
+        gauge(
+            &mut enc,
+            "vccfs_nodes",
+            "inodes the kernel holds (looked up, not yet forgotten)",
+            &[(Vec::new(), signed(s.nodes))],
+        )?;
         let l = self.0.fs.latency();
         let m = enc.encode_descriptor(
             "vccfs_read_latency_seconds",

@@ -83,6 +83,9 @@ pub struct Snapshot {
     pub days_listed: u64,
     /// Days shown from the saved catalog, not yet re-listed.
     pub days_pending: u64,
+    /// Inodes the kernel holds (it forgets them as it evicts its caches).
+    #[serde(default)]
+    pub nodes: u64,
     pub max_rpm: Option<u32>,
     pub requests_last_minute: u64,
     /// Requests the budget allows in the coming minute (with a fleet: this host's view).
@@ -169,6 +172,7 @@ impl Sources {
             interactions_listed: self.catalog.listed_len() as u64,
             days_listed: days,
             days_pending: if self.catalog.is_checked() { 0 } else { days },
+            nodes: self.fs.nodes(),
             max_rpm: self.max_rpm,
             requests_last_minute: sent,
             slots_left: self.max_rpm.map(|r| u64::from(r).saturating_sub(sent)),
