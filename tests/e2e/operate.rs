@@ -351,7 +351,11 @@ fn nodes_held(mnt: &Path) -> u64 {
     v["nodes"].as_u64().expect("a node count in the snapshot")
 }
 
+/// Ignored by default: `drop_caches` empties the whole machine's inode and page
+/// caches, which breaks the page-cache assertions of tests running alongside. Run it
+/// alone: `cargo test --test e2e inodes_the_kernel -- --ignored`.
 #[test]
+#[ignore = "drops the machine's caches: run alone with --ignored"]
 fn inodes_the_kernel_evicts_leave_the_node_table() {
     if !fuse_available() {
         return;
