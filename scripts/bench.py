@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
-"""vccfs benchmarks; run through scripts/bench.sh. Every vccfs figure has a baseline
-measured in the same run (curl against the same emulator, or local files)."""
+"""vccfs benchmarks; run through scripts/bench.sh [CASE...]. Every vccfs figure has a
+baseline measured in the same run (curl against the same emulator, or local files).
+Case `scale` (scripts/bench_scale.py: a big tenant, listing speed, memory, idle
+searches) runs only when named; its size is set by --scale-interactions N and friends."""
 
 import json
 import os
@@ -14,7 +16,9 @@ import time
 import urllib.parse
 import urllib.request
 
-BIN = os.path.abspath(os.environ.get("VCCFS_BIN", "target/release/vccfs"))
+import bench_scale
+
+BIN = os.path.abspath(os.environ.get("VCCFS_BIN", os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release/vccfs")))
 # An older build to compare with in the media case (e.g. a copy of main's binary).
 BEFORE_BIN = os.environ.get("VCCFS_BEFORE_BIN")
 OUT = os.path.abspath("target/bench/results.json")
@@ -418,16 +422,27 @@ def free_port():
         return s.getsockname()[1]
 
 
+CASES = ("sequential", "random", "grep", "persist", "rsync", "fleet", "media", "scale")
+
+
 def wanted(name):
-    """Cases to run: all, or those named on the command line (sequential, random, grep,
-    persist, rsync, fleet, media)."""
-    return len(sys.argv) < 2 or name in sys.argv[1:]
+    """Cases to run: all but `scale`, or those named on the command line (CASES)."""
+    if len(sys.argv) < 2:
+        return name != "scale"
+    return name in sys.argv[1:]
 
 
 def main():
     t0 = time.time()
-    log("throttled emulator (30 ms, 25 MB/s per connection)...")
-    emu = Emulator([*THROTTLE, "--big-file-mib", "256", "--interactions", "3300", "--days", "6"])
+    scale_knobs = bench_scale.take_knobs(sys.argv)
+    unknown = [a for a in sys.argv[1:] if a not in CASES]
+    if unknown:
+        raise SystemExit(f"unknown case {' '.join(unknown)} (choose from: {' '.join(CASES)})")
+    if any(wanted(c) for c in ("sequential", "random", "grep", "persist")):
+        log("throttled emulator (30 ms, 25 MB/s per connection)...")
+        emu = Emulator([*THROTTLE, "--big-file-mib", "256", "--interactions", "3300", "--days", "6"])
+    else:
+        emu = None
     try:
         if wanted("sequential"):
             sequential_case(emu, "throttled", ">= 6x")
@@ -438,24 +453,28 @@ def main():
         if wanted("persist"):
             persist_case(emu)
     finally:
-        emu.stop()
-    log("unthrottled emulator...")
-    emu = Emulator(["--big-file-mib", "256", "--interactions", "300", "--days", "6"])
-    try:
-        if wanted("sequential"):
-            sequential_case(emu, "unthrottled", ">= 0.8x")
-        if wanted("rsync"):
-            rsync_case(emu)
-    finally:
-        emu.stop()
+        if emu:
+            emu.stop()
+    if wanted("sequential") or wanted("rsync"):
+        log("unthrottled emulator...")
+        emu = Emulator(["--big-file-mib", "256", "--interactions", "300", "--days", "6"])
+        try:
+            if wanted("sequential"):
+                sequential_case(emu, "unthrottled", ">= 0.8x")
+            if wanted("rsync"):
+                rsync_case(emu)
+        finally:
+            emu.stop()
     if wanted("media"):
         log("media: ffprobe + decode against the request floor...")
         media_case()
     if wanted("fleet"):
         log("fleet: three mounts on one Redis...")
         fleet_case()
+    if wanted("scale"):
+        bench_scale.scale_case(BIN, Emulator, row, log, scale_knobs)
     if not rows:
-        raise SystemExit("no case selected (choose from: sequential random grep persist rsync fleet media)")
+        raise SystemExit(f"no case selected (choose from: {' '.join(CASES)})")
     os.makedirs(os.path.dirname(OUT), exist_ok=True)
     with open(OUT, "w") as f:
         json.dump({"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": round(time.time() - t0),

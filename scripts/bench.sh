@@ -3,6 +3,9 @@
 # Builds in release mode, starts `vccfs emulator` (throttled: 30 ms latency, 25 MB/s per
 # connection; and unthrottled), mounts it, runs each case and prints one table;
 # results also go to target/bench/results.json.
+# Usage: scripts/bench.sh [CASE...]  (sequential random grep persist rsync fleet; all by
+# default). `scale` runs only when named, e.g. small:
+#   scripts/bench.sh scale --scale-interactions 50000 --scale-days 7
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh bench

@@ -212,6 +212,12 @@ impl Collector for Snapshots {
             "days of the window not listed yet",
             &[(Vec::new(), signed(s.days_unlisted))],
         )?;
+        gauge(
+            &mut enc,
+            "vccfs_nodes",
+            "inodes the kernel holds (looked up, not yet forgotten)",
+            &[(Vec::new(), signed(s.nodes))],
+        )?;
         let l = self.0.fs.latency();
         let m = enc.encode_descriptor(
             "vccfs_read_latency_seconds",

@@ -87,6 +87,9 @@ pub struct Snapshot {
     pub days_in_window: u64,
     /// Days of the window not listed yet (listed on demand and in the background).
     pub days_unlisted: u64,
+    /// Inodes the kernel holds (it forgets them as it evicts its caches).
+    #[serde(default)]
+    pub nodes: u64,
     pub max_rpm: Option<u32>,
     pub requests_last_minute: u64,
     /// Requests the budget allows in the coming minute (with a fleet: this host's view).
@@ -175,6 +178,7 @@ impl Sources {
             days_pending: days.saved as u64,
             days_in_window: days.window as u64,
             days_unlisted: days.window.saturating_sub(days.listed + days.saved) as u64,
+            nodes: self.fs.nodes(),
             max_rpm: self.max_rpm,
             requests_last_minute: sent,
             slots_left: self.max_rpm.map(|r| u64::from(r).saturating_sub(sent)),

@@ -182,6 +182,7 @@ pub fn render(s: &Snapshot) -> String {
             }
         ),
     );
+    line("nodes", format!("{} inodes held by the kernel", s.nodes));
     let budget = match s.max_rpm {
         Some(rpm) => format!(
             "{} requests in the last minute of {rpm}/min{}; waited {:.1} s in all",

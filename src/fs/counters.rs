@@ -1,5 +1,6 @@
-//! What readers saw: errors by errno, the last error, and how long reads took. Kept
-//! by the FUSE adapter, read by `control` (status and metrics).
+//! What readers saw: errors by errno, the last error, and how long reads took, and
+//! how many inodes the kernel holds. Kept by the FUSE adapter, read by `control`
+//! (status and metrics).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -30,6 +31,8 @@ pub struct FsCounters {
     buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     reads: AtomicU64,
     read_micros: AtomicU64,
+    /// Inodes the kernel holds (the node table's size, fixed directories aside).
+    nodes: AtomicU64,
 }
 
 /// A read latency histogram: cumulative counts per bucket, total, sum in seconds.
@@ -66,6 +69,17 @@ impl FsCounters {
                 what,
             });
         }
+    }
+
+    /// The node table now holds `n` inodes.
+    pub fn set_nodes(&self, n: usize) {
+        self.nodes
+            .store(u64::try_from(n).unwrap_or(u64::MAX), Relaxed);
+    }
+
+    /// Inodes the kernel holds, as last set.
+    pub fn nodes(&self) -> u64 {
+        self.nodes.load(Relaxed)
     }
 
     pub fn errors(&self) -> BTreeMap<String, u64> {
@@ -139,5 +153,7 @@ mod tests {
         assert_eq!(c.errors()["EIO"], 2);
         assert_eq!(c.last_error().map(|e| e.errno), Some("EIO".to_string()));
         assert_eq!(errno_name(libc::ESTALE), "ESTALE");
+        c.set_nodes(7);
+        assert_eq!(c.nodes(), 7);
     }
 }

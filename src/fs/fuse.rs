@@ -92,10 +92,21 @@ impl Filesystem for VccFs {
         let name = name.to_owned();
         self.answer(span(req, "lookup", parent.0), async move {
             match ops.lookup(parent.0, &name).await {
-                Ok(e) => reply.entry(&e.ttl, &e.attr, Generation(0)),
+                Ok(e) => {
+                    // Counted (in `ops`) before the kernel can send its forget.
+                    counters.set_nodes(ops.node_count());
+                    reply.entry(&e.ttl, &e.attr, Generation(0));
+                }
                 Err(e) => reply.error(report(&counters, e)),
             }
         });
+    }
+
+    /// Also answers `batch_forget`: fuser's default calls this once per inode (its
+    /// `ForgetOne` type is not exported, so that method cannot be written here).
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.ops.forget(ino.0, nlookup);
+        self.counters.set_nodes(self.ops.node_count());
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {

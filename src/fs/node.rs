@@ -1,6 +1,7 @@
 //! What an inode is. Inode numbers are stable hashes of what the node names
-//! (`catalog::ino`), so a node is remembered by number once the kernel has been told
-//! of it, and its attributes are always read fresh from the catalog.
+//! (`catalog::ino`), so a node is remembered by number while the kernel holds it
+//! (from its lookup to its forget, see `ops`) and can be rebuilt by a later lookup;
+//! its attributes are always read fresh from the catalog.
 
 use fuser::FileType;
 use time::Date;
@@ -48,7 +49,7 @@ impl Node {
     }
 }
 
-/// One directory entry: inode, type, name, and the node to remember for it.
+/// One directory entry: inode, type, name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DirEntry {
     pub ino: u64,

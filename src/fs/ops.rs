@@ -2,6 +2,22 @@
 //! `Result<_, FsError>`: what the tree holds and what a read returns, without FUSE
 //! replies, so they can be driven by unit tests against a catalog built in memory and
 //! a mock block source. The adapter (`fuse`) only translates.
+//!
+//! Invariants (the node table):
+//! - **The table holds what the kernel holds.** An inode is in `nodes` exactly while
+//!   the kernel may name it: every reply that hands the kernel an entry (only
+//!   `lookup` here: no readdirplus, and nothing is created) counts one lookup on it
+//!   before the reply is sent, and `forget(ino, n)` takes `n` away; at zero the node
+//!   is dropped, so the table shrinks back as the kernel evicts its inodes. A plain
+//!   readdir hands out names only (the kernel looks each one up before using it), so
+//!   it remembers nothing, and listing a big window does not grow the table.
+//! - **The fixed directories are never dropped.** Root, `interactions` and `by-date`
+//!   are answered from their constant inode numbers, outside the counted table.
+//! - **Dropping a node loses nothing.** A node is only a name: a later lookup
+//!   rebuilds it from its parent and the catalog, and an open file's handle holds its
+//!   own source and version (or bytes), so reads go on after its inode is forgotten.
+//! - A lookup reply the kernel refuses (its request was interrupted) leaves one count
+//!   behind; that inode stays until unmount, a bounded leak, never a missing node.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -67,13 +83,22 @@ pub(crate) struct Ops {
     owner: Owner,
     /// When the mount started (mtime of the fixed directories).
     mounted_at: OffsetDateTime,
-    nodes: RwLock<HashMap<u64, Node>>,
+    /// Inodes the kernel was handed, with how many lookups it has not yet forgotten
+    /// (the fixed directories are not in it).
+    nodes: RwLock<HashMap<u64, Known>>,
     handles: RwLock<HashMap<u64, Arc<Handle>>>,
     next_fh: AtomicU64,
     /// What each file's inode was last opened as (a content version or metadata
     /// fingerprint): the kernel's cached pages of that inode are of that, so an open
     /// of anything else must not keep them.
     opened_as: Mutex<HashMap<u64, u64>>,
+}
+
+/// A node the kernel knows, and its kernel lookup count.
+#[derive(Debug)]
+struct Known {
+    node: Node,
+    lookups: u64,
 }
 
 fn source_of(f: &FileEntry) -> Source {
@@ -85,17 +110,12 @@ fn source_of(f: &FileEntry) -> Source {
 
 impl Ops {
     pub(crate) fn new(catalog: Arc<Catalog>, prefetcher: Arc<Prefetcher>) -> Ops {
-        let nodes = HashMap::from([
-            (ino::ROOT, Node::Root),
-            (ino::INTERACTIONS, Node::Interactions),
-            (ino::BY_DATE, Node::ByDate),
-        ]);
         Ops {
             catalog,
             prefetcher,
             owner: Owner::current(),
             mounted_at: crate::util::now_secs(),
-            nodes: RwLock::new(nodes),
+            nodes: RwLock::new(HashMap::new()),
             handles: RwLock::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             opened_as: Mutex::new(HashMap::new()),
@@ -103,15 +123,48 @@ impl Ops {
     }
 
     fn node(&self, ino: u64) -> Result<Node, FsError> {
+        if let Some(fixed) = fixed(ino) {
+            return Ok(fixed);
+        }
         self.nodes
             .read()
             .get(&ino)
-            .cloned()
+            .map(|k| k.node.clone())
             .ok_or(FsError::NotFound)
     }
 
+    /// The kernel is being handed `ino` (naming `node`) once more.
     fn remember(&self, ino: u64, node: Node) {
-        self.nodes.write().entry(ino).or_insert(node);
+        if fixed(ino).is_some() {
+            return;
+        }
+        let mut nodes = self.nodes.write();
+        // Inode numbers are hashes: on a collision the first node keeps the number.
+        let known = nodes.entry(ino).or_insert(Known { node, lookups: 0 });
+        known.lookups = known.lookups.saturating_add(1);
+    }
+
+    /// The kernel forgot `nlookup` of its lookups of `ino`; at none left the node is
+    /// dropped. Unknown inodes and the fixed directories are ignored.
+    pub(crate) fn forget(&self, ino: u64, nlookup: u64) {
+        let mut nodes = self.nodes.write();
+        if let Some(known) = nodes.get_mut(&ino) {
+            known.lookups = known.lookups.saturating_sub(nlookup);
+            if known.lookups == 0 {
+                nodes.remove(&ino);
+            }
+        }
+    }
+
+    /// How many inodes (besides the fixed directories) the kernel holds.
+    pub(crate) fn node_count(&self) -> usize {
+        self.nodes.read().len()
+    }
+
+    /// The kernel's lookups of `ino` not yet forgotten (`None`: not in the table).
+    #[cfg(test)]
+    pub(crate) fn lookups(&self, ino: u64) -> Option<u64> {
+        self.nodes.read().get(&ino).map(|k| k.lookups)
     }
 
     /// Attributes of a node, or `None` if it no longer exists.
@@ -376,7 +429,7 @@ impl Ops {
     }
 
     /// The entries of directory `ino` from position `offset` on (at most a batch: the
-    /// kernel asks again from where it stopped).
+    /// kernel asks again from where it stopped). Names only: nothing is remembered.
     pub(crate) async fn readdir(&self, ino: u64, offset: u64) -> Result<Vec<DirEntry>, FsError> {
         let node = self.node(ino)?;
         let parent = match &node {
@@ -386,12 +439,12 @@ impl Ops {
             _ => return Err(FsError::NotDir),
         };
         let mut page = Page::new(offset);
-        page.push(ino, FileType::Directory, ".", None);
-        page.push(parent, FileType::Directory, "..", None);
+        page.push(ino, FileType::Directory, ".");
+        page.push(parent, FileType::Directory, "..");
         match &node {
             Node::Root => {
-                page.push(ino::INTERACTIONS, FileType::Directory, "interactions", None);
-                page.push(ino::BY_DATE, FileType::Directory, "by-date", None);
+                page.push(ino::INTERACTIONS, FileType::Directory, "interactions");
+                page.push(ino::BY_DATE, FileType::Directory, "by-date");
             }
             Node::Interactions => {
                 // Only the part asked for: a big listing is not copied per call.
@@ -402,50 +455,29 @@ impl Ops {
                 }
                 page.advance(from);
                 for e in self.catalog.listed_range(from, from + READDIR_BATCH) {
-                    let node = Node::Interaction {
-                        guid: e.guid.to_string(),
-                    };
-                    page.push(e.ino(), FileType::Directory, &e.guid, Some(node));
+                    page.push(e.ino(), FileType::Directory, &e.guid);
                 }
             }
             Node::ByDate => {
                 for day in self.catalog.window_days() {
-                    let name = day.to_string();
-                    page.push(
-                        ino::day(day),
-                        FileType::Directory,
-                        &name,
-                        Some(Node::Day { day }),
-                    );
+                    page.push(ino::day(day), FileType::Directory, &day.to_string());
                 }
             }
             Node::Interaction { guid } => {
                 let e = self.catalog.known(guid).ok_or(FsError::NotFound)?;
-                let meta = Node::Meta { guid: guid.clone() };
-                page.push(e.meta_ino(), FileType::RegularFile, META_NAME, Some(meta));
+                page.push(e.meta_ino(), FileType::RegularFile, META_NAME);
                 for key in e.keys() {
-                    let node = Node::File {
-                        guid: guid.clone(),
-                        key: key.to_string(),
-                    };
-                    page.push(ino::file(guid, key), FileType::RegularFile, key, Some(node));
+                    page.push(ino::file(guid, key), FileType::RegularFile, key);
                 }
             }
             Node::Day { day } => {
                 // Days outside the window may need a search.
                 let day = *day;
                 for guid in self.catalog.day(day).await?.iter() {
-                    let node = Node::Link {
-                        day,
-                        guid: guid.clone(),
-                    };
-                    page.push(ino::link(day, guid), FileType::Symlink, guid, Some(node));
+                    page.push(ino::link(day, guid), FileType::Symlink, guid);
                 }
             }
             _ => {}
-        }
-        for (ino, node) in page.nodes.drain(..) {
-            self.remember(ino, node);
         }
         Ok(page.entries)
     }
@@ -479,6 +511,16 @@ impl Ops {
     }
 }
 
+/// The fixed directories, which are never counted or dropped.
+fn fixed(ino: u64) -> Option<Node> {
+    match ino {
+        ino::ROOT => Some(Node::Root),
+        ino::INTERACTIONS => Some(Node::Interactions),
+        ino::BY_DATE => Some(Node::ByDate),
+        _ => None,
+    }
+}
+
 /// The part of a directory listing from one offset on: entry `i` (0-based) is
 /// returned only if `i >= offset`, and says `i + 1` is where to continue.
 struct Page {
@@ -486,7 +528,6 @@ struct Page {
     /// Position of the next entry pushed.
     at: u64,
     entries: Vec<DirEntry>,
-    nodes: Vec<(u64, Node)>,
 }
 
 impl Page {
@@ -495,11 +536,10 @@ impl Page {
             offset,
             at: 0,
             entries: Vec::new(),
-            nodes: Vec::new(),
         }
     }
 
-    fn push(&mut self, ino: u64, kind: FileType, name: &str, node: Option<Node>) {
+    fn push(&mut self, ino: u64, kind: FileType, name: &str) {
         if self.at >= self.offset && self.entries.len() < READDIR_BATCH {
             self.entries.push(DirEntry {
                 ino,
@@ -507,9 +547,6 @@ impl Page {
                 name: name.to_string(),
                 next: self.at + 1,
             });
-            if let Some(n) = node {
-                self.nodes.push((ino, n));
-            }
         }
         self.at += 1;
     }

@@ -338,3 +338,76 @@ fn ctrl_c_stops_warm_cleanly_with_its_final_line() {
         .expect("vccfs status");
     assert!(status.status.success(), "the mount died with warm");
 }
+
+/// The daemon's node table size, from `vccfs status --json`.
+fn nodes_held(mnt: &Path) -> u64 {
+    let out = std::process::Command::new(BIN)
+        .args(["status", "--json"])
+        .arg(mnt)
+        .output()
+        .expect("vccfs status --json");
+    assert!(out.status.success(), "status failed");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    v["nodes"].as_u64().expect("a node count in the snapshot")
+}
+
+/// Ignored by default: `drop_caches` empties the whole machine's inode and page
+/// caches, which breaks the page-cache assertions of tests running alongside. Run it
+/// alone: `cargo test --test e2e inodes_the_kernel -- --ignored`.
+#[test]
+#[ignore = "drops the machine's caches: run alone with --ignored"]
+fn inodes_the_kernel_evicts_leave_the_node_table() {
+    if !fuse_available() {
+        return;
+    }
+    let drop_caches = Path::new("/proc/sys/vm/drop_caches");
+    if std::fs::OpenOptions::new()
+        .write(true)
+        .open(drop_caches)
+        .is_err()
+    {
+        assert!(std::env::var_os("CI").is_none(), "CI runs as root");
+        eprintln!("SKIP: cannot write /proc/sys/vm/drop_caches");
+        return;
+    }
+    let emu = Emulator::start(&["--interactions", "20"]);
+    let m = crate::common::Mount::start(&emu, &[]);
+    let walk = || {
+        // `%s` makes find stat every path (else it trusts readdir's types for leaves).
+        let (ok, out, err) = sh(&format!(
+            "find '{}' -printf '%s\\n' | wc -l",
+            m.path.display()
+        ));
+        assert!(ok, "{err}");
+        out.trim().parse::<u64>().expect("a count")
+    };
+    let seen = walk();
+    let held = nodes_held(&m.path);
+    // Every guid directory, its files and its by-date link were looked up.
+    assert!(held >= 20 * 4, "{held} nodes after a walk of {seen} paths");
+    assert_eq!(held, seen - 3, "one node per path but the three fixed ones");
+
+    // Evicted inodes are forgotten (the kernel sends the forgets in batches).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut now = held;
+    while Instant::now() < deadline {
+        std::fs::write(drop_caches, "2").expect("drop caches");
+        std::thread::sleep(Duration::from_millis(300));
+        now = nodes_held(&m.path);
+        if now <= held / 10 {
+            break;
+        }
+    }
+    assert!(now <= held / 10, "{held} nodes fell only to {now}");
+    eprintln!("nodes: {held} after a walk of {seen} paths, {now} after drop_caches");
+
+    // Forgotten nodes are looked up afresh: the same tree, the same table.
+    assert_eq!(walk(), seen, "the same tree after the forgets");
+    assert_eq!(nodes_held(&m.path), held, "the table grew back, no more");
+    let (ok, out, _) = sh(&format!(
+        "cat '{}'/*/.interaction.json | wc -c",
+        m.interactions_dir().display()
+    ));
+    assert!(ok && out.trim() != "0", "metadata reads after re-lookup");
+    m.stop();
+}
