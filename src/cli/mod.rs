@@ -164,7 +164,10 @@ pub struct MountArgs {
     /// Give up on a failing read after this many seconds of retrying (it then fails with EIO).
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub io_timeout: u64,
-    /// Re-list the window this often to pick up new interactions and changed content (0: never).
+    /// Re-list the recent tail of the window (the last 2 hours) this often, to pick up
+    /// new interactions and late content; whole days are re-listed by age (today and
+    /// yesterday hourly, the next two days every 6 hours, older days daily). 0: never
+    /// re-list (days are still listed once, on demand and in the background).
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     pub refresh: u64,
     /// With --daemon: write logs here instead of discarding them.
