@@ -207,8 +207,9 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
         daemon::announce_ready(opts.log_file.as_deref());
     } else {
         eprintln!(
-            "vccfs: mounted {} ({} interactions); Ctrl-C or `vccfs unmount {}` to stop",
+            "vccfs: mounted {} ({} days; {} interactions listed so far, the rest on demand and in the background); Ctrl-C or `vccfs unmount {}` to stop",
             opts.mountpoint.display(),
+            catalog.window_days().len(),
             catalog.listed_len(),
             opts.mountpoint.display()
         );
