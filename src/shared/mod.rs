@@ -124,7 +124,8 @@ impl SharedConfig {
             lease_ttl: Duration::from_secs(30),
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(5),
-            max_puts_in_flight: 64,
+            // Four whole small files (16 MiB, 64 blocks of 256 KiB, one run each) at once.
+            max_puts_in_flight: 256,
             ca_pem: None,
         }
     }
