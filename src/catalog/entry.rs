@@ -220,23 +220,38 @@ impl Catalog {
     pub fn file(&self, e: &InteractionEntry, key: &str) -> Option<Arc<FileEntry>> {
         let m = e.meta(key)?;
         let (id, size) = self.version_key(&e.guid, m);
-        Some(self.live.get_or(id, || FileEntry {
-            key: Arc::clone(&m.names.key),
-            ino: ino::file(&e.guid, &m.names.key),
-            kind: Arc::clone(&m.names.kind),
-            content_type: Arc::clone(&m.names.content_type),
+        let mtime = m.last_modified.unwrap_or(e.start);
+        Some(self.live.get_or(id, || {
+            self.new_file(&e.guid, &m.names, size, mtime, m.last_modified)
+        }))
+    }
+
+    /// A new file entry: a new version object (unpinned) and a new cache identity.
+    pub(super) fn new_file(
+        &self,
+        guid: &str,
+        names: &Names,
+        size: Option<u64>,
+        mtime: OffsetDateTime,
+        last_modified: Option<OffsetDateTime>,
+    ) -> FileEntry {
+        FileEntry {
+            key: Arc::clone(&names.key),
+            ino: ino::file(guid, &names.key),
+            kind: Arc::clone(&names.kind),
+            content_type: Arc::clone(&names.content_type),
             size: size.unwrap_or(0),
             size_known: size.is_some(),
-            mtime: m.last_modified.unwrap_or(e.start),
+            mtime,
             content: ContentId(self.next_content.fetch_add(1, Ordering::Relaxed)),
             version: Arc::new(ContentVersion::new(
                 self.tenant,
-                &e.guid,
-                &m.names.key,
+                guid,
+                &names.key,
                 size.unwrap_or(0),
-                m.last_modified,
+                last_modified,
             )),
-        }))
+        }
     }
 
     /// Every file of `e`, as versions in use.

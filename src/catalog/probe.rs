@@ -10,8 +10,9 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use super::entry::Names;
 use super::{Catalog, CatalogError, FileEntry};
-use crate::version::{ContentKey, ContentVersion};
+use crate::version::ContentKey;
 
 impl Catalog {
     /// `file` of interaction `guid` with its size known: as it is if the listing gave
@@ -37,24 +38,16 @@ impl Catalog {
             }
         }
         let probe = self.client.probe(guid, &file.key, head).await?;
-        let version = ContentVersion::new(self.tenant, guid, &file.key, probe.size, lm);
-        if let Some(v) = &probe.validator {
-            version.pin(v);
-        }
-        let sized = Arc::new(FileEntry {
+        let names = Names {
             key: Arc::clone(&file.key),
-            ino: file.ino,
             kind: Arc::clone(&file.kind),
             content_type: Arc::clone(&file.content_type),
-            size: probe.size,
-            size_known: true,
-            mtime: file.mtime,
-            content: crate::cache::ContentId(
-                self.next_content
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-            ),
-            version: Arc::new(version),
-        });
+        };
+        let sized = self.new_file(guid, &names, Some(probe.size), file.mtime, lm);
+        if let Some(v) = &probe.validator {
+            sized.version.pin(v);
+        }
+        let sized = Arc::new(sized);
         let sized = self.live.insert(sized);
         self.live.learn(unsized_key, probe.size);
         tracing::debug!(%guid, key = %file.key, size = probe.size, "learned a size the listing left out");

@@ -16,6 +16,20 @@ fn tenant() -> Emulator {
     Emulator::start(&["--interactions", "50000", "--days", "7", "--seed", "13"])
 }
 
+/// Now, and the window of the last 7 days up to a minute from now.
+fn last_week() -> (
+    time::OffsetDateTime,
+    time::OffsetDateTime,
+    time::OffsetDateTime,
+) {
+    let now = time::OffsetDateTime::now_utc();
+    (
+        now,
+        now - time::Duration::days(7),
+        now + time::Duration::minutes(1),
+    )
+}
+
 fn status(m: &Mount) -> Value {
     let out = std::process::Command::new(BIN)
         .args(["status", "--json", &m.path.display().to_string()])
@@ -43,11 +57,7 @@ fn live_before_any_day_is_listed_then_days_on_demand_exactly_as_the_api_lists_th
         return;
     }
     let emu = tenant();
-    let now = time::OffsetDateTime::now_utc();
-    let (from, to) = (
-        now - time::Duration::days(7),
-        now + time::Duration::minutes(1),
-    );
+    let (now, from, to) = last_week();
     // A budget, so the background lister takes its time (30 pages a minute, a day
     // of 8 pages at a time, newest first).
     let m = Mount::start_window(&emu, from, to, &["--max-rpm", "60"]);
@@ -122,11 +132,7 @@ fn an_idle_mount_searches_only_the_recent_tail() {
         return;
     }
     let emu = tenant();
-    let now = time::OffsetDateTime::now_utc();
-    let (from, to) = (
-        now - time::Duration::days(7),
-        now + time::Duration::minutes(1),
-    );
+    let (_, from, to) = last_week();
     let m = Mount::start_window(&emu, from, to, &["--refresh", "2"]);
     // The background lister gets through the whole window.
     let deadline = Instant::now() + Duration::from_secs(120);
