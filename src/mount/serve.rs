@@ -121,9 +121,8 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
     };
     if let (Some(shared), Some(rpm)) = (&tiers.shared, opts.api.max_rpm) {
         // --max-rpm is the fleet's: every request takes its turn in the shared schedule.
-        let burst = (rpm / 30).clamp(1, 10);
         let fallback = opts.redis.as_ref().and_then(|r| r.fallback_rpm);
-        let budget = SharedBudget::new(shared.clone(), rpm, burst, fallback);
+        let budget = SharedBudget::new(shared.clone(), rpm, fallback);
         client.join_fleet(Arc::new(budget));
     }
     let (catalog, opened) = rt

@@ -1,19 +1,26 @@
-//! The fleet's one request budget: a GCRA whose state (the theoretical arrival time,
-//! `tat`, and a pause set by 429s, `until`) lives in one Redis hash and is only ever
-//! read and written by scripts that take `now` from the server's `TIME`.
+//! The fleet's one request budget: a schedule of slots whose state lives in Redis and
+//! is only ever read and written by scripts that take `now` from the server's `TIME`.
 //!
-//! A reservation at `now` with emission interval `T = 60 s / rpm` and burst `B`:
-//! `tat = max(tat, now)` (and, during a pause, at least `until + (B-1)·T`, so the first
-//! request after a pause goes at `until` and the rest are paced, not a burst); the slot
-//! is `tat + T - B·T`; the key stores `tat + T`. The caller waits `slot - now`. Slots are
-//! handed out in arrival order at the server, so hosts are served first come, first
-//! served, and in any window of `t` at most `B + t/T` slots fall.
+//! It is GCRA's virtual scheduling (each caller reserves a slot and learns how long to
+//! wait) with a whole window as its burst, the shape of the API's own limit ("about
+//! 160 requests per minute") and of the single-host limiter in `api::budget`: slot `k`
+//! is `max(now, slot[k - N] + window)`, with `N` the fleet's `--max-rpm` and `window`
+//! a minute plus a margin for requests that reach the server late. So a fleet may send
+//! a minute's worth at once, like one host, and no window of 60 s ever holds more than
+//! `N` slots (a plain GCRA cannot do both: a burst of `B` admits `B + N - 1` in a
+//! minute). The last `N` slots are a Redis list (`budget:log`); slots are handed out
+//! in arrival order at the server, so hosts are served first come, first served.
+//!
+//! A 429 (`push_back`) sets `until`: no slot is earlier, and for one window after it
+//! the schedule is also paced at one slot per `window / N` (`tat`), so the fleet does
+//! not burst into a limit that just told it to stop.
 //!
 //! Presence: each host adds itself to a sorted set scored by the server's clock every
 //! few seconds; members older than a minute are dropped, so [`Shared::hosts_seen`] is
 //! the number of hosts alive lately, from which a host that lost Redis computes its
 //! share of the budget ([`fallback_rpm`]).
 
+use std::collections::VecDeque;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
@@ -26,12 +33,18 @@ use super::{bump, Lane, Shared, SharedError, PRESENCE_MAX_AGE};
 /// `Retry-After` is an hour long).
 const HORIZON_US: u64 = 3_600_000_000;
 
-/// Reads `now` (µs, server clock) and the budget hash, resetting it if it is not what
-/// these scripts write. Leaves `now`, `tat`, `untl`, `reset` in scope.
+/// The fleet's window: a minute, plus the margin the single-host limiter keeps for
+/// requests the server counts a while after we did.
+pub const FLEET_WINDOW: Duration = Duration::from_secs(62);
+
+/// Reads `now` (µs, server clock) and the budget hash and log, resetting whatever is
+/// not what these scripts write. KEYS: the hash, the log; ARGV[1] horizon µs, ARGV[2]
+/// window µs. Leaves `now`, `horizon`, `window`, `tat`, `untl`, `reset` in scope.
 const PRELUDE: &str = r#"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local horizon = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
 local reset = 0
 local kind = redis.call('TYPE', KEYS[1])['ok']
 local tat = now
@@ -59,41 +72,55 @@ if reset == 1 then
   tat = now
   untl = 0
 end
+local lkind = redis.call('TYPE', KEYS[2])['ok']
+if lkind ~= 'list' and lkind ~= 'none' then
+  redis.call('DEL', KEYS[2])
+  reset = 1
+end
 if tat < now then tat = now end
-local function store(keep)
-  redis.call('HSET', KEYS[1], 'tat', string.format('%d', tat))
-  if untl > now then
+local function store()
+  if untl + window > now then
+    redis.call('HSET', KEYS[1], 'tat', string.format('%d', tat))
     redis.call('HSET', KEYS[1], 'until', string.format('%d', untl))
-    if untl - now > keep then keep = untl - now end
+    redis.call('PEXPIRE', KEYS[1], math.floor((untl + window - now) / 1000) + 60000)
   else
-    redis.call('HDEL', KEYS[1], 'until')
+    redis.call('DEL', KEYS[1])
   end
-  redis.call('PEXPIRE', KEYS[1], math.floor(keep / 1000) + 60000)
 end
 "#;
 
-/// ARGV: horizon µs, period µs, burst. Returns {wait µs, now µs, reset}.
+/// ARGV[3] period µs (`window / N`), ARGV[4] `N`. Returns {wait µs, now µs, reset}.
 const RESERVE: &str = r#"
-local period = tonumber(ARGV[2])
-local burst = tonumber(ARGV[3])
-if untl > now then
-  local paced = untl + (burst - 1) * period
-  if tat < paced then tat = paced end
+local period = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
+local slot = now
+if redis.call('LLEN', KEYS[2]) >= n then
+  local v = tonumber(redis.call('LINDEX', KEYS[2], -n))
+  if v == nil or v ~= v or v < 0 or v > now + horizon then
+    redis.call('DEL', KEYS[2])
+    reset = 1
+  elseif v + window > slot then
+    slot = v + window
+  end
 end
-local slot = tat + period - burst * period
-local wait = slot - now
-if wait < 0 then wait = 0 end
-tat = tat + period
-store(tat - now)
-return {wait, now, reset}
+if untl > 0 and now < untl + window then
+  if tat < untl then tat = untl end
+  if tat > slot then slot = tat end
+  tat = slot + period
+end
+redis.call('RPUSH', KEYS[2], string.format('%d', slot))
+redis.call('LTRIM', KEYS[2], -n, -1)
+redis.call('PEXPIRE', KEYS[2], math.floor((slot - now + window) / 1000) + 1000)
+store()
+return {slot - now, now, reset}
 "#;
 
-/// ARGV: horizon µs, retry-after µs. Returns {until µs, now µs, reset}.
+/// ARGV[3] retry-after µs. Returns {until µs, now µs, reset}.
 const PUSH_BACK: &str = r#"
-local target = now + math.min(tonumber(ARGV[2]), horizon)
+local target = now + math.min(tonumber(ARGV[3]), horizon)
 if untl < target then untl = target end
 if tat < target then tat = target end
-store(tat - now)
+store()
 return {untl, now, reset}
 "#;
 
@@ -131,11 +158,6 @@ fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
 
-/// The emission interval of `rpm` requests a minute, in µs (at least 1).
-fn period_us(rpm: u32) -> u64 {
-    (60_000_000 / u64::from(rpm.max(1))).max(1)
-}
-
 /// One reservation, with the server's clock (for tests of the schedule).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Reservation {
@@ -146,29 +168,37 @@ pub(super) struct Reservation {
 }
 
 impl Shared {
-    /// Reserve a slot for one request under the fleet's budget of `rpm` requests a
-    /// minute with bursts of `burst`, and say how long to wait before sending it. An
-    /// `Err` means Redis could not be asked: use the local limiter.
-    pub async fn reserve(&self, rpm: u32, burst: u32) -> Result<Duration, SharedError> {
-        self.reserve_slot(rpm, burst).await.map(|r| r.wait)
+    /// Reserve a slot for one request under the fleet's budget of `n` requests in any
+    /// `window` (in production [`FLEET_WINDOW`]), and say how long to wait before
+    /// sending it. An `Err` means Redis could not be asked: use the local limiter.
+    pub async fn reserve(&self, n: u32, window: Duration) -> Result<Duration, SharedError> {
+        self.reserve_slot(n, window).await.map(|r| r.wait)
     }
 
     pub(super) async fn reserve_slot(
         &self,
-        rpm: u32,
-        burst: u32,
+        n: u32,
+        window: Duration,
     ) -> Result<Reservation, SharedError> {
-        let key = self.inner.keys.budget.clone();
+        let keys = (
+            self.inner.keys.budget.clone(),
+            self.inner.keys.budget_log.clone(),
+        );
+        let n = n.max(1);
+        let window_us = micros(window).max(1);
+        let period_us = (window_us / u64::from(n)).max(1);
         let got = self
             .run(Lane::Control, move |mut c| {
-                let key = key.clone();
+                let (hash, log) = keys.clone();
                 async move {
                     SCRIPTS
                         .reserve
-                        .key(key)
+                        .key(hash)
+                        .key(log)
                         .arg(HORIZON_US)
-                        .arg(period_us(rpm))
-                        .arg(burst.max(1))
+                        .arg(window_us)
+                        .arg(period_us)
+                        .arg(n)
                         .invoke_async::<(u64, u64, u8)>(&mut c)
                         .await
                 }
@@ -197,18 +227,24 @@ impl Shared {
         }
     }
 
-    /// The API said 429 with `retry_after`: no host's next reservation is before then.
-    /// (Slots reserved before this call are not taken back.)
+    /// The API said 429 with `retry_after`: no host's next reservation is before then,
+    /// and the window after it is paced. (Slots reserved before this call are not
+    /// taken back.)
     pub async fn push_back(&self, retry_after: Duration) {
-        let key = self.inner.keys.budget.clone();
+        let keys = (
+            self.inner.keys.budget.clone(),
+            self.inner.keys.budget_log.clone(),
+        );
         let got = self
             .run(Lane::Control, move |mut c| {
-                let key = key.clone();
+                let (hash, log) = keys.clone();
                 async move {
                     SCRIPTS
                         .push_back
-                        .key(key)
+                        .key(hash)
+                        .key(log)
                         .arg(HORIZON_US)
+                        .arg(micros(FLEET_WINDOW))
                         .arg(micros(retry_after))
                         .invoke_async::<(u64, u64, u8)>(&mut c)
                         .await
@@ -271,23 +307,36 @@ pub fn fallback_rpm(max_rpm: u32, hosts_seen: Option<u32>) -> u32 {
     (max_rpm / hosts_seen.unwrap_or(1).max(1)).max(1)
 }
 
-/// An in-process GCRA: the fallback limiter.
-#[derive(Debug)]
-struct LocalGcra {
+/// The same schedule in-process: the fallback limiter while Redis is out of reach.
+#[derive(Debug, Default)]
+struct LocalWindow {
+    /// The last `n` slots, oldest first.
+    slots: VecDeque<Instant>,
     tat: Option<Instant>,
     until: Option<Instant>,
 }
 
-impl LocalGcra {
-    fn reserve(&mut self, now: Instant, rpm: u32, burst: u32) -> Duration {
-        let period = Duration::from_micros(period_us(rpm));
-        let burst = burst.max(1);
-        let mut tat = self.tat.map_or(now, |t| t.max(now));
-        if let Some(u) = self.until.filter(|u| *u > now) {
-            tat = tat.max(u + period * (burst - 1));
+impl LocalWindow {
+    fn reserve(&mut self, now: Instant, n: u32, window: Duration) -> Duration {
+        let n = n.max(1) as usize;
+        while self.slots.len() > n {
+            self.slots.pop_front();
         }
-        let slot = (tat + period).checked_sub(period * burst).unwrap_or(now);
-        self.tat = Some(tat + period);
+        let mut slot = now;
+        if self.slots.len() == n {
+            if let Some(oldest) = self.slots.front() {
+                slot = slot.max(*oldest + window);
+            }
+        }
+        if let Some(until) = self.until.filter(|u| now < *u + window) {
+            let tat = self.tat.map_or(until, |t| t.max(until));
+            slot = slot.max(tat);
+            self.tat = Some(slot + window / n as u32);
+        }
+        self.slots.push_back(slot);
+        if self.slots.len() > n {
+            self.slots.pop_front();
+        }
         slot.saturating_duration_since(now)
     }
 }
@@ -307,23 +356,30 @@ pub enum Turn {
 pub struct SharedBudget {
     shared: Shared,
     rpm: u32,
-    burst: u32,
+    window: Duration,
     fallback: Option<u32>,
-    local: Mutex<LocalGcra>,
+    local: Mutex<LocalWindow>,
 }
 
 impl SharedBudget {
-    /// `rpm` and `burst` for the whole fleet; `fallback_rpm` overrides the local rate.
-    pub fn new(shared: Shared, rpm: u32, burst: u32, fallback_rpm: Option<u32>) -> Self {
+    /// `rpm` for the whole fleet; `fallback_rpm` overrides the local rate.
+    pub fn new(shared: Shared, rpm: u32, fallback_rpm: Option<u32>) -> Self {
+        Self::with_window(shared, rpm, FLEET_WINDOW, fallback_rpm)
+    }
+
+    /// `n` requests in any `window` (tests use short windows).
+    pub(super) fn with_window(
+        shared: Shared,
+        n: u32,
+        window: Duration,
+        fallback_rpm: Option<u32>,
+    ) -> Self {
         SharedBudget {
             shared,
-            rpm: rpm.max(1),
-            burst: burst.max(1),
+            rpm: n.max(1),
+            window,
             fallback: fallback_rpm.map(|r| r.max(1)),
-            local: Mutex::new(LocalGcra {
-                tat: None,
-                until: None,
-            }),
+            local: Mutex::new(LocalWindow::default()),
         }
     }
 
@@ -335,14 +391,11 @@ impl SharedBudget {
 
     /// Wait for this host's next turn to send one request.
     pub async fn wait_turn(&self) -> Turn {
-        let (wait, turn) = match self.shared.reserve(self.rpm, self.burst).await {
+        let (wait, turn) = match self.shared.reserve(self.rpm, self.window).await {
             Ok(wait) => (wait, Turn::Shared),
             Err(_) => {
-                let rpm = self.fallback_rpm();
-                // The local burst is this host's share of the fleet's.
-                let burst = (u64::from(self.burst) * u64::from(rpm) / u64::from(self.rpm))
-                    .clamp(1, u64::from(self.burst)) as u32;
-                let wait = self.local.lock().reserve(Instant::now(), rpm, burst);
+                let n = self.fallback_rpm();
+                let wait = self.local.lock().reserve(Instant::now(), n, self.window);
                 (wait, Turn::Local)
             }
         };
@@ -385,21 +438,26 @@ mod tests {
     }
 
     #[test]
-    fn the_local_limiter_paces_after_its_burst_and_honours_a_pause() {
-        let mut l = LocalGcra {
-            tat: None,
-            until: None,
-        };
+    fn the_local_limiter_sends_a_window_at_once_then_waits_and_paces_after_a_pause() {
+        let mut l = LocalWindow::default();
         let t0 = Instant::now();
-        let waits: Vec<Duration> = (0..5).map(|_| l.reserve(t0, 60, 2)).collect();
         let s = Duration::from_secs;
-        assert_eq!(waits, [s(0), s(0), s(1), s(2), s(3)]);
-        let t1 = t0 + s(100);
+        let w = s(60);
+        let waits: Vec<Duration> = (0..5).map(|_| l.reserve(t0, 2, w)).collect();
+        assert_eq!(waits, [s(0), s(0), s(60), s(60), s(120)]);
+        // Long after: the window is free again.
+        let t1 = t0 + s(1000);
+        assert_eq!(l.reserve(t1, 2, w), s(0));
+        // A pause: nothing before it ends, then one slot per window / n.
         l.until = Some(t1 + s(10));
-        assert_eq!(l.reserve(t1, 60, 2), s(10));
+        assert_eq!(l.reserve(t1, 2, w), s(10));
+        assert_eq!(l.reserve(t1, 2, w), s(60), "the window still holds");
+        let t2 = t1 + s(500);
+        l.until = Some(t2 + s(5));
+        assert_eq!(l.reserve(t2, 2, w), s(5));
         assert_eq!(
-            l.reserve(t1, 60, 2),
-            s(11),
+            l.reserve(t2, 2, w),
+            s(35),
             "paced after a pause, not a burst"
         );
     }

@@ -2,14 +2,15 @@
 //! cost the API requests of one and together never exceed the tenant's budget.
 //!
 //! Three building blocks over one [`Shared`] handle:
-//! - **One request budget** ([`Shared::reserve`], [`SharedBudget`]): a GCRA evaluated
-//!   inside Redis by a Lua script that reads the *server's* clock (`TIME`), so host
-//!   clocks never matter. A reservation returns how long to wait before sending: first
-//!   come, first served across hosts, no polling. A 429 seen by any host
-//!   ([`Shared::push_back`]) moves the shared schedule past its `Retry-After`, so every
-//!   host backs off together (slots reserved before it are not taken back). In any
-//!   window of `t` the schedule admits at most `burst + rpm·t/60` requests, whichever
-//!   hosts ask.
+//! - **One request budget** ([`Shared::reserve`], [`SharedBudget`]): a schedule of
+//!   slots kept inside Redis by a Lua script that reads the *server's* clock (`TIME`),
+//!   so host clocks never matter — GCRA's virtual scheduling, with a whole minute as
+//!   its burst: slot `k` is no earlier than slot `k - N` plus the window. A reservation
+//!   returns how long to wait before sending: first come, first served across hosts,
+//!   no polling. A 429 seen by any host ([`Shared::push_back`]) moves the shared
+//!   schedule past its `Retry-After`, so every host backs off together (slots reserved
+//!   before it are not taken back), and paces it for a window after. In any 60 s the
+//!   schedule admits at most `--max-rpm` requests, whichever hosts ask.
 //! - **A content tier** ([`SharedStore`], a `BlockStore`): blocks under
 //!   `vccfs:<tenant>:v1:b:<content key>:<block size>:<index>` with a TTL, each value a
 //!   header naming exactly which bytes it holds, the bytes, and an HMAC-SHA256 keyed by
@@ -78,7 +79,7 @@ mod tests;
 
 // What the mount will use once `--redis` is wired.
 #[allow(unused_imports)]
-pub use budget::{fallback_rpm, SharedBudget, Turn};
+pub use budget::{fallback_rpm, SharedBudget, Turn, FLEET_WINDOW};
 #[allow(unused_imports)]
 pub use lease::{Lease, SharedSource};
 pub use stats::SharedStats;
@@ -227,6 +228,8 @@ struct Keys {
     /// `vccfs:<tenant>`: blocks and leases.
     base: String,
     budget: String,
+    /// The budget's reservation log (a list; same hash tag as `budget`).
+    budget_log: String,
     hosts: String,
 }
 
@@ -235,6 +238,7 @@ impl Keys {
         Keys {
             base: format!("vccfs:{tenant}"),
             budget: format!("vccfs:{{{tenant}}}:budget"),
+            budget_log: format!("vccfs:{{{tenant}}}:budget:log"),
             hosts: format!("vccfs:{{{tenant}}}:hosts"),
         }
     }

@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 
 use super::{client, config, expected, healthy_within, req, stored};
 use crate::shared::testing::RedisServer;
-use crate::shared::{Shared, SharedConfig, SharedError, SharedSource, SharedStore};
+use crate::shared::{Shared, SharedConfig, SharedError, SharedSource, SharedStore, FLEET_WINDOW};
 use crate::source::mock::MockSource;
 use crate::source::{BlockSource, Tiered};
 
@@ -25,7 +25,7 @@ async fn connect_never_fails_or_waits() {
         let shared = Shared::connect(SharedConfig::new(url.clone(), tenant, key));
         assert!(start.elapsed() < Duration::from_millis(50), "{url}");
         assert!(!shared.healthy());
-        let r = shared.reserve(60, 5).await;
+        let r = shared.reserve(60, FLEET_WINDOW).await;
         assert!(matches!(r, Err(SharedError::Unavailable)), "{url}: {r:?}");
         let origin = Arc::new(MockSource::new(30));
         let source = SharedSource::new(shared.clone(), origin.clone());
@@ -80,7 +80,7 @@ async fn redis_killed_reads_go_on_and_it_comes_back_by_itself() {
         assert!(st.skipped > 0, "{st:?}");
     }
     assert!(a.stats().bypassed > 0);
-    assert!(a.reserve(60, 5).await.is_err());
+    assert!(a.reserve(60, FLEET_WINDOW).await.is_err());
 
     // Back (empty): both clients recover by themselves.
     server.restart();
@@ -96,7 +96,7 @@ async fn redis_killed_reads_go_on_and_it_comes_back_by_itself() {
         before + 1,
         "b read what a stored after the restart"
     );
-    assert!(a.reserve(60, 5).await.is_ok());
+    assert!(a.reserve(60, FLEET_WINDOW).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,10 +123,10 @@ async fn a_frozen_redis_costs_a_timeout_not_a_hang() {
     assert!(st.timeouts >= 3 && st.breaker_trips >= 1, "{st:?}");
     // One timeout (250 ms) per step until the breaker opens, then none.
     assert!(took < Duration::from_millis(1500), "{took:?}");
-    assert!(a.reserve(60, 5).await.is_err());
+    assert!(a.reserve(60, FLEET_WINDOW).await.is_err());
     server.resume();
     healthy_within(&a, Duration::from_secs(10)).await;
-    assert!(a.reserve(60, 5).await.is_ok());
+    assert!(a.reserve(60, FLEET_WINDOW).await.is_ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -137,7 +137,7 @@ async fn rediss_with_a_private_ca() {
     let mut cfg = config(&server);
     cfg.ca_pem = server.cert();
     let a = client(cfg).await;
-    assert!(a.reserve(60, 5).await.is_ok());
+    assert!(a.reserve(60, FLEET_WINDOW).await.is_ok());
     let origin = Arc::new(MockSource::new(30));
     let source = SharedSource::new(a.clone(), origin.clone());
     let got = source
