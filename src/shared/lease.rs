@@ -10,10 +10,15 @@
 //!    holder before us may just have stored it);
 //! 3. fetch the blocks we hold leases for from the next source as runs, answer the
 //!    reader, and in the background store them, then release the leases;
-//! 4. wait for the blocks another host holds: poll their values every 25–50 ms, and
-//!    try their leases again each time, so a holder that died (its lease expired) or
-//!    gave up (released without storing) is taken over; after `lease_ttl` (and a
-//!    second) fetch whatever is still missing without a lease.
+//! 4. wait for the blocks another host holds: poll their values (every 25 ms at first,
+//!    backing off to every 250 ms), and try their leases again each time, so a holder
+//!    that died (its lease expired) or gave up (released without storing) is taken
+//!    over; after [`MAX_LEASE_WAIT`] fetch whatever is still missing without a lease.
+//!
+//! A holder renews its leases (every third of `lease_ttl`, compare-and-expire) for as
+//! long as its fetch runs, the wait for its turn in the fleet's budget included — that
+//! wait can be a whole budget window — so a live holder keeps its leases however long
+//! its turn takes, and a dead one loses them within `lease_ttl`.
 //!
 //! Redis failing at any step makes the blocks concerned plain fetches from the next
 //! source; with Redis unhealthy the whole run is one. Only the next source's errors
@@ -40,6 +45,25 @@ return 0
 
 static RELEASE_SCRIPT: std::sync::LazyLock<Script> =
     std::sync::LazyLock::new(|| Script::new(RELEASE));
+
+/// Extends every lease in KEYS still held with ARGV[1] to ARGV[2] ms. Returns how many.
+const RENEW: &str = r#"
+local n = 0
+for _, k in ipairs(KEYS) do
+  if redis.call('TYPE', k)['ok'] == 'string' and redis.call('GET', k) == ARGV[1] then
+    redis.call('PEXPIRE', k, ARGV[2])
+    n = n + 1
+  end
+end
+return n
+"#;
+
+static RENEW_SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script::new(RENEW));
+
+/// The longest a reader waits for blocks whose leases other hosts hold (and renew)
+/// before fetching them itself: a holder's fetch is bounded by its own timeouts, so
+/// this only guards against a holder that is alive but stuck.
+pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(600);
 
 /// Exclusive right, across hosts, to do one thing (fetch one block) until `ttl` passes
 /// or it is released. Dropped unreleased, it is released in the background.
@@ -120,6 +144,59 @@ impl Shared {
                 })
             })
             .collect())
+    }
+}
+
+/// Renews `leases` every third of `ttl` until dropped.
+struct KeepAlive(Option<tokio::task::JoinHandle<()>>);
+
+impl KeepAlive {
+    fn start(leases: &[Lease], ttl: Duration) -> KeepAlive {
+        let Some(first) = leases.first() else {
+            return KeepAlive(None);
+        };
+        let mut by_token: Vec<(String, Vec<String>)> = Vec::new();
+        for l in leases {
+            match by_token.iter_mut().find(|(t, _)| *t == l.token) {
+                Some((_, keys)) => keys.push(l.key.clone()),
+                None => by_token.push((l.token.clone(), vec![l.key.clone()])),
+            }
+        }
+        let shared = first.shared.clone();
+        let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+        let every = (ttl / 3).max(Duration::from_millis(10));
+        KeepAlive(Some(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                for (token, keys) in &by_token {
+                    let (k, t) = (keys.clone(), token.clone());
+                    let renewed = shared
+                        .run(Lane::Control, move |mut c| {
+                            let (k, t) = (k.clone(), t.clone());
+                            async move {
+                                RENEW_SCRIPT
+                                    .key(k)
+                                    .arg(t)
+                                    .arg(ms)
+                                    .invoke_async::<u32>(&mut c)
+                                    .await
+                            }
+                        })
+                        .await;
+                    if let Err(e) = renewed {
+                        tracing::debug!(error = %e, "shared tier: leases not renewed");
+                    }
+                }
+            }
+        })))
+    }
+}
+
+impl Drop for KeepAlive {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+        }
     }
 }
 
@@ -329,10 +406,14 @@ impl Run {
                 _ => runs.push((i, lease.into_iter().collect(), 1)),
             }
         }
+        let ttl = self.shared().config().lease_ttl;
         let fetches = runs.into_iter().map(|(first, leases, count)| {
             let fetch = self.next.fetch(self.req.sub(first, count));
             async move {
-                let fetched = fetch.await?;
+                let renewing = KeepAlive::start(&leases, ttl);
+                let fetched = fetch.await;
+                drop(renewing);
+                let fetched = fetched?;
                 if fetched.blocks.len() as u64 != count {
                     return Err(SourceError::Tier {
                         tier: "shared",
@@ -362,13 +443,14 @@ impl Run {
         let c = self.shared().counters();
         c.lease_waits
             .fetch_add(held.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        let ttl = self.shared().config().lease_ttl;
-        let deadline = tokio::time::Instant::now() + ttl + Duration::from_secs(1);
+        let deadline = tokio::time::Instant::now() + MAX_LEASE_WAIT;
         let mut waiting = held;
         let mut out = Vec::new();
+        let mut pause_ms = 25.0_f64;
         while !waiting.is_empty() {
-            let pause = Duration::from_millis(rand::rng().random_range(25..=50));
-            tokio::time::sleep(pause).await;
+            let jitter = rand::rng().random_range(1.0..=1.5);
+            tokio::time::sleep(Duration::from_secs_f64(pause_ms * jitter / 1000.0)).await;
+            pause_ms = (pause_ms * 1.5).min(250.0);
             let looks = join_all(waiting.iter().map(|&i| self.look(i, false))).await;
             let mut still = Vec::new();
             for (i, b) in waiting.into_iter().zip(looks) {

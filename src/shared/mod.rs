@@ -100,8 +100,8 @@ pub struct SharedConfig {
     pub block_ttl: Duration,
     /// Longest any one Redis operation may take before it counts as a failure.
     pub op_timeout: Duration,
-    /// How long a lease on a missing block holds: must cover the budget wait plus the
-    /// fetch, or another host fetches the block too.
+    /// How long a lease on a missing block holds unless renewed: its holder renews it
+    /// while it waits for its budget turn and fetches; a dead holder's lapses in this.
     pub lease_ttl: Duration,
     /// Consecutive failures that open the circuit breaker.
     pub breaker_threshold: u32,
@@ -122,7 +122,7 @@ impl SharedConfig {
             mac_key,
             block_ttl: Duration::from_secs(7 * 24 * 3600),
             op_timeout: Duration::from_millis(250),
-            lease_ttl: Duration::from_secs(30),
+            lease_ttl: Duration::from_secs(10),
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(5),
             // Four whole small files (16 MiB, 64 blocks of 256 KiB, one run each) at once.

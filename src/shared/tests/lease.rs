@@ -141,3 +141,29 @@ async fn a_holder_that_fails_lets_a_waiter_fetch_at_once() {
     );
     assert_eq!(b.stats().lease_takeovers, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_holder_slower_than_its_lease_keeps_it_and_is_waited_for() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    // The holder's fetch (its budget wait, say) lasts three lease lifetimes.
+    let mut cfg = config(&server);
+    cfg.lease_ttl = Duration::from_millis(500);
+    let (a, b) = (client(cfg.clone()).await, client(cfg).await);
+    let slow = Arc::new(MockSource::new(30).delayed(Duration::from_millis(1500)));
+    let v = slow.version();
+    let first = tokio::spawn(SharedSource::new(a.clone(), slow.clone()).fetch(req(&v, 0, 2)));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The second host must not fetch, although the holder outlives its TTL.
+    let other = Arc::new(MockSource::with_version(v.clone()));
+    let got = SharedSource::new(b.clone(), other.clone())
+        .fetch(req(&v, 0, 2))
+        .await
+        .expect("fetch");
+    assert_eq!(bytes(&got), expected(&slow, 0, 2));
+    first.await.expect("join").expect("fetch");
+    assert_eq!(slow.requests(), [(0, 2)]);
+    assert!(other.requests().is_empty(), "{:?}", other.requests());
+    assert_eq!(b.stats().lease_takeovers, 0);
+}
