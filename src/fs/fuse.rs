@@ -241,6 +241,9 @@ impl Filesystem for VccFs {
         }
     }
 
+    /// Nothing is ever written, so there is nothing to flush: `ENOSYS` tells the kernel
+    /// once, and it sends no `flush` on any later `close` (one round trip less per file
+    /// for `grep -r`, `rsync`, a player).
     fn flush(
         &self,
         _req: &Request,
@@ -249,7 +252,7 @@ impl Filesystem for VccFs {
         _lock_owner: fuser::LockOwner,
         reply: ReplyEmpty,
     ) {
-        reply.ok();
+        reply.error(Errno::ENOSYS);
     }
 
     fn fsync(
