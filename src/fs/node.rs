@@ -36,19 +36,6 @@ pub(crate) enum Node {
     },
 }
 
-impl Node {
-    pub(crate) fn is_dir(&self) -> bool {
-        matches!(
-            self,
-            Node::Root
-                | Node::Interactions
-                | Node::ByDate
-                | Node::Interaction { .. }
-                | Node::Day { .. }
-        )
-    }
-}
-
 /// One directory entry: inode, type, name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct DirEntry {

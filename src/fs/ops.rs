@@ -420,14 +420,6 @@ impl Ops {
         }
     }
 
-    pub(crate) fn opendir(&self, ino: u64) -> Result<(), FsError> {
-        if self.node(ino)?.is_dir() {
-            Ok(())
-        } else {
-            Err(FsError::NotDir)
-        }
-    }
-
     /// The entries of directory `ino` from position `offset` on (at most a batch: the
     /// kernel asks again from where it stopped). Names only: nothing is remembered.
     pub(crate) async fn readdir(&self, ino: u64, offset: u64) -> Result<Vec<DirEntry>, FsError> {
