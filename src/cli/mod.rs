@@ -194,6 +194,11 @@ pub struct MountArgs {
     /// the URL.
     #[arg(long, value_name = "FILE", requires = "redis")]
     pub redis_credentials: Option<PathBuf>,
+    /// A second Redis for the control keys — the request budget, leases and presence —
+    /// so that they can live in a `noeviction` instance while --redis holds the cache
+    /// (`allkeys-lru`). Same URL forms; --redis-credentials applies to both.
+    #[arg(long, value_name = "URL", requires = "redis")]
+    pub redis_control: Option<String>,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,

@@ -86,21 +86,38 @@ fn redis_options(a: &MountArgs) -> Result<Option<RedisOptions>, CliError> {
         return Ok(None);
     };
     crate::shared::check_url(url).map_err(|e| CliError::Usage(format!("--redis: {e}")))?;
-    let mut url = url.clone();
-    if let Some(path) = &a.redis_credentials {
-        let password = read_secret(path)?;
-        let mut parsed =
-            url::Url::parse(&url).map_err(|e| CliError::Usage(format!("--redis: {e}")))?;
-        parsed
-            .set_password(Some(&password))
-            .map_err(|()| CliError::Usage("--redis: this URL cannot carry a password".into()))?;
-        url = parsed.to_string();
+    if let Some(c) = &a.redis_control {
+        crate::shared::check_url(c)
+            .map_err(|e| CliError::Usage(format!("--redis-control: {e}")))?;
     }
+    let password = a
+        .redis_credentials
+        .as_deref()
+        .map(read_secret)
+        .transpose()?;
+    let with_password = |flag: &str, url: &str| -> Result<String, CliError> {
+        let Some(password) = &password else {
+            return Ok(url.to_string());
+        };
+        let mut parsed =
+            url::Url::parse(url).map_err(|e| CliError::Usage(format!("{flag}: {e}")))?;
+        parsed
+            .set_password(Some(password))
+            .map_err(|()| CliError::Usage(format!("{flag}: this URL cannot carry a password")))?;
+        Ok(parsed.to_string())
+    };
+    let url = with_password("--redis", url)?;
+    let control_url = a
+        .redis_control
+        .as_deref()
+        .map(|c| with_password("--redis-control", c))
+        .transpose()?;
     if a.fallback_rpm == Some(0) {
         return Err(CliError::Usage("--fallback-rpm must be at least 1".into()));
     }
     Ok(Some(RedisOptions {
         url,
+        control_url,
         fallback_rpm: a.fallback_rpm,
     }))
 }

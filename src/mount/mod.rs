@@ -128,6 +128,8 @@ pub struct MountOptions {
 pub struct RedisOptions {
     /// With the password, if any (never printed: see `Debug`).
     pub url: String,
+    /// `--redis-control`: the control keys' Redis, if not `url`'s.
+    pub control_url: Option<String>,
     /// `--fallback-rpm`.
     pub fallback_rpm: Option<u32>,
 }
@@ -136,6 +138,10 @@ impl std::fmt::Debug for RedisOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisOptions")
             .field("url", &crate::shared::redacted(&self.url))
+            .field(
+                "control_url",
+                &self.control_url.as_deref().map(crate::shared::redacted),
+            )
             .field("fallback_rpm", &self.fallback_rpm)
             .finish()
     }

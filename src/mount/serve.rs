@@ -39,7 +39,9 @@ impl Tiers {
         let shared = opts.redis.as_ref().map(|r| {
             let tenant = opts.api.tenant();
             let key = mac_key(&opts.api.credentials.client_secret, tenant);
-            Shared::connect(SharedConfig::new(r.url.clone(), tenant, key))
+            let mut cfg = SharedConfig::new(r.url.clone(), tenant, key);
+            cfg.control_url = r.control_url.clone();
+            Shared::connect(cfg)
         });
         let none = Tiers {
             disk: None,

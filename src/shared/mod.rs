@@ -93,6 +93,9 @@ use stats::{bump, get, Counters};
 pub struct SharedConfig {
     /// `redis://[user:password@]host[:port][/db]` or `rediss://…` (TLS).
     pub url: String,
+    /// The Redis of the control keys (budget, leases, presence), if not `url`'s: one
+    /// that never evicts, while `url`'s may evict blocks under memory pressure.
+    pub control_url: Option<String>,
     pub tenant: TenantId,
     /// Keys the blocks' MACs; from [`mac_key`].
     pub mac_key: [u8; 32],
@@ -118,6 +121,7 @@ impl SharedConfig {
     pub fn new(url: impl Into<String>, tenant: TenantId, mac_key: [u8; 32]) -> SharedConfig {
         SharedConfig {
             url: url.into(),
+            control_url: None,
             tenant,
             mac_key,
             block_ttl: Duration::from_secs(7 * 24 * 3600),
@@ -136,6 +140,7 @@ impl std::fmt::Debug for SharedConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedConfig")
             .field("url", &redacted(&self.url))
+            .field("control_url", &self.control_url.as_deref().map(redacted))
             .field("tenant", &self.tenant)
             .field("mac_key", &"<secret>")
             .field("block_ttl", &self.block_ttl)
@@ -177,10 +182,19 @@ pub fn check_url(url: &str) -> Result<(), SharedError> {
         .map_err(|e| SharedError::Redis(format!("{}: {e}", redacted(url))))
 }
 
-/// The client for `cfg`'s URL (and CA).
-fn client(cfg: &SharedConfig) -> Result<redis::Client, SharedError> {
-    check_url(&cfg.url)?;
-    let url = cfg.url.as_str();
+/// The clients for `cfg`'s URLs (and CA): the cache's, and the control keys' (the
+/// same unless `control_url` names another).
+fn clients(cfg: &SharedConfig) -> Result<(redis::Client, redis::Client), SharedError> {
+    let data = client(cfg, &cfg.url)?;
+    let control = match &cfg.control_url {
+        Some(url) => client(cfg, url)?,
+        None => data.clone(),
+    };
+    Ok((data, control))
+}
+
+fn client(cfg: &SharedConfig, url: &str) -> Result<redis::Client, SharedError> {
+    check_url(url)?;
     let client = match &cfg.ca_pem {
         Some(pem) if url.starts_with("rediss://") => redis::Client::build_with_tls(
             url,
@@ -336,14 +350,17 @@ impl Shared {
             cfg,
         });
         let url = redacted(&inner.cfg.url);
-        if inner.cfg.url.starts_with("rediss://") {
+        let tls = std::iter::once(&inner.cfg.url)
+            .chain(&inner.cfg.control_url)
+            .any(|u| u.starts_with("rediss://"));
+        if tls {
             // TLS through rustls with the provider the API client uses too.
             let _ = rustls::crypto::ring::default_provider().install_default();
         }
-        match (client(&inner.cfg), tokio::runtime::Handle::try_current()) {
-            (Ok(client), Ok(rt)) => {
+        match (clients(&inner.cfg), tokio::runtime::Handle::try_current()) {
+            (Ok(clients), Ok(rt)) => {
                 tracing::info!(%url, "shared tier: connecting in the background");
-                rt.spawn(keeper(Arc::downgrade(&inner), client));
+                rt.spawn(keeper(Arc::downgrade(&inner), clients));
             }
             (Err(e), _) => tracing::warn!(%url, error = %e, "shared tier disabled"),
             (_, Err(_)) => tracing::warn!(%url, "shared tier disabled: no tokio runtime"),
@@ -481,19 +498,23 @@ fn manager_config(cfg: &SharedConfig) -> ConnectionManagerConfig {
         .set_max_delay(Duration::from_secs(1))
 }
 
-/// The three lanes' connections (each reconnects by itself from then on).
-async fn connect_all(client: &redis::Client, cfg: ConnectionManagerConfig) -> RedisResult<Conns> {
-    let connect = || ConnectionManager::new_with_config(client.clone(), cfg.clone());
+/// The three lanes' connections (each reconnects by itself from then on): control to
+/// the control keys' Redis, read and write to the cache's.
+async fn connect_all(
+    (data, control): &(redis::Client, redis::Client),
+    cfg: ConnectionManagerConfig,
+) -> RedisResult<Conns> {
+    let connect = |c: &redis::Client| ConnectionManager::new_with_config(c.clone(), cfg.clone());
     Ok(Conns {
-        control: connect().await?,
-        read: connect().await?,
-        write: connect().await?,
+        control: connect(control).await?,
+        read: connect(data).await?,
+        write: connect(data).await?,
     })
 }
 
 /// Connects, then keeps this host's presence fresh and probes a half-open breaker,
 /// until the last [`Shared`] is dropped.
-async fn keeper(weak: Weak<Inner>, client: redis::Client) {
+async fn keeper(weak: Weak<Inner>, client: (redis::Client, redis::Client)) {
     let mut backoff = Duration::from_millis(100);
     let conns = loop {
         let Some(cfg) = weak.upgrade().map(|i| manager_config(&i.cfg)) else {

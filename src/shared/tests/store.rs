@@ -117,3 +117,60 @@ async fn spoiled_values_are_misses_never_data() {
         "a spoiled value is no reason to stop using Redis"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_control_redis_the_budget_and_leases_live_there_and_blocks_in_the_cache() {
+    let (Some(cache), Some(control)) = (RedisServer::start(), RedisServer::start()) else {
+        return;
+    };
+    let cfg = || {
+        let mut cfg = config(&cache);
+        cfg.control_url = Some(control.url());
+        cfg
+    };
+    let (a, b) = (client(cfg()).await, client(cfg()).await);
+    // The budget is shared through the control instance: a window of 2.
+    let w = std::time::Duration::from_secs(60);
+    assert!(a.reserve(2, w).await.expect("reserve").is_zero());
+    assert!(b.reserve(2, w).await.expect("reserve").is_zero());
+    assert!(
+        a.reserve(2, w).await.expect("reserve") > w / 2,
+        "the fleet's third"
+    );
+    // A block fetched by A through its lease is a hit for B.
+    let origin = Arc::new(MockSource::new(30));
+    let source_a = crate::shared::SharedSource::new(a.clone(), origin.clone());
+    let got = source_a
+        .fetch(req(&origin.version(), 0, 2))
+        .await
+        .expect("fetch");
+    assert_eq!(got.blocks.concat(), expected(&origin, 0, 2));
+    stored(&a, 2).await;
+    let other = Arc::new(MockSource::with_version(origin.version()));
+    let source_b = crate::shared::SharedSource::new(b.clone(), other.clone());
+    let got = source_b
+        .fetch(req(&origin.version(), 0, 2))
+        .await
+        .expect("fetch");
+    assert_eq!(got.blocks.concat(), expected(&origin, 0, 2));
+    assert!(other.requests().is_empty());
+    // Where the keys went.
+    let (mut raw_cache, mut raw_control) = (cache.raw().await, control.raw().await);
+    let in_cache: Vec<String> = raw_cache.keys("*").await.expect("keys");
+    let in_control: Vec<String> = raw_control.keys("*").await.expect("keys");
+    assert!(in_cache.iter().any(|k| k.contains(":b:")), "{in_cache:?}");
+    assert!(
+        !in_cache
+            .iter()
+            .any(|k| k.contains("budget") || k.contains("hosts")),
+        "{in_cache:?}"
+    );
+    assert!(
+        in_control.iter().any(|k| k.contains("budget")),
+        "{in_control:?}"
+    );
+    assert!(
+        !in_control.iter().any(|k| k.contains(":b:")),
+        "{in_control:?}"
+    );
+}
