@@ -13,7 +13,7 @@
 //!   keeps unknown fields), so `.interaction.json` reads the same after a remount.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{BufWriter, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -23,6 +23,58 @@ use time::{Date, OffsetDateTime};
 use crate::model::Interaction;
 
 const TAG: &str = "vccfs-catalog-v1";
+
+/// One interaction of a day file, written as the API returned it.
+pub trait Record {
+    fn start(&self) -> OffsetDateTime;
+    /// Write its JSON (compact, as `serde_json::to_writer` does).
+    fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()>;
+}
+
+impl Record for Interaction {
+    fn start(&self) -> OffsetDateTime {
+        self.start
+    }
+    fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        serde_json::to_writer(out, self).map_err(std::io::Error::other)
+    }
+}
+
+/// A compact entry gives the interaction back as the API returned it.
+impl Record for super::InteractionEntry {
+    fn start(&self) -> OffsetDateTime {
+        self.start
+    }
+    fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        serde_json::to_writer(out, &self.interaction()).map_err(std::io::Error::other)
+    }
+}
+
+impl<T: Record + ?Sized> Record for std::sync::Arc<T> {
+    fn start(&self) -> OffsetDateTime {
+        (**self).start()
+    }
+    fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        (**self).write_json(out)
+    }
+}
+
+/// Writes through to `inner`, hashing what passes.
+struct Hashing<W> {
+    inner: W,
+    sum: Sha256,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sum.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
 
 /// Has an interaction's listing been checked against the API?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,15 +167,15 @@ impl CatalogStore {
 
     /// Save the complete listing `items` of `[from, to)`: one file per day that has
     /// interactions; days of the window without any lose their file.
-    pub fn save(
+    pub fn save<T: Record>(
         &self,
         from: OffsetDateTime,
         to: OffsetDateTime,
-        items: &[Interaction],
+        items: &[T],
     ) -> std::io::Result<()> {
-        let mut by_day: BTreeMap<Date, Vec<&Interaction>> = BTreeMap::new();
+        let mut by_day: BTreeMap<Date, Vec<&dyn Record>> = BTreeMap::new();
         for i in items {
-            by_day.entry(i.start.date()).or_default().push(i);
+            by_day.entry(i.start().date()).or_default().push(i);
         }
         let mut day = from.date();
         while day.midnight().assume_utc() < to {
@@ -133,15 +185,17 @@ impl CatalogStore {
             match by_day.get(&day) {
                 Some(list) if whole => self.write_day(day, list)?,
                 Some(list) => {
-                    let mut merged: Vec<Interaction> = self
+                    let kept: Vec<Interaction> = self
                         .load_day(day)
                         .unwrap_or_default()
                         .into_iter()
                         .filter(|i| i.start < from || i.start >= to)
                         .collect();
-                    merged.extend(list.iter().map(|i| (*i).clone()));
-                    merged.sort_by_key(|a| a.start);
-                    self.write_day(day, &merged.iter().collect::<Vec<_>>())?;
+                    let mut merged: Vec<&dyn Record> =
+                        kept.iter().map(|i| i as &dyn Record).collect();
+                    merged.extend(list.iter().copied());
+                    merged.sort_by_key(|a| a.start());
+                    self.write_day(day, &merged)?;
                 }
                 None if whole => match std::fs::remove_file(self.day_path(day)) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
@@ -157,19 +211,38 @@ impl CatalogStore {
         Ok(())
     }
 
-    fn write_day(&self, day: Date, items: &[&Interaction]) -> std::io::Result<()> {
-        let body = serde_json::to_vec(items).map_err(std::io::Error::other)?;
+    /// Write `items` as `day`'s file: the body (a JSON array, as `serde_json::to_vec`
+    /// writes one) is streamed an interaction at a time, after a header of fixed
+    /// length that is filled in with the body's SHA-256 once it is all written.
+    fn write_day(&self, day: Date, items: &[&dyn Record]) -> std::io::Result<()> {
         let tmp = self.dir.join(format!(".tmp-{day}-{}", std::process::id()));
-        let mut f = std::fs::OpenOptions::new()
+        let f = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        let head = format!("{TAG} {}\n", hex(&Sha256::digest(&body)));
-        let written = f
-            .write_all(head.as_bytes())
-            .and_then(|()| f.write_all(&body));
+        let head = |sum: &[u8]| format!("{TAG} {}\n", hex(sum));
+        let written = (|| {
+            let mut out = BufWriter::with_capacity(1 << 16, f);
+            out.write_all(head(&[0; 32]).as_bytes())?;
+            let mut body = Hashing {
+                inner: out,
+                sum: Sha256::new(),
+            };
+            body.write_all(b"[")?;
+            for (n, i) in items.iter().enumerate() {
+                if n > 0 {
+                    body.write_all(b",")?;
+                }
+                i.write_json(&mut body)?;
+            }
+            body.write_all(b"]")?;
+            let sum = body.sum.finalize();
+            let mut f = body.inner.into_inner().map_err(|e| e.into_error())?;
+            f.rewind()?;
+            f.write_all(head(&sum).as_bytes())
+        })();
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
