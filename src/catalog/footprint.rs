@@ -165,8 +165,10 @@ fn a_listed_interaction_costs_a_few_hundred_heap_bytes() {
          bytes per listed interaction",
         bytes2 - bytes1
     );
+    // Measured: 478 bytes (616 before GUIDs were 16 bytes and content keys that are
+    // GUIDs stopped being interned).
     assert!(
-        per < 1.0,
+        per < 560.0,
         "per interaction: {per:.0} bytes, {allocs:.1} allocations"
     );
 }

@@ -10,7 +10,9 @@
 //!   treated as absent. A wrong listing can at worst show a file that then fails its
 //!   version checks: bytes are always checked against the API (`version`).
 //! - The interactions are stored as the API returned them (`model::Interaction`
-//!   keeps unknown fields), so `.interaction.json` reads the same after a remount.
+//!   keeps unknown fields; a compact entry gives its interaction back unchanged), so
+//!   `.interaction.json` reads the same after a remount. A day is written one
+//!   interaction at a time ([`Record`]), never as one big buffer.
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Seek, Write};
@@ -303,6 +305,12 @@ mod tests {
         let (back, days) = store.load(from, to);
         assert_eq!(days, 2);
         assert_eq!(back, items, "unknown fields and order kept");
+        // Streamed a record at a time, the body is what one `to_vec` writes.
+        let raw = std::fs::read(store.dir.join("2026-11-03.json")).expect("day file");
+        let nl = raw.iter().position(|&b| b == b'\n').expect("a header");
+        let want = serde_json::to_vec(&items[1..]).expect("json");
+        assert_eq!(&raw[nl + 1..], &want[..]);
+        assert_eq!(nl, TAG.len() + 1 + 64);
 
         let day = store.dir.join("2026-11-03.json");
         let mode = std::fs::metadata(&day)
