@@ -148,23 +148,31 @@ impl CatalogStore {
     }
 
     fn load_day(&self, day: Date) -> Option<Vec<Interaction>> {
+        let raw = self.read_day(day)?;
+        self.parsed(day, body(&raw).and_then(|b| serde_json::from_slice(b).ok()))
+    }
+
+    /// The whole file of `day`, if there is one.
+    fn read_day(&self, day: Date) -> Option<Vec<u8>> {
         let path = self.day_path(day);
-        let raw = match std::fs::read(&path) {
-            Ok(r) => r,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        match std::fs::read(&path) {
+            Ok(r) => Some(r),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot read a saved day");
-                return None;
-            }
-        };
-        match decode(&raw) {
-            Some(items) => Some(items),
-            None => {
-                tracing::warn!(path = %path.display(), "a saved day is damaged: ignored and removed");
-                let _ = std::fs::remove_file(&path);
                 None
             }
         }
+    }
+
+    /// `decoded`, or (the file of `day` was damaged) nothing, and the file removed.
+    fn parsed<T>(&self, day: Date, decoded: Option<T>) -> Option<T> {
+        if decoded.is_none() {
+            let path = self.day_path(day);
+            tracing::warn!(path = %path.display(), "a saved day is damaged: ignored and removed");
+            let _ = std::fs::remove_file(&path);
+        }
+        decoded
     }
 
     /// Save the complete listing `items` of `[from, to)`: one file per day that has
@@ -187,14 +195,21 @@ impl CatalogStore {
             match by_day.get(&day) {
                 Some(list) if whole => self.write_day(day, list)?,
                 Some(list) => {
-                    let kept: Vec<Interaction> = self
-                        .load_day(day)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter(|i| i.start < from || i.start >= to)
+                    // What the day's file has outside the window, as it is written
+                    // there (only each interaction's start is parsed: a re-listed
+                    // tail of today costs no parse of the whole day).
+                    let raw = self.read_day(day).unwrap_or_default();
+                    let saved: Vec<Kept<'_>> = if raw.is_empty() {
+                        Vec::new()
+                    } else {
+                        self.parsed(day, body(&raw).and_then(kept))
+                            .unwrap_or_default()
+                    };
+                    let mut merged: Vec<&dyn Record> = saved
+                        .iter()
+                        .filter(|k| k.start < from || k.start >= to)
+                        .map(|k| k as &dyn Record)
                         .collect();
-                    let mut merged: Vec<&dyn Record> =
-                        kept.iter().map(|i| i as &dyn Record).collect();
                     merged.extend(list.iter().copied());
                     merged.sort_by_key(|a| a.start());
                     self.write_day(day, &merged)?;
@@ -253,16 +268,47 @@ impl CatalogStore {
     }
 }
 
-/// The interactions of a day file, if it is whole.
-fn decode(raw: &[u8]) -> Option<Vec<Interaction>> {
+/// The body of a day file, if it is whole.
+fn body(raw: &[u8]) -> Option<&[u8]> {
     let nl = raw.iter().position(|&b| b == b'\n')?;
     let head = std::str::from_utf8(&raw[..nl]).ok()?;
     let (tag, sum) = head.split_once(' ')?;
     let body = &raw[nl + 1..];
-    if tag != TAG || sum != hex(&Sha256::digest(body)) {
-        return None;
+    (tag == TAG && sum == hex(&Sha256::digest(body))).then_some(body)
+}
+
+/// An interaction of a day file, kept as the file spells it.
+struct Kept<'a> {
+    start: OffsetDateTime,
+    json: &'a serde_json::value::RawValue,
+}
+
+impl Record for Kept<'_> {
+    fn start(&self) -> OffsetDateTime {
+        self.start
     }
-    serde_json::from_slice(body).ok()
+    fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        out.write_all(self.json.get().as_bytes())
+    }
+}
+
+/// The interactions of a day file's `body`, each with only its start parsed.
+fn kept(body: &[u8]) -> Option<Vec<Kept<'_>>> {
+    #[derive(serde::Deserialize)]
+    struct Start {
+        #[serde(with = "time::serde::rfc3339")]
+        start: OffsetDateTime,
+    }
+    let all: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body).ok()?;
+    all.into_iter()
+        .map(|json| {
+            let s: Start = serde_json::from_str(json.get()).ok()?;
+            Some(Kept {
+                start: s.start,
+                json,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
