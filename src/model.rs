@@ -127,6 +127,45 @@ pub fn is_guid(s: &str) -> bool {
         })
 }
 
+/// The 16 bytes of `s` when it is a GUID spelled canonically (8-4-4-4-12, lowercase
+/// hex: how the API writes them), so [`guid_text`] gives `s` back exactly.
+pub fn guid_bytes(s: &str) -> Option<[u8; 16]> {
+    let b = s.as_bytes();
+    if b.len() != 36 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    let mut nibbles = 0usize;
+    for (i, &c) in b.iter().enumerate() {
+        let v = match (i, c) {
+            (8 | 13 | 18 | 23, b'-') => continue,
+            (8 | 13 | 18 | 23, _) => return None,
+            (_, b'0'..=b'9') => c - b'0',
+            (_, b'a'..=b'f') => c - b'a' + 10,
+            _ => return None,
+        };
+        out[nibbles / 2] |= if nibbles % 2 == 0 { v << 4 } else { v };
+        nibbles += 1;
+    }
+    Some(out)
+}
+
+/// The canonical spelling of a GUID's 16 bytes (the inverse of [`guid_bytes`]).
+pub fn guid_text(b: &[u8; 16]) -> [u8; 36] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'-'; 36];
+    let mut at = 0usize;
+    for (i, byte) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            at += 1;
+        }
+        out[at] = HEX[usize::from(byte >> 4)];
+        out[at + 1] = HEX[usize::from(byte & 15)];
+        at += 2;
+    }
+    out
+}
+
 /// True when `s` can be a content key (`^[0-9a-zA-Z!\-_.,*'()]{1,36}$`, api.md §5).
 pub fn is_content_key(s: &str) -> bool {
     (1..=36).contains(&s.len())
@@ -170,6 +209,12 @@ mod tests {
         assert!(is_guid("2480fc2c-bbd7-427c-9439-02f76583aef5"));
         assert!(!is_guid("2480fc2c-bbd7-427c-9439-02f76583aef"));
         assert!(!is_guid("2480fc2cxbbd7-427c-9439-02f76583aef5"));
+        let g = "2480fc2c-bbd7-427c-9439-02f76583aef5";
+        let b = guid_bytes(g).expect("canonical");
+        assert_eq!(&guid_text(&b)[..], g.as_bytes());
+        assert!(guid_bytes("2480FC2C-bbd7-427c-9439-02f76583aef5").is_none());
+        assert!(guid_bytes("2480fc2c-bbd7-427c-9439-02f76583aef").is_none());
+        assert!(guid_bytes("2480fc2cxbbd7-427c-9439-02f76583aef5").is_none());
         assert!(is_content_key("voicemail-123"));
         assert!(!is_content_key("a/b"));
         assert!(!is_content_key(""));

@@ -18,9 +18,13 @@ use std::time::Duration;
 use time::{Date, OffsetDateTime};
 
 use super::listing::DayState;
-use super::{Catalog, CatalogError, Checked, Policy, Refresh};
+use super::{Catalog, CatalogError, Checked, InteractionEntry, Policy, Refresh};
 use crate::api::ApiError;
-use crate::model::{Interaction, MAX_PAGE_LIMIT};
+#[cfg(test)]
+use crate::model::Interaction;
+use crate::model::MAX_PAGE_LIMIT;
+
+type Entries = Vec<Arc<InteractionEntry>>;
 
 /// Applied ranges remembered, for ordering listings that overlap in time.
 const APPLIED_KEEP: usize = 512;
@@ -78,12 +82,9 @@ impl Catalog {
         self.listing.read().state(day)
     }
 
-    /// All of `[a, b)`, one page after another, `pace` apart.
-    async fn search(
-        &self,
-        (a, b): Range,
-        pace: Option<Duration>,
-    ) -> Result<Vec<Interaction>, ApiError> {
+    /// All of `[a, b)`, one page after another, `pace` apart, each page made compact
+    /// as it comes (so a listing never holds more than one page of parsed JSON).
+    async fn search(&self, (a, b): Range, pace: Option<Duration>) -> Result<Entries, ApiError> {
         let mut pager = self.client.search(a, b);
         let mut all = Vec::new();
         let mut first = true;
@@ -93,7 +94,7 @@ impl Catalog {
             }
             first = false;
             match pager.next_page().await? {
-                Some(page) => all.extend(page),
+                Some(page) => all.extend(page.into_iter().map(|i| Arc::new(self.entry(i)))),
                 None => break,
             }
         }
@@ -119,7 +120,7 @@ impl Catalog {
             }
             subtract(range, &newer)
         };
-        let mut by_day: BTreeMap<Date, Vec<Interaction>> = BTreeMap::new();
+        let mut by_day: BTreeMap<Date, Entries> = BTreeMap::new();
         for i in items {
             if pieces.iter().any(|&(a, b)| i.start >= a && i.start < b) {
                 by_day.entry(i.start.date()).or_default().push(i);
@@ -156,16 +157,16 @@ impl Catalog {
     }
 
     /// Save what a listing found in `pieces` (the saved days follow the listing).
-    async fn save(&self, pieces: &[Range], by_day: &BTreeMap<Date, Vec<Interaction>>) {
+    async fn save(&self, pieces: &[Range], by_day: &BTreeMap<Date, Entries>) {
         let Some(store) = self.store.clone() else {
             return;
         };
         let _one = self.save_lock.lock().await;
         let pieces = pieces.to_vec();
-        let items: Vec<Interaction> = by_day.values().flatten().cloned().collect();
+        let items: Entries = by_day.values().flatten().cloned().collect();
         let saved = tokio::task::spawn_blocking(move || {
             pieces.iter().try_for_each(|&(a, b)| {
-                let inside: Vec<Interaction> = items
+                let inside: Entries = items
                     .iter()
                     .filter(|i| i.start >= a && i.start < b)
                     .cloned()
@@ -181,41 +182,42 @@ impl Catalog {
         }
     }
 
-    /// Make `items` (in start order) what `day` holds in `range`.
+    /// Make `entries` (in start order) what `day` holds in `range`.
     pub(super) fn apply_day(
         &self,
         day: Date,
         range: Range,
-        items: Vec<Interaction>,
+        entries: Entries,
         state: Option<DayState>,
     ) -> Refresh {
         let mut refresh = Refresh::default();
-        let mut entries = Vec::with_capacity(items.len());
+        let mut looked_up = Vec::new();
         {
             let l = self.listing.read();
             let extra = self.extra.read();
-            for interaction in items {
-                let previous = l
-                    .get(&interaction.guid)
-                    .or_else(|| extra.get(&interaction.guid))
-                    .cloned();
-                let entry = self.entry(interaction, previous.as_deref(), &mut refresh.files);
-                match &previous {
+            for entry in &entries {
+                let guid = entry.guid();
+                let previous = l.get_key(entry.guid_key()).or_else(|| {
+                    let e = extra.get(&*guid)?;
+                    looked_up.push(guid.to_string());
+                    Some(e)
+                });
+                match previous {
                     None => refresh.dirs.push(super::ino::day(day)),
-                    Some(p) if !super::entry::same_keys(p, &entry) => {
-                        refresh.dirs.push(entry.ino())
+                    Some(p) => {
+                        self.changes(p, entry, &mut refresh.files);
+                        if !super::entry::same_keys(p, entry) {
+                            refresh.dirs.push(entry.ino());
+                        }
                     }
-                    Some(_) => {}
                 }
-                entries.push(Arc::new(entry));
             }
         }
-        let guids: Vec<Arc<str>> = entries.iter().map(|e| Arc::clone(&e.guid)).collect();
         let gone = self.listing.write().splice(day, range, entries, state);
-        {
+        if !looked_up.is_empty() {
             let mut extra = self.extra.write();
-            for g in &guids {
-                extra.remove(&**g);
+            for g in &looked_up {
+                extra.remove(g);
             }
         }
         refresh.purged.extend(refresh.files.iter().map(|c| c.old));
@@ -236,9 +238,12 @@ impl Catalog {
     /// Make `items` the whole window's listing, every day listed (tests).
     #[cfg(test)]
     pub(crate) fn apply(&self, items: Vec<Interaction>) -> Refresh {
-        let mut by_day: BTreeMap<Date, Vec<Interaction>> = BTreeMap::new();
+        let mut by_day: BTreeMap<Date, Entries> = BTreeMap::new();
         for i in items {
-            by_day.entry(i.start.date()).or_default().push(i);
+            by_day
+                .entry(i.start.date())
+                .or_default()
+                .push(Arc::new(self.entry(i)));
         }
         let at = crate::util::now_secs();
         let mut refresh = Refresh::default();
@@ -380,7 +385,7 @@ impl Catalog {
             let l = self.listing.read();
             let guids = l
                 .day(day)
-                .map(|d| d.entries.iter().map(|e| e.guid.to_string()).collect())
+                .map(|d| d.entries.iter().map(|e| e.guid().to_string()).collect())
                 .unwrap_or_default();
             return Ok(Arc::new(guids));
         }
@@ -397,14 +402,12 @@ impl Catalog {
         {
             let listing = self.listing.read();
             let mut extra = self.extra.write();
-            let mut ignored = Vec::new();
-            for interaction in items {
-                guids.push(interaction.guid.clone());
-                if listing.contains(&interaction.guid) || extra.contains_key(&interaction.guid) {
-                    continue;
+            for entry in items {
+                let guid = entry.guid().to_string();
+                if !listing.contains(&guid) && !extra.contains_key(&guid) {
+                    extra.insert(guid.clone(), entry);
                 }
-                let entry = Arc::new(self.entry(interaction, None, &mut ignored));
-                extra.insert(entry.guid.to_string(), entry);
+                guids.push(guid);
             }
         }
         let guids = Arc::new(guids);

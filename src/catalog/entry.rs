@@ -1,6 +1,8 @@
-//! Catalog entries, compact: one interaction directory as the listing says it, in a
-//! few hundred bytes (strings that repeat interned, no rendered JSON, no per-file
-//! objects), so a million listed interactions fit in well under a GiB.
+//! Catalog entries, compact: one interaction directory as the listing says it, in
+//! about 500 heap bytes and 3 allocations (strings that repeat interned, GUIDs — the
+//! interaction's and content keys that are GUIDs — as 16 bytes, phone numbers inline,
+//! no rendered JSON, no per-file objects), so a million listed interactions fit in
+//! about half a GiB (`footprint.rs` measures it).
 //!
 //! Invariants:
 //! - an [`InteractionEntry`] keeps every field of the interaction the API returned
@@ -18,9 +20,10 @@ use bytes::Bytes;
 use serde_json::{Map, Value};
 use time::{Date, OffsetDateTime};
 
+use super::compact::{Guid, Spelled, Text};
 use super::{ino, Catalog};
 use crate::cache::ContentId;
-use crate::model::{ContentItem, IdRef, Interaction};
+use crate::model::{guid_bytes, guid_text, ContentItem, IdRef, Interaction};
 use crate::version::{ContentKey, ContentVersion};
 
 /// One content file of an interaction, as a version in use.
@@ -41,7 +44,8 @@ pub struct FileEntry {
 }
 
 /// A content item's key, type and content type: interned together (a handful of
-/// distinct triples per tenant).
+/// distinct triples per tenant). The key is `""` for items keyed by a GUID (kept in
+/// the item's 16 bytes instead, as those never repeat).
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub(super) struct Names {
     pub key: Arc<str>,
@@ -53,11 +57,14 @@ pub(super) struct Names {
 #[derive(Debug)]
 pub(super) struct FileMeta {
     pub names: Arc<Names>,
-    pub size: Option<u64>,
+    size: u64,
+    rest: Option<Box<ItemRest>>,
     pub last_modified: Option<OffsetDateTime>,
+    /// The key, when it is a canonical GUID (then `names.key` is empty).
+    guid_key: Option<[u8; 16]>,
+    has_size: bool,
     /// A file of the directory (a usable name, its first use in the item list).
     pub shown: bool,
-    rest: Option<Box<ItemRest>>,
 }
 
 /// The rarely present parts of a content item.
@@ -72,39 +79,55 @@ struct ItemRest {
 /// One interaction: a directory of files.
 #[derive(Debug)]
 pub struct InteractionEntry {
-    pub guid: Arc<str>,
+    guid: Guid,
     pub start: OffsetDateTime,
-    connect_from: Option<Box<str>>,
-    connect_to: Option<Arc<str>>,
+    connect_from: Option<Text>,
+    connect_to: Option<Text>,
     direction: Option<Arc<str>>,
     agents: Box<[Arc<str>]>,
     files: Box<[FileMeta]>,
     extra: Option<Box<Map<String, Value>>>,
     meta_len: u32,
-    /// Newest `lastModified` of its files (or its start).
-    pub meta_mtime: OffsetDateTime,
 }
 
 impl InteractionEntry {
+    /// Its GUID, as the API spelled it.
+    pub fn guid(&self) -> Spelled<'_> {
+        self.guid.text()
+    }
+
+    pub(super) fn guid_key(&self) -> &Guid {
+        &self.guid
+    }
+
     pub fn ino(&self) -> u64 {
-        ino::interaction(&self.guid)
+        ino::interaction(&self.guid())
     }
 
     pub fn meta_ino(&self) -> u64 {
-        ino::meta(&self.guid)
+        ino::meta(&self.guid())
     }
 
     pub fn start_date(&self) -> Date {
         self.start.date()
     }
 
+    /// Newest `lastModified` of its files (or its start).
+    pub fn meta_mtime(&self) -> OffsetDateTime {
+        self.metas()
+            .map(|f| f.last_modified.unwrap_or(self.start))
+            .max()
+            .unwrap_or(self.start)
+            .max(self.start)
+    }
+
     /// The names of its files, in listing order.
-    pub fn keys(&self) -> impl Iterator<Item = &str> {
-        self.files.iter().filter(|f| f.shown).map(|f| &*f.names.key)
+    pub fn keys(&self) -> impl Iterator<Item = Spelled<'_>> {
+        self.metas().map(FileMeta::key)
     }
 
     pub(super) fn meta(&self, key: &str) -> Option<&FileMeta> {
-        self.files.iter().find(|f| f.shown && &*f.names.key == key)
+        self.metas().find(|f| f.is(key))
     }
 
     pub(super) fn metas(&self) -> impl Iterator<Item = &FileMeta> {
@@ -114,10 +137,10 @@ impl InteractionEntry {
     /// The interaction as the API returned it.
     pub fn interaction(&self) -> Interaction {
         Interaction {
-            guid: self.guid.to_string(),
+            guid: self.guid().to_string(),
             start: self.start,
-            connect_from: self.connect_from.as_deref().map(str::to_string),
-            connect_to: self.connect_to.as_deref().map(str::to_string),
+            connect_from: self.connect_from.as_ref().map(|t| t.as_str().to_string()),
+            connect_to: self.connect_to.as_ref().map(|t| t.as_str().to_string()),
             direction: self.direction.as_deref().map(str::to_string),
             handling_agents: self
                 .agents
@@ -147,13 +170,34 @@ fn render(i: &Interaction) -> Vec<u8> {
 }
 
 impl FileMeta {
+    /// Its content key, as the API spelled it.
+    pub fn key(&self) -> Spelled<'_> {
+        match &self.guid_key {
+            Some(b) => Spelled::Guid(guid_text(b)),
+            None => Spelled::Str(&self.names.key),
+        }
+    }
+
+    /// Is its content key `key`?
+    pub fn is(&self, key: &str) -> bool {
+        match &self.guid_key {
+            Some(b) => guid_text(b) == key.as_bytes(),
+            None => *self.names.key == *key,
+        }
+    }
+
+    /// `contentLength`, if the listing gave it.
+    pub fn size(&self) -> Option<u64> {
+        self.has_size.then_some(self.size)
+    }
+
     fn item(&self) -> ContentItem {
         let rest = self.rest.as_deref();
         ContentItem {
-            content_key: self.names.key.to_string(),
+            content_key: self.key().to_string(),
             kind: self.names.kind.to_string(),
             content_type: self.names.content_type.to_string(),
-            content_length: self.size,
+            content_length: self.size(),
             last_modified: self.last_modified,
             owning_agent: rest.and_then(|r| r.owning_agent.clone()),
             owning_interaction_plan: rest.and_then(|r| r.owning_interaction_plan.clone()),
@@ -204,25 +248,34 @@ pub struct ChangedFile {
 impl Catalog {
     /// The version key of file `m` of `guid` (its learned size if the listing had none).
     pub(super) fn version_key(&self, guid: &str, m: &FileMeta) -> (ContentKey, Option<u64>) {
-        let unsized_key = || ContentKey::new(self.tenant, guid, &m.names.key, 0, m.last_modified);
-        let size = m.size.or_else(|| self.live.learned(&unsized_key()));
-        let key = ContentKey::new(
-            self.tenant,
-            guid,
-            &m.names.key,
-            size.unwrap_or(0),
-            m.last_modified,
-        );
-        (key, size)
+        let key = m.key();
+        let unsized_key = || ContentKey::new(self.tenant, guid, &key, 0, m.last_modified);
+        let size = m.size().or_else(|| self.live.learned(&unsized_key()));
+        let id = ContentKey::new(self.tenant, guid, &key, size.unwrap_or(0), m.last_modified);
+        (id, size)
     }
 
     /// File `key` of `e` as a version in use (its size if learned since listing).
     pub fn file(&self, e: &InteractionEntry, key: &str) -> Option<Arc<FileEntry>> {
         let m = e.meta(key)?;
-        let (id, size) = self.version_key(&e.guid, m);
+        let guid = e.guid();
+        let (id, size) = self.version_key(&guid, m);
         let mtime = m.last_modified.unwrap_or(e.start);
         Some(self.live.get_or(id, || {
-            self.new_file(&e.guid, &m.names, size, mtime, m.last_modified)
+            self.new_file(
+                &guid,
+                [
+                    match m.guid_key {
+                        Some(_) => Arc::from(key),
+                        None => Arc::clone(&m.names.key),
+                    },
+                    Arc::clone(&m.names.kind),
+                    Arc::clone(&m.names.content_type),
+                ],
+                size,
+                mtime,
+                m.last_modified,
+            )
         }))
     }
 
@@ -230,49 +283,44 @@ impl Catalog {
     pub(super) fn new_file(
         &self,
         guid: &str,
-        names: &Names,
+        [key, kind, content_type]: [Arc<str>; 3],
         size: Option<u64>,
         mtime: OffsetDateTime,
         last_modified: Option<OffsetDateTime>,
     ) -> FileEntry {
         FileEntry {
-            key: Arc::clone(&names.key),
-            ino: ino::file(guid, &names.key),
-            kind: Arc::clone(&names.kind),
-            content_type: Arc::clone(&names.content_type),
+            ino: ino::file(guid, &key),
+            version: Arc::new(ContentVersion::new(
+                self.tenant,
+                guid,
+                &key,
+                size.unwrap_or(0),
+                last_modified,
+            )),
+            key,
+            kind,
+            content_type,
             size: size.unwrap_or(0),
             size_known: size.is_some(),
             mtime,
             content: ContentId(self.next_content.fetch_add(1, Ordering::Relaxed)),
-            version: Arc::new(ContentVersion::new(
-                self.tenant,
-                guid,
-                &names.key,
-                size.unwrap_or(0),
-                last_modified,
-            )),
         }
     }
 
     /// Every file of `e`, as versions in use.
     #[cfg(test)]
     pub fn files(&self, e: &InteractionEntry) -> Vec<Arc<FileEntry>> {
-        e.keys().filter_map(|k| self.file(e, k)).collect()
+        e.keys().filter_map(|k| self.file(e, &k)).collect()
     }
 
     /// The version keys of `e`'s files (what the tiers may keep of it).
     pub(super) fn version_keys(&self, e: &InteractionEntry) -> Vec<ContentKey> {
-        e.metas().map(|m| self.version_key(&e.guid, m).0).collect()
+        let guid = e.guid();
+        e.metas().map(|m| self.version_key(&guid, m).0).collect()
     }
 
-    /// A compact entry of `interaction`; files whose version differs from `previous`
-    /// are reported in `changed`.
-    pub(super) fn entry(
-        &self,
-        interaction: Interaction,
-        previous: Option<&InteractionEntry>,
-        changed: &mut Vec<ChangedFile>,
-    ) -> InteractionEntry {
+    /// The compact entry of `interaction`.
+    pub(super) fn entry(&self, interaction: Interaction) -> InteractionEntry {
         let meta_len = u32::try_from(render(&interaction).len()).unwrap_or(u32::MAX);
         let Interaction {
             guid,
@@ -284,19 +332,13 @@ impl Catalog {
             content,
             extra,
         } = interaction;
-        let guid: Arc<str> = previous
-            .filter(|p| *p.guid == *guid)
-            .map_or_else(|| Arc::from(guid.as_str()), |p| Arc::clone(&p.guid));
         let mut files: Vec<FileMeta> = Vec::with_capacity(content.len());
         for item in content {
             let usable = crate::model::is_content_key(&item.content_key);
             if !usable {
                 tracing::warn!(%guid, key = %item.content_key, "skipping content with an unusable key");
             }
-            let shown = usable
-                && !files
-                    .iter()
-                    .any(|f| f.shown && *f.names.key == *item.content_key);
+            let shown = usable && !files.iter().any(|f| f.shown && f.is(&item.content_key));
             let ContentItem {
                 content_key,
                 kind,
@@ -320,26 +362,23 @@ impl Catalog {
                     extra,
                 })
             });
+            let guid_key = guid_bytes(&content_key);
+            let key = if guid_key.is_some() { "" } else { &content_key };
             files.push(FileMeta {
-                names: self.interner.names(&content_key, &kind, &content_type),
-                size: content_length,
-                last_modified,
-                shown,
+                names: self.interner.names(key, &kind, &content_type),
+                size: content_length.unwrap_or(0),
                 rest,
+                last_modified,
+                guid_key,
+                has_size: content_length.is_some(),
+                shown,
             });
         }
-        let meta_mtime = files
-            .iter()
-            .filter(|f| f.shown)
-            .map(|f| f.last_modified.unwrap_or(start))
-            .max()
-            .unwrap_or(start)
-            .max(start);
-        let entry = InteractionEntry {
-            guid,
+        InteractionEntry {
+            guid: Guid::new(&guid),
             start,
-            connect_from: connect_from.map(String::into_boxed_str),
-            connect_to: connect_to.map(|s| self.interner.intern(&s)),
+            connect_from: connect_from.as_deref().map(Text::new),
+            connect_to: connect_to.as_deref().map(Text::new),
             direction: direction.map(|s| self.interner.intern(&s)),
             agents: handling_agents
                 .iter()
@@ -348,24 +387,31 @@ impl Catalog {
             files: files.into_boxed_slice(),
             extra: (!extra.is_empty()).then(|| Box::new(extra)),
             meta_len,
-            meta_mtime,
-        };
-        if let Some(p) = previous {
-            for m in entry.metas() {
-                let Some(old) = p.meta(&m.names.key) else {
-                    continue;
-                };
-                let (old_key, _) = self.version_key(&p.guid, old);
-                let (new_key, _) = self.version_key(&entry.guid, m);
-                if old_key != new_key {
-                    changed.push(ChangedFile {
-                        ino: ino::file(&entry.guid, &m.names.key),
-                        old: old_key,
-                    });
-                }
+        }
+    }
+
+    /// Report in `changed` the files of `entry` whose version differs from `previous`.
+    pub(super) fn changes(
+        &self,
+        previous: &InteractionEntry,
+        entry: &InteractionEntry,
+        changed: &mut Vec<ChangedFile>,
+    ) {
+        let (old_guid, guid) = (previous.guid(), entry.guid());
+        for m in entry.metas() {
+            let key = m.key();
+            let Some(old) = previous.meta(&key) else {
+                continue;
+            };
+            let (old_key, _) = self.version_key(&old_guid, old);
+            let (new_key, _) = self.version_key(&guid, m);
+            if old_key != new_key {
+                changed.push(ChangedFile {
+                    ino: ino::file(&guid, &key),
+                    old: old_key,
+                });
             }
         }
-        entry
     }
 }
 
@@ -398,7 +444,12 @@ mod tests {
                 {"contentKey": "voicemail", "type": "voicemail", "contentType": "audio/wav",
                  "owningAgent": {"id": "7"}, "properties": {"x": "y"}, "other": true},
                 {"contentKey": "bad/key", "type": "t", "contentType": "a/b", "properties": {}},
-                {"contentKey": "callRecording", "type": "dup", "contentType": "a/b", "properties": {}}
+                {"contentKey": "callRecording", "type": "dup", "contentType": "a/b", "properties": {}},
+                {"contentKey": "ad76a807-3e21-41c6-992e-dc9865ffcc9d", "type": "ivrAudioRecording",
+                 "contentType": "audio/wav", "contentLength": 100,
+                 "owningInteractionPlan": { "id": "816f1144" }},
+                {"contentKey": "AD76A807-3E21-41C6-992E-DC9865FFCC9D", "type": "t",
+                 "contentType": "a/b", "properties": {}}
             ]
         }))
         .expect("an interaction")
@@ -408,20 +459,29 @@ mod tests {
     fn a_compact_entry_gives_back_the_interaction_and_its_json_byte_for_byte() {
         let c = catalog();
         let original = full();
-        let e = c.entry(original.clone(), None, &mut Vec::new());
+        let e = c.entry(original.clone());
         assert_eq!(e.interaction(), original);
         let mut want = serde_json::to_vec_pretty(&original).expect("json");
         want.push(b'\n');
         assert_eq!(&e.meta_json()[..], &want[..]);
         assert_eq!(e.meta_len(), want.len() as u64);
-        assert_eq!(e.keys().collect::<Vec<_>>(), ["callRecording", "voicemail"]);
-        assert_eq!(e.meta_mtime, datetime!(2026-11-20 10:05:19 UTC));
+        let keys: Vec<String> = e.keys().map(|k| k.to_string()).collect();
+        assert_eq!(
+            keys,
+            [
+                "callRecording",
+                "voicemail",
+                "ad76a807-3e21-41c6-992e-dc9865ffcc9d",
+                "AD76A807-3E21-41C6-992E-DC9865FFCC9D"
+            ]
+        );
+        assert_eq!(e.meta_mtime(), datetime!(2026-11-20 10:05:19 UTC));
     }
 
     #[test]
     fn one_file_entry_per_version_in_use_and_changes_are_seen() {
         let c = catalog();
-        let e = c.entry(full(), None, &mut Vec::new());
+        let e = c.entry(full());
         let a = c.file(&e, "callRecording").expect("file");
         let b = c.file(&e, "callRecording").expect("file");
         assert!(
@@ -435,19 +495,29 @@ mod tests {
 
         // The same listing again: nothing changed, same entries.
         let mut changed = Vec::new();
-        let again = c.entry(full(), Some(&e), &mut changed);
+        let again = c.entry(full());
+        c.changes(&e, &again, &mut changed);
         assert!(changed.is_empty(), "{changed:?}");
         assert!(Arc::ptr_eq(
             &a,
             &c.file(&again, "callRecording").expect("file")
         ));
-        assert!(Arc::ptr_eq(&e.guid, &again.guid), "the guid is shared");
+        let g = c
+            .file(&e, "ad76a807-3e21-41c6-992e-dc9865ffcc9d")
+            .expect("a GUID key");
+        assert_eq!(&*g.key, "ad76a807-3e21-41c6-992e-dc9865ffcc9d");
+        assert_eq!(&*g.kind, "ivrAudioRecording");
+        let upper = c
+            .file(&e, "AD76A807-3E21-41C6-992E-DC9865FFCC9D")
+            .expect("kept as spelled");
+        assert_eq!(&*upper.kind, "t");
 
         // A new lastModified: a new version, reported once, with the old key.
         let mut newer = full();
         newer.content[0].last_modified = Some(datetime!(2026-11-20 11:00 UTC));
         let mut changed = Vec::new();
-        let next = c.entry(newer, Some(&again), &mut changed);
+        let next = c.entry(newer);
+        c.changes(&again, &next, &mut changed);
         assert_eq!(changed.len(), 1);
         assert_eq!(changed[0].old, a.version.id);
         let n = c.file(&next, "callRecording").expect("file");
@@ -458,10 +528,10 @@ mod tests {
     #[test]
     fn repeated_strings_are_shared() {
         let c = catalog();
-        let a = c.entry(full(), None, &mut Vec::new());
+        let a = c.entry(full());
         let mut other = full();
         other.guid = "3480fc2c-bbd7-427c-9439-02f76583aef5".into();
-        let b = c.entry(other, None, &mut Vec::new());
+        let b = c.entry(other);
         assert!(Arc::ptr_eq(&a.files[0].names, &b.files[0].names));
         assert!(Arc::ptr_eq(&a.agents[0], &b.agents[0]));
     }

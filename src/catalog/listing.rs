@@ -17,7 +17,68 @@ use std::sync::Arc;
 
 use time::{Date, OffsetDateTime};
 
+use super::compact::Guid;
 use super::entry::InteractionEntry;
+use crate::model::guid_bytes;
+
+/// Where each listed interaction is: its day and its position in the day.
+type Slot = (Date, u32);
+
+/// The listing's one index, by GUID: 24 bytes a slot for canonical GUIDs (all of
+/// them, with the API), any other spelling in a map of its own.
+#[derive(Debug, Default)]
+struct Index {
+    bytes: HashMap<[u8; 16], Slot>,
+    other: HashMap<Box<str>, Slot>,
+}
+
+impl Index {
+    fn get(&self, guid: &str) -> Option<&Slot> {
+        match guid_bytes(guid) {
+            Some(b) => self.bytes.get(&b),
+            None => self.other.get(guid),
+        }
+    }
+
+    fn get_key(&self, guid: &Guid) -> Option<&Slot> {
+        match guid {
+            Guid::Bytes(b) => self.bytes.get(b),
+            Guid::Other(s) => self.other.get(s),
+        }
+    }
+
+    fn set(&mut self, guid: &Guid, slot: Slot) {
+        match guid {
+            Guid::Bytes(b) => {
+                self.bytes.insert(*b, slot);
+            }
+            Guid::Other(s) => match self.other.get_mut(s) {
+                Some(v) => *v = slot,
+                None => {
+                    self.other.insert(s.clone(), slot);
+                }
+            },
+        }
+    }
+
+    /// Move `guid` to `slot` if it is indexed.
+    fn update(&mut self, guid: &Guid, slot: Slot) {
+        let v = match guid {
+            Guid::Bytes(b) => self.bytes.get_mut(b),
+            Guid::Other(s) => self.other.get_mut(s),
+        };
+        if let Some(v) = v {
+            *v = slot;
+        }
+    }
+
+    fn remove(&mut self, guid: &Guid) {
+        match guid {
+            Guid::Bytes(b) => self.bytes.remove(b),
+            Guid::Other(s) => self.other.remove(s),
+        };
+    }
+}
 
 /// How far a day of the window is listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +101,7 @@ pub(super) struct Day {
 #[derive(Debug, Default)]
 pub(super) struct Listing {
     days: BTreeMap<Date, Day>,
-    by_guid: HashMap<Arc<str>, (Date, u32)>,
+    by_guid: Index,
     len: usize,
 }
 
@@ -50,8 +111,13 @@ impl Listing {
         self.days.get(day)?.entries.get(*i as usize)
     }
 
+    pub fn get_key(&self, guid: &Guid) -> Option<&Arc<InteractionEntry>> {
+        let (day, i) = self.by_guid.get_key(guid)?;
+        self.days.get(day)?.entries.get(*i as usize)
+    }
+
     pub fn contains(&self, guid: &str) -> bool {
-        self.by_guid.contains_key(guid)
+        self.by_guid.get(guid).is_some()
     }
 
     pub fn state(&self, day: Date) -> Option<DayState> {
@@ -127,13 +193,13 @@ impl Listing {
     ) -> Vec<Arc<InteractionEntry>> {
         // An interaction listed on another day before (its start moved) leaves it.
         for e in &new {
-            if let Some(&(other, _)) = self.by_guid.get(&*e.guid) {
+            if let Some(&(other, _)) = self.by_guid.get_key(e.guid_key()) {
                 if other != day {
-                    self.remove_from(other, &e.guid);
+                    self.remove_from(other, e.guid_key());
                 }
             }
         }
-        let fresh: HashSet<&str> = new.iter().map(|e| &*e.guid).collect();
+        let fresh: HashSet<&Guid> = new.iter().map(|e| e.guid_key()).collect();
         let d = self.days.entry(day).or_insert(Day {
             entries: Vec::new(),
             state: DayState::Partial,
@@ -143,7 +209,7 @@ impl Listing {
         let (mut before, mut after, mut gone) = (Vec::new(), Vec::new(), Vec::new());
         for e in old {
             let start = e.start;
-            if fresh.contains(&*e.guid) {
+            if fresh.contains(e.guid_key()) {
                 continue;
             }
             if start < a {
@@ -163,23 +229,17 @@ impl Listing {
         }
         self.len = self.len - old_len + d.entries.len();
         for e in &gone {
-            self.by_guid.remove(&*e.guid);
+            self.by_guid.remove(e.guid_key());
         }
         for (i, e) in d.entries.iter().enumerate() {
-            let slot = (day, i as u32);
-            match self.by_guid.get_mut(&*e.guid) {
-                Some(v) => *v = slot,
-                None => {
-                    self.by_guid.insert(Arc::clone(&e.guid), slot);
-                }
-            }
+            self.by_guid.set(e.guid_key(), (day, i as u32));
         }
         gone
     }
 
     /// Put `entry` where the listing holds its guid now (a lookup found a new version).
     pub fn replace(&mut self, entry: Arc<InteractionEntry>) -> bool {
-        let Some(&(day, i)) = self.by_guid.get(&*entry.guid) else {
+        let Some(&(day, i)) = self.by_guid.get_key(entry.guid_key()) else {
             return false;
         };
         match self
@@ -195,18 +255,16 @@ impl Listing {
         }
     }
 
-    fn remove_from(&mut self, day: Date, guid: &str) {
+    fn remove_from(&mut self, day: Date, guid: &Guid) {
         let Some(d) = self.days.get_mut(&day) else {
             return;
         };
         let before = d.entries.len();
-        d.entries.retain(|e| &*e.guid != guid);
+        d.entries.retain(|e| e.guid_key() != guid);
         self.len -= before - d.entries.len();
         self.by_guid.remove(guid);
         for (i, e) in d.entries.iter().enumerate() {
-            if let Some(v) = self.by_guid.get_mut(&*e.guid) {
-                *v = (day, i as u32);
-            }
+            self.by_guid.update(e.guid_key(), (day, i as u32));
         }
     }
 }

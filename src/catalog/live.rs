@@ -9,8 +9,9 @@
 //! - an entry nobody holds and that fell out of the recent set is built afresh with a
 //!   new `ContentId` (its old memory blocks are simply never found again; the disk
 //!   and shared tiers check the validator they stored);
-//! - the interner only holds strings that repeat (keys, types, agents, numbers
-//!   called), never one per interaction.
+//! - the interner only holds strings that repeat (content keys other than GUIDs,
+//!   types, content types, agents, directions), never one per interaction: GUIDs and
+//!   phone numbers are kept in the entry itself (`compact.rs`).
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroUsize;

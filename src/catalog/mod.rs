@@ -31,8 +31,11 @@ use crate::api::{ApiClient, ApiError};
 use crate::model::is_guid;
 use crate::version::{ContentVersion, TenantId};
 
+mod compact;
 mod days;
 mod entry;
+#[cfg(test)]
+mod footprint;
 pub mod ino;
 mod listing;
 mod live;
@@ -176,7 +179,11 @@ impl Catalog {
         let days = saved.len();
         for (day, items) in saved {
             let part = catalog.part(day);
-            catalog.apply_day(day, part, items, Some(DayState::Saved));
+            let entries = items
+                .into_iter()
+                .map(|i| Arc::new(catalog.entry(i)))
+                .collect();
+            catalog.apply_day(day, part, entries, Some(DayState::Saved));
         }
         if days > 0 {
             return Ok((catalog, Opened::Saved { days }));
@@ -216,7 +223,7 @@ impl Catalog {
         self.known(&version.guid)
             .and_then(|e| {
                 e.meta(&version.key)
-                    .map(|m| self.version_key(&e.guid, m).0 == version.id)
+                    .map(|m| self.version_key(&e.guid(), m).0 == version.id)
             })
             .unwrap_or(false)
     }
@@ -271,8 +278,7 @@ impl Catalog {
         }
         match self.client.interaction(guid).await {
             Ok(interaction) => {
-                let mut ignored = Vec::new();
-                let entry = Arc::new(self.entry(interaction, None, &mut ignored));
+                let entry = Arc::new(self.entry(interaction));
                 if let Some(e) = self.listing.read().get(guid) {
                     // Its day was listed meanwhile.
                     return Ok(Some(Arc::clone(e)));
@@ -304,7 +310,8 @@ impl Catalog {
             Err(e) => return Err(e.into()),
         };
         let mut refresh = Refresh::default();
-        let entry = Arc::new(self.entry(interaction, Some(&previous), &mut refresh.files));
+        let entry = Arc::new(self.entry(interaction));
+        self.changes(&previous, &entry, &mut refresh.files);
         if !entry::same_keys(&previous, &entry) {
             refresh.dirs.push(entry.ino());
         }
@@ -383,7 +390,7 @@ impl Catalog {
         for (_, day) in l.days() {
             for e in &day.entries {
                 for m in e.metas() {
-                    bytes += m.size.unwrap_or(0);
+                    bytes += m.size().unwrap_or(0);
                     files += 1;
                 }
                 files += 2;

@@ -10,10 +10,12 @@
 //!   treated as absent. A wrong listing can at worst show a file that then fails its
 //!   version checks: bytes are always checked against the API (`version`).
 //! - The interactions are stored as the API returned them (`model::Interaction`
-//!   keeps unknown fields), so `.interaction.json` reads the same after a remount.
+//!   keeps unknown fields; a compact entry gives its interaction back unchanged), so
+//!   `.interaction.json` reads the same after a remount. A day is written one
+//!   interaction at a time ([`Record`]), never as one big buffer.
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{BufWriter, Seek, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -23,6 +25,58 @@ use time::{Date, OffsetDateTime};
 use crate::model::Interaction;
 
 const TAG: &str = "vccfs-catalog-v1";
+
+/// One interaction of a day file, written as the API returned it.
+pub trait Record {
+    fn start(&self) -> OffsetDateTime;
+    /// Write its JSON (compact, as `serde_json::to_writer` does).
+    fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()>;
+}
+
+impl Record for Interaction {
+    fn start(&self) -> OffsetDateTime {
+        self.start
+    }
+    fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        serde_json::to_writer(out, self).map_err(std::io::Error::other)
+    }
+}
+
+/// A compact entry gives the interaction back as the API returned it.
+impl Record for super::InteractionEntry {
+    fn start(&self) -> OffsetDateTime {
+        self.start
+    }
+    fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        serde_json::to_writer(out, &self.interaction()).map_err(std::io::Error::other)
+    }
+}
+
+impl<T: Record + ?Sized> Record for std::sync::Arc<T> {
+    fn start(&self) -> OffsetDateTime {
+        (**self).start()
+    }
+    fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        (**self).write_json(out)
+    }
+}
+
+/// Writes through to `inner`, hashing what passes.
+struct Hashing<W> {
+    inner: W,
+    sum: Sha256,
+}
+
+impl<W: Write> Write for Hashing<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.sum.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
 
 /// Has an interaction's listing been checked against the API?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -94,36 +148,44 @@ impl CatalogStore {
     }
 
     fn load_day(&self, day: Date) -> Option<Vec<Interaction>> {
+        let raw = self.read_day(day)?;
+        self.parsed(day, body(&raw).and_then(|b| serde_json::from_slice(b).ok()))
+    }
+
+    /// The whole file of `day`, if there is one.
+    fn read_day(&self, day: Date) -> Option<Vec<u8>> {
         let path = self.day_path(day);
-        let raw = match std::fs::read(&path) {
-            Ok(r) => r,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        match std::fs::read(&path) {
+            Ok(r) => Some(r),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot read a saved day");
-                return None;
-            }
-        };
-        match decode(&raw) {
-            Some(items) => Some(items),
-            None => {
-                tracing::warn!(path = %path.display(), "a saved day is damaged: ignored and removed");
-                let _ = std::fs::remove_file(&path);
                 None
             }
         }
     }
 
+    /// `decoded`, or (the file of `day` was damaged) nothing, and the file removed.
+    fn parsed<T>(&self, day: Date, decoded: Option<T>) -> Option<T> {
+        if decoded.is_none() {
+            let path = self.day_path(day);
+            tracing::warn!(path = %path.display(), "a saved day is damaged: ignored and removed");
+            let _ = std::fs::remove_file(&path);
+        }
+        decoded
+    }
+
     /// Save the complete listing `items` of `[from, to)`: one file per day that has
     /// interactions; days of the window without any lose their file.
-    pub fn save(
+    pub fn save<T: Record>(
         &self,
         from: OffsetDateTime,
         to: OffsetDateTime,
-        items: &[Interaction],
+        items: &[T],
     ) -> std::io::Result<()> {
-        let mut by_day: BTreeMap<Date, Vec<&Interaction>> = BTreeMap::new();
+        let mut by_day: BTreeMap<Date, Vec<&dyn Record>> = BTreeMap::new();
         for i in items {
-            by_day.entry(i.start.date()).or_default().push(i);
+            by_day.entry(i.start().date()).or_default().push(i);
         }
         let mut day = from.date();
         while day.midnight().assume_utc() < to {
@@ -133,15 +195,24 @@ impl CatalogStore {
             match by_day.get(&day) {
                 Some(list) if whole => self.write_day(day, list)?,
                 Some(list) => {
-                    let mut merged: Vec<Interaction> = self
-                        .load_day(day)
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter(|i| i.start < from || i.start >= to)
+                    // What the day's file has outside the window, as it is written
+                    // there (only each interaction's start is parsed: a re-listed
+                    // tail of today costs no parse of the whole day).
+                    let raw = self.read_day(day).unwrap_or_default();
+                    let saved: Vec<Kept<'_>> = if raw.is_empty() {
+                        Vec::new()
+                    } else {
+                        self.parsed(day, body(&raw).and_then(kept))
+                            .unwrap_or_default()
+                    };
+                    let mut merged: Vec<&dyn Record> = saved
+                        .iter()
+                        .filter(|k| k.start < from || k.start >= to)
+                        .map(|k| k as &dyn Record)
                         .collect();
-                    merged.extend(list.iter().map(|i| (*i).clone()));
-                    merged.sort_by_key(|a| a.start);
-                    self.write_day(day, &merged.iter().collect::<Vec<_>>())?;
+                    merged.extend(list.iter().copied());
+                    merged.sort_by_key(|a| a.start());
+                    self.write_day(day, &merged)?;
                 }
                 None if whole => match std::fs::remove_file(self.day_path(day)) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
@@ -157,19 +228,38 @@ impl CatalogStore {
         Ok(())
     }
 
-    fn write_day(&self, day: Date, items: &[&Interaction]) -> std::io::Result<()> {
-        let body = serde_json::to_vec(items).map_err(std::io::Error::other)?;
+    /// Write `items` as `day`'s file: the body (a JSON array, as `serde_json::to_vec`
+    /// writes one) is streamed an interaction at a time, after a header of fixed
+    /// length that is filled in with the body's SHA-256 once it is all written.
+    fn write_day(&self, day: Date, items: &[&dyn Record]) -> std::io::Result<()> {
         let tmp = self.dir.join(format!(".tmp-{day}-{}", std::process::id()));
-        let mut f = std::fs::OpenOptions::new()
+        let f = std::fs::OpenOptions::new()
             .create(true)
             .write(true)
             .truncate(true)
             .mode(0o600)
             .open(&tmp)?;
-        let head = format!("{TAG} {}\n", hex(&Sha256::digest(&body)));
-        let written = f
-            .write_all(head.as_bytes())
-            .and_then(|()| f.write_all(&body));
+        let head = |sum: &[u8]| format!("{TAG} {}\n", hex(sum));
+        let written = (|| {
+            let mut out = BufWriter::with_capacity(1 << 16, f);
+            out.write_all(head(&[0; 32]).as_bytes())?;
+            let mut body = Hashing {
+                inner: out,
+                sum: Sha256::new(),
+            };
+            body.write_all(b"[")?;
+            for (n, i) in items.iter().enumerate() {
+                if n > 0 {
+                    body.write_all(b",")?;
+                }
+                i.write_json(&mut body)?;
+            }
+            body.write_all(b"]")?;
+            let sum = body.sum.finalize();
+            let mut f = body.inner.into_inner().map_err(|e| e.into_error())?;
+            f.rewind()?;
+            f.write_all(head(&sum).as_bytes())
+        })();
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
@@ -178,16 +268,47 @@ impl CatalogStore {
     }
 }
 
-/// The interactions of a day file, if it is whole.
-fn decode(raw: &[u8]) -> Option<Vec<Interaction>> {
+/// The body of a day file, if it is whole.
+fn body(raw: &[u8]) -> Option<&[u8]> {
     let nl = raw.iter().position(|&b| b == b'\n')?;
     let head = std::str::from_utf8(&raw[..nl]).ok()?;
     let (tag, sum) = head.split_once(' ')?;
     let body = &raw[nl + 1..];
-    if tag != TAG || sum != hex(&Sha256::digest(body)) {
-        return None;
+    (tag == TAG && sum == hex(&Sha256::digest(body))).then_some(body)
+}
+
+/// An interaction of a day file, kept as the file spells it.
+struct Kept<'a> {
+    start: OffsetDateTime,
+    json: &'a serde_json::value::RawValue,
+}
+
+impl Record for Kept<'_> {
+    fn start(&self) -> OffsetDateTime {
+        self.start
     }
-    serde_json::from_slice(body).ok()
+    fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
+        out.write_all(self.json.get().as_bytes())
+    }
+}
+
+/// The interactions of a day file's `body`, each with only its start parsed.
+fn kept(body: &[u8]) -> Option<Vec<Kept<'_>>> {
+    #[derive(serde::Deserialize)]
+    struct Start {
+        #[serde(with = "time::serde::rfc3339")]
+        start: OffsetDateTime,
+    }
+    let all: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body).ok()?;
+    all.into_iter()
+        .map(|json| {
+            let s: Start = serde_json::from_str(json.get()).ok()?;
+            Some(Kept {
+                start: s.start,
+                json,
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -230,6 +351,12 @@ mod tests {
         let (back, days) = store.load(from, to);
         assert_eq!(days, 2);
         assert_eq!(back, items, "unknown fields and order kept");
+        // Streamed a record at a time, the body is what one `to_vec` writes.
+        let raw = std::fs::read(store.dir.join("2026-11-03.json")).expect("day file");
+        let nl = raw.iter().position(|&b| b == b'\n').expect("a header");
+        let want = serde_json::to_vec(&items[1..]).expect("json");
+        assert_eq!(&raw[nl + 1..], &want[..]);
+        assert_eq!(nl, TAG.len() + 1 + 64);
 
         let day = store.dir.join("2026-11-03.json");
         let mode = std::fs::metadata(&day)

@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::entry::Names;
 use super::{Catalog, CatalogError, FileEntry};
 use crate::version::ContentKey;
 
@@ -38,12 +37,12 @@ impl Catalog {
             }
         }
         let probe = self.client.probe(guid, &file.key, head).await?;
-        let names = Names {
-            key: Arc::clone(&file.key),
-            kind: Arc::clone(&file.kind),
-            content_type: Arc::clone(&file.content_type),
-        };
-        let sized = self.new_file(guid, &names, Some(probe.size), file.mtime, lm);
+        let names = [
+            Arc::clone(&file.key),
+            Arc::clone(&file.kind),
+            Arc::clone(&file.content_type),
+        ];
+        let sized = self.new_file(guid, names, Some(probe.size), file.mtime, lm);
         if let Some(v) = &probe.validator {
             sized.version.pin(v);
         }

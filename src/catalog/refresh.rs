@@ -175,7 +175,7 @@ mod tests {
             None,
         );
         emu.tenant()
-            .mutate(&entry.guid, &file.key, 60)
+            .mutate(&entry.guid(), &file.key, 60)
             .expect("mutate");
         let seen = tokio::task::spawn_blocking(move || {
             let deadline = std::time::Instant::now() + Duration::from_secs(10);

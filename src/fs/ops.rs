@@ -180,7 +180,7 @@ impl Ops {
             }
             Node::Meta { guid } => {
                 let e = self.catalog.known(guid)?;
-                attr::file(o, e.meta_ino(), e.meta_len(), e.meta_mtime)
+                attr::file(o, e.meta_ino(), e.meta_len(), e.meta_mtime())
             }
             Node::File { guid, key } => {
                 let e = self.catalog.known(guid)?;
@@ -209,7 +209,7 @@ impl Ops {
 
     fn interaction_entry(&self, e: &InteractionEntry) -> Result<Entry, FsError> {
         let node = Node::Interaction {
-            guid: e.guid.to_string(),
+            guid: e.guid().to_string(),
         };
         self.entry(e.ino(), node, TTL)
     }
@@ -447,7 +447,7 @@ impl Ops {
                 }
                 page.advance(from);
                 for e in self.catalog.listed_range(from, from + READDIR_BATCH) {
-                    page.push(e.ino(), FileType::Directory, &e.guid);
+                    page.push(e.ino(), FileType::Directory, &e.guid());
                 }
             }
             Node::ByDate => {
@@ -459,7 +459,7 @@ impl Ops {
                 let e = self.catalog.known(guid).ok_or(FsError::NotFound)?;
                 page.push(e.meta_ino(), FileType::RegularFile, META_NAME);
                 for key in e.keys() {
-                    page.push(ino::file(guid, key), FileType::RegularFile, key);
+                    page.push(ino::file(guid, &key), FileType::RegularFile, &key);
                 }
             }
             Node::Day { day } => {
