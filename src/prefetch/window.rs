@@ -29,11 +29,11 @@ impl Default for ReadAheadConfig {
     fn default() -> Self {
         ReadAheadConfig {
             initial_window: 1 << 20,
-            max_window: 64 << 20,
+            max_window: 128 << 20,
             max_request: 8 << 20,
             min_request: 8 << 20,
             parallel: 8,
-            inflight_budget: 96 << 20,
+            inflight_budget: 128 << 20,
             whole_file: 16 << 20,
             probe_lead: 1 << 20,
         }
