@@ -48,6 +48,12 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
     ) -> BoxFuture<'static, Result<Option<Stored>, StoreError>>;
     /// Keep blocks `first..` of `version`, just fetched from the next source.
     fn put(&self, version: &Arc<ContentVersion>, first: u64, fetched: &Fetched);
+    /// Resolves when a `put` of `bytes` is likely to be kept rather than dropped for
+    /// want of queue room (or when waiting longer is not worth it): backpressure on
+    /// whoever fetches faster than the store writes. The reader has its bytes already.
+    fn room(&self, _bytes: u64) -> BoxFuture<'static, ()> {
+        futures::future::ready(()).boxed()
+    }
     /// Drop block `index` of `version`: it belongs to another version of the bytes.
     fn discard(&self, version: &Arc<ContentVersion>, index: u64);
 }
@@ -199,6 +205,7 @@ impl BlockSource for Tiered {
                 let got = kept.prefix(first);
                 let whole = got.len() as u64 == count;
                 if !got.is_empty() {
+                    store.room(got.iter().map(|b| b.len() as u64).sum()).await;
                     let validator = result.as_ref().ok().cloned().flatten();
                     let validator = validator.or_else(|| version.pinned().cloned());
                     store.put(&version, first, &Fetched { blocks: got, validator });

@@ -20,7 +20,10 @@
 //!   else is a miss, and the file is deleted (a damaged one is counted `corrupt`).
 //!   Any damaged byte or truncation of a file is caught, deterministically.
 //! - **Nothing waits for the disk.** `put` only queues (a write-behind queue bounded in
-//!   bytes; when full the block is dropped and counted: its reader has it already);
+//!   bytes; when full the block is dropped and counted: its reader has it already).
+//!   Backpressure comes first: before handing over a fetched run, [`super::Tiered`]
+//!   awaits `room`, which waits (at most [`ROOM_WAIT`]) while the writer drains a full
+//!   queue, so a fetch faster than the disk slows read-ahead instead of losing blocks;
 //!   `get` reads on the blocking pool (at most [`READERS`] at once), never on a runtime
 //!   worker; `open` returns at once, the tree being scanned by a thread of its own.
 //! - **One writer.** One thread makes every change to the tree: writes (a `.tmp-`
@@ -75,6 +78,9 @@ pub use admin::{clear, default_root, usage};
 
 type Stored = super::tiered::Stored;
 
+/// The longest a fetch waits for room in the write-behind queue before its blocks are
+/// dropped (and counted) instead.
+pub const ROOM_WAIT: Duration = Duration::from_secs(2);
 /// Block files read at once (each on a blocking-pool thread).
 pub const READERS: usize = 4;
 /// A hit on a file whose mtime is older than this sets it to now (the LRU order the
@@ -232,6 +238,9 @@ struct Shared {
     work: Condvar,
     /// [`DiskStore::flush`] waits here for an empty queue.
     idle: Condvar,
+    /// Told whenever the writer takes a command off the queue (or stops): `room`
+    /// waits here.
+    drained: tokio::sync::Notify,
     n: Counters,
     readers: Arc<tokio::sync::Semaphore>,
     /// Read buffers, reused (at most [`READERS`]).
@@ -275,6 +284,7 @@ impl DiskStore {
             queue: Mutex::default(),
             work: Condvar::new(),
             idle: Condvar::new(),
+            drained: tokio::sync::Notify::new(),
             n: Counters::default(),
             readers: Arc::new(tokio::sync::Semaphore::new(READERS)),
             bufs: Mutex::new(Vec::new()),
@@ -577,6 +587,31 @@ impl BlockStore for DiskStore {
         if queued {
             s.work.notify_one();
         }
+    }
+
+    /// Waits (at most [`ROOM_WAIT`]) while the queue is too full for `bytes` and the
+    /// writer is draining it; at once if it is not writing yet (the start-up scan).
+    fn room(&self, bytes: u64) -> BoxFuture<'static, ()> {
+        let s = Arc::clone(&self.shared);
+        async move {
+            let deadline = tokio::time::Instant::now() + ROOM_WAIT;
+            loop {
+                let drained = s.drained.notified();
+                tokio::pin!(drained);
+                drained.as_mut().enable();
+                {
+                    let q = s.queue.lock();
+                    let fits = q.bytes + bytes <= s.cfg.queue_bytes;
+                    if fits || bytes > s.cfg.queue_bytes || !q.scan_done || q.shutdown || q.gone {
+                        return;
+                    }
+                }
+                if tokio::time::timeout_at(deadline, drained).await.is_err() {
+                    return;
+                }
+            }
+        }
+        .boxed()
     }
 
     fn discard(&self, version: &Arc<ContentVersion>, index: u64) {

@@ -1,5 +1,6 @@
 //! Space: the cap under concurrent writers, LRU order, the filesystem's minimum free
-//! space, a full disk, the write-behind queue's bound; the CLI's usage and clear;
+//! space, a full disk, the write-behind queue's bound and backpressure; the CLI's usage
+//! and clear;
 //! read latency (ignored, run by hand).
 
 use std::fs;
@@ -246,6 +247,44 @@ fn a_full_queue_drops_writes() {
     store.flush();
     let s = store.stats();
     assert_eq!((s.writes, s.files), (2, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_waits_for_room_in_the_queue_rather_than_drop() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let store = open(
+        root.path(),
+        DiskConfig {
+            queue_bytes: 2 * BS,
+            ..cfg()
+        },
+    );
+    store.flush(); // the scan is done: the writer drains the queue
+    let v = version(1, 64);
+    for i in 0..64 {
+        store.room(BS).await;
+        put(&store, &v, i, 1);
+    }
+    store.flush();
+    let s = store.stats();
+    assert_eq!((s.dropped_writes, s.writes, s.files), (0, 64, 64));
+    // During the start-up scan nothing drains, so waiting would only delay the reader.
+    let held = open(
+        tempfile::tempdir().expect("tempdir").path(),
+        DiskConfig {
+            queue_bytes: 2 * BS,
+            scan_delay: Duration::from_secs(5),
+            ..cfg()
+        },
+    );
+    put(&held, &v, 0, 2);
+    let start = Instant::now();
+    held.room(BS).await;
+    assert!(
+        start.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        start.elapsed()
+    );
 }
 
 #[test]

@@ -70,6 +70,7 @@ impl Drop for Gone<'_> {
     fn drop(&mut self) {
         self.0.queue.lock().gone = true;
         self.0.idle.notify_all();
+        self.0.drained.notify_waiters();
     }
 }
 
@@ -97,6 +98,7 @@ pub(super) fn run(s: &Shared) {
                 if let Some(cmd) = q.cmds.pop_front() {
                     q.bytes -= cmd.bytes();
                     q.busy = true;
+                    s.drained.notify_waiters();
                     break cmd;
                 }
                 s.idle.notify_all();
