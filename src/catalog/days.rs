@@ -317,9 +317,16 @@ impl Catalog {
         // the part of it listed), as interactions a day.
         let (mut seen, mut secs) = (0usize, 0i64);
         {
+            let days = self.window_days();
+            // One read guard, and no second `read()` under it: a recursive read of a
+            // parking_lot RwLock deadlocks as soon as a writer queues between the two.
             let l = self.listing.read();
-            for day in self.window_days() {
-                if let (Some(d), true) = (l.day(day), !self.needs_listing(day)) {
+            for day in days {
+                let done = matches!(
+                    l.state(day),
+                    Some(DayState::Listed { .. } | DayState::Saved)
+                );
+                if let (Some(d), true) = (l.day(day), done) {
                     let (a, b) = self.part(day);
                     seen += d.entries.len();
                     secs += (b - a).whole_seconds().max(0);
