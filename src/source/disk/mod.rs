@@ -47,6 +47,7 @@
 mod admin;
 mod format;
 mod index;
+mod read;
 mod scan;
 #[cfg(test)]
 mod tests;
@@ -56,12 +57,12 @@ mod writer;
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::FutureExt;
@@ -71,7 +72,6 @@ use self::format::Identity;
 use self::index::{BlockId, Index, Key};
 use self::writer::{Cmd, Queue};
 use super::{BlockRequest, BlockStore, Fetched, StoreError};
-use crate::memory::BlockPool;
 use crate::version::{ContentKey, ContentVersion, TenantId};
 
 pub use admin::{clear, default_root, usage};
@@ -415,101 +415,6 @@ impl Shared {
             index,
             block_size,
         }
-    }
-
-    /// Block `index` of `version`, read from its file and checked (on a blocking
-    /// thread).
-    fn read_block(
-        &self,
-        version: &ContentVersion,
-        index: u64,
-        block_size: u64,
-        pool: &BlockPool,
-    ) -> Result<Option<Stored>, StoreError> {
-        let id = BlockId {
-            key: *version.id.as_bytes(),
-            index,
-        };
-        let path = self.block_path(&id);
-        let failed = |e: io::Error| StoreError(format!("disk: {}: {e}", path.display()));
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(failed(e)),
-        };
-        let meta = file.metadata().map_err(failed)?;
-        let who = self.identity(version, index, block_size);
-        let longest = format::block_len(&who).unwrap_or(0) + format::MAX_HEADER as u64;
-        let mut buf = self.bufs.lock().pop().unwrap_or_default();
-        buf.clear();
-        let read = if meta.len() > longest {
-            Ok(Err(Some(format::Corrupt::Length)))
-        } else {
-            (&file)
-                .take(longest + 1)
-                .read_to_end(&mut buf)
-                .map(|_| self.check(&buf, &who, version, pool))
-        };
-        let mut bufs = self.bufs.lock();
-        if bufs.len() < READERS {
-            bufs.push(buf);
-        }
-        drop(bufs);
-        match read.map_err(failed)? {
-            Ok(stored) => {
-                let unknown = {
-                    let mut ix = self.index.lock();
-                    !ix.touch(id) && !ix.scanning()
-                };
-                if unknown {
-                    self.send(Cmd::Adopt(id));
-                }
-                let now = SystemTime::now();
-                if meta.modified().is_ok_and(|m| m + TOUCH_AFTER < now) {
-                    let _ = file.set_modified(now);
-                }
-                Ok(Some(stored))
-            }
-            Err(damage) => {
-                if let Some(c) = damage {
-                    self.n.corrupt.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(path = %path.display(), why = %c, "disk tier: damaged block file deleted");
-                }
-                self.send(Cmd::Delete(id));
-                Ok(None)
-            }
-        }
-    }
-
-    /// The block in `file`, if it is intact (`Err(Some)` if not) and the one asked
-    /// for (`Err(None)` if another).
-    fn check(
-        &self,
-        file: &[u8],
-        who: &Identity<'_>,
-        version: &ContentVersion,
-        pool: &BlockPool,
-    ) -> Result<Stored, Option<format::Corrupt>> {
-        let d = format::decode(file).map_err(Some)?;
-        let other = |why: &str| {
-            tracing::debug!(
-                why,
-                index = who.index,
-                "disk tier: block file of another block"
-            );
-            None
-        };
-        d.matches(who).map_err(other)?;
-        match (&d.validator, version.pinned()) {
-            (Some(v), Some(pin)) if v != pin => return Err(other("another version")),
-            (None, Some(_)) => return Err(other("no validator")),
-            _ => {}
-        }
-        let mut b = pool.buffer(d.data.len());
-        if b.extend_from_slice(d.data) != d.data.len() {
-            return Err(other("buffer too small"));
-        }
-        Ok((b.freeze(), d.validator))
     }
 }
 

@@ -11,6 +11,7 @@ use bytes::Bytes;
 
 use super::format::{self, Identity};
 use super::*;
+use crate::memory::BlockPool;
 use crate::source::mock::{byte_at, MockSource};
 use crate::source::{BlockSource, Tiered};
 use crate::version::Validator;

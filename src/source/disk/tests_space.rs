@@ -14,6 +14,7 @@ use bytes::Bytes;
 use super::admin::{Cleared, TenantUsage};
 use super::tests::{block, cfg, get, open, path, put, req, tenant, version, BS, FILE};
 use super::*;
+use crate::memory::BlockPool;
 
 /// Bytes and files under `dir`, tolerating files and directories that vanish while
 /// it walks.
