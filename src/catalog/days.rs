@@ -322,11 +322,7 @@ impl Catalog {
             // parking_lot RwLock deadlocks as soon as a writer queues between the two.
             let l = self.listing.read();
             for day in days {
-                let done = matches!(
-                    l.state(day),
-                    Some(DayState::Listed { .. } | DayState::Saved)
-                );
-                if let (Some(d), true) = (l.day(day), done) {
+                if let (Some(d), false) = (l.day(day), needs_listing(l.state(day))) {
                     let (a, b) = self.part(day);
                     seen += d.entries.len();
                     secs += (b - a).whole_seconds().max(0);
@@ -357,10 +353,7 @@ impl Catalog {
     }
 
     fn needs_listing(&self, day: Date) -> bool {
-        !matches!(
-            self.state(day),
-            Some(DayState::Listed { .. } | DayState::Saved)
-        )
+        needs_listing(self.state(day))
     }
 
     /// Consecutive days of the window that are neither listed nor saved, oldest first.
@@ -485,6 +478,11 @@ impl Catalog {
         drop(l);
         policy.due(now, days)
     }
+}
+
+/// A day in `state` has nothing to show until it is listed (neither listed nor saved).
+fn needs_listing(state: Option<DayState>) -> bool {
+    !matches!(state, Some(DayState::Listed { .. } | DayState::Saved))
 }
 
 #[cfg(test)]

@@ -147,13 +147,15 @@ impl Shared {
     }
 }
 
-/// Renews `leases` every third of `ttl` until dropped.
-struct KeepAlive(Option<tokio::task::JoinHandle<()>>);
+/// Renews `leases` every third of `ttl` until dropped (the task is aborted with it).
+struct KeepAlive {
+    _renewing: Option<tokio_util::task::AbortOnDropHandle<()>>,
+}
 
 impl KeepAlive {
     fn start(leases: &[Lease], ttl: Duration) -> KeepAlive {
         let Some(first) = leases.first() else {
-            return KeepAlive(None);
+            return KeepAlive { _renewing: None };
         };
         let mut by_token: Vec<(String, Vec<String>)> = Vec::new();
         for l in leases {
@@ -165,7 +167,7 @@ impl KeepAlive {
         let shared = first.shared.clone();
         let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
         let every = (ttl / 3).max(Duration::from_millis(10));
-        KeepAlive(Some(tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
                 for (token, keys) in &by_token {
@@ -188,14 +190,9 @@ impl KeepAlive {
                     }
                 }
             }
-        })))
-    }
-}
-
-impl Drop for KeepAlive {
-    fn drop(&mut self) {
-        if let Some(h) = self.0.take() {
-            h.abort();
+        });
+        KeepAlive {
+            _renewing: Some(tokio_util::task::AbortOnDropHandle::new(task)),
         }
     }
 }
