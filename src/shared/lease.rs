@@ -60,6 +60,9 @@ return n
 
 static RENEW_SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script::new(RENEW));
 
+/// A lease key expiring further ahead than this was not written by a holder.
+const LEASE_HORIZON_MS: u64 = 3_600_000;
+
 /// The longest a reader waits for blocks whose leases other hosts hold (and renew)
 /// before fetching them itself: a holder's fetch is bounded by its own timeouts, so
 /// this only guards against a holder that is alive but stuck.
@@ -77,16 +80,28 @@ pub struct Lease {
 
 /// Takes every lease in KEYS that is free, at once. ARGV: token, ttl ms. Returns one
 /// flag per key: 1 if taken (or already ours: the script may run twice, see
-/// `Shared::run_sized`).
+/// `Shared::run_sized`), 2 if taken over from a key that no holder can have written
+/// (not a token, or no expiry, or one past ARGV[3] ms, an hour: a lease nobody renews
+/// must never be waited for), 0 if another host holds it.
 const TAKE: &str = r#"
 local won = {}
+local horizon = tonumber(ARGV[3])
 for i, k in ipairs(KEYS) do
   if redis.call('SET', k, ARGV[1], 'NX', 'PX', ARGV[2]) then
     won[i] = 1
-  elseif redis.call('TYPE', k)['ok'] == 'string' and redis.call('GET', k) == ARGV[1] then
-    won[i] = 1
   else
-    won[i] = 0
+    local v = nil
+    if redis.call('TYPE', k)['ok'] == 'string' then v = redis.call('GET', k) end
+    local left = redis.call('PTTL', k)
+    if v == ARGV[1] then
+      won[i] = 1
+    elseif v == nil or #v ~= 32 or not string.match(v, '^%x+$') or left < 0 or left > horizon then
+      redis.call('DEL', k)
+      redis.call('SET', k, ARGV[1], 'PX', ARGV[2])
+      won[i] = 2
+    else
+      won[i] = 0
+    end
   end
 end
 return won
@@ -124,6 +139,7 @@ impl Shared {
                         .key(k)
                         .arg(t)
                         .arg(ms)
+                        .arg(LEASE_HORIZON_MS)
                         .invoke_async::<Vec<u8>>(&mut c)
                         .await
                 }
@@ -132,11 +148,18 @@ impl Shared {
         if won.len() != keys.len() {
             return Err(SharedError::Refused("lease script: wrong answer".into()));
         }
+        let reset = won.iter().filter(|&&w| w == 2).count() as u64;
+        if reset > 0 {
+            self.counters()
+                .resets
+                .fetch_add(reset, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(reset, "shared tier: lease keys no holder wrote were reset");
+        }
         Ok(keys
             .into_iter()
             .zip(won)
             .map(|(key, w)| {
-                (w == 1).then(|| Lease {
+                (w >= 1).then(|| Lease {
                     shared: self.clone(),
                     key,
                     token: token.clone(),

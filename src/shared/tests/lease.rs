@@ -2,6 +2,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+use redis::AsyncCommands;
 
 use super::{client, config, expected, req, stored};
 use crate::shared::lease::lease_name;
@@ -166,4 +167,57 @@ async fn a_holder_slower_than_its_lease_keeps_it_and_is_waited_for() {
     assert_eq!(slow.requests(), [(0, 2)]);
     assert!(other.requests().is_empty(), "{:?}", other.requests());
     assert_eq!(b.stats().lease_takeovers, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_key_no_holder_wrote_is_taken_over_not_waited_for() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let a = client(config(&server)).await;
+    let mut raw = server.raw().await;
+    // Garbage with no expiry, a token-shaped value with none, one expiring in two hours.
+    let spoil: [(&str, Option<u64>); 3] = [
+        ("garbage, not a token", None),
+        ("0123456789abcdef0123456789abcdef", None),
+        ("0123456789abcdef0123456789abcdef", Some(7_200_000)),
+    ];
+    for (n, (value, px)) in spoil.iter().enumerate() {
+        // Another file each time (what is stored in Redis is not asked for again).
+        let origin = Arc::new(MockSource::new(30 + n as u64));
+        let r = req(&origin.version(), 0, 1);
+        let key = a.inner.keys.lease(&lease_name(&r, 0));
+        let _: () = redis::cmd("SET")
+            .arg(&key)
+            .arg(*value)
+            .query_async(&mut raw)
+            .await
+            .expect("set");
+        if let Some(px) = px {
+            let _: () = raw.pexpire(&key, *px as i64).await.expect("pexpire");
+        }
+        let start = Instant::now();
+        let got = SharedSource::new(a.clone(), origin.clone())
+            .fetch(r.clone())
+            .await
+            .expect("fetch");
+        assert_eq!(bytes(&got), expected(&origin, 0, 1));
+        assert!(start.elapsed() < Duration::from_secs(2), "{value}: waited");
+        assert_eq!(a.stats().resets, n as u64 + 1);
+    }
+    // A live holder's lease (a token with a lease's expiry) is still waited for.
+    let origin = Arc::new(MockSource::new(40));
+    let r = req(&origin.version(), 0, 1);
+    let held = a.lease(&lease_name(&r, 0), Duration::from_secs(1)).await;
+    std::mem::forget(held.expect("lease").expect("free"));
+    let b = client(config(&server)).await;
+    let start = Instant::now();
+    SharedSource::new(b, origin.clone())
+        .fetch(r)
+        .await
+        .expect("fetch");
+    assert!(
+        start.elapsed() >= Duration::from_millis(500),
+        "not waited for"
+    );
 }
