@@ -185,6 +185,11 @@ pub struct MountArgs {
     /// Keep nothing on disk (every mount starts cold and fetches again).
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_disk_cache: bool,
+    /// Serve every read through vccfs, even of files the disk cache holds whole
+    /// (by default the kernel reads those itself, checked first: FUSE passthrough,
+    /// Linux 6.9+ and root).
+    #[arg(long)]
+    pub no_passthrough: bool,
     /// Share one request budget and one content cache with every mount of the same
     /// tenant that names this Redis (7+, or Valkey): redis://[:PASSWORD@]HOST[:PORT][/DB]
     /// or rediss://… for TLS. --max-rpm is then the whole fleet's budget.

@@ -163,6 +163,7 @@ fn disk_options(a: &MountArgs) -> Result<Option<DiskOptions>, CliError> {
     Ok(Some(DiskOptions {
         root,
         max_bytes: a.disk_cache_size,
+        passthrough: !a.no_passthrough,
     }))
 }
 

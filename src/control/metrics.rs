@@ -218,6 +218,12 @@ impl Collector for Snapshots {
             "inodes the kernel holds (looked up, not yet forgotten)",
             &[(Vec::new(), signed(s.nodes))],
         )?;
+        counter(
+            &mut enc,
+            "vccfs_passthrough_opens",
+            "opens the kernel serves itself from a checked disk-tier file (FUSE passthrough)",
+            &[(Vec::new(), s.passthrough_opens)],
+        )?;
         let l = self.0.fs.latency();
         let m = enc.encode_descriptor(
             "vccfs_read_latency_seconds",

@@ -90,6 +90,9 @@ pub struct Snapshot {
     /// Inodes the kernel holds (it forgets them as it evicts its caches).
     #[serde(default)]
     pub nodes: u64,
+    /// Opens the kernel serves itself from a disk-tier file (FUSE passthrough).
+    #[serde(default)]
+    pub passthrough_opens: u64,
     pub max_rpm: Option<u32>,
     pub requests_last_minute: u64,
     /// Requests the budget allows in the coming minute (with a fleet: this host's view).
@@ -179,6 +182,7 @@ impl Sources {
             days_in_window: days.window as u64,
             days_unlisted: days.window.saturating_sub(days.listed + days.saved) as u64,
             nodes: self.fs.nodes(),
+            passthrough_opens: self.fs.passthrough_opens(),
             max_rpm: self.max_rpm,
             requests_last_minute: sent,
             slots_left: self.max_rpm.map(|r| u64::from(r).saturating_sub(sent)),

@@ -33,6 +33,7 @@ pub struct FsCounters {
     read_micros: AtomicU64,
     /// Inodes the kernel holds (the node table's size, fixed directories aside).
     nodes: AtomicU64,
+    passthrough_opens: AtomicU64,
 }
 
 /// A read latency histogram: cumulative counts per bucket, total, sum in seconds.
@@ -88,6 +89,15 @@ impl FsCounters {
             .iter()
             .map(|(k, v)| (k.to_string(), *v))
             .collect()
+    }
+
+    /// An open the kernel serves from a local file.
+    pub fn passthrough_open(&self) {
+        self.passthrough_opens.fetch_add(1, Relaxed);
+    }
+
+    pub fn passthrough_opens(&self) -> u64 {
+        self.passthrough_opens.load(Relaxed)
     }
 
     pub fn last_error(&self) -> Option<LastError> {

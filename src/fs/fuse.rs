@@ -7,9 +7,9 @@ use std::ffi::OsStr;
 use std::sync::Arc;
 
 use fuser::{
-    AccessFlags, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo, KernelConfig,
-    OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyOpen,
-    ReplyStatfs, ReplyXattr, Request,
+    AccessFlags, BackingId, Errno, FileHandle, Filesystem, FopenFlags, Generation, INodeNo,
+    KernelConfig, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEmpty, ReplyEntry,
+    ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 use tracing::Instrument;
 
@@ -17,6 +17,7 @@ use super::answer::answer;
 use super::counters::{errno_name, FsCounters};
 use super::errno::FsError;
 use super::ops::{Ops, NAME_MAX};
+use super::passthrough::{Passthrough, Via};
 
 /// The filesystem, as handed to fuser.
 #[derive(Debug)]
@@ -24,6 +25,7 @@ pub struct VccFs {
     pub(super) ops: Arc<Ops>,
     pub(super) rt: tokio::runtime::Handle,
     pub(super) counters: Arc<FsCounters>,
+    pub(super) passthrough: Arc<Passthrough<BackingId>>,
 }
 
 fn span(req: &Request, op: &'static str, ino: u64) -> tracing::Span {
@@ -83,6 +85,15 @@ impl Filesystem for VccFs {
             let _ = config.set_max_readahead(max);
         }
         let _ = config.add_capabilities(fuser::InitFlags::FUSE_CACHE_SYMLINKS);
+        // Backing files may sit on a stacked filesystem (overlayfs) themselves.
+        let passthrough = self.passthrough.enabled()
+            && config.set_max_stack_depth(2).is_ok()
+            && config
+                .add_capabilities(fuser::InitFlags::FUSE_PASSTHROUGH)
+                .is_ok();
+        if !passthrough {
+            self.passthrough.disable();
+        }
         Ok(())
     }
 
@@ -129,15 +140,48 @@ impl Filesystem for VccFs {
         }
     }
 
+    /// Passthrough when the disk tier holds the file whole (see `passthrough`); the
+    /// check of a local file runs on the runtime, never on this thread.
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let _span = span(req, "open", ino.0).entered();
-        let counters = &*self.counters;
-        match self.ops.open_keeping(ino.0, flags.0) {
-            Ok((fh, true)) => reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE),
-            // Pages cached of this inode may be of another version: the kernel drops them.
-            Ok((fh, false)) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-            Err(e) => reply.error(report(counters, e)),
-        }
+        let span = span(req, "open", ino.0);
+        let counters = Arc::clone(&self.counters);
+        let opened = span.in_scope(|| self.ops.open_keeping(ino.0, flags.0));
+        let (fh, keep) = match opened {
+            Ok(x) => x,
+            Err(e) => return reply.error(report(&counters, e)),
+        };
+        // Pages cached of this inode may be of another version: the kernel drops them.
+        let flags = match keep {
+            true => FopenFlags::FOPEN_KEEP_CACHE,
+            false => FopenFlags::empty(),
+        };
+        let (ops, pt) = (Arc::clone(&self.ops), Arc::clone(&self.passthrough));
+        self.answer(span, async move {
+            let offer = if pt.enabled() {
+                match ops.offer(fh).await {
+                    Ok(offer) => offer,
+                    Err(e) => {
+                        ops.release(fh);
+                        return reply.error(report(&counters, e));
+                    }
+                }
+            } else {
+                Default::default()
+            };
+            let mut deciding = pt.lock();
+            match deciding.decide(ino.0, offer, |f| reply.open_backing(f)) {
+                Via::Daemon => reply.opened(FileHandle(fh), flags),
+                Via::Kernel(backing) => {
+                    counters.passthrough_open();
+                    // Never with FOPEN_KEEP_CACHE: the kernel fails such an open (EIO).
+                    reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), backing)
+                }
+                Via::Busy => {
+                    ops.release(fh);
+                    reply.error(Errno::EBUSY)
+                }
+            }
+        });
     }
 
     fn read(
@@ -166,7 +210,7 @@ impl Filesystem for VccFs {
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<fuser::LockOwner>,
@@ -174,6 +218,7 @@ impl Filesystem for VccFs {
         reply: ReplyEmpty,
     ) {
         self.ops.release(fh.0);
+        self.passthrough.release(ino.0);
         reply.ok();
     }
 

@@ -31,6 +31,7 @@ mod errno;
 mod fuse;
 mod node;
 mod ops;
+mod passthrough;
 #[cfg(test)]
 mod tests;
 mod xattr;
@@ -48,7 +49,15 @@ impl VccFs {
             ops: Arc::new(ops::Ops::new(catalog, prefetcher)),
             rt,
             counters: Arc::default(),
+            passthrough: Arc::new(passthrough::Passthrough::new(true)),
         }
+    }
+
+    /// Never let the kernel read local files itself (`--no-passthrough`): every read
+    /// comes through vccfs.
+    pub fn without_passthrough(self) -> VccFs {
+        self.passthrough.disable();
+        self
     }
 
     /// What readers saw (errors, latency), for status and metrics.

@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,6 +33,7 @@ use time::OffsetDateTime;
 use super::attr::{self, Owner};
 use super::errno::FsError;
 use super::node::{link_target, parse_day, DirEntry, Node};
+use super::passthrough::Offer;
 use super::xattr;
 use crate::catalog::{ino, Catalog, Checked, FileEntry, InteractionEntry, META_NAME};
 use crate::prefetch::{Prefetcher, ReadAhead, Retention, Source};
@@ -63,7 +64,7 @@ enum Handle {
         retention: Retention,
         /// Opened on a listing not yet checked against the API: the first read waits
         /// for that check and fails with ESTALE if the version has changed since.
-        unchecked: std::sync::atomic::AtomicBool,
+        unchecked: AtomicBool,
     },
     Meta(Bytes),
 }
@@ -338,7 +339,7 @@ impl Ops {
                     retention: self
                         .prefetcher
                         .retention(f.size, flags & libc::O_DIRECT != 0),
-                    unchecked: std::sync::atomic::AtomicBool::new(!self.catalog.is_checked(&guid)),
+                    unchecked: AtomicBool::new(!self.catalog.is_checked(&guid)),
                 }
             }
             Node::Meta { guid } => {
@@ -362,14 +363,14 @@ impl Ops {
         Ok((fh, keep))
     }
 
+    fn handle(&self, fh: u64) -> Result<Arc<Handle>, FsError> {
+        let handles = self.handles.read();
+        handles.get(&fh).cloned().ok_or(FsError::BadHandle)
+    }
+
     /// Bytes `[offset, offset + size)` of open file `fh` (shorter at end of file).
     pub(crate) async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes, FsError> {
-        let handle = self
-            .handles
-            .read()
-            .get(&fh)
-            .cloned()
-            .ok_or(FsError::BadHandle)?;
+        let handle = self.handle(fh)?;
         match &*handle {
             Handle::Meta(bytes) => {
                 let start = usize::try_from(offset).map_or(bytes.len(), |o| o.min(bytes.len()));
@@ -382,15 +383,7 @@ impl Ops {
                 retention,
                 unchecked,
             } => {
-                if unchecked.load(Ordering::Relaxed) {
-                    // A saved listing may be out of date: never serve a version the
-                    // API has replaced (its blocks may still be on disk).
-                    let checked = self.catalog.check(&source.version.guid).await;
-                    if checked == Checked::Yes && !self.catalog.is_current(&source.version) {
-                        return Err(FsError::Stale);
-                    }
-                    unchecked.store(false, Ordering::Relaxed);
-                }
+                self.current(source, unchecked).await?;
                 if offset >= source.version.size || size == 0 {
                     return Ok(Bytes::new());
                 }
@@ -411,6 +404,40 @@ impl Ops {
                 }
             }
         }
+    }
+
+    /// The first use of a handle opened on a listing not yet checked waits for the
+    /// check: a saved listing may be out of date, and a version the API has replaced
+    /// is never served (its bytes may still be on disk).
+    async fn current(&self, source: &Source, unchecked: &AtomicBool) -> Result<(), FsError> {
+        if unchecked.load(Ordering::Relaxed) {
+            let checked = self.catalog.check(&source.version.guid).await;
+            if checked == Checked::Yes && !self.catalog.is_current(&source.version) {
+                return Err(FsError::Stale);
+            }
+            unchecked.store(false, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// What open file `fh` offers the kernel to read itself: its version and a local
+    /// file of exactly its bytes, if a tier has one (checked current first).
+    pub(crate) async fn offer(&self, fh: u64) -> Result<Offer, FsError> {
+        let handle = self.handle(fh)?;
+        let Handle::Content {
+            source, unchecked, ..
+        } = &*handle
+        else {
+            return Ok(Offer::default());
+        };
+        let file = self.prefetcher.local_file(&source.version).await;
+        if file.is_some() {
+            self.current(source, unchecked).await?;
+        }
+        Ok(Offer {
+            version: Some(source.version.id),
+            file,
+        })
     }
 
     pub(crate) fn release(&self, fh: u64) {

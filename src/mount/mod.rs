@@ -154,6 +154,8 @@ pub struct DiskOptions {
     pub root: PathBuf,
     /// `--disk-cache-size`.
     pub max_bytes: u64,
+    /// Not `--no-passthrough`: the kernel reads files the disk holds whole itself.
+    pub passthrough: bool,
 }
 
 /// Mount and serve until unmounted (or SIGINT/SIGTERM).

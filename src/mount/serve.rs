@@ -246,7 +246,12 @@ fn wire(
         ra,
         rt.handle().clone(),
     ));
-    (VccFs::new(catalog, prefetcher, rt.handle().clone()), cache)
+    let fs = VccFs::new(catalog, prefetcher, rt.handle().clone());
+    let fs = match &opts.disk {
+        Some(d) if d.passthrough => fs,
+        _ => fs.without_passthrough(),
+    };
+    (fs, cache)
 }
 
 /// A read-only mount named `vccfs`, checked by the kernel's own permission rules, served

@@ -162,6 +162,15 @@ impl Prefetcher {
         }
     }
 
+    /// A local file of exactly `version`'s bytes, if a tier has one (for the kernel
+    /// to read itself; see `BlockSource::local_file`).
+    pub fn local_file(
+        &self,
+        version: &Arc<ContentVersion>,
+    ) -> futures::future::BoxFuture<'static, Option<std::fs::File>> {
+        self.source.local_file(version)
+    }
+
     /// How the cache treats a newly opened file of `size` bytes; `direct_io` when
     /// the reader bypasses the page cache.
     pub fn retention(&self, size: u64, direct_io: bool) -> Retention {

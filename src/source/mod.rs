@@ -141,6 +141,16 @@ pub trait BlockSink: Send + Sync {
 
 /// Fetches runs of blocks of one content version (see the module essay).
 pub trait BlockSource: Send + Sync + Debug {
+    /// A local file holding exactly `version`'s bytes, offset for offset, checked in
+    /// full against what the tier recorded of them and seeding the version's pin —
+    /// for the kernel to read directly (FUSE passthrough). Default: none.
+    fn local_file(
+        &self,
+        _version: &Arc<ContentVersion>,
+    ) -> BoxFuture<'static, Option<std::fs::File>> {
+        Box::pin(futures::future::ready(None))
+    }
+
     /// Exactly the blocks of `req`, or an error.
     fn fetch(&self, req: BlockRequest) -> BoxFuture<'static, Result<Fetched, SourceError>>;
 

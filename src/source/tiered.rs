@@ -17,6 +17,7 @@
 //!   ends — what arrived of it, even if the stream then failed.
 
 use std::collections::BTreeMap;
+use std::fs::File;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -56,6 +57,11 @@ pub trait BlockStore: Send + Sync + std::fmt::Debug {
     }
     /// Drop block `index` of `version`: it belongs to another version of the bytes.
     fn discard(&self, version: &Arc<ContentVersion>, index: u64);
+    /// A local file of exactly `version`'s bytes, checked, if this store keeps one
+    /// (see [`BlockSource::local_file`]). Default: none.
+    fn local_file(&self, _version: &Arc<ContentVersion>) -> BoxFuture<'static, Option<File>> {
+        futures::future::ready(None).boxed()
+    }
 }
 
 /// Counters of one tier.
@@ -122,6 +128,20 @@ fn usable(req: &BlockRequest, index: u64, stored: &Stored) -> Result<(), &'stati
 }
 
 impl BlockSource for Tiered {
+    /// The store's file, else the next source's.
+    fn local_file(&self, version: &Arc<ContentVersion>) -> BoxFuture<'static, Option<File>> {
+        let mine = self.store.local_file(version);
+        let next = Arc::clone(&self.next);
+        let version = Arc::clone(version);
+        async move {
+            match mine.await {
+                Some(f) => Some(f),
+                None => next.local_file(&version).await,
+            }
+        }
+        .boxed()
+    }
+
     fn fetch(&self, req: BlockRequest) -> BoxFuture<'static, Result<Fetched, SourceError>> {
         let (first, count) = (req.first, req.count);
         let name = self.store.name();

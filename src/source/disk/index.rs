@@ -170,6 +170,43 @@ impl Index {
         Ok(victims)
     }
 
+    /// [`Index::admit`], never evicting a block of `keep` (the version being made
+    /// whole: its blocks are read to write it).
+    pub fn admit_except(
+        &mut self,
+        size: u64,
+        headroom: Option<u64>,
+        keep: &Key,
+    ) -> Result<Vec<(BlockId, u64)>, NoRoom> {
+        let cap = self.cap();
+        if size > cap {
+            return Err(NoRoom::Cap);
+        }
+        let over_cap = (self.used() + size).saturating_sub(cap);
+        let over_disk = headroom.map_or(0, |h| size.saturating_sub(h));
+        let need = over_cap.max(over_disk);
+        let mut chosen = Vec::new();
+        let mut freed = 0;
+        for (id, &len) in self.lru.iter().rev() {
+            if freed >= need {
+                break;
+            }
+            if &id.key != keep {
+                freed += len;
+                chosen.push(*id);
+            }
+        }
+        if freed < need {
+            return Err(NoRoom::Disk);
+        }
+        let victims = chosen
+            .into_iter()
+            .filter_map(|id| self.remove(&id).map(|len| (id, len)))
+            .collect();
+        self.reserved += size;
+        Ok(victims)
+    }
+
     fn pop_lru(&mut self) -> Option<(BlockId, u64)> {
         let (id, _) = self.lru.peek_lru()?;
         let id = *id;

@@ -6,11 +6,14 @@
 //! ```text
 //! <root>/<tenant hex>/lock                             flock'ed by the one store using it
 //! <root>/<tenant hex>/v1/<key hex[..2]>/<key hex>/<i>  block i of one content version
+//! <root>/<tenant hex>/v1/<key hex[..2]>/<key hex>/whole[.idx]  or all of it, as one file
 //! ```
 //! one directory per content version ([`ContentKey`]), so a changed or deleted version
 //! goes with one `remove_dir_all` ([`DiskStore::purge`]). Directories are created 0700,
 //! files 0600. A block file is a header naming exactly which block it is, then the
-//! bytes (see `format`).
+//! bytes (see `format`). A version of more than one block held completely is made one
+//! plain file with an index of its blocks' checksums (see `whole`): the kernel can
+//! read that itself ([`BlockStore::local_file`], FUSE passthrough).
 //!
 //! Invariants:
 //! - **Never a wrong byte.** `get` serves a file only if it is intact (its length is
@@ -53,8 +56,12 @@ mod scan;
 mod tests;
 #[cfg(test)]
 mod tests_space;
+#[cfg(test)]
+mod tests_whole;
+mod whole;
 mod writer;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
 use std::io;
@@ -132,6 +139,8 @@ pub struct DiskConfig {
     /// The block size of the mount (its `--block-size`; default 256 KiB): blocks of
     /// another size are neither kept nor served.
     pub block_size: u64,
+    /// Make versions held completely one whole file each (see `whole`; default on).
+    pub whole_files: bool,
     /// How free space is read (default `statvfs`).
     pub free_space: FreeSpaceFn,
     /// Tests: hold the start-up scan back this long.
@@ -149,6 +158,7 @@ impl Default for DiskConfig {
             min_free: MinFree::Percent(5.0),
             queue_bytes: 64 << 20,
             block_size: 256 << 10,
+            whole_files: true,
             free_space: Arc::new(admin::statvfs),
             #[cfg(test)]
             scan_delay: Duration::ZERO,
@@ -165,6 +175,7 @@ impl fmt::Debug for DiskConfig {
             .field("min_free", &self.min_free)
             .field("queue_bytes", &self.queue_bytes)
             .field("block_size", &self.block_size)
+            .field("whole_files", &self.whole_files)
             .finish_non_exhaustive()
     }
 }
@@ -209,6 +220,10 @@ pub struct DiskStats {
     pub evictions: u64,
     /// Other failures to write or delete.
     pub write_errors: u64,
+    /// Versions made one whole file (see `whole`).
+    pub promotions: u64,
+    /// Whole files handed out, checked, for FUSE passthrough.
+    pub local_files: u64,
 }
 
 #[derive(Debug, Default)]
@@ -220,6 +235,8 @@ struct Counters {
     dropped_writes: AtomicU64,
     evictions: AtomicU64,
     write_errors: AtomicU64,
+    promotions: AtomicU64,
+    local_files: AtomicU64,
 }
 
 /// What the store's threads share.
@@ -245,6 +262,8 @@ struct Shared {
     readers: Arc<tokio::sync::Semaphore>,
     /// Read buffers, reused (at most [`READERS`]).
     bufs: Mutex<Vec<Vec<u8>>>,
+    /// Whole files checked in full by this process, as they were then.
+    sealed: Mutex<HashMap<Key, whole::Seal>>,
 }
 
 /// The disk tier (see the module essay).
@@ -288,6 +307,7 @@ impl DiskStore {
             n: Counters::default(),
             readers: Arc::new(tokio::sync::Semaphore::new(READERS)),
             bufs: Mutex::new(Vec::new()),
+            sealed: Mutex::default(),
         });
         let store = Arc::new(DiskStore {
             shared: Arc::clone(&shared),
@@ -328,6 +348,8 @@ impl DiskStore {
             dropped_writes: get(&n.dropped_writes),
             evictions: get(&n.evictions),
             write_errors: get(&n.write_errors),
+            promotions: get(&n.promotions),
+            local_files: get(&n.local_files),
         }
     }
 
@@ -337,7 +359,10 @@ impl DiskStore {
         let blocks = version.size.div_ceil(bs.max(1));
         let ix = self.shared.index.lock();
         let key = *version.id.as_bytes();
-        (0..blocks).all(|index| ix.contains(&BlockId { key, index }))
+        ix.contains(&BlockId {
+            key,
+            index: whole::WHOLE,
+        }) || (0..blocks).all(|index| ix.contains(&BlockId { key, index }))
     }
 
     /// Delete every block of the version `key` (it changed, or is gone). Queued: done
@@ -401,7 +426,11 @@ impl Shared {
     }
 
     fn block_path(&self, id: &BlockId) -> PathBuf {
-        self.version_dir(&id.key).join(id.index.to_string())
+        let dir = self.version_dir(&id.key);
+        match id.index {
+            whole::WHOLE => dir.join(whole::WHOLE_FILE),
+            index => dir.join(index.to_string()),
+        }
     }
 
     fn identity<'a>(&self, v: &'a ContentVersion, index: u64, block_size: u64) -> Identity<'a> {
@@ -514,6 +543,36 @@ impl BlockStore for DiskStore {
                 if tokio::time::timeout_at(deadline, drained).await.is_err() {
                     return;
                 }
+            }
+        }
+        .boxed()
+    }
+
+    /// The version's whole file, checked in full (see `whole`), on the blocking pool;
+    /// at once `None` when the index knows of none.
+    fn local_file(&self, version: &Arc<ContentVersion>) -> BoxFuture<'static, Option<File>> {
+        let s = Arc::clone(&self.shared);
+        let id = BlockId {
+            key: *version.id.as_bytes(),
+            index: whole::WHOLE,
+        };
+        let known = {
+            let ix = s.index.lock();
+            ix.contains(&id) || ix.scanning()
+        };
+        if !known || !whole::promotable(version, s.cfg.block_size) {
+            return futures::future::ready(None).boxed();
+        }
+        let version = Arc::clone(version);
+        async move {
+            let got = tokio::task::spawn_blocking(move || s.local_file(&version)).await;
+            match got {
+                Ok(Ok(file)) => file,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e.0, "disk tier: no local file");
+                    None
+                }
+                Err(_) => None,
             }
         }
         .boxed()

@@ -15,6 +15,7 @@ use std::time::SystemTime;
 
 use super::format::{self, Identity};
 use super::index::BlockId;
+use super::whole;
 use super::writer::Cmd;
 use super::{Shared, Stored, READERS, TOUCH_AFTER};
 use crate::memory::BlockPool;
@@ -39,7 +40,13 @@ impl Shared {
         let failed = |e: io::Error| StoreError(format!("disk: {}: {e}", path.display()));
         let file = match File::open(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return if whole::promotable(version, block_size) {
+                    self.read_from_whole(version, index, pool)
+                } else {
+                    Ok(None)
+                };
+            }
             Err(e) => return Err(failed(e)),
         };
         let meta = file.metadata().map_err(failed)?;

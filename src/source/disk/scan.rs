@@ -1,6 +1,7 @@
 //! The start-up scan, on a thread of its own: walks the tree, hands every block file
-//! (length, mtime) to the index, deletes temporary files left by an earlier process,
-//! stray files and empty directories. The writer waits for it, so the usage it
+//! (length, mtime) to the index — a version's committed whole file as one entry —
+//! deletes temporary files left by an earlier process, stray files (among them the
+//! leftovers of an interrupted promotion) and empty directories. The writer waits for it, so the usage it
 //! admits against is the whole tree's; readers do not (block paths are computable).
 
 use std::fs::{self, DirEntry};
@@ -9,6 +10,7 @@ use std::time::SystemTime;
 
 use super::admin::parse_hex;
 use super::index::{BlockId, Key};
+use super::whole::{WHOLE, WHOLE_FILE, WHOLE_IDX};
 use super::Shared;
 
 /// What one scan did.
@@ -103,7 +105,10 @@ fn walk(s: &Shared, report: &mut Report) -> Option<Vec<(BlockId, u64, SystemTime
     Some(found)
 }
 
-/// The block files of one version's directory; how many entries stay in it.
+/// The block files of one version's directory; how many entries stay in it. A
+/// committed whole file (`whole` and `whole.idx`) is one entry; the blocks beside it
+/// are what a promotion had not deleted yet, and go; a `whole` without its index is
+/// an unfinished one, and goes.
 fn scan_version(
     s: &Shared,
     dir: &Path,
@@ -111,15 +116,33 @@ fn scan_version(
     found: &mut Vec<(BlockId, u64, SystemTime)>,
     report: &mut Report,
 ) -> usize {
+    let all = entries(dir);
+    let meta_of = |name: &str| {
+        all.iter()
+            .find(|e| e.file_name() == name)
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
+            .and_then(|e| e.metadata().ok())
+    };
+    let whole = meta_of(WHOLE_FILE).zip(meta_of(WHOLE_IDX));
+    if let Some((data, idx)) = &whole {
+        let mtime = idx.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        let len = data.len() + idx.len();
+        found.push((BlockId { key, index: WHOLE }, len, mtime));
+        report.files += 2;
+        report.bytes += len;
+    }
     let mut kept = 0;
-    for e in entries(dir) {
+    for e in all {
         let is_file = e.file_type().is_ok_and(|t| t.is_file());
         let name = e.file_name();
         let name = name.to_str().unwrap_or("");
         let index = name.parse::<u64>().ok().filter(|i| i.to_string() == name);
         let meta = e.metadata();
         match (is_file, index, meta) {
-            (true, Some(index), Ok(meta)) => {
+            (true, _, _) if whole.is_some() && (name == WHOLE_FILE || name == WHOLE_IDX) => {
+                kept += 1
+            }
+            (true, Some(index), Ok(meta)) if whole.is_none() => {
                 let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
                 found.push((BlockId { key, index }, meta.len(), mtime));
                 report.files += 1;

@@ -29,6 +29,8 @@ pub(super) fn cfg() -> DiskConfig {
     DiskConfig {
         block_size: BS,
         min_free: MinFree::Bytes(0),
+        // Block files as written (whole files: `tests_whole`).
+        whole_files: false,
         ..DiskConfig::default()
     }
 }

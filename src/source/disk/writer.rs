@@ -8,6 +8,7 @@ use std::collections::{HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use bytes::Bytes;
 use super::admin::{ignore_missing, make_dir};
 use super::format;
 use super::index::{BlockId, Key, NoRoom};
+use super::whole::{promotable, WHOLE, WHOLE_FILE, WHOLE_IDX};
 use super::Shared;
 use crate::version::{ContentVersion, Validator};
 
@@ -132,6 +134,7 @@ impl Shared {
             }
             Cmd::Purge(key) => {
                 self.index.lock().remove_key(&key);
+                self.sealed.lock().remove(&key);
                 let dir = self.version_dir(&key);
                 if let Err(e) = ignore_missing(fs::remove_dir_all(&dir)) {
                     self.n.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -143,12 +146,18 @@ impl Shared {
                 if self.index.lock().contains(&id) {
                     return;
                 }
-                match fs::symlink_metadata(self.block_path(&id)) {
-                    Ok(m) if m.is_file() => {
-                        self.index.lock().insert(id, m.len());
-                        self.trim();
-                    }
-                    _ => {}
+                let len = |p: PathBuf| fs::symlink_metadata(p).ok().filter(|m| m.is_file());
+                let found = if id.index == WHOLE {
+                    let dir = self.version_dir(&id.key);
+                    len(dir.join(WHOLE_FILE))
+                        .zip(len(dir.join(WHOLE_IDX)))
+                        .map(|(a, b)| a.len() + b.len())
+                } else {
+                    len(self.block_path(&id)).map(|m| m.len())
+                };
+                if let Some(len) = found {
+                    self.index.lock().insert(id, len);
+                    self.trim();
                 }
             }
         }
@@ -169,19 +178,19 @@ impl Shared {
             }
         };
         let size = (header.len() + data.len()) as u64;
+        let whole = BlockId {
+            key: id.key,
+            index: WHOLE,
+        };
+        if self.index.lock().contains(&whole) {
+            return; // held whole already
+        }
         // An older copy goes first, so the disk never holds both.
         if self.index.lock().remove(&id).is_some() {
             self.unlink(&id);
         }
-        let headroom = match (self.cfg.free_space)(&self.dir) {
-            Ok(space) => space
-                .available
-                .saturating_sub(self.cfg.min_free.bytes(space.total)),
-            Err(e) => {
-                self.n.write_errors.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(error = %e, "disk tier: no free-space reading, block not kept");
-                return;
-            }
+        let Some(headroom) = self.headroom() else {
+            return;
         };
         let admitted = self.index.lock().admit(size, Some(headroom));
         match admitted {
@@ -200,6 +209,9 @@ impl Shared {
             Ok(()) => {
                 self.index.lock().commit(id, size);
                 self.n.writes.fetch_add(1, Ordering::Relaxed);
+                if self.cfg.whole_files && promotable(version, self.cfg.block_size) {
+                    self.promote(version, v);
+                }
             }
             Err(e) => {
                 let full = disk_full(&e);
@@ -219,6 +231,23 @@ impl Shared {
                     tracing::warn!(error = %e, "disk tier: write failed");
                 }
                 self.tidy(&id.key);
+            }
+        }
+    }
+
+    /// How much the filesystem can still take before it is under its minimum free
+    /// space; `None` (counted) when it cannot be read: then nothing is written.
+    pub(super) fn headroom(&self) -> Option<u64> {
+        match (self.cfg.free_space)(&self.dir) {
+            Ok(space) => Some(
+                space
+                    .available
+                    .saturating_sub(self.cfg.min_free.bytes(space.total)),
+            ),
+            Err(e) => {
+                self.n.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(error = %e, "disk tier: no free-space reading, nothing written");
+                None
             }
         }
     }
@@ -260,7 +289,7 @@ impl Shared {
     }
 
     /// Delete `victims` (already forgotten by the index).
-    fn evict(&self, victims: Vec<(BlockId, u64)>) {
+    pub(super) fn evict(&self, victims: Vec<(BlockId, u64)>) {
         let mut keys = HashSet::new();
         for (id, _) in victims {
             self.unlink(&id);
@@ -278,9 +307,14 @@ impl Shared {
         self.evict(victims);
     }
 
-    fn unlink(&self, id: &BlockId) {
+    pub(super) fn unlink(&self, id: &BlockId) {
         let path = self.block_path(id);
-        if let Err(e) = ignore_missing(fs::remove_file(&path)) {
+        let removed = if id.index == WHOLE {
+            self.unlink_whole(&id.key)
+        } else {
+            ignore_missing(fs::remove_file(&path))
+        };
+        if let Err(e) = removed {
             self.n.write_errors.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(path = %path.display(), error = %e, "disk tier: delete failed");
         }

@@ -1,0 +1,447 @@
+//! Whole versions: once every block of a version of more than one block is on disk,
+//! the writer promotes it to one plain file of exactly the content's bytes,
+//! `<version dir>/whole`, described by `<version dir>/whole.idx`, and deletes the
+//! block files. A plain file is what FUSE passthrough needs (the kernel then reads
+//! it directly, at local-disk speed, see [`super::DiskStore::local_file`]); the read
+//! path serves blocks from it too.
+//!
+//! `whole.idx` is a block file (see `format`) naming the version with block index
+//! [`WHOLE`] and the mount's block size, whose data is the CRC32C of each block of
+//! `whole`, in order (4 bytes little-endian each).
+//!
+//! Invariants:
+//! - **Never a wrong byte.** A block is served from `whole` only if `whole.idx` is an
+//!   intact index of exactly this version (every identity field, the block size, the
+//!   table's length) whose validator agrees with the pin, `whole` is exactly the
+//!   content's length, and the block's bytes match its CRC in the table. A file
+//!   handed out for passthrough was checked the same way in full — every block — at
+//!   its first hand-out in this process, and is handed out again unchecked only while
+//!   its inode, length, mtime and ctime are those it had then (any write through the
+//!   filesystem changes the ctime). Anything else: the pair is deleted (counted
+//!   `corrupt` if damaged) and the read is a miss.
+//! - **Atomic.** `whole` and `whole.idx` are written as temporary files and renamed
+//!   into place, `whole` first: `whole.idx` is the commit. The block files go only
+//!   after it. A crash leaves blocks, or blocks and a `whole` without an index (the
+//!   scan deletes that `whole`), or a committed pair and leftover blocks (the scan
+//!   deletes those).
+//! - **Within the cap.** The pair's length is reserved (evicting other versions,
+//!   never this one's blocks) before it is written, so the cap holds while blocks
+//!   and `whole` briefly coexist; a version that cannot get that room stays as
+//!   blocks. The index holds the pair as one entry (block [`WHOLE`]), evicted whole.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::path::Path;
+use std::sync::atomic::Ordering;
+
+use super::admin::ignore_missing;
+use super::format::{self, Corrupt, Identity};
+use super::index::BlockId;
+use super::writer::Cmd;
+use super::{Shared, Stored, READERS, TOUCH_AFTER};
+use crate::memory::BlockPool;
+use crate::source::StoreError;
+use crate::version::{ContentVersion, Validator};
+
+/// The block index that names a version's whole file in the index and in its
+/// `whole.idx`.
+pub(super) const WHOLE: u64 = u64::MAX;
+pub(super) const WHOLE_FILE: &str = "whole";
+pub(super) const WHOLE_IDX: &str = "whole.idx";
+
+/// What a passthrough hand-out remembers of a file it checked in full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Seal {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+}
+
+impl Seal {
+    fn of(m: &fs::Metadata) -> Seal {
+        Seal {
+            dev: m.dev(),
+            ino: m.ino(),
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
+/// A checked `whole.idx`: the version's validator and its blocks' CRCs.
+struct Table {
+    validator: Option<Validator>,
+    sums: Vec<u32>,
+}
+
+/// Why a whole file cannot be used.
+enum Unusable {
+    /// Damaged: counted and deleted.
+    Corrupt(&'static str),
+    /// Another version's, or not this mount's block size: deleted quietly.
+    Other(&'static str),
+    Io(io::Error),
+}
+
+impl From<io::Error> for Unusable {
+    fn from(e: io::Error) -> Self {
+        Unusable::Io(e)
+    }
+}
+
+fn corrupt(c: Corrupt) -> Unusable {
+    Unusable::Corrupt(match c {
+        Corrupt::Short => "index shorter than a header",
+        Corrupt::Magic => "index magic",
+        Corrupt::Version(_) => "index format version",
+        Corrupt::Length => "index length",
+        Corrupt::HeaderSum => "index header checksum",
+        Corrupt::Field => "index field",
+        Corrupt::DataSum => "index table checksum",
+    })
+}
+
+/// The blocks of `version` at `block_size`.
+fn blocks(version: &ContentVersion, block_size: u64) -> u64 {
+    version.size.div_ceil(block_size.max(1))
+}
+
+/// Would a version of this size be promoted?
+pub(super) fn promotable(version: &ContentVersion, block_size: u64) -> bool {
+    blocks(version, block_size) >= 2
+}
+
+impl Shared {
+    fn whole_identity<'a>(&self, v: &'a ContentVersion) -> Identity<'a> {
+        self.identity(v, WHOLE, self.cfg.block_size)
+    }
+
+    /// `whole.idx` of `version`, checked against it and its pin.
+    fn table(&self, version: &ContentVersion) -> Result<Option<Table>, Unusable> {
+        let path = self.version_dir(version.id.as_bytes()).join(WHOLE_IDX);
+        let n = blocks(version, self.cfg.block_size);
+        let longest = format::MAX_HEADER as u64 + 4 * n;
+        let mut raw = Vec::new();
+        match File::open(&path) {
+            Ok(f) => f.take(longest + 1).read_to_end(&mut raw)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let d = format::decode(&raw).map_err(corrupt)?;
+        if d.identity != self.whole_identity(version) {
+            return Err(Unusable::Other("index of another version or block size"));
+        }
+        if d.data.len() as u64 != 4 * n {
+            return Err(Unusable::Corrupt("index table length"));
+        }
+        match (&d.validator, version.pinned()) {
+            (Some(v), Some(pin)) if v != pin => return Err(Unusable::Other("another version")),
+            (None, Some(_)) => return Err(Unusable::Other("no validator")),
+            _ => {}
+        }
+        let sums = d
+            .data
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        Ok(Some(Table {
+            validator: d.validator,
+            sums,
+        }))
+    }
+
+    /// `whole` of `version`, opened, if it has exactly the content's length.
+    fn open_whole(&self, version: &ContentVersion) -> Result<(File, fs::Metadata), Unusable> {
+        let path = self.version_dir(version.id.as_bytes()).join(WHOLE_FILE);
+        let file = File::open(path)?;
+        let meta = file.metadata()?;
+        if meta.len() != version.size {
+            return Err(Unusable::Corrupt("whole file length"));
+        }
+        Ok((file, meta))
+    }
+
+    /// Delete the pair of `version` if `why` says it is unusable; the read is a miss.
+    fn refuse(&self, version: &ContentVersion, why: Unusable) -> Result<(), StoreError> {
+        let id = BlockId {
+            key: *version.id.as_bytes(),
+            index: WHOLE,
+        };
+        match why {
+            Unusable::Io(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Unusable::Io(e) => return Err(StoreError(format!("disk: whole file: {e}"))),
+            Unusable::Corrupt(what) => {
+                self.n.corrupt.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(version = %version.id, what, "disk tier: damaged whole file deleted");
+            }
+            Unusable::Other(what) => {
+                tracing::debug!(version = %version.id, what, "disk tier: whole file of another version");
+            }
+        }
+        self.sealed.lock().remove(&id.key);
+        self.send(Cmd::Delete(id));
+        Ok(())
+    }
+
+    /// A hit on the pair of `version`: a use, for the LRU order now and after a
+    /// restart.
+    fn used_whole(&self, version: &ContentVersion) {
+        let id = BlockId {
+            key: *version.id.as_bytes(),
+            index: WHOLE,
+        };
+        let unknown = {
+            let mut ix = self.index.lock();
+            !ix.touch(id) && !ix.scanning()
+        };
+        if unknown {
+            self.send(Cmd::Adopt(id));
+        }
+        let idx = self.version_dir(&id.key).join(WHOLE_IDX);
+        let now = std::time::SystemTime::now();
+        if let Ok(f) = File::open(&idx) {
+            if f.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| m + TOUCH_AFTER < now)
+            {
+                let _ = f.set_modified(now);
+            }
+        }
+    }
+
+    /// Block `index` of `version` from its whole file, checked (blocking).
+    pub(super) fn read_from_whole(
+        &self,
+        version: &ContentVersion,
+        index: u64,
+        pool: &BlockPool,
+    ) -> Result<Option<Stored>, StoreError> {
+        let got = (|| {
+            let Some(table) = self.table(version)? else {
+                return Ok(None);
+            };
+            let (file, _) = self.open_whole(version)?;
+            let bs = self.cfg.block_size;
+            let Some(&sum) = table.sums.get(index as usize) else {
+                return Ok(None);
+            };
+            let start = index * bs;
+            let len = bs.min(version.size - start) as usize;
+            let mut b = pool.buffer(len);
+            let mut buf = self.bufs.lock().pop().unwrap_or_default();
+            buf.resize(len, 0);
+            let read = file.read_exact_at(&mut buf, start);
+            let good = read.is_ok() && crc32c::crc32c(&buf) == sum;
+            let copied = good && b.extend_from_slice(&buf) == len;
+            let mut bufs = self.bufs.lock();
+            if bufs.len() < READERS {
+                bufs.push(buf);
+            }
+            drop(bufs);
+            read?;
+            if !good {
+                return Err(Unusable::Corrupt("block checksum"));
+            }
+            Ok(copied.then(|| (b.freeze(), table.validator)))
+        })();
+        match got {
+            Ok(Some(stored)) => {
+                self.used_whole(version);
+                Ok(Some(stored))
+            }
+            Ok(None) => Ok(None),
+            Err(why) => self.refuse(version, why).map(|()| None),
+        }
+    }
+
+    /// The whole file of `version`, checked, for passthrough (blocking); seeds the
+    /// version's pin from its index.
+    pub(super) fn local_file(&self, version: &ContentVersion) -> Result<Option<File>, StoreError> {
+        let got = (|| {
+            let Some(table) = self.table(version)? else {
+                return Ok(None);
+            };
+            let (file, meta) = self.open_whole(version)?;
+            let seal = Seal::of(&meta);
+            let key = *version.id.as_bytes();
+            if self.sealed.lock().get(&key) != Some(&seal) {
+                verify(&file, self.cfg.block_size, &table.sums)?;
+                self.sealed.lock().insert(key, seal);
+            }
+            if let Some(v) = &table.validator {
+                if !version.pin(v) {
+                    return Err(Unusable::Other("another version"));
+                }
+            }
+            Ok(Some(file))
+        })();
+        match got {
+            Ok(Some(file)) => {
+                self.used_whole(version);
+                self.n.local_files.fetch_add(1, Ordering::Relaxed);
+                Ok(Some(file))
+            }
+            Ok(None) => Ok(None),
+            Err(why) => self.refuse(version, why).map(|()| None),
+        }
+    }
+
+    /// Writer thread: make `version` (every block on disk, indexed, all under
+    /// `validator`) one whole file, if it has more than one block and room.
+    pub(super) fn promote(&self, version: &ContentVersion, validator: Option<&Validator>) {
+        let bs = self.cfg.block_size;
+        let n = blocks(version, bs);
+        let key = *version.id.as_bytes();
+        let ready = {
+            let ix = self.index.lock();
+            n >= 2
+                && !ix.contains(&BlockId { key, index: WHOLE })
+                && (0..n).all(|index| ix.contains(&BlockId { key, index }))
+        };
+        if !ready || self.stopping() {
+            return;
+        }
+        let who = self.whole_identity(version);
+        let Ok(header) = format::encode(&who, validator, &vec![0; 4 * n as usize]) else {
+            return;
+        };
+        let total = version.size + header.len() as u64 + 4 * n;
+        let Some(headroom) = self.headroom() else {
+            return;
+        };
+        let admitted = self.index.lock().admit_except(total, Some(headroom), &key);
+        match admitted {
+            Ok(victims) => self.evict(victims),
+            Err(_) => return, // stays as blocks
+        }
+        let dir = self.version_dir(&key);
+        let tmp = dir.join(format!("{}{WHOLE_FILE}", self.tmp_prefix));
+        let tmp_idx = dir.join(format!("{}{WHOLE_IDX}", self.tmp_prefix));
+        let built = self
+            .build(version, validator, &tmp, &tmp_idx)
+            .and_then(|()| {
+                fs::rename(&tmp, dir.join(WHOLE_FILE))?;
+                fs::rename(&tmp_idx, dir.join(WHOLE_IDX))
+            });
+        let mut ix = self.index.lock();
+        ix.release(total);
+        if let Err(e) = built {
+            drop(ix);
+            let _ = fs::remove_file(&tmp);
+            let _ = fs::remove_file(&tmp_idx);
+            if e.kind() != io::ErrorKind::InvalidData {
+                self.n.write_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(version = %version.id, error = %e, "disk tier: whole file not written");
+            }
+            return;
+        }
+        for index in 0..n {
+            ix.remove(&BlockId { key, index });
+        }
+        ix.insert(BlockId { key, index: WHOLE }, total);
+        drop(ix);
+        for index in 0..n {
+            self.unlink(&BlockId { key, index });
+        }
+        self.n.promotions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Write `tmp` (the blocks' bytes, each checked as a read would) and `tmp_idx`.
+    /// `InvalidData`: a block was not usable (it is deleted if damaged).
+    fn build(
+        &self,
+        version: &ContentVersion,
+        validator: Option<&Validator>,
+        tmp: &Path,
+        tmp_idx: &Path,
+    ) -> io::Result<()> {
+        let bs = self.cfg.block_size;
+        let create = |p: &Path| {
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(p)
+        };
+        let mut out = create(tmp)?;
+        let mut sums = Vec::new();
+        let mut raw = Vec::new();
+        for index in 0..blocks(version, bs) {
+            let id = BlockId {
+                key: *version.id.as_bytes(),
+                index,
+            };
+            raw.clear();
+            File::open(self.block_path(&id))?.read_to_end(&mut raw)?;
+            let who = self.identity(version, index, bs);
+            let usable = match format::decode(&raw) {
+                Ok(d) if d.matches(&who).is_ok() && d.validator.as_ref() == validator => {
+                    out.write_all(d.data)?;
+                    sums.extend_from_slice(&crc32c::crc32c(d.data).to_le_bytes());
+                    true
+                }
+                Ok(_) => false,
+                Err(c) => {
+                    self.n.corrupt.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(why = %c, index, "disk tier: damaged block file deleted");
+                    self.index.lock().remove(&id);
+                    self.unlink(&id);
+                    false
+                }
+            };
+            if !usable {
+                return Err(io::ErrorKind::InvalidData.into());
+            }
+        }
+        drop(out);
+        let who = self.whole_identity(version);
+        let mut idx = format::encode(&who, validator, &sums)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        idx.extend_from_slice(&sums);
+        create(tmp_idx)?.write_all(&idx)
+    }
+
+    /// Remove the pair (index first: it is the commit).
+    pub(super) fn unlink_whole(&self, key: &[u8; 16]) -> io::Result<()> {
+        let dir = self.version_dir(key);
+        self.sealed.lock().remove(key);
+        ignore_missing(fs::remove_file(dir.join(WHOLE_IDX)))?;
+        ignore_missing(fs::remove_file(dir.join(WHOLE_FILE)))
+    }
+}
+
+/// Check every block of `file` against `sums`, on up to two threads.
+fn verify(file: &File, block_size: u64, sums: &[u32]) -> Result<(), Unusable> {
+    let len = file.metadata()?.len();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 2);
+    let bad = std::thread::scope(|scope| {
+        let parts: Vec<_> = (0..threads)
+            .map(|k| {
+                scope.spawn(move || -> Result<(), Unusable> {
+                    let mut buf = vec![0u8; block_size as usize];
+                    for (i, &sum) in sums.iter().enumerate().skip(k).step_by(threads) {
+                        let start = i as u64 * block_size;
+                        let n = block_size.min(len.saturating_sub(start)) as usize;
+                        file.read_exact_at(&mut buf[..n], start)?;
+                        if crc32c::crc32c(&buf[..n]) != sum {
+                            return Err(Unusable::Corrupt("block checksum"));
+                        }
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .map(|p| p.join().unwrap_or(Err(Unusable::Corrupt("check failed"))))
+            .find(Result::is_err)
+    });
+    bad.unwrap_or(Ok(()))
+}
