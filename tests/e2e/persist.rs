@@ -315,3 +315,67 @@ fn a_full_disk_is_a_miss_and_reads_go_on_from_the_network() {
     read_exactly(&files);
     m.stop();
 }
+
+/// `vccfs status --json` of a mount.
+fn status(m: &Mount) -> serde_json::Value {
+    let mnt = m.path.to_string_lossy().to_string();
+    let out = std::process::Command::new(crate::common::BIN)
+        .args(["status", "--json", &mnt])
+        .output()
+        .expect("vccfs status --json");
+    serde_json::from_slice(&out.stdout).expect("status json")
+}
+
+#[test]
+fn files_held_whole_are_read_by_the_kernel_itself_exactly() {
+    if !fuse_available() {
+        return;
+    }
+    let emu = Emulator::start(&["--interactions", "6", "--seed", "5", "--big-file-mib", "24"]);
+    let (keep, files) = filled_cache(&emu);
+    let cache = keep.path().join("cache");
+    let wholes: Vec<_> = block_files(&cache)
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n == "whole"))
+        .collect();
+    assert!(!wholes.is_empty(), "no version was made one whole file");
+    let big = files
+        .keys()
+        .max_by_key(|p| files[*p].len())
+        .expect("file")
+        .clone();
+    let local = keep.path().join("big.local");
+    std::fs::write(&local, &files[&big]).expect("write the truth");
+
+    let m = remount(&emu, &cache);
+    let big = path_in(&m, &big);
+    emu.reset_stats();
+    // Two opens of one file at once (one backing for both), then one after both
+    // closed (a new backing), each read whole and compared by `cmp`.
+    let first = std::fs::File::open(&big).expect("open");
+    let (ok, _, err) = sh(&format!("cmp '{}' '{}'", big.display(), local.display()));
+    assert!(ok, "second open while the first is open: {err}");
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut &first, &mut got).expect("read the first open");
+    assert!(got == std::fs::read(&local).expect("truth"), "wrong bytes");
+    drop(first);
+    let (ok, _, err) = sh(&format!("cmp '{}' '{}'", big.display(), local.display()));
+    assert!(ok, "open after close: {err}");
+    let files = truth(&emu, &m);
+    emu.reset_stats();
+    read_exactly(&files);
+    assert_eq!(emu.stat("content_requests"), 0, "content fetched again");
+    if unsafe { libc::geteuid() } == 0 {
+        // Root may hand the kernel backing files (Linux 6.9+, which CI runs).
+        let opens = status(&m)["passthrough_opens"].as_u64().unwrap_or(0);
+        assert!(opens >= 3, "{opens} passthrough opens");
+    }
+    m.stop();
+
+    // --no-passthrough: the same bytes, through the daemon.
+    let dir = cache.to_string_lossy().to_string();
+    let m = Mount::start(&emu, &["--cache-dir", &dir, "--no-passthrough"]);
+    read_exactly(&truth(&emu, &m));
+    assert_eq!(status(&m)["passthrough_opens"].as_u64(), Some(0));
+    m.stop();
+}
