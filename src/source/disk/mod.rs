@@ -549,7 +549,8 @@ impl BlockStore for DiskStore {
     }
 
     /// The version's whole file, checked in full (see `whole`), on the blocking pool;
-    /// at once `None` when the index knows of none.
+    /// at once `None` when the index knows of none or it is larger than
+    /// [`whole::LOCAL_FILE_MAX`].
     fn local_file(&self, version: &Arc<ContentVersion>) -> BoxFuture<'static, Option<File>> {
         let s = Arc::clone(&self.shared);
         let id = BlockId {
@@ -560,7 +561,8 @@ impl BlockStore for DiskStore {
             let ix = s.index.lock();
             ix.contains(&id) || ix.scanning()
         };
-        if !known || !whole::promotable(version, s.cfg.block_size) {
+        let fits = version.size <= whole::LOCAL_FILE_MAX;
+        if !known || !fits || !whole::promotable(version, s.cfg.block_size) {
             return futures::future::ready(None).boxed();
         }
         let version = Arc::clone(version);

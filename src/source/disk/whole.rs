@@ -49,6 +49,10 @@ use crate::version::{ContentVersion, Validator};
 pub(super) const WHOLE: u64 = u64::MAX;
 pub(super) const WHOLE_FILE: &str = "whole";
 pub(super) const WHOLE_IDX: &str = "whole.idx";
+/// The largest file handed out for passthrough: checking it in full at its first
+/// open costs one read of it (about 2 s for 1 GiB from a SATA SSD), which an open must
+/// not wait much longer for; larger ones are read through the daemon, block by block.
+pub(super) const LOCAL_FILE_MAX: u64 = 1 << 30;
 
 /// What a passthrough hand-out remembers of a file it checked in full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,7 +337,10 @@ impl Shared {
             drop(ix);
             let _ = fs::remove_file(&tmp);
             let _ = fs::remove_file(&tmp_idx);
-            if e.kind() != io::ErrorKind::InvalidData {
+            if !matches!(
+                e.kind(),
+                io::ErrorKind::InvalidData | io::ErrorKind::Interrupted
+            ) {
                 self.n.write_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(version = %version.id, error = %e, "disk tier: whole file not written");
             }
@@ -351,7 +358,8 @@ impl Shared {
     }
 
     /// Write `tmp` (the blocks' bytes, each checked as a read would) and `tmp_idx`.
-    /// `InvalidData`: a block was not usable (it is deleted if damaged).
+    /// `InvalidData`: a block was not usable (it is deleted if damaged); `Interrupted`:
+    /// the store is shutting down.
     fn build(
         &self,
         version: &ContentVersion,
@@ -372,6 +380,9 @@ impl Shared {
         let mut sums = Vec::new();
         let mut raw = Vec::new();
         for index in 0..blocks(version, bs) {
+            if self.stopping() {
+                return Err(io::ErrorKind::Interrupted.into());
+            }
             let id = BlockId {
                 key: *version.id.as_bytes(),
                 index,
