@@ -137,6 +137,17 @@ impl Index {
         (bytes, ids.len() as u64)
     }
 
+    /// The bytes to free before `size` more fit under the cap and in `headroom`.
+    fn need(&self, size: u64, headroom: Option<u64>) -> Result<u64, NoRoom> {
+        let cap = self.cap();
+        if size > cap {
+            return Err(NoRoom::Cap);
+        }
+        let over_cap = (self.used() + size).saturating_sub(cap);
+        let over_disk = headroom.map_or(0, |h| size.saturating_sub(h));
+        Ok(over_cap.max(over_disk))
+    }
+
     /// Make room for a file of `size` bytes, given `headroom`: how much the filesystem
     /// can still take before it is under its minimum free space (`None`: unknown, no
     /// limit). On success `size` is reserved and the blocks to delete first are
@@ -147,13 +158,7 @@ impl Index {
         size: u64,
         headroom: Option<u64>,
     ) -> Result<Vec<(BlockId, u64)>, NoRoom> {
-        let cap = self.cap();
-        if size > cap {
-            return Err(NoRoom::Cap);
-        }
-        let over_cap = (self.used() + size).saturating_sub(cap);
-        let over_disk = headroom.map_or(0, |h| size.saturating_sub(h));
-        let need = over_cap.max(over_disk);
+        let need = self.need(size, headroom)?;
         if need > self.used {
             return Err(NoRoom::Disk);
         }
@@ -178,13 +183,7 @@ impl Index {
         headroom: Option<u64>,
         keep: &Key,
     ) -> Result<Vec<(BlockId, u64)>, NoRoom> {
-        let cap = self.cap();
-        if size > cap {
-            return Err(NoRoom::Cap);
-        }
-        let over_cap = (self.used() + size).saturating_sub(cap);
-        let over_disk = headroom.map_or(0, |h| size.saturating_sub(h));
-        let need = over_cap.max(over_disk);
+        let need = self.need(size, headroom)?;
         let mut chosen = Vec::new();
         let mut freed = 0;
         for (id, &len) in self.lru.iter().rev() {
