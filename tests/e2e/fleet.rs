@@ -119,12 +119,15 @@ fn redis_killed_mid_read_is_no_error_and_sharing_resumes_without_a_remount() {
     read_exactly(&moved(&second, &root, &b));
 
     // Redis back: what one mount fetches, another (without a disk cache of its own)
-    // reads from Redis, without any remount of the first two.
+    // reads from Redis, without any remount of the first two. The filler reads the
+    // whole tree: the reader's read-ahead of sibling transcripts (in listing order,
+    // across both halves) then finds those in Redis too, whatever made it there
+    // before the kill.
     redis.restart();
     std::thread::sleep(Duration::from_secs(3));
     let filler = fleet_mount(&emu, &redis, &["--no-disk-cache"]);
     let reader = fleet_mount(&emu, &redis, &["--no-disk-cache"]);
-    read_exactly(&moved(&second, &root, &filler));
+    read_exactly(&moved(&files, &root, &filler));
     // Writes to Redis are write-behind: let the filler's land (the key count settles).
     let mut last = usize::MAX;
     let settle = std::time::Instant::now() + Duration::from_secs(20);
@@ -141,7 +144,8 @@ fn redis_killed_mid_read_is_no_error_and_sharing_resumes_without_a_remount() {
     assert_eq!(
         emu.stat("content_requests"),
         0,
-        "sharing resumed after the restart"
+        "sharing resumed after the restart: {}",
+        emu.stats()
     );
     read_exactly(&moved(&first, &root, &a));
     read_exactly(&moved(&first, &root, &b));
