@@ -117,6 +117,11 @@ impl Index {
         Some(len)
     }
 
+    /// Entries held of `key` (its blocks, or its whole file).
+    pub fn count(&self, key: &Key) -> u64 {
+        self.per_key.get(key).copied().map_or(0, u64::from)
+    }
+
     /// Does the index still hold any block of `key`?
     pub fn holds_key(&self, key: &Key) -> bool {
         self.per_key.contains_key(key)

@@ -355,8 +355,7 @@ impl DiskStore {
 
     /// Does the disk hold every block of `version` (as far as the index knows)?
     pub fn holds(&self, version: &ContentVersion) -> bool {
-        let bs = self.shared.cfg.block_size;
-        let blocks = version.size.div_ceil(bs.max(1));
+        let blocks = whole::blocks(version, self.shared.cfg.block_size);
         let ix = self.shared.index.lock();
         let key = *version.id.as_bytes();
         ix.contains(&BlockId {

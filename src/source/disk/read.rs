@@ -20,9 +20,38 @@ use super::writer::Cmd;
 use super::{Shared, Stored, READERS, TOUCH_AFTER};
 use crate::memory::BlockPool;
 use crate::source::StoreError;
-use crate::version::ContentVersion;
+use crate::version::{ContentVersion, Validator};
+
+/// Does a stored `validator` agree with `version`'s pin (if it has one yet)? `Err`
+/// says why not.
+pub(super) fn agrees(
+    validator: Option<&Validator>,
+    version: &ContentVersion,
+) -> Result<(), &'static str> {
+    match (validator, version.pinned()) {
+        (Some(v), Some(pin)) if v != pin => Err("another version"),
+        (None, Some(_)) => Err("no validator"),
+        _ => Ok(()),
+    }
+}
 
 impl Shared {
+    /// A hit on `id`, read from `file`: a use, for the LRU order now (an entry the
+    /// index does not know yet is adopted) and after a restart (the mtime).
+    pub(super) fn used(&self, id: BlockId, file: &File, meta: &std::fs::Metadata) {
+        let unknown = {
+            let mut ix = self.index.lock();
+            !ix.touch(id) && !ix.scanning()
+        };
+        if unknown {
+            self.send(Cmd::Adopt(id));
+        }
+        let now = SystemTime::now();
+        if meta.modified().is_ok_and(|m| m + TOUCH_AFTER < now) {
+            let _ = file.set_modified(now);
+        }
+    }
+
     /// Block `index` of `version`, read from its file and checked (on a blocking
     /// thread).
     pub(super) fn read_block(
@@ -69,17 +98,7 @@ impl Shared {
         drop(bufs);
         match read.map_err(failed)? {
             Ok(stored) => {
-                let unknown = {
-                    let mut ix = self.index.lock();
-                    !ix.touch(id) && !ix.scanning()
-                };
-                if unknown {
-                    self.send(Cmd::Adopt(id));
-                }
-                let now = SystemTime::now();
-                if meta.modified().is_ok_and(|m| m + TOUCH_AFTER < now) {
-                    let _ = file.set_modified(now);
-                }
+                self.used(id, &file, &meta);
                 Ok(Some(stored))
             }
             Err(damage) => {
@@ -112,11 +131,7 @@ impl Shared {
             None
         };
         d.matches(who).map_err(other)?;
-        match (&d.validator, version.pinned()) {
-            (Some(v), Some(pin)) if v != pin => return Err(other("another version")),
-            (None, Some(_)) => return Err(other("no validator")),
-            _ => {}
-        }
+        agrees(d.validator.as_ref(), version).map_err(other)?;
         let mut b = pool.buffer(d.data.len());
         if b.extend_from_slice(d.data) != d.data.len() {
             return Err(other("buffer too small"));

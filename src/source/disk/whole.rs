@@ -38,8 +38,9 @@ use std::sync::atomic::Ordering;
 use super::admin::ignore_missing;
 use super::format::{self, Corrupt, Identity};
 use super::index::BlockId;
+use super::read::agrees;
 use super::writer::Cmd;
-use super::{Shared, Stored, READERS, TOUCH_AFTER};
+use super::{Shared, Stored, READERS};
 use crate::memory::BlockPool;
 use crate::source::StoreError;
 use crate::version::{ContentVersion, Validator};
@@ -76,10 +77,12 @@ impl Seal {
     }
 }
 
-/// A checked `whole.idx`: the version's validator and its blocks' CRCs.
+/// A checked `whole.idx`: the version's validator and its blocks' CRCs, and the
+/// file they were read from.
 struct Table {
     validator: Option<Validator>,
     sums: Vec<u32>,
+    file: File,
 }
 
 /// Why a whole file cannot be used.
@@ -110,7 +113,7 @@ fn corrupt(c: Corrupt) -> Unusable {
 }
 
 /// The blocks of `version` at `block_size`.
-fn blocks(version: &ContentVersion, block_size: u64) -> u64 {
+pub(super) fn blocks(version: &ContentVersion, block_size: u64) -> u64 {
     version.size.div_ceil(block_size.max(1))
 }
 
@@ -130,11 +133,12 @@ impl Shared {
         let n = blocks(version, self.cfg.block_size);
         let longest = format::MAX_HEADER as u64 + 4 * n;
         let mut raw = Vec::new();
-        match File::open(&path) {
-            Ok(f) => f.take(longest + 1).read_to_end(&mut raw)?,
+        let file = match File::open(&path) {
+            Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
         };
+        (&file).take(longest + 1).read_to_end(&mut raw)?;
         let d = format::decode(&raw).map_err(corrupt)?;
         if d.identity != self.whole_identity(version) {
             return Err(Unusable::Other("index of another version or block size"));
@@ -142,11 +146,7 @@ impl Shared {
         if d.data.len() as u64 != 4 * n {
             return Err(Unusable::Corrupt("index table length"));
         }
-        match (&d.validator, version.pinned()) {
-            (Some(v), Some(pin)) if v != pin => return Err(Unusable::Other("another version")),
-            (None, Some(_)) => return Err(Unusable::Other("no validator")),
-            _ => {}
-        }
+        agrees(d.validator.as_ref(), version).map_err(Unusable::Other)?;
         let sums = d
             .data
             .chunks_exact(4)
@@ -155,6 +155,7 @@ impl Shared {
         Ok(Some(Table {
             validator: d.validator,
             sums,
+            file,
         }))
     }
 
@@ -191,29 +192,14 @@ impl Shared {
         Ok(())
     }
 
-    /// A hit on the pair of `version`: a use, for the LRU order now and after a
-    /// restart.
-    fn used_whole(&self, version: &ContentVersion) {
+    /// A hit on the pair of `version`, whose index is `idx`.
+    fn used_whole(&self, version: &ContentVersion, idx: &File) {
         let id = BlockId {
             key: *version.id.as_bytes(),
             index: WHOLE,
         };
-        let unknown = {
-            let mut ix = self.index.lock();
-            !ix.touch(id) && !ix.scanning()
-        };
-        if unknown {
-            self.send(Cmd::Adopt(id));
-        }
-        let idx = self.version_dir(&id.key).join(WHOLE_IDX);
-        let now = std::time::SystemTime::now();
-        if let Ok(f) = File::open(&idx) {
-            if f.metadata()
-                .and_then(|m| m.modified())
-                .is_ok_and(|m| m + TOUCH_AFTER < now)
-            {
-                let _ = f.set_modified(now);
-            }
+        if let Ok(meta) = idx.metadata() {
+            self.used(id, idx, &meta);
         }
     }
 
@@ -250,11 +236,11 @@ impl Shared {
             if !good {
                 return Err(Unusable::Corrupt("block checksum"));
             }
-            Ok(copied.then(|| (b.freeze(), table.validator)))
+            Ok(copied.then(|| ((b.freeze(), table.validator), table.file)))
         })();
         match got {
-            Ok(Some(stored)) => {
-                self.used_whole(version);
+            Ok(Some((stored, idx))) => {
+                self.used_whole(version, &idx);
                 Ok(Some(stored))
             }
             Ok(None) => Ok(None),
@@ -281,11 +267,11 @@ impl Shared {
                     return Err(Unusable::Other("another version"));
                 }
             }
-            Ok(Some(file))
+            Ok(Some((file, table.file)))
         })();
         match got {
-            Ok(Some(file)) => {
-                self.used_whole(version);
+            Ok(Some((file, idx))) => {
+                self.used_whole(version, &idx);
                 self.n.local_files.fetch_add(1, Ordering::Relaxed);
                 Ok(Some(file))
             }
@@ -300,11 +286,11 @@ impl Shared {
         let bs = self.cfg.block_size;
         let n = blocks(version, bs);
         let key = *version.id.as_bytes();
+        // Blocks are kept only at indexes below `n` (`put` checks each one's length),
+        // so `n` entries and no whole file means every block.
         let ready = {
             let ix = self.index.lock();
-            n >= 2
-                && !ix.contains(&BlockId { key, index: WHOLE })
-                && (0..n).all(|index| ix.contains(&BlockId { key, index }))
+            n >= 2 && !ix.contains(&BlockId { key, index: WHOLE }) && ix.count(&key) == n
         };
         if !ready || self.stopping() {
             return;
