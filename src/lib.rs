@@ -23,6 +23,7 @@ mod memory;
 pub mod model;
 mod mount;
 mod prefetch;
+pub mod seal;
 mod shared;
 mod source;
 pub mod util;
