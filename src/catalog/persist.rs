@@ -2,29 +2,36 @@
 //! shows the tree at once and re-lists in the background instead of before mounting.
 //!
 //! Invariants:
+//! - **Sealed.** A day file (`<day>.day`) is a sealed stream (`seal::SealWriter`,
+//!   AES-256-GCM in 64 KiB chunks under the tenant's catalog key) bound to its day:
+//!   nobody without the tenant's key reads a phone number, agent or guid from it, and
+//!   a file that is damaged, cut, of another day, tenant or key does not open.
 //! - A day's file is written only from a complete listing (every page, up to a null
 //!   continuation token — `search_all` fails otherwise), atomically (a temporary file
-//!   in the same directory, renamed into place), mode 0600 in a 0700 directory.
-//! - A file is trusted only whole: its first line carries a format tag and the SHA-256
-//!   of the rest; anything else (truncated, edited, another format) is deleted and
-//!   treated as absent. A wrong listing can at worst show a file that then fails its
-//!   version checks: bytes are always checked against the API (`version`).
+//!   with a random name, created `O_EXCL|O_NOFOLLOW` in the same directory, renamed
+//!   into place), mode 0600 in a 0700 directory.
+//! - A file is trusted only whole: anything that does not open (truncated, edited,
+//!   another format, another key) is deleted and treated as absent, as are the
+//!   plaintext `<day>.json` files of earlier versions. A wrong listing can at worst
+//!   show a file that then fails its version checks: bytes are always checked against
+//!   the API (`version`).
 //! - The interactions are stored as the API returned them (`model::Interaction`
 //!   keeps unknown fields; a compact entry gives its interaction back unchanged), so
 //!   `.interaction.json` reads the same after a remount. A day is written one
 //!   interaction at a time ([`Record`]), never as one big buffer.
 
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Seek, Write};
+use std::io::{BufWriter, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use time::{Date, OffsetDateTime};
 
 use crate::model::Interaction;
+use crate::seal::{SealReader, SealWriter, Sealer};
 
-const TAG: &str = "vccfs-catalog-v1";
+/// Bound into every day file's seal with its day.
+const TAG: &str = "vccfs-catalog-v2";
 
 /// One interaction of a day file, written as the API returned it.
 pub trait Record {
@@ -61,23 +68,6 @@ impl<T: Record + ?Sized> Record for std::sync::Arc<T> {
     }
 }
 
-/// Writes through to `inner`, hashing what passes.
-struct Hashing<W> {
-    inner: W,
-    sum: Sha256,
-}
-
-impl<W: Write> Write for Hashing<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.sum.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Has an interaction's listing been checked against the API?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Checked {
@@ -91,26 +81,37 @@ pub enum Checked {
 #[derive(Debug, Clone)]
 pub struct CatalogStore {
     dir: PathBuf,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    sealer: Sealer,
 }
 
 impl CatalogStore {
-    /// The store in `dir` (created 0700 if missing).
-    pub fn open(dir: &Path) -> std::io::Result<CatalogStore> {
+    /// The store in `dir` (created 0700 if missing), sealed with `sealer` (the tenant's
+    /// catalog key). Plaintext day files of earlier versions are removed.
+    pub fn open(dir: &Path, sealer: Sealer) -> std::io::Result<CatalogStore> {
         std::fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(dir)?;
+        for entry in std::fs::read_dir(dir)?.flatten() {
+            let name = entry.file_name();
+            if name.to_string_lossy().ends_with(".json") {
+                tracing::info!(file = ?name, "removed a plaintext saved day of an earlier version");
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         Ok(CatalogStore {
             dir: dir.to_path_buf(),
+            sealer,
         })
     }
 
     fn day_path(&self, day: Date) -> PathBuf {
-        self.dir.join(format!("{day}.json"))
+        self.dir.join(format!("{day}.day"))
+    }
+
+    /// What a day's seal is bound to.
+    fn aad(day: Date) -> Vec<u8> {
+        format!("{TAG} {day}").into_bytes()
     }
 
     /// The persisted days with a part in `[from, to)`, oldest first: each day's
@@ -149,20 +150,29 @@ impl CatalogStore {
 
     fn load_day(&self, day: Date) -> Option<Vec<Interaction>> {
         let raw = self.read_day(day)?;
-        self.parsed(day, body(&raw).and_then(|b| serde_json::from_slice(b).ok()))
+        self.parsed(day, raw.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
-    /// The whole file of `day`, if there is one.
-    fn read_day(&self, day: Date) -> Option<Vec<u8>> {
+    /// The opened body of `day`'s file: `None` if there is none, `Some(None)` if it
+    /// does not open (damaged, cut, another day or key).
+    fn read_day(&self, day: Date) -> Option<Option<Vec<u8>>> {
         let path = self.day_path(day);
-        match std::fs::read(&path) {
-            Ok(r) => Some(r),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot read a saved day");
-                None
+                return None;
             }
-        }
+        };
+        let mut body = Vec::new();
+        let opened = SealReader::new(&self.sealer, &Self::aad(day), std::io::BufReader::new(file))
+            .and_then(|mut r| r.read_to_end(&mut body));
+        Some(opened.ok().map(|_| body))
     }
 
     /// `decoded`, or (the file of `day` was damaged) nothing, and the file removed.
@@ -198,12 +208,12 @@ impl CatalogStore {
                     // What the day's file has outside the window, as it is written
                     // there (only each interaction's start is parsed: a re-listed
                     // tail of today costs no parse of the whole day).
-                    let raw = self.read_day(day).unwrap_or_default();
-                    let saved: Vec<Kept<'_>> = if raw.is_empty() {
-                        Vec::new()
-                    } else {
-                        self.parsed(day, body(&raw).and_then(kept))
-                            .unwrap_or_default()
+                    let raw = self.read_day(day);
+                    let saved: Vec<Kept<'_>> = match &raw {
+                        None => Vec::new(),
+                        Some(body) => self
+                            .parsed(day, body.as_deref().and_then(kept))
+                            .unwrap_or_default(),
                     };
                     let mut merged: Vec<&dyn Record> = saved
                         .iter()
@@ -229,24 +239,12 @@ impl CatalogStore {
     }
 
     /// Write `items` as `day`'s file: the body (a JSON array, as `serde_json::to_vec`
-    /// writes one) is streamed an interaction at a time, after a header of fixed
-    /// length that is filled in with the body's SHA-256 once it is all written.
+    /// writes one) is sealed and streamed an interaction at a time.
     fn write_day(&self, day: Date, items: &[&dyn Record]) -> std::io::Result<()> {
-        let tmp = self.dir.join(format!(".tmp-{day}-{}", std::process::id()));
-        let f = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        let head = |sum: &[u8]| format!("{TAG} {}\n", hex(sum));
+        let (tmp, f) = self.temp_file(day)?;
         let written = (|| {
-            let mut out = BufWriter::with_capacity(1 << 16, f);
-            out.write_all(head(&[0; 32]).as_bytes())?;
-            let mut body = Hashing {
-                inner: out,
-                sum: Sha256::new(),
-            };
+            let out = BufWriter::with_capacity(1 << 16, f);
+            let mut body = SealWriter::new(&self.sealer, &Self::aad(day), out)?;
             body.write_all(b"[")?;
             for (n, i) in items.iter().enumerate() {
                 if n > 0 {
@@ -255,10 +253,7 @@ impl CatalogStore {
                 i.write_json(&mut body)?;
             }
             body.write_all(b"]")?;
-            let sum = body.sum.finalize();
-            let mut f = body.inner.into_inner().map_err(|e| e.into_error())?;
-            f.rewind()?;
-            f.write_all(head(&sum).as_bytes())
+            body.finish()?.flush()
         })();
         if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
@@ -266,15 +261,27 @@ impl CatalogStore {
         }
         std::fs::rename(&tmp, self.day_path(day))
     }
-}
 
-/// The body of a day file, if it is whole.
-fn body(raw: &[u8]) -> Option<&[u8]> {
-    let nl = raw.iter().position(|&b| b == b'\n')?;
-    let head = std::str::from_utf8(&raw[..nl]).ok()?;
-    let (tag, sum) = head.split_once(' ')?;
-    let body = &raw[nl + 1..];
-    (tag == TAG && sum == hex(&Sha256::digest(body))).then_some(body)
+    /// A new temporary file for `day`: a random name, created `O_EXCL|O_NOFOLLOW`, 0600
+    /// (nothing at that path is ever followed or reused).
+    fn temp_file(&self, day: Date) -> std::io::Result<(PathBuf, std::fs::File)> {
+        loop {
+            let tmp = self
+                .dir
+                .join(format!(".tmp-{day}-{:016x}", rand::random::<u64>()));
+            match std::fs::OpenOptions::new()
+                .create_new(true)
+                .write(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&tmp)
+            {
+                Ok(f) => return Ok((tmp, f)),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
 }
 
 /// An interaction of a day file, kept as the file spells it.
@@ -317,6 +324,11 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
     use time::macros::datetime;
 
+    fn sealer(n: u8) -> Sealer {
+        let tenant = crate::version::TenantId::new("https://api.example", "client");
+        crate::seal::RootKey::from_secret(&[n; 32], tenant).sealer(crate::seal::Purpose::Catalog)
+    }
+
     fn interaction(guid: &str, start: OffsetDateTime) -> Interaction {
         serde_json::from_value(serde_json::json!({
             "guid": guid,
@@ -330,7 +342,7 @@ mod tests {
     #[test]
     fn days_round_trip_and_damage_is_absence() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = CatalogStore::open(&dir.path().join("catalog")).expect("open");
+        let store = CatalogStore::open(&dir.path().join("catalog"), sealer(1)).expect("open");
         let from = datetime!(2026-11-01 00:00 UTC);
         let to = datetime!(2026-11-04 00:00 UTC);
         let items = vec![
@@ -351,14 +363,27 @@ mod tests {
         let (back, days) = store.load(from, to);
         assert_eq!(days, 2);
         assert_eq!(back, items, "unknown fields and order kept");
-        // Streamed a record at a time, the body is what one `to_vec` writes.
-        let raw = std::fs::read(store.dir.join("2026-11-03.json")).expect("day file");
-        let nl = raw.iter().position(|&b| b == b'\n').expect("a header");
+        // Streamed a record at a time, the body is what one `to_vec` writes; the file
+        // shows none of it.
+        let day = store.dir.join("2026-11-03.day");
         let want = serde_json::to_vec(&items[1..]).expect("json");
-        assert_eq!(&raw[nl + 1..], &want[..]);
-        assert_eq!(nl, TAG.len() + 1 + 64);
+        let body = store
+            .read_day(datetime!(2026-11-03 00:00 UTC).date())
+            .flatten()
+            .expect("opens");
+        assert_eq!(body, want);
+        let raw = std::fs::read(&day).expect("day file");
+        for secret in [
+            &b"10000000-0000-4000-8000-000000000002"[..],
+            b"someFieldWeDoNotKnow",
+            b"TRANSCRIPT",
+        ] {
+            assert!(
+                !raw.windows(secret.len()).any(|w| w == secret),
+                "plaintext in the file"
+            );
+        }
 
-        let day = store.dir.join("2026-11-03.json");
         let mode = std::fs::metadata(&day)
             .expect("day file")
             .permissions()
@@ -389,7 +414,7 @@ mod tests {
     #[test]
     fn a_day_partly_outside_the_window_keeps_the_rest() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let store = CatalogStore::open(dir.path()).expect("open");
+        let store = CatalogStore::open(dir.path(), sealer(1)).expect("open");
         let early = interaction(
             "10000000-0000-4000-8000-000000000001",
             datetime!(2026-11-01 06:00 UTC),
@@ -411,5 +436,38 @@ mod tests {
             .save(noon, day.1, std::slice::from_ref(&late))
             .expect("afternoon");
         assert_eq!(store.load(day.0, day.1).0, [early, late]);
+    }
+
+    #[test]
+    fn a_day_of_another_key_or_day_or_an_old_plaintext_file_is_absent() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cat = dir.path().join("catalog");
+        let store = CatalogStore::open(&cat, sealer(1)).expect("open");
+        let (from, to) = (
+            datetime!(2026-11-01 00:00 UTC),
+            datetime!(2026-11-03 00:00 UTC),
+        );
+        let one = interaction(
+            "10000000-0000-4000-8000-000000000001",
+            datetime!(2026-11-01 09:00 UTC),
+        );
+        store
+            .save(from, to, std::slice::from_ref(&one))
+            .expect("save");
+        // Moved to another day: does not open there.
+        std::fs::copy(cat.join("2026-11-01.day"), cat.join("2026-11-02.day")).expect("copy");
+        assert_eq!(store.load(from, to), (vec![one.clone()], 1));
+        assert!(
+            !cat.join("2026-11-02.day").exists(),
+            "the moved file is removed"
+        );
+        // Another key: nothing opens, and the file goes.
+        let other = CatalogStore::open(&cat, sealer(2)).expect("open");
+        assert_eq!(other.load(from, to), (vec![], 0));
+        assert!(!cat.join("2026-11-01.day").exists());
+        // A plaintext file of an earlier version is removed at open.
+        std::fs::write(cat.join("2026-11-01.json"), "vccfs-catalog-v1 00\n[]").expect("write");
+        let _ = CatalogStore::open(&cat, sealer(1)).expect("open");
+        assert!(!cat.join("2026-11-01.json").exists());
     }
 }

@@ -18,6 +18,7 @@ use crate::catalog::{spawn_refresher, Catalog, CatalogError, CatalogStore, Chang
 use crate::control::{self, Sources};
 use crate::fs::VccFs;
 use crate::prefetch::Prefetcher;
+use crate::seal::{Purpose, RootKey};
 use crate::shared::{mac_key, Shared, SharedBudget, SharedConfig, SharedSource};
 use crate::source::disk::{DiskConfig, DiskError, DiskStore};
 use crate::source::{BlockSource, BlockStore, Tiered};
@@ -72,7 +73,12 @@ impl Tiers {
                 return none;
             }
         };
-        let catalog = match CatalogStore::open(&store.dir().join("catalog")) {
+        let root = RootKey::from_secret(
+            opts.api.credentials.client_secret.as_bytes(),
+            opts.api.tenant(),
+        );
+        let sealer = root.sealer(Purpose::Catalog);
+        let catalog = match CatalogStore::open(&store.dir().join("catalog"), sealer) {
             Ok(c) => Some(c),
             Err(e) => {
                 tracing::warn!(dir = %store.dir().display(), error = %e, "no saved catalog");
