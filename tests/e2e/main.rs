@@ -13,4 +13,5 @@ mod mount;
 mod operate;
 mod persist;
 mod scale;
+mod sealed;
 mod versions;
