@@ -269,15 +269,37 @@ def rsync_case(emu):
         shutil.rmtree(work, ignore_errors=True)
 
 
+PERSIST_MODES = (
+    ("sealed", ()),
+    ("none", ("--disk-encryption", "none")),
+    ("none, no passthrough", ("--disk-encryption", "none", "--no-passthrough")),
+)
+
+
 def persist_case(emu):
-    """7, 8: after a remount, grep -r and a sequential read come from the disk tier."""
+    """7, 8: after a remount, grep -r and a sequential read come from the disk tier, in
+    each --disk-encryption mode; then sealed against plain without passthrough."""
+    got = {tag: persist_mode(emu, tag, extra) for tag, extra in PERSIST_MODES}
+    sealed, plain = got["sealed"], got["none, no passthrough"]
+    n, mib = sealed["n"], sealed["mib"]
+    row(f"7s grep -r over {n} transcripts after a remount, sealed vs plain",
+        f"{sealed['grep']:.2f} s", f"{plain['grep']:.2f} s (--disk-encryption none --no-passthrough)",
+        f"{sealed['grep'] / plain['grep']:.2f}x", "<= 1.2x")
+    row(f"8s sequential {mib:.0f} MiB after a remount, sealed vs plain",
+        f"{mib / sealed['seq']:.0f} MB/s", f"{mib / plain['seq']:.0f} MB/s (--disk-encryption none --no-passthrough)",
+        f"{plain['seq'] / sealed['seq']:.2f}x", ">= 0.8x")
+
+
+def persist_mode(emu, tag, extra):
+    """Cases 7, 7c, 8, 8c with the mount flags `extra`; the warm times, for comparing."""
     items = emu.interactions()
     keep = tempfile.mkdtemp(prefix="vccfs-bench-persist-")
     cache = os.path.join(keep, "cache")
     guid, key, size = biggest(items, "screenRecording")
     mib = size / 2**20
+    out = {"mib": mib}
     try:
-        m = Mount(emu, cache_dir=cache)
+        m = Mount(emu, extra, cache_dir=cache)
         root = os.path.join(m.path, "interactions")
         grep = ["grep", "-rl", "--include=transcript", GREP_WORD]
         subprocess.run(grep + [root], stdout=subprocess.DEVNULL, check=False)
@@ -289,6 +311,7 @@ def persist_case(emu):
         subprocess.run(["cp", os.path.join(root, guid, key), big], check=True)
         m.stop()
         n = sum(1 for _, _, fs in os.walk(local) for f in fs if f == "transcript")
+        out["n"] = n
         mnt_big = lambda m: os.path.join(m.path, "interactions", guid, key)
         # Like for like: a remount finds the cache's files in the page cache, as the
         # local files are after a first read; a reboot finds neither there (7c, 8c).
@@ -305,7 +328,7 @@ def persist_case(emu):
                 t_local = min(timed(grep + [local], stdout=subprocess.DEVNULL) for _ in range(3))
                 timed(["cat", big], stdout=subprocess.DEVNULL)
                 t_big_local = min(timed(["cat", big], stdout=subprocess.DEVNULL) for _ in range(3))
-            m = Mount(emu, cache_dir=cache)
+            m = Mount(emu, extra, cache_dir=cache)
             try:
                 emu.reset()
                 t = time.perf_counter()
@@ -313,20 +336,23 @@ def persist_case(emu):
                 t_grep = time.perf_counter() - t
                 s = emu.stats()
                 label, target = ("7c", "(cold: after a reboot)") if cold else ("7", "<= 3x, 0 requests")
-                row(f"{label} grep -r over {n} transcripts after a {'reboot' if cold else 'remount'}",
+                row(f"{label} [{tag}] grep -r over {n} transcripts after a {'reboot' if cold else 'remount'}",
                     f"{t_grep:.2f} s ({s['content_requests']} content requests)",
                     f"local grep {t_local:.2f} s", f"{t_grep / t_local:.2f}x", target)
                 emu.reset()
                 t_disk = timed(["cat", mnt_big(m)], stdout=subprocess.DEVNULL)
                 s = emu.stats()
                 label, target = ("8c", "(cold: after a reboot)") if cold else ("8", ">= 0.5x, 0 requests")
-                row(f"{label} sequential {mib:.0f} MiB after a {'reboot' if cold else 'remount'}",
+                row(f"{label} [{tag}] sequential {mib:.0f} MiB after a {'reboot' if cold else 'remount'}",
                     f"{mib / t_disk:.0f} MB/s ({s['content_requests']} content requests)",
                     f"local file {mib / t_big_local:.0f} MB/s", f"{t_big_local / t_disk:.2f}x", target)
+                if not cold:
+                    out["grep"], out["seq"] = t_grep, t_disk
             finally:
                 m.stop()
     finally:
         shutil.rmtree(keep, ignore_errors=True)
+    return out
 
 
 def fleet_case():
