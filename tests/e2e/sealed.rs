@@ -15,7 +15,7 @@ use crate::faults::{read_exactly, truth};
 const TENANT: &[&str] = &["--interactions", "8", "--seed", "23"];
 
 /// Every regular file below `dir`.
-fn files_below(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_below(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {
@@ -36,7 +36,7 @@ fn files_below(dir: &Path) -> Vec<PathBuf> {
 
 /// Byte strings to look for, found with a 4-byte prefix filter (a bitmap) and then
 /// compared whole: fast enough for tens of MiB in a debug build.
-struct Needles {
+pub(crate) struct Needles {
     bits: Vec<u64>,
     by_prefix: HashMap<u32, Vec<usize>>,
     needles: Vec<(String, Vec<u8>)>,
@@ -49,7 +49,7 @@ fn slot(prefix: u32) -> usize {
 }
 
 impl Needles {
-    fn new() -> Needles {
+    pub(crate) fn new() -> Needles {
         Needles {
             bits: vec![0; 1 << (BITS - 6)],
             by_prefix: HashMap::new(),
@@ -71,7 +71,7 @@ impl Needles {
 
     /// Every 64-byte run of `content` contains one of its 32-byte chunks at a multiple
     /// of 32: look for those (skipping runs of one byte, which anything may hold).
-    fn add_content(&mut self, name: &str, content: &[u8]) {
+    pub(crate) fn add_content(&mut self, name: &str, content: &[u8]) {
         for (k, chunk) in content.chunks_exact(32).enumerate() {
             if chunk.iter().all(|&b| b == chunk[0]) {
                 continue;
@@ -81,7 +81,7 @@ impl Needles {
     }
 
     /// The first needle found in `hay`.
-    fn find(&self, hay: &[u8]) -> Option<&str> {
+    pub(crate) fn find(&self, hay: &[u8]) -> Option<&str> {
         for i in 0..hay.len().saturating_sub(3) {
             let p = u32::from_le_bytes([hay[i], hay[i + 1], hay[i + 2], hay[i + 3]]);
             let s = slot(p);
@@ -100,7 +100,7 @@ impl Needles {
 }
 
 /// Wait until the cache directory stops changing (write-behind landed).
-fn settle(cache: &Path) {
+pub(crate) fn settle(cache: &Path) {
     let mut last = (usize::MAX, 0u64);
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
@@ -120,7 +120,7 @@ fn settle(cache: &Path) {
 }
 
 /// Every string value in a Redis, read with the redis crate (binary-safe).
-fn redis_values(url: &str) -> Vec<(String, Vec<u8>)> {
+pub(crate) fn redis_values(url: &str) -> Vec<(String, Vec<u8>)> {
     let client = ::redis::Client::open(url).expect("redis url");
     let mut conn = client.get_connection().expect("connect to redis");
     let keys: Vec<String> = ::redis::cmd("KEYS")
