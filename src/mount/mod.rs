@@ -126,12 +126,22 @@ pub struct MountOptions {
 /// `--redis` and what goes with it.
 #[derive(Clone)]
 pub struct RedisOptions {
-    /// With the password, if any (never printed: see `Debug`).
+    /// With the password, if any (never printed: see `Debug`; wiped when dropped).
     pub url: String,
     /// `--redis-control`: the control keys' Redis, if not `url`'s.
     pub control_url: Option<String>,
     /// `--fallback-rpm`.
     pub fallback_rpm: Option<u32>,
+}
+
+impl Drop for RedisOptions {
+    /// The URLs may hold the password: wiped from memory.
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.url);
+        if let Some(c) = &mut self.control_url {
+            zeroize::Zeroize::zeroize(c);
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisOptions {
