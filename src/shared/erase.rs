@@ -111,7 +111,7 @@ impl Shared {
         Ok(secs.saturating_mul(1000).saturating_add(micros / 1000))
     }
 
-    fn tombstone_aad(&self) -> Vec<u8> {
+    pub(super) fn tombstone_aad(&self) -> Vec<u8> {
         let mut aad = TOMBSTONE_LABEL.to_vec();
         aad.extend_from_slice(self.inner.cfg.tenant.as_bytes());
         aad.extend_from_slice(self.inner.keys.erased.as_bytes());

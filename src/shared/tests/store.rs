@@ -128,7 +128,7 @@ async fn with_a_control_redis_the_budget_and_leases_live_there_and_blocks_in_the
     };
     let cfg = || {
         let mut cfg = config(&cache);
-        cfg.control_url = Some(control.url());
+        cfg.control_url = Some(control.url().into());
         cfg
     };
     let (a, b) = (client(cfg()).await, client(cfg()).await);
