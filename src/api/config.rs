@@ -87,9 +87,10 @@ impl Credentials {
             )));
         }
         // The file's text holds the secret too: wiped when dropped.
-        let text = zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-            ApiError::Config(format!("cannot read credentials file {shown}: {e}"))
-        })?);
+        let text =
+            zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                ApiError::Config(format!("cannot read credentials file {shown}: {e}"))
+            })?);
         let mut id = None;
         let mut secret = None;
         for line in text.lines() {

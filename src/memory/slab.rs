@@ -232,7 +232,10 @@ mod tests {
         let base = s.base_addr();
         let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
         let mut lines = smaps.lines().skip_while(|l| {
-            let start = l.split('-').next().and_then(|a| usize::from_str_radix(a, 16).ok());
+            let start = l
+                .split('-')
+                .next()
+                .and_then(|a| usize::from_str_radix(a, 16).ok());
             start != Some(base)
         });
         assert!(lines.next().is_some(), "the slab's mapping is in smaps");

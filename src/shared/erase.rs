@@ -248,7 +248,10 @@ impl Shared {
     /// runtime or a usable URL the receiver is closed at once.
     pub fn subscribe_erasures(&self) -> mpsc::UnboundedReceiver<String> {
         let (tx, rx) = mpsc::unbounded_channel();
-        match (clients(&self.inner.cfg), tokio::runtime::Handle::try_current()) {
+        match (
+            clients(&self.inner.cfg),
+            tokio::runtime::Handle::try_current(),
+        ) {
             (Ok((_, control)), Ok(rt)) => {
                 let channel = self.inner.keys.erase_channel.clone();
                 rt.spawn(listen(Arc::downgrade(&self.inner), control, channel, tx));
@@ -309,7 +312,10 @@ async fn listen(
             let shared = Shared { inner };
             let caught_up = match mark {
                 None => true,
-                Some(m) => match shared.erasures_since(m.saturating_sub(CATCH_UP_MARGIN)).await {
+                Some(m) => match shared
+                    .erasures_since(m.saturating_sub(CATCH_UP_MARGIN))
+                    .await
+                {
                     Ok(list) => {
                         for (guid, _) in list {
                             bump(&shared.counters().erasures_received);

@@ -128,7 +128,14 @@ pub(super) fn encode(
     } else {
         (kind, v)
     };
-    let head = header(tenant, version, block_size, index, data.len() as u64, v.len() as u16);
+    let head = header(
+        tenant,
+        version,
+        block_size,
+        index,
+        data.len() as u64,
+        v.len() as u16,
+    );
     let mut plain = Vec::with_capacity(1 + v.len() + data.len());
     plain.push(kind);
     plain.extend_from_slice(v.as_bytes());
@@ -261,7 +268,10 @@ mod tests {
         assert_eq!(decode(&s, none, &expect(&v, 0, 4)).expect("ok").1, None);
         let lm = Validator::LastModified("Tue, 01 Apr 2025 10:00:00 GMT".into());
         let with_lm = encode(&s, KEY, tenant(), &v, 4, 1, Some(&lm), b"efgh");
-        assert_eq!(decode(&s, with_lm, &expect(&v, 1, 4)).expect("ok").1, Some(lm));
+        assert_eq!(
+            decode(&s, with_lm, &expect(&v, 1, 4)).expect("ok").1,
+            Some(lm)
+        );
     }
 
     #[test]
@@ -317,10 +327,7 @@ mod tests {
         // (whose clear fields a forger could copy).
         let mut g2 = ContentVersion::new(tenant(), "g-2", "callRecording", 10, None);
         g2.id = v.id;
-        assert_eq!(
-            decode(&s, good, &expect(&g2, 1, 4)),
-            Err(Reject::Unsealed)
-        );
+        assert_eq!(decode(&s, good, &expect(&g2, 1, 4)), Err(Reject::Unsealed));
     }
 
     #[test]
@@ -331,7 +338,10 @@ mod tests {
         let etag = Validator::ETag("\"etag-of-the-file\"".into());
         let stored = encode(&s, KEY, tenant(), &v, 4096, 3, Some(&etag), &data);
         for run in data.windows(64) {
-            assert!(!stored.windows(64).any(|w| w == run), "plaintext in the value");
+            assert!(
+                !stored.windows(64).any(|w| w == run),
+                "plaintext in the value"
+            );
         }
         let find = |needle: &[u8]| stored.windows(needle.len()).any(|w| w == needle);
         assert!(!find(b"etag-of-the-file"), "the validator is sealed");

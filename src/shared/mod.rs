@@ -155,7 +155,10 @@ impl std::fmt::Debug for SharedConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedConfig")
             .field("url", &redacted(&self.url))
-            .field("control_url", &self.control_url.as_deref().map(|u| redacted(u)))
+            .field(
+                "control_url",
+                &self.control_url.as_deref().map(|u| redacted(u)),
+            )
             .field("tenant", &self.tenant)
             .field("root", &self.root)
             .field("block_ttl", &self.block_ttl)

@@ -28,9 +28,15 @@ async fn erase_guid_removes_exactly_that_interactions_blocks() {
         return;
     };
     let a = client(config(&server)).await;
-    let (s4, s8) = (SharedStore::new(a.clone(), 4), SharedStore::new(a.clone(), 8));
+    let (s4, s8) = (
+        SharedStore::new(a.clone(), 4),
+        SharedStore::new(a.clone(), 8),
+    );
     let blocks = [Bytes::from_static(b"abcd"), Bytes::from_static(b"efgh")];
-    let (a_call, a_screen) = (version("guid-a", "callRecording"), version("guid-a", "screen"));
+    let (a_call, a_screen) = (
+        version("guid-a", "callRecording"),
+        version("guid-a", "screen"),
+    );
     let b_call = version("guid-b", "callRecording");
     for v in [&a_call, &a_screen, &b_call] {
         s4.write(v, 0, &blocks, None).await.expect("write");
@@ -43,7 +49,11 @@ async fn erase_guid_removes_exactly_that_interactions_blocks() {
         .expect("a budget key");
     let before = all_keys(&server).await;
     let g = a.config().root.name(b"guid-a");
-    assert_eq!(before.iter().filter(|k| k.contains(&g)).count(), 5, "{before:?}");
+    assert_eq!(
+        before.iter().filter(|k| k.contains(&g)).count(),
+        5,
+        "{before:?}"
+    );
     assert!(
         !before.iter().any(|k| k.contains("guid-")),
         "no guid in a key name: {before:?}"
@@ -52,7 +62,11 @@ async fn erase_guid_removes_exactly_that_interactions_blocks() {
     assert_eq!(a.erase_guid("guid-a").await.expect("erase"), 5);
     let after = all_keys(&server).await;
     let kept: Vec<&String> = before.iter().filter(|k| !k.contains(&g)).collect();
-    assert_eq!(after.iter().collect::<Vec<_>>(), kept, "only guid-a's keys went");
+    assert_eq!(
+        after.iter().collect::<Vec<_>>(),
+        kept,
+        "only guid-a's keys went"
+    );
     assert_eq!(
         after.iter().filter(|k| k.contains(":b:")).count(),
         2,
@@ -100,7 +114,10 @@ async fn an_announced_erasure_reaches_every_host_within_a_second() {
     let second = Duration::from_secs(1);
     assert_eq!(next(&mut rx_b, second).await.as_deref(), Some("guid-x"));
     assert_eq!(next(&mut rx_a, second).await.as_deref(), Some("guid-x"));
-    assert_eq!((a.stats().erasures_announced, b.stats().erasures_received), (1, 1));
+    assert_eq!(
+        (a.stats().erasures_announced, b.stats().erasures_received),
+        (1, 1)
+    );
 
     // Nothing in Redis names the guid in the clear.
     let mut raw = server.raw().await;
@@ -120,7 +137,10 @@ async fn an_announced_erasure_reaches_every_host_within_a_second() {
     super::healthy_within(&a, Duration::from_secs(10)).await;
     let start = tokio::time::Instant::now();
     while a.announce_erasure("guid-y").await.is_err() {
-        assert!(start.elapsed() < Duration::from_secs(10), "announce after restart");
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "announce after restart"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(next(&mut rx_b, second).await.as_deref(), Some("guid-y"));
@@ -169,7 +189,10 @@ async fn tombstones_are_listed_since_a_time_and_garbage_is_ignored() {
     let guids: Vec<&str> = all.iter().map(|(g, _)| g.as_str()).collect();
     assert_eq!(guids, ["guid-1", "guid-2"]);
     assert!(all[0].1 < all[1].1, "{all:?}");
-    assert!(all[0].1.abs_diff(now_ms) < 60_000, "server time, ms: {all:?}");
+    assert!(
+        all[0].1.abs_diff(now_ms) < 60_000,
+        "server time, ms: {all:?}"
+    );
     let later = b.erasures_since(all[0].1).await.expect("since");
     assert_eq!(later, vec![all[1].clone()]);
     assert!(b.erasures_since(all[1].1).await.expect("since").is_empty());
@@ -180,7 +203,9 @@ async fn tombstones_are_listed_since_a_time_and_garbage_is_ignored() {
     let _: () = raw.del(&erased).await.expect("del");
     let _: () = raw.set(&erased, "x").await.expect("set");
     assert!(b.erasures_since(0).await.expect("since").is_empty());
-    a.announce_erasure("guid-3").await.expect("announce over a spoiled set");
+    a.announce_erasure("guid-3")
+        .await
+        .expect("announce over a spoiled set");
     let list = b.erasures_since(0).await.expect("since");
     assert_eq!(list.len(), 1);
     assert_eq!(list[0].0, "guid-3");

@@ -3,9 +3,9 @@ use std::sync::Arc;
 use redis::AsyncCommands;
 
 use super::{client, config, expected, req, root, stored, tenant, BS};
+use crate::seal::Purpose;
 use crate::shared::format;
 use crate::shared::testing::RedisServer;
-use crate::seal::Purpose;
 use crate::shared::SharedStore;
 use crate::source::mock::MockSource;
 use crate::source::{BlockSource, Tiered};
