@@ -39,8 +39,9 @@
 //!   skipped operation is a miss for the content tier, a fetch from the next source for
 //!   [`SharedSource`], and an `Err` from [`Shared::reserve`], on which the caller uses
 //!   its local limiter at the fallback rate ([`fallback_rpm`]).
-//! - **Nothing read from Redis is trusted.** Block values are checked whole (MAC and
-//!   every identity field); a control key that is not what the scripts write (wrong
+//! - **Nothing read from Redis is trusted.** Block values are opened whole (AES-GCM
+//!   with their key name and every identity field as associated data), tombstones
+//!   likewise; a control key that is not what the scripts write (wrong
 //!   type, non-numeric, absurdly far in the future) is reset, not obeyed.
 //! - **Keys carry the tenant** (its hash, never the client id). Control keys carry it
 //!   as a Redis Cluster hash tag (`vccfs:{<tenant>}:budget`, `vccfs:{<tenant>}:hosts`);
