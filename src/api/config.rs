@@ -37,11 +37,18 @@ impl Region {
     }
 }
 
-/// Client id and secret. `Debug` never shows the secret.
+/// Client id and secret. `Debug` never shows the secret, and it is wiped from memory
+/// when dropped (every clone too).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub client_id: String,
     pub client_secret: String,
+}
+
+impl Drop for Credentials {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.client_secret);
+    }
 }
 
 impl fmt::Debug for Credentials {
@@ -79,8 +86,11 @@ impl Credentials {
                 mode & 0o777
             )));
         }
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ApiError::Config(format!("cannot read credentials file {shown}: {e}")))?;
+        // The file's text holds the secret too: wiped when dropped.
+        let text =
+            zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
+                ApiError::Config(format!("cannot read credentials file {shown}: {e}"))
+            })?);
         let mut id = None;
         let mut secret = None;
         for line in text.lines() {

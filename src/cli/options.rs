@@ -94,7 +94,8 @@ fn redis_options(a: &MountArgs) -> Result<Option<RedisOptions>, CliError> {
         .redis_credentials
         .as_deref()
         .map(read_secret)
-        .transpose()?;
+        .transpose()?
+        .map(zeroize::Zeroizing::new);
     let with_password = |flag: &str, url: &str| -> Result<String, CliError> {
         let Some(password) = &password else {
             return Ok(url.to_string());
@@ -102,7 +103,7 @@ fn redis_options(a: &MountArgs) -> Result<Option<RedisOptions>, CliError> {
         let mut parsed =
             url::Url::parse(url).map_err(|e| CliError::Usage(format!("{flag}: {e}")))?;
         parsed
-            .set_password(Some(password))
+            .set_password(Some(password.as_str()))
             .map_err(|()| CliError::Usage(format!("{flag}: this URL cannot carry a password")))?;
         Ok(parsed.to_string())
     };
@@ -133,8 +134,11 @@ fn read_secret(path: &std::path::Path) -> Result<String, CliError> {
             "--redis-credentials {shown} is readable by group or others; run: chmod 600 {shown}"
         )));
     }
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| CliError::Usage(format!("--redis-credentials {shown}: {e}")))?;
+    // The file's text holds the password: wiped when dropped.
+    let text = zeroize::Zeroizing::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| CliError::Usage(format!("--redis-credentials {shown}: {e}")))?,
+    );
     let line = text
         .lines()
         .map(str::trim)

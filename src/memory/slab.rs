@@ -1,6 +1,10 @@
 //! Slabs: `HUGE_PAGE`-byte anonymous mappings aligned to their size and advised for
 //! transparent huge pages, cut into at most 64 blocks whose state is two bitmap words.
 //! Every system call of the pool (`mmap`, `munmap`, `madvise`) is here.
+//!
+//! Invariant: a slab holds recordings in the clear, so it is advised `MADV_DONTDUMP`
+//! (left out of core dumps) when mapped; should the kernel refuse (it does not on
+//! Linux ≥ 3.4), the slab is still used and the refusal logged at debug.
 
 use std::ptr::NonNull;
 
@@ -207,12 +211,41 @@ fn map_slab() -> Option<NonNull<u8>> {
         );
     }
     // SAFETY: head < HUGE_PAGE: inside the mapping.
-    NonNull::new(unsafe { p.cast::<u8>().add(head) })
+    let base = NonNull::new(unsafe { p.cast::<u8>().add(head) })?;
+    // SAFETY: [base, base + HUGE_PAGE) is the mapping just made and kept; MADV_DONTDUMP
+    // only marks it to be left out of core dumps, and touches no memory.
+    let rc = unsafe { libc::madvise(base.as_ptr().cast(), HUGE_PAGE, libc::MADV_DONTDUMP) };
+    if rc != 0 {
+        let error = std::io::Error::last_os_error();
+        tracing::debug!(%error, "slab: madvise(MADV_DONTDUMP) refused; blocks may be dumped");
+    }
+    Some(base)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn slabs_are_left_out_of_core_dumps() {
+        let s = Slab::map(1, 4096).expect("a slab");
+        let base = s.base_addr();
+        let smaps = std::fs::read_to_string("/proc/self/smaps").expect("smaps");
+        let mut lines = smaps.lines().skip_while(|l| {
+            let start = l
+                .split('-')
+                .next()
+                .and_then(|a| usize::from_str_radix(a, 16).ok());
+            start != Some(base)
+        });
+        assert!(lines.next().is_some(), "the slab's mapping is in smaps");
+        let flags = lines
+            .find(|l| l.starts_with("VmFlags:"))
+            .expect("VmFlags of the slab");
+        assert!(flags.split_whitespace().any(|f| f == "dd"), "{flags}");
+        // SAFETY: no block of this slab was handed out.
+        unsafe { s.unmap() };
+    }
 
     #[test]
     fn the_page_size_is_a_power_of_two_dividing_a_slab() {

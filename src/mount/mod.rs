@@ -25,6 +25,8 @@
 //! - Nothing is mounted before the first listing succeeded.
 //! - The daemon child prints the ready line only once the session is live.
 //! - Kernel invalidations never run on a runtime worker (that deadlocked).
+//! - The serving process is non-dumpable ([`not_dumpable`], before anything is read):
+//!   no core dump, no ptrace or `/proc/<pid>/mem` by the same user.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -126,12 +128,22 @@ pub struct MountOptions {
 /// `--redis` and what goes with it.
 #[derive(Clone)]
 pub struct RedisOptions {
-    /// With the password, if any (never printed: see `Debug`).
+    /// With the password, if any (never printed: see `Debug`; wiped when dropped).
     pub url: String,
     /// `--redis-control`: the control keys' Redis, if not `url`'s.
     pub control_url: Option<String>,
     /// `--fallback-rpm`.
     pub fallback_rpm: Option<u32>,
+}
+
+impl Drop for RedisOptions {
+    /// The URLs may hold the password: wiped from memory.
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.url);
+        if let Some(c) = &mut self.control_url {
+            zeroize::Zeroize::zeroize(c);
+        }
+    }
 }
 
 impl std::fmt::Debug for RedisOptions {
@@ -158,6 +170,19 @@ pub struct DiskOptions {
     pub passthrough: bool,
 }
 
+/// Make this process non-dumpable (`PR_SET_DUMPABLE` 0): no core dump, and no other
+/// process of the same user may ptrace it or read its memory, so the recordings and
+/// secrets it holds stay in it. Only the serving process calls this (not the emulator,
+/// not the tests' processes); a refusal is logged and the mount goes on.
+pub(crate) fn not_dumpable() {
+    // SAFETY: prctl(PR_SET_DUMPABLE) takes integer arguments and touches no memory.
+    let rc = unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) };
+    if rc != 0 {
+        let error = std::io::Error::last_os_error();
+        tracing::warn!(%error, "could not make the mount's process non-dumpable");
+    }
+}
+
 /// Mount and serve until unmounted (or SIGINT/SIGTERM).
 pub fn run(opts: MountOptions) -> Result<(), MountError> {
     if opts.daemon && !daemon::is_child() {
@@ -165,8 +190,39 @@ pub fn run(opts: MountOptions) -> Result<(), MountError> {
         check_mountpoint(&opts.mountpoint)?;
         return daemon::spawn_daemon(&opts);
     }
+    not_dumpable();
     let rt = runtime()?;
     let result = serve(&rt, opts);
     rt.shutdown_timeout(Duration::from_secs(1));
     result
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_serving_process_is_not_dumpable() {
+        // In a forked child, so the test process itself stays dumpable. The child only
+        // makes system calls (`not_dumpable` logs only if prctl fails) and exits.
+        // SAFETY: fork in a test; the child calls prctl and _exit only.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork");
+        if pid == 0 {
+            // SAFETY: plain system calls in the forked child.
+            let before = unsafe { libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0) };
+            super::not_dumpable();
+            // SAFETY: as above.
+            unsafe {
+                let after = libc::prctl(libc::PR_GET_DUMPABLE, 0, 0, 0, 0);
+                libc::_exit(if before == 1 && after == 0 { 0 } else { 1 });
+            }
+        }
+        let mut status = 0;
+        // SAFETY: waiting for our own child.
+        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+        assert_eq!(waited, pid);
+        assert!(
+            libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+            "{status}"
+        );
+    }
 }

@@ -19,7 +19,7 @@ use crate::control::{self, Sources};
 use crate::fs::VccFs;
 use crate::prefetch::Prefetcher;
 use crate::seal::{Purpose, RootKey};
-use crate::shared::{mac_key, Shared, SharedBudget, SharedConfig, SharedSource};
+use crate::shared::{Shared, SharedBudget, SharedConfig, SharedSource};
 use crate::source::disk::{DiskConfig, DiskError, DiskStore};
 use crate::source::{BlockSource, BlockStore, Tiered};
 
@@ -39,9 +39,9 @@ impl Tiers {
     fn open(opts: &MountOptions) -> Tiers {
         let shared = opts.redis.as_ref().map(|r| {
             let tenant = opts.api.tenant();
-            let key = mac_key(&opts.api.credentials.client_secret, tenant);
-            let mut cfg = SharedConfig::new(r.url.clone(), tenant, key);
-            cfg.control_url = r.control_url.clone();
+            let root = RootKey::from_secret(opts.api.credentials.client_secret.as_bytes(), tenant);
+            let mut cfg = SharedConfig::new(r.url.clone(), tenant, root);
+            cfg.control_url = r.control_url.clone().map(zeroize::Zeroizing::new);
             Shared::connect(cfg)
         });
         let none = Tiers {

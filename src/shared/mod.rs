@@ -12,11 +12,19 @@
 //!   before it are not taken back), and paces it for a window after. In any 60 s the
 //!   schedule admits at most `--max-rpm` requests, whichever hosts ask.
 //! - **A content tier** ([`SharedStore`], a `BlockStore`): blocks under
-//!   `vccfs:<tenant>:v1:b:<content key>:<block size>:<index>` with a TTL, each value a
-//!   header naming exactly which bytes it holds, the bytes, and an HMAC-SHA256 keyed by
-//!   a key derived from the tenant's client secret ([`mac_key`]). A value that is
-//!   truncated, garbage, another tenant's or version's, or whose MAC fails is a miss
-//!   (counted as `rejected`), never served.
+//!   `vccfs:<tenant>:v2:b:<g>:<content key>:<block size>:<index>` with a TTL, where
+//!   `<g>` is the keyed name of the interaction's guid (`RootKey::name`: the same on
+//!   every host with the key, the guid to nobody else), so one interaction's blocks are
+//!   found by one `SCAN` prefix. Each value is sealed (AES-256-GCM, `Purpose::Redis` of
+//!   the tenant's [`RootKey`]) with associated data naming its key and exactly which
+//!   bytes it holds (see `format`). A value that is truncated, garbage, moved, another
+//!   tenant's or version's, or does not open is a miss (counted as `rejected`), never
+//!   served.
+//! - **Erasure** (`erase`): [`Shared::erase_guid`] unlinks every block of one
+//!   interaction; [`Shared::announce_erasure`] records a tombstone (the guid sealed,
+//!   with the server's time) in `vccfs:{<tenant>}:erased` and publishes it on
+//!   `vccfs:{<tenant>}:erase`, which [`Shared::subscribe_erasures`] delivers to every
+//!   host and [`Shared::erasures_since`] lists for a host that was away.
 //! - **Cross-host single-flight** ([`Shared::lease`], [`SharedSource`]): a block missing
 //!   from Redis is fetched by the one host that wins its lease (`SET NX PX`, random
 //!   token, compare-and-delete release); the others wait for the value, and take over
@@ -31,8 +39,9 @@
 //!   skipped operation is a miss for the content tier, a fetch from the next source for
 //!   [`SharedSource`], and an `Err` from [`Shared::reserve`], on which the caller uses
 //!   its local limiter at the fallback rate ([`fallback_rpm`]).
-//! - **Nothing read from Redis is trusted.** Block values are checked whole (MAC and
-//!   every identity field); a control key that is not what the scripts write (wrong
+//! - **Nothing read from Redis is trusted.** Block values are opened whole (AES-GCM
+//!   with their key name and every identity field as associated data), tombstones
+//!   likewise; a control key that is not what the scripts write (wrong
 //!   type, non-numeric, absurdly far in the future) is reset, not obeyed.
 //! - **Keys carry the tenant** (its hash, never the client id). Control keys carry it
 //!   as a Redis Cluster hash tag (`vccfs:{<tenant>}:budget`, `vccfs:{<tenant>}:hosts`);
@@ -47,7 +56,10 @@
 //! - **Every operation may run twice**: one whose connection had died is retried once
 //!   on the connection its manager remakes. All are idempotent except a reservation,
 //!   which then takes a second slot (wasted, never over the budget).
-//! - Secrets (the MAC key, a password in the URL) are never logged or printed.
+//! - **No plaintext recording, guid or validator is written to Redis**: block values and
+//!   tombstones are sealed, key names carry only keyed names and hashes.
+//! - Secrets (the root key, a password in the URL) are never logged or printed; the
+//!   URLs (which may hold a password) are wiped from memory when dropped.
 
 // Until the mount wires `--redis`, only the tests use this module.
 
@@ -56,18 +68,19 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use parking_lot::RwLock;
 use rand::Rng;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, RedisResult, ServerErrorKind};
-use sha2::Sha256;
 use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
 
+use crate::seal::{Purpose, RootKey, Sealer};
 use crate::version::TenantId;
 
 mod breaker;
 mod budget;
+mod erase;
 mod format;
 mod lease;
 mod stats;
@@ -91,14 +104,17 @@ use stats::{bump, get, Counters};
 /// How to reach the shared Redis, and how to use it.
 #[derive(Clone)]
 pub struct SharedConfig {
-    /// `redis://[user:password@]host[:port][/db]` or `rediss://…` (TLS).
-    pub url: String,
-    /// The Redis of the control keys (budget, leases, presence), if not `url`'s: one
-    /// that never evicts, while `url`'s may evict blocks under memory pressure.
-    pub control_url: Option<String>,
+    /// `redis://[user:password@]host[:port][/db]` or `rediss://…` (TLS); wiped when
+    /// dropped (it may hold a password).
+    pub url: Zeroizing<String>,
+    /// The Redis of the control keys (budget, leases, presence, tombstones), if not
+    /// `url`'s: one that never evicts, while `url`'s may evict blocks under memory
+    /// pressure.
+    pub control_url: Option<Zeroizing<String>>,
     pub tenant: TenantId,
-    /// Keys the blocks' MACs; from [`mac_key`].
-    pub mac_key: [u8; 32],
+    /// The tenant's root key: seals values and tombstones (`Purpose::Redis`) and names
+    /// guids in block keys. Every host of the fleet must have the same.
+    pub root: RootKey,
     /// How long a block stays in Redis.
     pub block_ttl: Duration,
     /// Longest any one Redis operation may take before it counts as a failure.
@@ -118,12 +134,12 @@ pub struct SharedConfig {
 }
 
 impl SharedConfig {
-    pub fn new(url: impl Into<String>, tenant: TenantId, mac_key: [u8; 32]) -> SharedConfig {
+    pub fn new(url: impl Into<String>, tenant: TenantId, root: RootKey) -> SharedConfig {
         SharedConfig {
-            url: url.into(),
+            url: Zeroizing::new(url.into()),
             control_url: None,
             tenant,
-            mac_key,
+            root,
             block_ttl: Duration::from_secs(7 * 24 * 3600),
             op_timeout: Duration::from_millis(250),
             lease_ttl: Duration::from_secs(10),
@@ -140,9 +156,12 @@ impl std::fmt::Debug for SharedConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SharedConfig")
             .field("url", &redacted(&self.url))
-            .field("control_url", &self.control_url.as_deref().map(redacted))
+            .field(
+                "control_url",
+                &self.control_url.as_deref().map(|u| redacted(u)),
+            )
             .field("tenant", &self.tenant)
-            .field("mac_key", &"<secret>")
+            .field("root", &self.root)
             .field("block_ttl", &self.block_ttl)
             .field("op_timeout", &self.op_timeout)
             .field("lease_ttl", &self.lease_ttl)
@@ -186,7 +205,7 @@ pub fn check_url(url: &str) -> Result<(), SharedError> {
 /// same unless `control_url` names another).
 fn clients(cfg: &SharedConfig) -> Result<(redis::Client, redis::Client), SharedError> {
     let data = client(cfg, &cfg.url)?;
-    let control = match &cfg.control_url {
+    let control = match cfg.control_url.as_deref() {
         Some(url) => client(cfg, url)?,
         None => data.clone(),
     };
@@ -206,18 +225,6 @@ fn client(cfg: &SharedConfig, url: &str) -> Result<redis::Client, SharedError> {
         _ => redis::Client::open(url),
     };
     client.map_err(|e| SharedError::Redis(e.to_string()))
-}
-
-/// The key for the blocks' MACs: HMAC-SHA256 keyed by the client secret over the
-/// tenant. Every host of the tenant derives the same key; nobody without the secret can.
-pub fn mac_key(client_secret: &str, tenant: TenantId) -> [u8; 32] {
-    let mut m = match Hmac::<Sha256>::new_from_slice(client_secret.as_bytes()) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC takes a key of any length"),
-    };
-    m.update(b"vccfs-shared-mac-v1");
-    m.update(tenant.as_bytes());
-    m.finalize().into_bytes().into()
 }
 
 /// Why a shared operation did not happen.
@@ -245,6 +252,10 @@ struct Keys {
     /// The budget's reservation log (a list; same hash tag as `budget`).
     budget_log: String,
     hosts: String,
+    /// Tombstones of erased interactions (a sorted set scored by server time, ms).
+    erased: String,
+    /// The channel erasures are announced on (not a key).
+    erase_channel: String,
 }
 
 impl Keys {
@@ -254,6 +265,8 @@ impl Keys {
             budget: format!("vccfs:{{{tenant}}}:budget"),
             budget_log: format!("vccfs:{{{tenant}}}:budget:log"),
             hosts: format!("vccfs:{{{tenant}}}:hosts"),
+            erased: format!("vccfs:{{{tenant}}}:erased"),
+            erase_channel: format!("vccfs:{{{tenant}}}:erase"),
         }
     }
 
@@ -301,6 +314,8 @@ impl Conns {
 struct Inner {
     cfg: SharedConfig,
     keys: Keys,
+    /// `cfg.root`'s sealer for Redis values and tombstones.
+    sealer: Sealer,
     /// This host's id in the presence set.
     host: String,
     conn: RwLock<Option<Conns>>,
@@ -340,6 +355,7 @@ impl Shared {
         let host = format!("{:016x}", rand::rng().random::<u64>());
         let inner = Arc::new(Inner {
             keys: Keys::new(cfg.tenant),
+            sealer: cfg.root.sealer(Purpose::Redis),
             host,
             conn: RwLock::new(None),
             breaker: Breaker::new(cfg.breaker_threshold, cfg.breaker_cooldown),
@@ -351,7 +367,7 @@ impl Shared {
         });
         let url = redacted(&inner.cfg.url);
         let tls = std::iter::once(&inner.cfg.url)
-            .chain(&inner.cfg.control_url)
+            .chain(inner.cfg.control_url.as_ref())
             .any(|u| u.starts_with("rediss://"));
         if tls {
             // TLS through rustls with the provider the API client uses too.
@@ -399,6 +415,10 @@ impl Shared {
             lease_waits: get(&c.lease_waits),
             lease_takeovers: get(&c.lease_takeovers),
             bypassed: get(&c.bypassed),
+            erased: get(&c.erased),
+            erasures_announced: get(&c.erasures_announced),
+            erasures_received: get(&c.erasures_received),
+            erasures_rejected: get(&c.erasures_rejected),
             hosts: (hosts > 0).then_some(hosts),
         }
     }

@@ -15,7 +15,8 @@ pub struct SharedStats {
     pub hits: u64,
     /// Blocks not in Redis.
     pub misses: u64,
-    /// Values refused: bad MAC, other tenant or identity, corrupt or truncated.
+    /// Values refused: do not open (tampered, moved, another key), other tenant or
+    /// identity, corrupt or truncated.
     pub rejected: u64,
     /// Operations that failed (connection errors, server errors).
     pub errors: u64,
@@ -42,6 +43,14 @@ pub struct SharedStats {
     pub lease_takeovers: u64,
     /// Fetches that went straight to the next source because Redis was unhealthy.
     pub bypassed: u64,
+    /// Block keys removed by `erase_guid`.
+    pub erased: u64,
+    /// Erasures this host announced.
+    pub erasures_announced: u64,
+    /// Erasures delivered to this host's subscribers (repeats included).
+    pub erasures_received: u64,
+    /// Tombstones (in the set or on the channel) that did not open: ignored.
+    pub erasures_rejected: u64,
     /// Hosts seen by the last presence check.
     pub hosts: Option<u32>,
 }
@@ -65,6 +74,10 @@ pub(super) struct Counters {
     pub(super) lease_waits: AtomicU64,
     pub(super) lease_takeovers: AtomicU64,
     pub(super) bypassed: AtomicU64,
+    pub(super) erased: AtomicU64,
+    pub(super) erasures_announced: AtomicU64,
+    pub(super) erasures_received: AtomicU64,
+    pub(super) erasures_rejected: AtomicU64,
 }
 
 pub(super) fn bump(c: &AtomicU64) {

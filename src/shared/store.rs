@@ -33,12 +33,12 @@ impl SharedStore {
         &self.shared
     }
 
-    /// `vccfs:<tenant>:v1:b:<content key>:<block size>:<index>`.
+    /// `vccfs:<tenant>:v2:b:<g>:<content key>:<block size>:<index>`, `<g>` the keyed
+    /// name of the version's guid (see [`Shared::guid_prefix`]).
     pub(super) fn key(&self, version: &ContentVersion, index: u64) -> String {
         format!(
-            "{}:v{}:b:{}:{}:{index}",
-            self.shared.inner.keys.base,
-            format::FORMAT,
+            "{}{}:{}:{index}",
+            self.shared.guid_prefix(&version.guid),
             version.id,
             self.block_size
         )
@@ -54,10 +54,11 @@ impl SharedStore {
         count_miss: bool,
     ) -> Result<Option<(Bytes, Option<Validator>)>, SharedError> {
         let key = self.key(version, index);
+        let k = key.clone();
         let value = self
             .shared
             .run_sized(Lane::Read, len as usize, move |mut c| {
-                let key = key.clone();
+                let key = k.clone();
                 async move {
                     redis::cmd("GET")
                         .arg(key)
@@ -83,13 +84,14 @@ impl SharedStore {
             return Ok(None);
         };
         let expect = Expect {
+            redis_key: &key,
             tenant: self.shared.inner.cfg.tenant,
             version,
             block_size: self.block_size,
             index,
             len,
         };
-        match format::decode(&self.shared.inner.cfg.mac_key, value, &expect) {
+        match format::decode(&self.shared.inner.sealer, value, &expect) {
             Ok(stored) => {
                 bump(&c.hits);
                 Ok(Some(stored))
@@ -119,8 +121,10 @@ impl SharedStore {
             .max(1);
         let mut pipe = redis::pipe();
         for (index, data) in (first..).zip(blocks) {
+            let key = self.key(version, index);
             let value = format::encode(
-                &cfg.mac_key,
+                &self.shared.inner.sealer,
+                &key,
                 cfg.tenant,
                 version,
                 self.block_size,
@@ -129,7 +133,7 @@ impl SharedStore {
                 data,
             );
             pipe.cmd("SET")
-                .arg(self.key(version, index))
+                .arg(key)
                 .arg(value)
                 .arg("PX")
                 .arg(ttl)

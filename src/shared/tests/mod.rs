@@ -12,6 +12,7 @@ use crate::source::BlockRequest;
 use crate::version::{ContentVersion, TenantId};
 
 mod budget;
+mod erase;
 mod lease;
 mod outage;
 mod store;
@@ -21,9 +22,14 @@ fn tenant() -> TenantId {
     TenantId::new("http://mock/interaction-content", "test")
 }
 
+/// The tenant's root key from `secret`.
+fn root(secret: &str) -> crate::seal::RootKey {
+    crate::seal::RootKey::from_secret(secret.as_bytes(), tenant())
+}
+
 /// A configuration for tests: the defaults, with quick breaker and lease timings.
 fn config(server: &RedisServer) -> SharedConfig {
-    let mut cfg = SharedConfig::new(server.url(), tenant(), super::mac_key("secret", tenant()));
+    let mut cfg = SharedConfig::new(server.url(), tenant(), root("secret"));
     cfg.breaker_threshold = 3;
     cfg.breaker_cooldown = Duration::from_millis(300);
     cfg.lease_ttl = Duration::from_secs(5);

@@ -15,14 +15,14 @@ async fn connect_never_fails_or_waits() {
         .expect("a free port")
         .port();
     let tenant = super::tenant();
-    let key = crate::shared::mac_key("secret", tenant);
+    let key = super::root("secret");
     for url in [
         format!("redis://127.0.0.1:{port}/"),
         "http://not-redis/".to_string(),
         "redis://[bad".to_string(),
     ] {
         let start = Instant::now();
-        let shared = Shared::connect(SharedConfig::new(url.clone(), tenant, key));
+        let shared = Shared::connect(SharedConfig::new(url.clone(), tenant, key.clone()));
         assert!(start.elapsed() < Duration::from_millis(50), "{url}");
         assert!(!shared.healthy());
         let r = shared.reserve(60, FLEET_WINDOW).await;

@@ -2,10 +2,11 @@ use std::sync::Arc;
 
 use redis::AsyncCommands;
 
-use super::{client, config, expected, req, stored, tenant, BS};
+use super::{client, config, expected, req, root, stored, tenant, BS};
+use crate::seal::Purpose;
 use crate::shared::format;
 use crate::shared::testing::RedisServer;
-use crate::shared::{mac_key, SharedStore};
+use crate::shared::SharedStore;
 use crate::source::mock::MockSource;
 use crate::source::{BlockSource, Tiered};
 use crate::version::{TenantId, Validator};
@@ -73,20 +74,22 @@ async fn spoiled_values_are_misses_never_data() {
     let etag = Validator::ETag("\"mock\"".into());
     let data = |i: u64| expected(&origin, i, 1);
     // 0: garbage; 1: truncated; 2: another tenant's block under our key; 3: a flipped
-    // data byte; 4: written with another MAC key; 5: block 6's value under 5's key;
+    // sealed byte; 4: sealed with another root key; 5: block 6's value under 5's key;
     // 6: not a string at all. Block 7 stays intact.
     let _: () = raw.set(key(0), "garbage").await.expect("set");
     let v1 = value(1).await;
     let _: () = raw.set(key(1), &v1[..v1.len() - 5]).await.expect("set");
     let other = TenantId::new("http://other/interaction-content", "test");
-    let theirs = format::encode(&a.config().mac_key, other, &v, BS, 2, Some(&etag), &data(2));
+    let ours = a.config().root.sealer(Purpose::Redis);
+    let theirs = format::encode(&ours, &key(2), other, &v, BS, 2, Some(&etag), &data(2));
     let _: () = raw.set(key(2), theirs).await.expect("set");
     let mut v3 = value(3).await;
-    let at = v3.len() - 33;
+    let at = v3.len() - 17;
     v3[at] ^= 1;
     let _: () = raw.set(key(3), v3).await.expect("set");
     let forged = format::encode(
-        &mac_key("another secret", tenant()),
+        &root("another secret").sealer(Purpose::Redis),
+        &key(4),
         tenant(),
         &v,
         BS,
@@ -125,7 +128,7 @@ async fn with_a_control_redis_the_budget_and_leases_live_there_and_blocks_in_the
     };
     let cfg = || {
         let mut cfg = config(&cache);
-        cfg.control_url = Some(control.url());
+        cfg.control_url = Some(control.url().into());
         cfg
     };
     let (a, b) = (client(cfg()).await, client(cfg()).await);
