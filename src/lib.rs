@@ -17,6 +17,7 @@ mod cache;
 mod catalog;
 pub mod cli;
 mod control;
+pub mod erase;
 pub mod emulator;
 mod fs;
 mod memory;
