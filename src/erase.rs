@@ -113,7 +113,10 @@ pub struct Eraser {
 impl std::fmt::Debug for Eraser {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Eraser")
-            .field("tiers", &self.tiers.iter().map(|t| t.tier()).collect::<Vec<_>>())
+            .field(
+                "tiers",
+                &self.tiers.iter().map(|t| t.tier()).collect::<Vec<_>>(),
+            )
             .field("fleet", &self.broadcast.is_some())
             .field("erasures", &self.erasures())
             .finish()
@@ -163,7 +166,11 @@ impl Eraser {
 
     /// The API no longer has `guid` (`entry`: what a re-list took out of the listing):
     /// erase it here and announce it.
-    pub async fn erase_gone(&self, guid: &str, entry: Option<Arc<InteractionEntry>>) -> EraseReport {
+    pub async fn erase_gone(
+        &self,
+        guid: &str,
+        entry: Option<Arc<InteractionEntry>>,
+    ) -> EraseReport {
         let mut r = self.erase_here(guid, entry).await;
         self.count(&r);
         if r.removed_anything() {
@@ -255,4 +262,3 @@ impl Eraser {
         })
     }
 }
-

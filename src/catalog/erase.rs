@@ -174,7 +174,10 @@ impl Catalog {
             extra
                 .iter()
                 .filter_map(|(g, e)| {
-                    let at = checked.get(g).copied().unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                    let at = checked
+                        .get(g)
+                        .copied()
+                        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
                     let since = std::time::Duration::try_from(now - at).unwrap_or_default();
                     let stale = policy.staleness(now, e.start_date());
                     (since >= stale && !stale.is_zero())

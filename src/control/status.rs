@@ -96,7 +96,9 @@ async fn accept(listener: tokio::net::UnixListener, sources: Arc<Sources>) {
             let mut words = line.split_whitespace();
             let mut body: Vec<u8> = match (words.next(), words.next(), words.next()) {
                 (Some("cached"), Some(guid), Some(key)) => sources.cached(guid, key).into(),
-                (Some("erase"), ..) => super::erase::answer(&sources, line.split_whitespace().skip(1)).await,
+                (Some("erase"), ..) => {
+                    super::erase::answer(&sources, line.split_whitespace().skip(1)).await
+                }
                 _ => serde_json::to_vec(&sources.snapshot()).unwrap_or_default(),
             };
             body.push(b'\n');

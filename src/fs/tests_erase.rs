@@ -126,10 +126,7 @@ impl Rig {
     }
 
     fn names(&self, ino: u64) -> Vec<String> {
-        let entries = self
-            .rt
-            .block_on(self.ops.readdir(ino, 0))
-            .expect("readdir");
+        let entries = self.rt.block_on(self.ops.readdir(ino, 0)).expect("readdir");
         entries.into_iter().map(|e| e.name).collect()
     }
 }
@@ -181,7 +178,9 @@ fn an_erased_interaction_leaves_every_tier_and_its_open_handles_read_no_bytes() 
     }
 
     // The open handle reads an error, never the bytes (cached or not).
-    let e = rig.read(fh, 0, 4096).expect_err("an erased file must not read");
+    let e = rig
+        .read(fh, 0, 4096)
+        .expect_err("an erased file must not read");
     assert_eq!(e.errno(), fuser::Errno::ENOENT);
     assert!(rig.read(fh, 200_000, 4096).is_err());
     // Its name is gone, from lookups and listings.

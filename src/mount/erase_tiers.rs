@@ -13,7 +13,10 @@ use crate::shared::Shared;
 use crate::source::disk::DiskStore;
 
 /// The tiers to ask, in order: disk, then (once wired) the shared Redis.
-pub(super) fn tiers(disk: Option<&Arc<DiskStore>>, shared: Option<&Shared>) -> Vec<Arc<dyn EraseTier>> {
+pub(super) fn tiers(
+    disk: Option<&Arc<DiskStore>>,
+    shared: Option<&Shared>,
+) -> Vec<Arc<dyn EraseTier>> {
     let mut out: Vec<Arc<dyn EraseTier>> = Vec::new();
     if let Some(d) = disk {
         out.push(Arc::new(DiskErase(Arc::clone(d))));

@@ -348,8 +348,9 @@ fn spawn_invalidator(
             for i in invalidations {
                 let _ = match i {
                     Inval::Inode(ino) => notifier.inval_inode(fuser::INodeNo(ino), 0, 0),
-                    Inval::Entry { parent, name } => notifier
-                        .inval_entry(fuser::INodeNo(parent), std::ffi::OsStr::new(&name)),
+                    Inval::Entry { parent, name } => {
+                        notifier.inval_entry(fuser::INodeNo(parent), std::ffi::OsStr::new(&name))
+                    }
                 };
             }
         })

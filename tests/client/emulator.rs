@@ -1798,7 +1798,9 @@ async fn delete_makes_an_interaction_gone_everywhere() {
         .into_iter()
         .find(|o| o.guid != i.guid)
         .expect("another interaction");
-    let (s, _) = api.json(&format!("/interactions/{}", other.guid), &[]).await;
+    let (s, _) = api
+        .json(&format!("/interactions/{}", other.guid), &[])
+        .await;
     assert_eq!(s, StatusCode::OK);
     // Unknown (or already deleted): 404.
     let r = delete(i.guid.clone()).await.expect("delete");

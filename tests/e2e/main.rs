@@ -6,6 +6,7 @@
 mod common;
 
 mod cli;
+mod erase;
 mod faults;
 mod fleet;
 mod floors;
