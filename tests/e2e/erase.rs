@@ -185,7 +185,7 @@ fn deletions_at_the_api_reach_every_tier() {
     );
 
     // 2. Deleted, never read again: the next re-list erases it.
-    let (guid2, day2) = pick(&emu, &m, &[guid.clone()]);
+    let (guid2, day2) = pick(&emu, &m, std::slice::from_ref(&guid));
     let (mine2, rest) = split(&files, &guid2);
     let of: HashMap<PathBuf, Vec<u8>> = mine2
         .iter()
