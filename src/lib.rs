@@ -18,6 +18,7 @@ mod catalog;
 pub mod cli;
 mod control;
 pub mod emulator;
+pub mod erase;
 mod fs;
 mod memory;
 pub mod model;

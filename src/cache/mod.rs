@@ -23,6 +23,9 @@
 //! - **One memory budget.** Cached bytes + bytes in flight + idle pool memory ≤ the
 //!   capacity: idle pool memory is given back to the kernel first, then the least
 //!   recently used blocks go.
+//! - **Erased content stays out.** [`BlockCache::erase`] drops every cached block of
+//!   the given versions and remembers their ids, so a fetch still in flight never
+//!   puts one back (ids are never reused: one tombstone per erased file).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -271,6 +274,8 @@ struct State {
     hits: u64,
     misses: u64,
     evictions: u64,
+    /// Erased versions: never cached again.
+    erased: std::collections::HashSet<ContentId>,
 }
 
 /// Counters for tests and logs.
@@ -316,6 +321,7 @@ impl BlockCache {
                 hits: 0,
                 misses: 0,
                 evictions: 0,
+                erased: std::collections::HashSet::new(),
             })),
         }
     }
@@ -408,6 +414,28 @@ impl BlockCache {
         }
     }
 
+    /// Drop every cached block of `contents` (erased versions) and refuse them from
+    /// now on; returns how many blocks were dropped.
+    pub fn erase(&self, contents: &[ContentId]) -> u64 {
+        if contents.is_empty() {
+            return 0;
+        }
+        let mut s = self.state.lock();
+        s.erased.extend(contents.iter().copied());
+        let doomed: Vec<BlockId> = s
+            .lru
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| contents.contains(&id.content))
+            .collect();
+        for id in &doomed {
+            if let Some(b) = s.lru.pop(id) {
+                s.used -= b.len() as u64;
+            }
+        }
+        doomed.len() as u64
+    }
+
     pub fn stats(&self) -> CacheStats {
         let s = self.state.lock();
         CacheStats {
@@ -492,7 +520,7 @@ fn register_locked(
 /// the capacity (so memory stays bounded by it whatever read-ahead is doing).
 fn insert_locked(s: &mut State, id: BlockId, data: Bytes) {
     let len = data.len() as u64;
-    if len > s.capacity {
+    if len > s.capacity || s.erased.contains(&id.content) {
         return;
     }
     if let Some(old) = s.lru.put(id, data) {

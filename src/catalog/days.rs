@@ -221,9 +221,10 @@ impl Catalog {
             }
         }
         refresh.purged.extend(refresh.files.iter().map(|c| c.old));
-        for e in &gone {
+        for e in gone {
+            // The API no longer lists it: erased from every tier (the hook's job).
             refresh.dirs.push(super::ino::day(day));
-            refresh.purged.extend(self.version_keys(e));
+            refresh.gone.push(e);
         }
         if !refresh.dirs.is_empty() {
             refresh
@@ -410,6 +411,8 @@ impl Catalog {
                 guids.push(guid);
             }
         }
+        // Looked up just now: re-checked by age from here (`erase.rs`).
+        self.extra_seen(guids.iter().map(String::as_str));
         let guids = Arc::new(guids);
         self.days.lock().insert(day, Arc::clone(&guids));
         Ok(guids)

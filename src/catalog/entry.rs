@@ -214,8 +214,13 @@ pub struct Refresh {
     pub files: Vec<ChangedFile>,
     /// Directories (inodes) whose entries changed.
     pub dirs: Vec<u64>,
-    /// Content versions that changed or vanished: whatever a tier keeps of them can go.
+    /// Content versions that changed: whatever a tier keeps of them can go.
     pub purged: Vec<ContentKey>,
+    /// Interactions the API no longer lists (already out of the listing): to erase.
+    pub gone: Vec<Arc<InteractionEntry>>,
+    /// Content items the API no longer has, of interactions it still has: `(guid,
+    /// key, the version they had)`, to erase.
+    pub content_gone: Vec<(String, String, ContentKey)>,
 }
 
 impl Refresh {
@@ -226,10 +231,16 @@ impl Refresh {
         self.dirs.sort_unstable();
         self.dirs.dedup();
         self.purged.extend(other.purged);
+        self.gone.extend(other.gone);
+        self.content_gone.extend(other.content_gone);
     }
 
     pub fn is_empty(&self) -> bool {
-        self.files.is_empty() && self.dirs.is_empty() && self.purged.is_empty()
+        self.files.is_empty()
+            && self.dirs.is_empty()
+            && self.purged.is_empty()
+            && self.gone.is_empty()
+            && self.content_gone.is_empty()
     }
 }
 
@@ -388,6 +399,20 @@ impl Catalog {
             extra: (!extra.is_empty()).then(|| Box::new(extra)),
             meta_len,
         }
+    }
+
+    /// The files of `previous` that `entry` no longer has: `(key, version)`.
+    pub(super) fn removed_files(
+        &self,
+        previous: &InteractionEntry,
+        entry: &InteractionEntry,
+    ) -> Vec<(String, ContentKey)> {
+        let guid = previous.guid();
+        previous
+            .metas()
+            .filter(|m| entry.meta(&m.key()).is_none())
+            .map(|m| (m.key().to_string(), self.version_key(&guid, m).0))
+            .collect()
     }
 
     /// Report in `changed` the files of `entry` whose version differs from `previous`.

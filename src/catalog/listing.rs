@@ -255,6 +255,15 @@ impl Listing {
         }
     }
 
+    /// Take `guid` out of the listing (erased); returns its entry if it was listed.
+    pub fn remove(&mut self, guid: &str) -> Option<Arc<InteractionEntry>> {
+        let &(day, i) = self.by_guid.get(guid)?;
+        let entry = self.days.get(&day)?.entries.get(i as usize).cloned()?;
+        let key = entry.guid_key().clone();
+        self.remove_from(day, &key);
+        Some(entry)
+    }
+
     fn remove_from(&mut self, day: Date, guid: &Guid) {
         let Some(d) = self.days.get_mut(&day) else {
             return;

@@ -122,6 +122,15 @@ impl LiveFiles {
         f
     }
 
+    /// Take version `id` out of use (erased): whoever holds its entry keeps it, and
+    /// the next ask builds a new one. Returns the entry if anyone still held it.
+    pub fn take(&self, id: &ContentKey) -> Option<Arc<FileEntry>> {
+        let mut s = self.inner.lock();
+        let recent = s.recent.pop(id);
+        let weak = s.weak.remove(id).and_then(|w| w.upgrade());
+        recent.or(weak)
+    }
+
     pub fn learned(&self, unsized_key: &ContentKey) -> Option<u64> {
         self.learned.lock().get(unsized_key).copied()
     }

@@ -17,7 +17,10 @@
 //! - the window's start never moves: nothing leaves a running mount as time passes;
 //!   with `--to now` its end follows the present at each refresh;
 //! - every change of the listing is reported once through the hook of
-//!   [`Catalog::on_change`] (invalidate kernel caches, purge tiers).
+//!   [`Catalog::on_change`] (invalidate kernel caches, purge tiers, erase what the API
+//!   no longer has — `erase.rs`);
+//! - an erased file version ([`Catalog::forget`]) is never handed out again: its
+//!   `ContentId` is remembered as erased and a new lookup builds a new one.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,6 +37,7 @@ use crate::version::{ContentVersion, TenantId};
 mod compact;
 mod days;
 mod entry;
+mod erase;
 #[cfg(test)]
 mod footprint;
 pub mod ino;
@@ -47,6 +51,7 @@ mod refresh;
 mod testing;
 
 pub use entry::{FileEntry, InteractionEntry, Refresh};
+pub use erase::Forgotten;
 pub use listing::DayState;
 pub use persist::{CatalogStore, Checked};
 pub use policy::Policy;
@@ -132,6 +137,10 @@ pub struct Catalog {
     /// Where listings are saved, per day (the persistent cache).
     store: Option<CatalogStore>,
     hook: Hook,
+    /// File versions erased while in use: never served again.
+    erased: RwLock<std::collections::HashSet<crate::cache::ContentId>>,
+    /// When each guid of `extra` was last looked up (re-checked by age, `erase.rs`).
+    extra_checked: Mutex<HashMap<String, OffsetDateTime>>,
 }
 
 impl Catalog {
@@ -158,6 +167,8 @@ impl Catalog {
             live: live::LiveFiles::default(),
             store: None,
             hook: Hook(OnceLock::new()),
+            erased: RwLock::new(std::collections::HashSet::new()),
+            extra_checked: Mutex::new(HashMap::new()),
         }
     }
 
@@ -199,7 +210,7 @@ impl Catalog {
     }
 
     fn notify(&self, r: &Refresh) {
-        if r.files.is_empty() && r.dirs.is_empty() && r.purged.is_empty() {
+        if r.is_empty() {
             return;
         }
         tracing::debug!(
@@ -215,6 +226,29 @@ impl Catalog {
         }
         for key in &r.purged {
             hook(Change::Purge(*key));
+        }
+        for e in &r.gone {
+            hook(Change::Gone {
+                guid: e.guid().to_string(),
+                entry: Some(Arc::clone(e)),
+            });
+        }
+        for (guid, key, version) in &r.content_gone {
+            hook(Change::ContentGone {
+                guid: guid.clone(),
+                key: key.clone(),
+                version: *version,
+            });
+        }
+    }
+
+    /// Report that the API answered 404 for `guid` (erase it everywhere).
+    fn gone(&self, guid: &str) {
+        if let Some(hook) = self.hook.0.get() {
+            hook(Change::Gone {
+                guid: guid.to_string(),
+                entry: None,
+            });
         }
     }
 
@@ -285,30 +319,43 @@ impl Catalog {
                 }
                 let mut extra = self.extra.write();
                 let e = extra.entry(guid.to_string()).or_insert(entry);
+                self.extra_seen([guid]);
                 Ok(Some(Arc::clone(e)))
             }
             Err(ApiError::NotFound { .. }) => {
                 self.negative
                     .lock()
                     .insert(guid.to_string(), Instant::now());
+                // Whatever a tier still keeps of it (an earlier mount's) can go.
+                self.gone(guid);
                 Ok(None)
             }
             Err(e) => Err(e.into()),
         }
     }
 
-    /// Ask the API for `guid` again (its content stopped matching the listed version):
-    /// one `GET /interactions/{guid}`; a new version replaces the old one at once, for
-    /// new opens, and its inodes are invalidated.
+    /// Ask the API for `guid` again (its content stopped matching the listed version,
+    /// or answered 404): one `GET /interactions/{guid}`; a new version replaces the
+    /// old one at once, for new opens, and its inodes are invalidated. A 404 erases
+    /// the interaction, content it no longer lists is erased (through the hook).
     pub async fn revalidate(&self, guid: &str) -> Result<(), CatalogError> {
         let Some(previous) = self.known(guid) else {
             return Ok(());
         };
         let interaction = match self.client.interaction(guid).await {
             Ok(i) => i,
-            Err(ApiError::NotFound { .. }) => return Ok(()),
+            Err(ApiError::NotFound { .. }) => {
+                self.negative
+                    .lock()
+                    .insert(guid.to_string(), Instant::now());
+                self.gone(guid);
+                return Ok(());
+            }
             Err(e) => return Err(e.into()),
         };
+        if self.extra.read().contains_key(guid) {
+            self.extra_seen([guid]);
+        }
         let mut refresh = Refresh::default();
         let entry = Arc::new(self.entry(interaction));
         self.changes(&previous, &entry, &mut refresh.files);
@@ -316,6 +363,11 @@ impl Catalog {
             refresh.dirs.push(entry.ino());
         }
         refresh.purged = refresh.files.iter().map(|c| c.old).collect();
+        refresh.content_gone = self
+            .removed_files(&previous, &entry)
+            .into_iter()
+            .map(|(key, version)| (guid.to_string(), key, version))
+            .collect();
         let replaced = self.listing.write().replace(Arc::clone(&entry));
         if !replaced {
             self.extra.write().insert(guid.to_string(), entry);

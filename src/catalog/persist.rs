@@ -238,6 +238,29 @@ impl CatalogStore {
         Ok(())
     }
 
+    /// Take interaction `guid` out of `day`'s file (it was erased), rewriting the day
+    /// without it (or removing the file if it held nothing else). True if it was there.
+    pub fn erase(&self, day: Date, guid: &str) -> std::io::Result<bool> {
+        let Some(items) = self.load_day(day) else {
+            return Ok(false);
+        };
+        let same = |i: &Interaction| i.guid.eq_ignore_ascii_case(guid);
+        if !items.iter().any(same) {
+            return Ok(false);
+        }
+        let kept: Vec<&dyn Record> = items
+            .iter()
+            .filter(|i| !same(i))
+            .map(|i| i as &dyn Record)
+            .collect();
+        if kept.is_empty() {
+            std::fs::remove_file(self.day_path(day))?;
+        } else {
+            self.write_day(day, &kept)?;
+        }
+        Ok(true)
+    }
+
     /// Write `items` as `day`'s file: the body (a JSON array, as `serde_json::to_vec`
     /// writes one) is sealed and streamed an interaction at a time.
     fn write_day(&self, day: Date, items: &[&dyn Record]) -> std::io::Result<()> {

@@ -11,16 +11,30 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Catalog, Policy};
+use super::{Catalog, InteractionEntry, Policy};
 use crate::version::ContentKey;
 
 /// What a listing change asks of the layers that cache content.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Change {
     /// Drop what the kernel caches of this inode (pages, attributes, listing).
     Invalidate(u64),
-    /// Drop what the tiers keep of this content version.
+    /// Drop what the tiers keep of this content version (it changed).
     Purge(ContentKey),
+    /// The API no longer has interaction `guid` (a re-list no longer shows it, or
+    /// `GET /interactions/{guid}` answered 404): erase it from every tier. `entry` is
+    /// what the listing held of it, when a re-list already took it out.
+    Gone {
+        guid: String,
+        entry: Option<Arc<InteractionEntry>>,
+    },
+    /// The API no longer has content `key` of `guid` (which it still has): erase that
+    /// file's `version` from every tier.
+    ContentGone {
+        guid: String,
+        key: String,
+        version: ContentKey,
+    },
 }
 
 /// Keep `catalog` listed and fresh by `policy`, on `rt`, until the task is aborted or
@@ -57,6 +71,9 @@ async fn tail_lane(catalog: &Catalog, policy: &Policy) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "re-listing the tail failed; trying again"),
         }
+        // Interactions opened by name outside the listing: one lookup each once due
+        // by their day's age, at most a few a tick (see `erase.rs`).
+        catalog.recheck_extra(policy).await;
     }
 }
 

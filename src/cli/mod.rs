@@ -96,6 +96,19 @@ pub enum Command {
         #[arg(long, value_name = "K1,K2,...", value_delimiter = ',')]
         keys: Vec<String>,
     },
+    /// Erase interactions from every tier of a running mount (catalog, memory, kernel
+    /// caches, disk; and the fleet's Redis once shared): prints what each tier removed.
+    ///
+    /// The API stays the source of truth: an interaction it still lists is listed
+    /// again on its day's next re-list (or looked up again by name after 30 s) and is
+    /// fetched again when read.
+    Erase {
+        /// The mountpoint of the running mount.
+        mountpoint: PathBuf,
+        /// The interactions to erase.
+        #[arg(required = true, value_name = "GUID")]
+        guids: Vec<String>,
+    },
     /// The persistent cache on disk: how much it holds, or empty it.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -268,6 +281,18 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                     "{} files could not be read",
                     done.failed
                 )));
+            }
+            Ok(())
+        }
+        Command::Erase { mountpoint, guids } => {
+            if let Some(bad) = guids.iter().find(|g| !crate::model::is_guid(g)) {
+                return Err(CliError::Usage(format!(
+                    "not a GUID: {bad} (usage: vccfs erase MOUNTPOINT GUID...)"
+                )));
+            }
+            for g in &guids {
+                let report = crate::control::erase::erase(&mountpoint, g)?;
+                println!("{}", crate::control::erase::render(&report));
             }
             Ok(())
         }

@@ -224,6 +224,12 @@ impl Collector for Snapshots {
             "opens the kernel serves itself from a checked disk-tier file (FUSE passthrough)",
             &[(Vec::new(), s.passthrough_opens)],
         )?;
+        counter(
+            &mut enc,
+            "vccfs_erasures",
+            "interactions erased (vccfs erase, deletions at the API, the fleet)",
+            &[(Vec::new(), s.erasures)],
+        )?;
         let l = self.0.fs.latency();
         let m = enc.encode_descriptor(
             "vccfs_read_latency_seconds",

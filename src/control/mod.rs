@@ -24,6 +24,7 @@ use crate::shared::Shared;
 use crate::source::disk::DiskStore;
 use crate::util::format_rfc3339;
 
+pub mod erase;
 pub mod metrics;
 pub mod status;
 pub mod warm;
@@ -40,6 +41,8 @@ pub struct Sources {
     pub disk: Option<Arc<DiskStore>>,
     pub shared: Option<Shared>,
     pub fs: Arc<FsCounters>,
+    /// The mount's one erasure path (`erase GUID...` on the status socket).
+    pub eraser: Arc<crate::erase::Eraser>,
 }
 
 /// One tier's use.
@@ -107,6 +110,9 @@ pub struct Snapshot {
     pub degraded: Vec<String>,
     pub reader_errors: BTreeMap<String, u64>,
     pub last_error: Option<LastError>,
+    /// Interactions erased (by `vccfs erase`, deletions at the API, the fleet).
+    #[serde(default)]
+    pub erasures: u64,
 }
 
 impl Sources {
@@ -204,6 +210,7 @@ impl Sources {
             degraded,
             reader_errors: self.fs.errors(),
             last_error: self.fs.last_error(),
+            erasures: self.eraser.erasures(),
         }
     }
 }

@@ -77,7 +77,8 @@ pub fn serve(sources: Arc<Sources>) -> std::io::Result<Listener> {
 }
 
 /// One request line, one answer line: `status` → the snapshot as JSON; `cached GUID
-/// KEY` → `yes`, `no` or `unknown` (is every block of that file on disk?).
+/// KEY` → `yes`, `no` or `unknown` (is every block of that file on disk?); `erase
+/// GUID...` → what was erased, as JSON (`control::erase`).
 async fn accept(listener: tokio::net::UnixListener, sources: Arc<Sources>) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     loop {
@@ -95,6 +96,9 @@ async fn accept(listener: tokio::net::UnixListener, sources: Arc<Sources>) {
             let mut words = line.split_whitespace();
             let mut body: Vec<u8> = match (words.next(), words.next(), words.next()) {
                 (Some("cached"), Some(guid), Some(key)) => sources.cached(guid, key).into(),
+                (Some("erase"), ..) => {
+                    super::erase::answer(&sources, line.split_whitespace().skip(1)).await
+                }
                 _ => serde_json::to_vec(&sources.snapshot()).unwrap_or_default(),
             };
             body.push(b'\n');

@@ -6,6 +6,9 @@
 //!   are refused with 400); returns the new settings;
 //! - `POST /_emulator/mutate` `{"guid", "contentKey", "bumpSecs"?}`: a new version of
 //!   that item (new bytes, `lastModified` + `bumpSecs`, default 60); returns the item;
+//! - `POST /_emulator/delete` `{"guid"}`: the interaction is gone from then on (not
+//!   listed, `GET /interactions/{guid}` and its content 404); returns `{"guid"}`, 404
+//!   if it is not served;
 //! - `GET /_emulator/tenant`: every interaction served now (ground truth, no 7-day
 //!   window, every `contentLength`), streamed as one JSON array built a few
 //!   interactions at a time; `?start=..&end=..` (ISO 8601, both optional) keeps those
@@ -113,6 +116,31 @@ pub(crate) async fn mutate(
                 req.content_key, req.guid
             ),
         ),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct DeleteRequest {
+    guid: String,
+}
+
+/// `POST /_emulator/delete`.
+pub(crate) async fn delete(
+    State(app): State<Arc<App>>,
+    body: Result<Json<DeleteRequest>, JsonRejection>,
+) -> Response {
+    let req = match body {
+        Ok(Json(r)) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    if app.tenant.delete(&req.guid) {
+        tracing::info!(guid = %req.guid, "interaction deleted");
+        json_utf8(StatusCode::OK, &serde_json::json!({ "guid": req.guid }))
+    } else {
+        error(
+            StatusCode::NOT_FOUND,
+            format!("No interaction '{}'", req.guid),
+        )
     }
 }
 

@@ -6,8 +6,8 @@
 //! - `GET /interaction-content/interactions` (`search`), `.../interactions/{guid}`,
 //!   `.../interactions/{guid}/content/{contentKey}` (`api`, `content`), all behind
 //!   the `guard` (rate limit, bearer, scope, `Accept` version, faults);
-//! - `/_emulator/stats`, `/_emulator/faults`, `/_emulator/mutate`, `/_emulator/tenant`
-//!   (`control`);
+//! - `/_emulator/stats`, `/_emulator/faults`, `/_emulator/mutate`, `/_emulator/delete`,
+//!   `/_emulator/tenant` (`control`);
 //!
 //! and with `--redirect` a second listener (`--storage-listen`, another host name) for
 //! the signed storage URLs (`storage`). The tenant (`tenant`, of `record`s) is
@@ -239,6 +239,7 @@ fn routes(app: &Arc<App>) -> (Router, Router) {
             get(control::faults).post(control::set_faults),
         )
         .route("/_emulator/mutate", post(control::mutate))
+        .route("/_emulator/delete", post(control::delete))
         .route("/_emulator/tenant", get(control::tenant))
         .with_state(app.clone());
     let storage = Router::new()

@@ -43,6 +43,8 @@ pub struct Tenant {
     anchor: OffsetDateTime,
     /// Mutated items: `(record id, item position)` → current state.
     overlay: RwLock<HashMap<(u64, usize), ItemState>>,
+    /// Deleted interactions (lowercase guids): never served again.
+    deleted: RwLock<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Tenant {
@@ -62,7 +64,22 @@ impl Tenant {
             backend,
             anchor,
             overlay: RwLock::new(HashMap::new()),
+            deleted: RwLock::new(std::collections::HashSet::new()),
         }
+    }
+
+    /// Delete interaction `guid` (case-insensitive): from now on it is neither listed
+    /// nor looked up, and its content is not served. False if it was not served.
+    pub fn delete(&self, guid: &str) -> bool {
+        if self.record(guid).is_none() {
+            return false;
+        }
+        self.deleted.write().insert(guid.to_ascii_lowercase())
+    }
+
+    fn is_deleted(&self, guid: &str) -> bool {
+        let deleted = self.deleted.read();
+        !deleted.is_empty() && deleted.contains(&guid.to_ascii_lowercase())
     }
 
     /// A tenant of records held in memory; they are sorted by `(start, guid)`,
@@ -112,6 +129,9 @@ impl Tenant {
                 .cloned(),
             Backend::Synthetic(s) => s.lookup(guid),
         }?;
+        if self.is_deleted(&rec.guid) {
+            return None;
+        }
         Some(self.overlaid(rec))
     }
 
@@ -141,10 +161,15 @@ impl Tenant {
                         .unwrap_or_default()
                         .iter()
                         .take_while(move |r| r.start <= until)
+                        .filter(|r| !self.is_deleted(&r.guid))
                         .map(|r| self.overlaid(r.clone())),
                 )
             }
-            Backend::Synthetic(s) => Box::new(s.scan(&from, until).map(|r| self.overlaid(r))),
+            Backend::Synthetic(s) => Box::new(
+                s.scan(&from, until)
+                    .filter(|r| !self.is_deleted(&r.guid))
+                    .map(|r| self.overlaid(r)),
+            ),
         }
     }
 

@@ -32,6 +32,9 @@ pub enum FsError {
     /// The file was opened on a version the API no longer lists.
     #[error("the file changed since it was opened")]
     Stale,
+    /// The file was erased (deleted at the API, or `vccfs erase`) while open.
+    #[error("the file was erased")]
+    Erased,
     #[error(transparent)]
     Read(#[from] ReadError),
     #[error(transparent)]
@@ -42,6 +45,11 @@ impl FsError {
     /// Does the reader see `ESTALE` (the content changed under its version)?
     pub fn is_stale(&self) -> bool {
         self.errno() == Errno::from_i32(libc::ESTALE)
+    }
+
+    /// Does the reader see `ENOENT` (the file, or its interaction, is gone)?
+    pub fn is_not_found(&self) -> bool {
+        self.errno() == Errno::ENOENT
     }
 
     /// The errno a reader sees.
@@ -56,6 +64,7 @@ impl FsError {
             FsError::NameTooLong => Errno::ENAMETOOLONG,
             FsError::NoAttr => Errno::from_i32(libc::ENODATA),
             FsError::Stale => Errno::from_i32(libc::ESTALE),
+            FsError::Erased => Errno::ENOENT,
             FsError::Read(ReadError::Fetch(FetchError::Source(e))) => source_errno(e),
             FsError::Read(_) => Errno::EIO,
             FsError::Catalog(CatalogError::Api(e)) => api_errno(e),

@@ -34,6 +34,8 @@ mod ops;
 mod passthrough;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_erase;
 mod xattr;
 
 pub use counters::{FsCounters, LastError};

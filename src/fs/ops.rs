@@ -383,18 +383,21 @@ impl Ops {
                 retention,
                 unchecked,
             } => {
+                self.not_erased(source)?;
                 self.current(source, unchecked).await?;
                 if offset >= source.version.size || size == 0 {
                     return Ok(Bytes::new());
                 }
                 let p = &self.prefetcher;
                 match p.read(source, ra, offset, u64::from(size), retention).await {
-                    Ok(bytes) => Ok(bytes),
+                    // Erased while the read was under way: not these bytes either.
+                    Ok(bytes) => self.not_erased(source).map(|()| bytes),
                     Err(e) => {
                         let e = FsError::from(e);
-                        if e.is_stale() {
-                            // The content changed under the listed version: learn the
-                            // new one now, for the next open.
+                        if e.is_stale() || e.is_not_found() {
+                            // The content changed under the listed version, or is gone:
+                            // one lookup learns the new version (for the next open), or
+                            // that the file or the whole interaction is gone (erased).
                             if let Err(le) = self.catalog.revalidate(&source.version.guid).await {
                                 tracing::warn!(error = %le, "cannot look the changed interaction up");
                             }
@@ -403,6 +406,14 @@ impl Ops {
                     }
                 }
             }
+        }
+    }
+
+    /// A handle of an erased version reads nothing more.
+    fn not_erased(&self, source: &Source) -> Result<(), FsError> {
+        match self.catalog.is_erased(source.content) {
+            true => Err(FsError::Erased),
+            false => Ok(()),
         }
     }
 
@@ -430,6 +441,7 @@ impl Ops {
         else {
             return Ok(Offer::default());
         };
+        self.not_erased(source)?;
         let file = self.prefetcher.local_file(&source.version).await;
         if file.is_some() {
             self.current(source, unchecked).await?;

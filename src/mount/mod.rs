@@ -37,6 +37,7 @@ use crate::api::{ApiConfig, ApiError};
 
 mod budget;
 mod daemon;
+mod erase_tiers;
 mod mountinfo;
 mod mountpoint;
 mod serve;

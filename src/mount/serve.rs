@@ -5,7 +5,9 @@
 //!
 //! Invariants: the catalog lists the window before the session is created, so a start-up
 //! failure leaves nothing mounted; the ready line is printed only after the session is
-//! live; kernel invalidations run on their own thread, never on a runtime worker.
+//! live; kernel invalidations run on their own thread, never on a runtime worker
+//! (queued from the start, sent once the session exists); every erasure — by command,
+//! or of what the API no longer has — goes through the one [`Eraser`].
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +18,7 @@ use crate::api::{ApiClient, ApiConfig, ApiError};
 use crate::cache::BlockCache;
 use crate::catalog::{spawn_refresher, Catalog, CatalogError, CatalogStore, Change, Policy};
 use crate::control::{self, Sources};
+use crate::erase::{Eraser, Inval};
 use crate::fs::VccFs;
 use crate::prefetch::Prefetcher;
 use crate::seal::{Purpose, RootKey};
@@ -149,6 +152,17 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
         "catalog ready"
     );
     let (fs, cache) = wire(rt, tiers.source(&client), Arc::clone(&catalog), &opts);
+    let (invalidate, invalidations) = invalidation_queue();
+    let eraser = {
+        let invalidate = Arc::clone(&invalidate);
+        Arc::new(Eraser::new(
+            Arc::clone(&catalog),
+            Arc::clone(&cache),
+            move |i| invalidate(i),
+            super::erase_tiers::tiers(tiers.disk.as_ref(), tiers.shared.as_ref()),
+            super::erase_tiers::broadcast(tiers.shared.as_ref()),
+        ))
+    };
     let sources = Arc::new(Sources {
         mountpoint: opts.mountpoint.clone(),
         started: std::time::SystemTime::now(),
@@ -159,6 +173,7 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
         disk: tiers.disk.clone(),
         shared: tiers.shared.clone(),
         fs: fs.counters(),
+        eraser: Arc::clone(&eraser),
     });
     if let Some(addr) = opts.metrics {
         let listener = rt
@@ -189,14 +204,25 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
     unmount_on_signal(rt, session.unmount_callable(), opts.mountpoint.clone());
     let every = (!opts.refresh.is_zero()).then_some(opts.refresh);
     {
-        let invalidate = spawn_invalidator(session.notifier())?;
+        spawn_invalidator(session.notifier(), invalidations)?;
         let disk = tiers.disk.clone();
+        let rt = rt.handle().clone();
         catalog.on_change(move |change| match change {
-            Change::Invalidate(ino) => invalidate(ino),
+            Change::Invalidate(ino) => invalidate(Inval::Inode(ino)),
+            // A new version of one file: only the old version goes.
             Change::Purge(key) => {
                 if let Some(d) = &disk {
                     d.purge(key);
                 }
+            }
+            // The API no longer has it: erased from every tier.
+            Change::Gone { guid, entry } => {
+                let eraser = Arc::clone(&eraser);
+                rt.spawn(async move { eraser.erase_gone(&guid, entry).await });
+            }
+            Change::ContentGone { guid, key, version } => {
+                let eraser = Arc::clone(&eraser);
+                rt.spawn(async move { eraser.erase_content(&guid, &key, version).await });
             }
         });
     }
@@ -300,28 +326,45 @@ fn unmount_on_signal(rt: &Runtime, mut unmounter: fuser::SessionUnmounter, mnt: 
     });
 }
 
+type Invalidate = Arc<dyn Fn(Inval) + Send + Sync>;
+
+/// The queue of kernel invalidations: the (non-blocking) callback that queues one, and
+/// what [`spawn_invalidator`] sends once the session exists.
+fn invalidation_queue() -> (Invalidate, std::sync::mpsc::Receiver<Inval>) {
+    let (inval, invalidations) = std::sync::mpsc::channel::<Inval>();
+    let queue: Invalidate = Arc::new(move |i| {
+        let _ = inval.send(i);
+    });
+    (queue, invalidations)
+}
+
 /// The thread that drops the kernel's cached pages, attributes and listings of changed
-/// inodes; returns the (non-blocking) callback that queues one.
+/// inodes, and the directory entries of erased names.
 ///
 /// Invalidations go through their own thread: the kernel may hold one until reads of the
 /// inode in flight are answered, and those answers come from runtime workers, which must
 /// never be the ones waiting (that deadlocked).
-fn spawn_invalidator(notifier: fuser::Notifier) -> Result<impl Fn(u64) + Send + Sync, MountError> {
-    let (inval, invalidations) = std::sync::mpsc::channel::<u64>();
+fn spawn_invalidator(
+    notifier: fuser::Notifier,
+    invalidations: std::sync::mpsc::Receiver<Inval>,
+) -> Result<(), MountError> {
     std::thread::Builder::new()
         .name("vccfs-inval".into())
         .spawn(move || {
-            for ino in invalidations {
-                let _ = notifier.inval_inode(fuser::INodeNo(ino), 0, 0);
+            for i in invalidations {
+                let _ = match i {
+                    Inval::Inode(ino) => notifier.inval_inode(fuser::INodeNo(ino), 0, 0),
+                    Inval::Entry { parent, name } => {
+                        notifier.inval_entry(fuser::INodeNo(parent), std::ffi::OsStr::new(&name))
+                    }
+                };
             }
         })
         .map_err(|source| MountError::Start {
             what: "start a thread",
             source,
         })?;
-    Ok(move |ino| {
-        let _ = inval.send(ino);
-    })
+    Ok(())
 }
 
 /// Say what a failure to list at start-up most likely means.

@@ -1761,3 +1761,53 @@ async fn new_interactions_keep_arriving_unless_the_end_is_fixed() {
     assert!(!expected.is_empty());
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_makes_an_interaction_gone_everywhere() {
+    let emu = start(&[]).await;
+    let api = Api::new(&emu).await;
+    let tenant = emu.tenant();
+    let (i, key, _) = find(&emu, "transcript");
+    let r = api.content(&i.guid, &key).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    let window = vec![
+        ("start", fmt(i.start - time::Duration::hours(1))),
+        ("end", fmt(i.start + time::Duration::hours(1))),
+    ];
+    let listed = |items: &[Value]| items.iter().any(|v| v["guid"] == i.guid.as_str());
+    assert!(listed(&walk(&api, window.clone()).await));
+    let delete = |guid: String| {
+        api.http
+            .post(format!("http://{}/_emulator/delete", emu.addr))
+            .json(&json!({ "guid": guid }))
+            .send()
+    };
+    let r = delete(i.guid.clone()).await.expect("delete");
+    assert_eq!(r.status(), StatusCode::OK);
+    let v: Value = r.json().await.expect("json");
+    assert_eq!(v["guid"], i.guid.as_str());
+    // Not listed, not found by guid, its content not served; the others still are.
+    assert!(!listed(&walk(&api, window).await));
+    let (s, _) = api.json(&format!("/interactions/{}", i.guid), &[]).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let r = api.content(&i.guid, &key).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(tenant.interaction(&i.guid).is_none());
+    let other = tenant
+        .interactions()
+        .into_iter()
+        .find(|o| o.guid != i.guid)
+        .expect("another interaction");
+    let (s, _) = api
+        .json(&format!("/interactions/{}", other.guid), &[])
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    // Unknown (or already deleted): 404.
+    let r = delete(i.guid.clone()).await.expect("delete");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    let r = delete("00000000-0000-4000-8000-000000000000".into())
+        .await
+        .expect("delete");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    emu.shutdown().await;
+}

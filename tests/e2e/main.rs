@@ -6,6 +6,7 @@
 mod common;
 
 mod cli;
+mod erase;
 mod erase_fleet;
 mod faults;
 mod fleet;

@@ -1,0 +1,249 @@
+//! The erasure path (`crate::erase::Eraser`) against the filesystem's operations: a
+//! catalog in memory, the memory cache, a mock block source, a recording tier.
+
+use std::ffi::OsStr;
+use std::sync::Arc;
+
+use futures::future::{BoxFuture, FutureExt};
+use parking_lot::Mutex;
+
+use super::errno::FsError;
+use super::ops::Ops;
+use crate::cache::BlockCache;
+use crate::catalog::{ino, Catalog};
+use crate::erase::{EraseTier, Eraser, Erasure, Inval};
+use crate::model::Interaction;
+use crate::prefetch::{Prefetcher, ReadAheadConfig};
+use crate::source::mock::{byte_at, MockSource};
+
+const GUIDS: [&str; 2] = [
+    "20000000-0000-4000-8000-000000000001",
+    "20000000-0000-4000-8000-000000000002",
+];
+const SIZE: u64 = 300_000;
+
+fn interactions() -> Vec<Interaction> {
+    GUIDS
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            serde_json::from_value(serde_json::json!({
+                "guid": g,
+                "start": format!("2026-11-20T10:0{i}:00Z"),
+                "content": [
+                    {"contentKey": "callRecording", "type": "CALL_RECORDING",
+                     "contentType": "audio/wav", "contentLength": SIZE,
+                     "lastModified": "2026-11-20T11:00:00Z"},
+                    {"contentKey": "transcript", "type": "TRANSCRIPT",
+                     "contentType": "application/json", "contentLength": 5000,
+                     "lastModified": "2026-11-20T11:00:00Z"}
+                ]
+            }))
+            .expect("interaction")
+        })
+        .collect()
+}
+
+/// A tier that records what it was asked to erase.
+#[derive(Default)]
+struct Recording(Mutex<Vec<Erasure>>);
+
+impl EraseTier for Arc<Recording> {
+    fn tier(&self) -> &'static str {
+        "recording"
+    }
+    fn erase(&self, what: &Erasure) -> BoxFuture<'static, Result<u64, String>> {
+        self.0.lock().push(what.clone());
+        let n = what.versions.len() as u64;
+        async move { Ok(n) }.boxed()
+    }
+}
+
+struct Rig {
+    rt: tokio::runtime::Runtime,
+    ops: Arc<Ops>,
+    catalog: Arc<Catalog>,
+    cache: Arc<BlockCache>,
+    eraser: Arc<Eraser>,
+    tier: Arc<Recording>,
+    invals: Arc<Mutex<Vec<Inval>>>,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let catalog = Arc::new(Catalog::in_memory(
+            time::macros::datetime!(2026-11-19 00:00 UTC),
+            time::macros::datetime!(2026-11-22 00:00 UTC),
+            interactions(),
+        ));
+        let cache = Arc::new(BlockCache::new(64 << 20, 64 << 10));
+        let prefetcher = Arc::new(Prefetcher::new(
+            Arc::new(MockSource::new(0)),
+            Arc::clone(&cache),
+            ReadAheadConfig::default(),
+            rt.handle().clone(),
+        ));
+        let ops = Arc::new(Ops::new(Arc::clone(&catalog), prefetcher));
+        let tier = Arc::new(Recording::default());
+        let invals = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&invals);
+        let eraser = Arc::new(Eraser::new(
+            Arc::clone(&catalog),
+            Arc::clone(&cache),
+            move |i| seen.lock().push(i),
+            vec![Arc::new(Arc::clone(&tier)) as Arc<dyn EraseTier>],
+            None,
+        ));
+        Rig {
+            rt,
+            ops,
+            catalog,
+            cache,
+            eraser,
+            tier,
+            invals,
+        }
+    }
+
+    fn lookup(&self, parent: u64, name: &str) -> Result<super::ops::Entry, FsError> {
+        self.rt.block_on(self.ops.lookup(parent, OsStr::new(name)))
+    }
+
+    /// Open file `key` of `guid`: its handle.
+    fn open(&self, guid: &str, key: &str) -> u64 {
+        let dir = self.lookup(ino::INTERACTIONS, guid).expect("guid");
+        let f = self.lookup(dir.attr.ino.0, key).expect("file");
+        self.ops.open(f.attr.ino.0, libc::O_RDONLY).expect("open")
+    }
+
+    fn read(&self, fh: u64, offset: u64, size: u32) -> Result<bytes::Bytes, FsError> {
+        self.rt.block_on(self.ops.read(fh, offset, size))
+    }
+
+    fn names(&self, ino: u64) -> Vec<String> {
+        let entries = self.rt.block_on(self.ops.readdir(ino, 0)).expect("readdir");
+        entries.into_iter().map(|e| e.name).collect()
+    }
+}
+
+fn truth(offset: u64, len: u64) -> Vec<u8> {
+    (offset..offset + len).map(byte_at).collect()
+}
+
+#[test]
+fn an_erased_interaction_leaves_every_tier_and_its_open_handles_read_no_bytes() {
+    let rig = Rig::new();
+    let fh = rig.open(GUIDS[0], "callRecording");
+    let other = rig.open(GUIDS[1], "callRecording");
+    assert_eq!(rig.read(fh, 0, 4096).expect("read"), truth(0, 4096));
+    assert_eq!(rig.read(other, 0, 4096).expect("read"), truth(0, 4096));
+    let before = rig.cache.stats().cached_blocks;
+    assert!(before > 0);
+
+    let report = rig.rt.block_on(rig.eraser.erase(GUIDS[0]));
+    assert_eq!(report.guid, GUIDS[0]);
+    assert_eq!(report.catalog_entries, 1, "{report:?}");
+    assert!(report.memory_blocks > 0, "{report:?}");
+    assert!(rig.cache.stats().cached_blocks < before);
+    assert_eq!(report.tiers.len(), 1);
+    assert_eq!(report.tiers[0].removed, 2, "both versions went to the tier");
+    assert_eq!(rig.eraser.erasures(), 1);
+    {
+        let asked = rig.tier.0.lock();
+        assert_eq!(asked.len(), 1);
+        assert_eq!(asked[0].guid, GUIDS[0]);
+        assert!(asked[0].key.is_none());
+    }
+    {
+        let invals = rig.invals.lock();
+        let file = ino::file(GUIDS[0], "callRecording");
+        assert!(invals.contains(&Inval::Inode(file)), "{invals:?}");
+        assert!(invals.contains(&Inval::Entry {
+            parent: ino::INTERACTIONS,
+            name: GUIDS[0].into()
+        }));
+        let day = ino::day(time::macros::date!(2026 - 11 - 20));
+        assert!(invals.contains(&Inval::Entry {
+            parent: day,
+            name: GUIDS[0].into()
+        }));
+        // Its directory, files and metadata under `interactions/<guid>`, and the two
+        // names of the interaction itself.
+        assert_eq!(report.inodes_invalidated as usize, invals.len() - 5);
+    }
+
+    // The open handle reads an error, never the bytes (cached or not).
+    let e = rig
+        .read(fh, 0, 4096)
+        .expect_err("an erased file must not read");
+    assert_eq!(e.errno(), fuser::Errno::ENOENT);
+    assert!(rig.read(fh, 200_000, 4096).is_err());
+    // Its name is gone, from lookups and listings.
+    assert!(matches!(
+        rig.lookup(ino::INTERACTIONS, GUIDS[0]),
+        Err(FsError::NotFound)
+    ));
+    assert!(!rig.names(ino::INTERACTIONS).contains(&GUIDS[0].to_string()));
+    let day = rig.lookup(ino::BY_DATE, "2026-11-20").expect("day");
+    assert!(!rig.names(day.attr.ino.0).contains(&GUIDS[0].to_string()));
+    assert!(matches!(
+        rig.lookup(day.attr.ino.0, GUIDS[0]),
+        Err(FsError::NotFound)
+    ));
+    // Everything else reads exact bytes.
+    assert_eq!(
+        rig.read(other, 100_000, 8192).expect("read"),
+        truth(100_000, 8192)
+    );
+    // Erasing again removes nothing more, and still counts (a command).
+    let again = rig.rt.block_on(rig.eraser.erase(GUIDS[0]));
+    assert_eq!(again.catalog_entries + again.memory_blocks, 0);
+}
+
+#[test]
+fn a_relist_that_no_longer_shows_a_guid_reports_it_gone_not_purged() {
+    let rig = Rig::new();
+    let fh = rig.open(GUIDS[1], "transcript");
+    assert!(rig.read(fh, 0, 100).is_ok());
+    let left: Vec<Interaction> = interactions().into_iter().take(1).collect();
+    let r = rig.catalog.recheck(left);
+    assert!(r.purged.is_empty(), "no version changed: {:?}", r.purged);
+    assert_eq!(r.gone.len(), 1);
+    assert_eq!(r.gone[0].guid().to_string(), GUIDS[1]);
+    // What the hook hands the eraser (serve.rs spawns it): the entry the listing lost.
+    let (guid, entry) = (GUIDS[1], Some(Arc::clone(&r.gone[0])));
+    let report = rig.rt.block_on(rig.eraser.erase_gone(guid, entry));
+    assert!(report.memory_blocks > 0, "{report:?}");
+    assert_eq!(rig.tier.0.lock()[0].versions.len(), 2);
+    assert!(rig.read(fh, 0, 100).is_err());
+    assert_eq!(rig.eraser.erasures(), 1);
+}
+
+#[test]
+fn an_erased_file_alone_keeps_its_interaction() {
+    let rig = Rig::new();
+    let fh = rig.open(GUIDS[0], "transcript");
+    let rec = rig.open(GUIDS[0], "callRecording");
+    assert!(rig.read(fh, 0, 100).is_ok());
+    assert!(rig.read(rec, 0, 100).is_ok());
+    let entry = rig.catalog.known(GUIDS[0]).expect("known");
+    let version = rig
+        .catalog
+        .file(&entry, "transcript")
+        .expect("file")
+        .version
+        .id;
+    let report = rig
+        .rt
+        .block_on(rig.eraser.erase_content(GUIDS[0], "transcript", version));
+    assert_eq!(report.key.as_deref(), Some("transcript"));
+    assert!(report.memory_blocks > 0);
+    assert!(rig.read(fh, 0, 100).is_err());
+    assert_eq!(rig.read(rec, 0, 100).expect("read"), truth(0, 100));
+    assert!(rig.lookup(ino::INTERACTIONS, GUIDS[0]).is_ok());
+}
