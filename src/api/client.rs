@@ -230,7 +230,9 @@ impl ApiClient {
     async fn on_forbidden(&self, kind: RequestKind, detail: &str) {
         self.inner.tokens.forget().await;
         if kind == RequestKind::Search {
-            self.inner.access.revoke(&format!("the API refused a search: {detail}"));
+            self.inner
+                .access
+                .revoke(&format!("the API refused a search: {detail}"));
         } else if !self.inner.access.is_revoked() {
             // Revokes on its own if the endpoint refuses the client.
             let _ = self.inner.tokens.get().await;

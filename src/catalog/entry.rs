@@ -216,6 +216,17 @@ pub struct Refresh {
     pub dirs: Vec<u64>,
     /// Content versions that changed or vanished: whatever a tier keeps of them can go.
     pub purged: Vec<ContentKey>,
+    /// The same, by day and guid, for people (`vccfs refresh`).
+    pub days: std::collections::BTreeMap<Date, DayDiff>,
+}
+
+/// What a re-list changed in one day: guids of interactions that appeared, vanished,
+/// or have a file of a new version (or files added or gone).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DayDiff {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
 }
 
 impl Refresh {
@@ -226,6 +237,12 @@ impl Refresh {
         self.dirs.sort_unstable();
         self.dirs.dedup();
         self.purged.extend(other.purged);
+        for (day, d) in other.days {
+            let mine = self.days.entry(day).or_default();
+            mine.added.extend(d.added);
+            mine.removed.extend(d.removed);
+            mine.changed.extend(d.changed);
+        }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -12,5 +12,6 @@ mod floors;
 mod mount;
 mod operate;
 mod persist;
+mod revoke;
 mod scale;
 mod versions;
