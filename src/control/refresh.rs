@@ -92,6 +92,7 @@ pub(crate) async fn answer<'a>(sources: &Sources, words: impl Iterator<Item = &'
                 error: None,
             }
         }
+        Err(e) if sources.client.is_revoked() => failed(format!("access revoked: {e}")),
         Err(e) => failed(e.to_string()),
     }
 }
