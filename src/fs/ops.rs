@@ -16,9 +16,8 @@
 //! - **Dropping a node loses nothing.** A node is only a name: a later lookup
 //!   rebuilds it from its parent and the catalog, and an open file's handle holds its
 //!   own source and version (or bytes), so reads go on after its inode is forgotten.
-//! - **A revoked tenant serves nothing.** While the client's access is revoked (one
-//!   atomic load), lookups and readdirs below the root, opens and reads fail with
-//!   `EACCES`, whichever tier holds the bytes, until access is restored.
+//! - **A revoked tenant serves nothing.** While access is revoked (one atomic load),
+//!   lookups and readdirs below the root, opens and reads (from any tier) are `EACCES`.
 //! - A lookup reply the kernel refuses (its request was interrupted) leaves one count
 //!   behind; that inode stays until unmount, a bounded leak, never a missing node.
 
