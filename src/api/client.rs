@@ -1,4 +1,8 @@
 //! The API client: one `send` path (budget, token, status mapping) under one retry loop.
+//!
+//! The tenant's [`Access`] is kept here: `send_api` is the one place API answers pass,
+//! so it restores access on an authorised answer and revokes it on a 403 (see
+//! `access.rs` for the rule); the token source does the same for the token endpoint.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -9,6 +13,7 @@ use parking_lot::Mutex;
 use reqwest::header::{HeaderMap, ACCEPT, AUTHORIZATION, RETRY_AFTER};
 use reqwest::{Response, StatusCode, Url};
 
+use super::access::{Access, AccessState};
 use super::budget::RequestBudget;
 use super::config::ApiConfig;
 use super::error::describe_transport;
@@ -32,6 +37,7 @@ pub(crate) struct Inner {
     pub(crate) tokens: TokenSource,
     pub(crate) budget: Arc<RequestBudget>,
     pub(crate) stats: Arc<ClientStats>,
+    pub(crate) access: Arc<AccessState>,
     /// Signed storage URLs that content requests were redirected to, by (guid, key).
     pub(crate) redirects: Mutex<HashMap<(String, String), (Url, Instant)>>,
 }
@@ -57,12 +63,14 @@ impl ApiClient {
             })?;
         let stats = Arc::new(ClientStats::default());
         let budget = Arc::new(RequestBudget::new(cfg.max_rpm, cfg.max_concurrency));
+        let access = Arc::new(AccessState::default());
         let tokens = TokenSource::new(
             http.clone(),
             cfg.auth_url.clone(),
             cfg.credentials.clone(),
             Arc::clone(&stats),
             Arc::clone(&budget),
+            Arc::clone(&access),
         );
         Ok(ApiClient {
             inner: Arc::new(Inner {
@@ -71,6 +79,7 @@ impl ApiClient {
                 tokens,
                 budget,
                 stats,
+                access,
                 redirects: Mutex::new(HashMap::new()),
             }),
         })
@@ -94,6 +103,26 @@ impl ApiClient {
     /// The counters themselves (by status, budget waits).
     pub(crate) fn counters(&self) -> &ClientStats {
         &self.inner.stats
+    }
+
+    /// Whether the tenant may be read (see `access.rs`).
+    pub fn access(&self) -> Access {
+        self.inner.access.get()
+    }
+
+    /// `access().is_revoked()` in one atomic load: for the read path.
+    pub fn is_revoked(&self) -> bool {
+        self.inner.access.is_revoked()
+    }
+
+    /// Ask the token endpoint now (one request, whatever token is cached): whether the
+    /// client is still, or again, allowed. Transport failures leave the state as it is.
+    pub async fn probe_access(&self) -> Access {
+        self.inner.tokens.forget().await;
+        if let Err(e) = self.inner.tokens.get().await {
+            tracing::debug!(error = %e, "access probe failed");
+        }
+        self.access()
     }
 
     /// Counters of requests sent so far.
@@ -185,7 +214,29 @@ impl ApiClient {
             .header(ACCEPT, ACCEPT_V3)
             .header(AUTHORIZATION, token.header_value());
         let resp = self.send_counted(what, kind, req).await?;
-        self.check_status(what, Some(token), resp).await
+        let checked = self.check_status(what, Some(token), resp).await;
+        match &checked {
+            Ok(_) => self.inner.access.restore(),
+            Err(Failure::Fatal(ApiError::Forbidden { detail, .. })) => {
+                self.on_forbidden(kind, detail).await;
+            }
+            Err(_) => {}
+        }
+        checked
+    }
+
+    /// The API refused a token it issued: a search's refusal is the tenant's; one
+    /// interaction's is only if a fresh token request is refused too.
+    async fn on_forbidden(&self, kind: RequestKind, detail: &str) {
+        self.inner.tokens.forget().await;
+        if kind == RequestKind::Search {
+            self.inner
+                .access
+                .revoke(&format!("the API refused a search: {detail}"));
+        } else if !self.inner.access.is_revoked() {
+            // Revokes on its own if the endpoint refuses the client.
+            let _ = self.inner.tokens.get().await;
+        }
     }
 
     /// Send under the budget, count and trace it; transport failures are retryable.

@@ -1,5 +1,6 @@
 //! The Interaction Content API client. Knows nothing of FUSE.
 //!
+//! - `access`: whether the tenant may be read at all (revoked clients read nothing);
 //! - `config`: endpoints, credentials, limits;
 //! - `token`: OAuth2 client-credentials tokens (cached, refreshed, single-flight);
 //! - `budget`: the client-wide request budget (requests per minute, in flight);
@@ -8,6 +9,7 @@
 //! - `content`: exact, version-pinned ranged reads, redirects without the token;
 //! - `stats`: counters.
 
+mod access;
 mod budget;
 mod client;
 mod config;
@@ -18,6 +20,7 @@ mod search;
 mod stats;
 mod token;
 
+pub use access::Access;
 pub use budget::FleetPacer;
 pub use client::ApiClient;
 pub use config::{ApiConfig, Credentials, Region};

@@ -1,10 +1,15 @@
 //! OAuth2 client-credentials tokens: cached, refreshed at 90% of their life, refreshed
 //! once more after a 401, and fetched by one caller at a time (single-flight).
+//!
+//! Every answer of the token endpoint that says whether the client is allowed updates
+//! the tenant's [`super::access`] state: a granted token restores it, `400
+//! invalid_client` or `401` revokes it; anything else leaves it as it is.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::access::AccessState;
 use super::budget::RequestBudget;
 use super::client::transport_error;
 use super::config::Credentials;
@@ -43,6 +48,7 @@ pub struct TokenSource {
     credentials: Credentials,
     stats: Arc<ClientStats>,
     budget: Arc<RequestBudget>,
+    access: Arc<AccessState>,
     cached: tokio::sync::Mutex<Option<Cached>>,
 }
 
@@ -53,6 +59,7 @@ impl TokenSource {
         credentials: Credentials,
         stats: Arc<ClientStats>,
         budget: Arc<RequestBudget>,
+        access: Arc<AccessState>,
     ) -> Self {
         TokenSource {
             http,
@@ -60,6 +67,7 @@ impl TokenSource {
             credentials,
             stats,
             budget,
+            access,
             cached: tokio::sync::Mutex::new(None),
         }
     }
@@ -91,7 +99,22 @@ impl TokenSource {
         }
     }
 
+    /// Forget the cached token, whatever it is: the next `get` asks the endpoint.
+    pub async fn forget(&self) {
+        *self.cached.lock().await = None;
+    }
+
     async fn fetch(&self) -> Result<(AccessToken, Duration), ApiError> {
+        let fetched = self.fetch_once().await;
+        match &fetched {
+            Ok(_) => self.access.restore(),
+            Err(ApiError::Unauthorized { detail, .. }) => self.access.revoke(detail),
+            Err(_) => {}
+        }
+        fetched
+    }
+
+    async fn fetch_once(&self) -> Result<(AccessToken, Duration), ApiError> {
         let what = "POST token".to_string();
         // Tokens spend from the budget like every other request (the fleet's, too).
         let _permit = self.budget.acquire().await;

@@ -18,7 +18,9 @@ use std::time::Duration;
 use time::{Date, OffsetDateTime};
 
 use super::listing::DayState;
-use super::{Catalog, CatalogError, Checked, InteractionEntry, Policy, Refresh};
+use super::{
+    Catalog, CatalogError, Checked, DayDiff, InteractionEntry, Policy, Refresh, RelistError,
+};
 use crate::api::ApiError;
 #[cfg(test)]
 use crate::model::Interaction;
@@ -191,6 +193,7 @@ impl Catalog {
         state: Option<DayState>,
     ) -> Refresh {
         let mut refresh = Refresh::default();
+        let mut diff = DayDiff::default();
         let mut looked_up = Vec::new();
         {
             let l = self.listing.read();
@@ -203,17 +206,30 @@ impl Catalog {
                     Some(e)
                 });
                 match previous {
-                    None => refresh.dirs.push(super::ino::day(day)),
+                    None => {
+                        refresh.dirs.push(super::ino::day(day));
+                        diff.added.push(guid.to_string());
+                    }
                     Some(p) => {
+                        let files = refresh.files.len();
                         self.changes(p, entry, &mut refresh.files);
-                        if !super::entry::same_keys(p, entry) {
+                        let same_keys = super::entry::same_keys(p, entry);
+                        if !same_keys {
                             refresh.dirs.push(entry.ino());
+                        }
+                        if !same_keys || refresh.files.len() > files {
+                            diff.changed.push(guid.to_string());
                         }
                     }
                 }
             }
         }
         let gone = self.listing.write().splice(day, range, entries, state);
+        diff.removed
+            .extend(gone.iter().map(|e| e.guid().to_string()));
+        if diff != DayDiff::default() {
+            refresh.days.insert(day, diff);
+        }
         if !looked_up.is_empty() {
             let mut extra = self.extra.write();
             for g in &looked_up {
@@ -461,12 +477,36 @@ impl Catalog {
         let now = crate::util::now_secs();
         let last = *self.last_tail.lock();
         let Some(range) = policy.tail(now, self.window(), last) else {
+            // No tail to search (the window ended long ago): still ask the token
+            // endpoint, so a revoked (or restored) client is found out.
+            self.client.probe_access().await;
             return Ok(Refresh::default());
         };
         let r = self.list(range, None).await?;
         let mut last = self.last_tail.lock();
         *last = Some(last.map_or(range.1, |l| l.max(range.1)));
         Ok(r)
+    }
+
+    /// Re-list now, for `vccfs refresh`: the recent tail (`days` empty, as the next
+    /// `--refresh` would), or each of `days` whole (each must be in the window: checked
+    /// before anything is sent). Returns what changed, by day.
+    pub async fn relist(&self, days: &[Date]) -> Result<Refresh, RelistError> {
+        if let Some(&day) = days.iter().find(|d| !self.in_window(**d)) {
+            let (from, to) = self.window();
+            return Err(RelistError::OutOfWindow { day, from, to });
+        }
+        if days.is_empty() {
+            let policy = Policy::new(Some(Duration::from_secs(60)));
+            return Ok(self.refresh_tail(&policy).await?);
+        }
+        let mut all = Refresh::default();
+        for &day in days {
+            let lock = self.day_lock(day);
+            let _one = lock.lock().await;
+            all.merge(self.list(self.part(day), None).await?);
+        }
+        Ok(all)
     }
 
     /// The listed day most overdue by the age policy.

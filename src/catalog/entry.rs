@@ -221,6 +221,17 @@ pub struct Refresh {
     /// Content items the API no longer has, of interactions it still has: `(guid,
     /// key, the version they had)`, to erase.
     pub content_gone: Vec<(String, String, ContentKey)>,
+    /// The same, by day and guid, for people (`vccfs refresh`).
+    pub days: std::collections::BTreeMap<Date, DayDiff>,
+}
+
+/// What a re-list changed in one day: guids of interactions that appeared, vanished,
+/// or have a file of a new version (or files added or gone).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct DayDiff {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
 }
 
 impl Refresh {
@@ -233,6 +244,12 @@ impl Refresh {
         self.purged.extend(other.purged);
         self.gone.extend(other.gone);
         self.content_gone.extend(other.content_gone);
+        for (day, d) in other.days {
+            let mine = self.days.entry(day).or_default();
+            mine.added.extend(d.added);
+            mine.removed.extend(d.removed);
+            mine.changed.extend(d.changed);
+        }
     }
 
     pub fn is_empty(&self) -> bool {

@@ -50,7 +50,7 @@ mod refresh;
 #[cfg(test)]
 mod testing;
 
-pub use entry::{FileEntry, InteractionEntry, Refresh};
+pub use entry::{DayDiff, FileEntry, InteractionEntry, Refresh};
 pub use erase::Forgotten;
 pub use listing::DayState;
 pub use persist::{CatalogStore, Checked};
@@ -70,6 +70,25 @@ pub enum CatalogError {
     /// A search or lookup failed.
     #[error(transparent)]
     Api(#[from] ApiError),
+}
+
+/// Why `vccfs refresh` could not re-list.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RelistError {
+    #[error("{day} is not in the mount's window ({} .. {})", crate::util::format_rfc3339(*.from), crate::util::format_rfc3339(*.to))]
+    OutOfWindow {
+        day: Date,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    },
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+impl From<ApiError> for RelistError {
+    fn from(e: ApiError) -> Self {
+        RelistError::Catalog(e.into())
+    }
 }
 
 /// Where a newly opened catalog's listing comes from.
@@ -250,6 +269,11 @@ impl Catalog {
                 entry: None,
             });
         }
+    }
+
+    /// Is the tenant's access revoked (one atomic load; see `api::Access`)?
+    pub fn is_revoked(&self) -> bool {
+        self.client.is_revoked()
     }
 
     /// Is `version` the listed version of its file (now)?

@@ -39,6 +39,14 @@ impl Catalog {
         self.listing.write().mark_all(DayState::Saved);
     }
 
+    /// Tests: the API refuses (or accepts again) this client.
+    pub(crate) fn set_revoked(&self, revoked: bool) {
+        match revoked {
+            true => self.client.inner.access.revoke("test"),
+            false => self.client.inner.access.restore(),
+        }
+    }
+
     /// Tests: `items` is what the API lists now.
     pub(crate) fn recheck(&self, items: Vec<Interaction>) -> Refresh {
         self.apply(items)

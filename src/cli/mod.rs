@@ -38,6 +38,9 @@ pub enum CliError {
     /// `vccfs status` found no live mount.
     #[error(transparent)]
     Status(#[from] crate::control::status::StatusError),
+    /// `vccfs refresh` found no live mount, or the re-list failed.
+    #[error(transparent)]
+    Refresh(#[from] crate::control::refresh::RefreshError),
 }
 
 /// Mount Vonage Contact Center interaction content (call recordings, transcripts,
@@ -79,6 +82,15 @@ pub enum Command {
         /// The full snapshot as JSON, for scripts.
         #[arg(long)]
         json: bool,
+    },
+    /// Re-list a running mount's recent tail now (as its next --refresh would), or the
+    /// given days of its window whole, and print what changed per day.
+    Refresh {
+        /// The mountpoint of the running mount.
+        mountpoint: PathBuf,
+        /// Days to re-list whole (YYYY-MM-DD, each in the mount's window); none: the tail.
+        #[arg(value_name = "DAY")]
+        days: Vec<String>,
     },
     /// Fill a running mount's disk cache ahead of use (default: every JSON file —
     /// transcripts, categorisation, sentiment, summaries, chat transcripts), within
@@ -294,6 +306,14 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 let report = crate::control::erase::erase(&mountpoint, g)?;
                 println!("{}", crate::control::erase::render(&report));
             }
+            Ok(())
+        }
+        Command::Refresh { mountpoint, days } => {
+            let answer = crate::control::refresh::refresh(&mountpoint, &days)?;
+            print!(
+                "{}",
+                crate::control::refresh::render(&answer, days.is_empty())
+            );
             Ok(())
         }
         Command::Status { mountpoint, json } => {

@@ -184,6 +184,12 @@ impl Collector for Snapshots {
         )?;
         gauge(
             &mut enc,
+            "vccfs_access_revoked",
+            "1 while the API refuses this client (nothing of the tenant is served)",
+            &[(Vec::new(), i64::from(s.access == "revoked"))],
+        )?;
+        gauge(
+            &mut enc,
             "vccfs_interactions_listed",
             "interactions in the listing",
             &[(Vec::new(), signed(s.interactions_listed))],

@@ -1,6 +1,6 @@
 //! The operator's view of a running mount: one [`Snapshot`] of what it is doing
 //! (window, listing, budget, requests, each tier's use and hit rate, degraded tiers,
-//! the last error), served as JSON on a unix socket for `vccfs status` ([`status`]),
+//! the last error, whether the API still accepts the client), served as JSON on a unix socket for `vccfs status` ([`status`]),
 //! and as Prometheus metrics at `--metrics ADDR` ([`metrics`]).
 //!
 //! Invariants:
@@ -16,7 +16,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::ApiClient;
+use crate::api::{Access, ApiClient};
 use crate::cache::BlockCache;
 use crate::catalog::Catalog;
 use crate::fs::{FsCounters, LastError};
@@ -26,6 +26,7 @@ use crate::util::format_rfc3339;
 
 pub mod erase;
 pub mod metrics;
+pub mod refresh;
 pub mod status;
 pub mod warm;
 
@@ -113,6 +114,19 @@ pub struct Snapshot {
     /// Interactions erased (by `vccfs erase`, deletions at the API, the fleet).
     #[serde(default)]
     pub erasures: u64,
+    /// `"ok"`, or `"revoked"` while the API refuses this client (then nothing of the
+    /// tenant is served, cached or not, until it accepts it again).
+    #[serde(default = "access_ok")]
+    pub access: String,
+    /// While revoked: since when (RFC 3339) and what refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_since: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_reason: Option<String>,
+}
+
+fn access_ok() -> String {
+    "ok".into()
 }
 
 impl Sources {
@@ -176,6 +190,16 @@ impl Sources {
             .filter(|t| !t.healthy)
             .map(|t| t.tier.clone())
             .collect();
+        let (access, access_since, access_reason) = match self.client.access() {
+            Access::Ok => (access_ok(), None, None),
+            Access::Revoked { since, reason } => (
+                "revoked".to_string(),
+                time::OffsetDateTime::from_unix_timestamp(since as i64)
+                    .ok()
+                    .map(format_rfc3339),
+                Some(reason),
+            ),
+        };
         Snapshot {
             mountpoint: self.mountpoint.display().to_string(),
             pid: std::process::id(),
@@ -211,6 +235,9 @@ impl Sources {
             reader_errors: self.fs.errors(),
             last_error: self.fs.last_error(),
             erasures: self.eraser.erasures(),
+            access,
+            access_since,
+            access_reason,
         }
     }
 }

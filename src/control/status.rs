@@ -78,7 +78,8 @@ pub fn serve(sources: Arc<Sources>) -> std::io::Result<Listener> {
 
 /// One request line, one answer line: `status` → the snapshot as JSON; `cached GUID
 /// KEY` → `yes`, `no` or `unknown` (is every block of that file on disk?); `erase
-/// GUID...` → what was erased, as JSON (`control::erase`).
+/// GUID...` → what was erased, as JSON (`control::erase`); `refresh [DAY...]` → what
+/// re-listing changed, as JSON (`refresh.rs`).
 async fn accept(listener: tokio::net::UnixListener, sources: Arc<Sources>) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
     loop {
@@ -99,6 +100,10 @@ async fn accept(listener: tokio::net::UnixListener, sources: Arc<Sources>) {
                 (Some("erase"), ..) => {
                     super::erase::answer(&sources, line.split_whitespace().skip(1)).await
                 }
+                (Some("refresh"), ..) => serde_json::to_vec(
+                    &super::refresh::answer(&sources, line.split_whitespace().skip(1)).await,
+                )
+                .unwrap_or_default(),
                 _ => serde_json::to_vec(&sources.snapshot()).unwrap_or_default(),
             };
             body.push(b'\n');
@@ -112,12 +117,17 @@ async fn accept(listener: tokio::net::UnixListener, sources: Arc<Sources>) {
 /// Ask the mount at `mountpoint` one question of [`accept`]'s: the first socket that
 /// answers does.
 pub(crate) fn ask(mountpoint: &Path, question: &str) -> Option<String> {
+    ask_within(mountpoint, question, Duration::from_secs(10))
+}
+
+/// [`ask`], waiting up to `wait` for the answer.
+pub(crate) fn ask_within(mountpoint: &Path, question: &str, wait: Duration) -> Option<String> {
     let name = socket_name(mountpoint);
     for dir in socket_dirs() {
         let Ok(mut conn) = std::os::unix::net::UnixStream::connect(dir.join(&name)) else {
             continue;
         };
-        let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+        let _ = conn.set_read_timeout(Some(wait));
         if conn.write_all(format!("{question}\n").as_bytes()).is_err() {
             continue;
         }
@@ -164,6 +174,15 @@ pub fn render(s: &Snapshot) -> String {
         ),
     );
     line("window", format!("{} .. {}", s.window_from, s.window_to));
+    line(
+        "access",
+        match (&s.access_since, &s.access_reason) {
+            (Some(since), Some(why)) if s.access == "revoked" => {
+                format!("REVOKED since {since}: {why} (nothing is served until the API accepts the client again)")
+            }
+            _ => s.access.clone(),
+        },
+    );
     line(
         "listed",
         format!(

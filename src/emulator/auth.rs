@@ -212,6 +212,10 @@ pub(crate) async fn token(
         )
         .into_response();
     };
+    if app.client_revoked() {
+        tracing::debug!("token request refused: the client is revoked");
+        return TokenError::InvalidClient.into_response();
+    }
     match validate(
         &app.args.client_id,
         &app.args.client_secret,

@@ -9,6 +9,10 @@
 //! - `POST /_emulator/delete` `{"guid"}`: the interaction is gone from then on (not
 //!   listed, `GET /interactions/{guid}` and its content 404); returns `{"guid"}`, 404
 //!   if it is not served;
+//! - `POST /_emulator/client` `{"revoked": true|false}`: while revoked, the token
+//!   endpoint answers 400 `{"error":"invalid_client"}` and the API 403 to tokens it
+//!   issued before (api.md §2, §6); restored, both serve as before (earlier tokens
+//!   included). Returns `{"revoked": ...}`;
 //! - `GET /_emulator/tenant`: every interaction served now (ground truth, no 7-day
 //!   window, every `contentLength`), streamed as one JSON array built a few
 //!   interactions at a time; `?start=..&end=..` (ISO 8601, both optional) keeps those
@@ -77,6 +81,33 @@ pub(crate) async fn set_faults(
         }
         Err(msg) => error(StatusCode::BAD_REQUEST, msg),
     }
+}
+
+/// `POST /_emulator/client` body and answer.
+#[derive(Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ClientState {
+    revoked: bool,
+}
+
+/// `POST /_emulator/client`.
+pub(crate) async fn set_client(
+    State(app): State<Arc<App>>,
+    body: Result<Json<ClientState>, JsonRejection>,
+) -> Response {
+    let req = match body {
+        Ok(Json(r)) => r,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    app.revoked
+        .store(req.revoked, std::sync::atomic::Ordering::Relaxed);
+    tracing::info!(revoked = req.revoked, "client access changed");
+    json_utf8(
+        StatusCode::OK,
+        &ClientState {
+            revoked: app.client_revoked(),
+        },
+    )
 }
 
 #[derive(Deserialize)]

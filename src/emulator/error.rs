@@ -16,6 +16,8 @@ pub(crate) enum ApiError {
     Unauthorized,
     /// 403: the token lacks the scope.
     Forbidden,
+    /// 403: the client's access was revoked (`POST /_emulator/client`).
+    Revoked,
     /// 400: no or another `Accept` version.
     VersionMissing,
     /// 400: a `vnd.newvoicemedia` version other than 2 and 3.
@@ -33,7 +35,7 @@ impl ApiError {
         match self {
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden | Self::Revoked => StatusCode::FORBIDDEN,
             Self::VersionMissing | Self::VersionUnsupported | Self::BadRequest(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -49,6 +51,7 @@ impl ApiError {
             Self::Forbidden => {
                 "The access token does not grant the interaction-content:read scope".into()
             }
+            Self::Revoked => "The client's access to this account has been revoked".into(),
             Self::VersionMissing => {
                 format!("Invalid api-version! Valid values: '{ACCEPT_V2}', '{ACCEPT_V3}'")
             }

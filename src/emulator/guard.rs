@@ -1,7 +1,8 @@
 //! The middleware in front of every emulated route (token, API, storage host): counts
 //! the request, applies `down` and `--latency-ms`, then for `/interaction-content`
 //! routes checks, in order, the rate limit (and `burst_429`), the bearer token, its
-//! scope, the `Accept` version and `fail_rate`; finally counts the response status.
+//! scope, the client's access (403 while revoked), the `Accept` version and
+//! `fail_rate`; finally counts the response status.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -87,6 +88,9 @@ fn gate(app: &App, cfg: &FaultConfig, headers: &HeaderMap) -> Result<ApiVersion,
             BearerError::Invalid => ApiError::Unauthorized,
             BearerError::MissingScope => ApiError::Forbidden,
         })?;
+    if app.client_revoked() {
+        return Err(ApiError::Revoked);
+    }
     let version = negotiate(headers)?;
     if roll(cfg.fail_rate) {
         return Err(ApiError::Unavailable);

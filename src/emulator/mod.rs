@@ -7,7 +7,7 @@
 //!   `.../interactions/{guid}/content/{contentKey}` (`api`, `content`), all behind
 //!   the `guard` (rate limit, bearer, scope, `Accept` version, faults);
 //! - `/_emulator/stats`, `/_emulator/faults`, `/_emulator/mutate`, `/_emulator/delete`,
-//!   `/_emulator/tenant` (`control`);
+//!   `/_emulator/tenant`, `/_emulator/client` (`control`);
 //!
 //! and with `--redirect` a second listener (`--storage-listen`, another host name) for
 //! the signed storage URLs (`storage`). The tenant (`tenant`, of `record`s) is
@@ -84,6 +84,15 @@ pub(crate) struct App {
     pub limiter: RateLimiter,
     /// Set with `--redirect`.
     pub storage: Option<Signer>,
+    /// `POST /_emulator/client {"revoked": true}`: the client is refused.
+    pub revoked: std::sync::atomic::AtomicBool,
+}
+
+impl App {
+    /// Is the client's access revoked (token endpoint 400 `invalid_client`, API 403)?
+    pub(crate) fn client_revoked(&self) -> bool {
+        self.revoked.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 /// A running emulator (see [`start`]). Dropping it stops the listeners too.
@@ -240,6 +249,7 @@ fn routes(app: &Arc<App>) -> (Router, Router) {
         )
         .route("/_emulator/mutate", post(control::mutate))
         .route("/_emulator/delete", post(control::delete))
+        .route("/_emulator/client", post(control::set_client))
         .route("/_emulator/tenant", get(control::tenant))
         .with_state(app.clone());
     let storage = Router::new()
@@ -283,6 +293,7 @@ pub async fn start(args: EmulatorArgs) -> Result<RunningEmulator, EmulatorError>
         stats: Stats::default(),
         limiter: RateLimiter::default(),
         storage,
+        revoked: Default::default(),
     });
     let (main_router, storage_router) = routes(&app);
     let shutdown = CancellationToken::new();

@@ -29,6 +29,10 @@ pub enum FsError {
     NameTooLong,
     #[error("no such attribute")]
     NoAttr,
+    /// The tenant's access is revoked (the API refused this client): nothing of it,
+    /// cached or not, is served until the API accepts the client again.
+    #[error("access to the tenant is revoked")]
+    Revoked,
     /// The file was opened on a version the API no longer lists.
     #[error("the file changed since it was opened")]
     Stale,
@@ -65,6 +69,7 @@ impl FsError {
             FsError::NoAttr => Errno::from_i32(libc::ENODATA),
             FsError::Stale => Errno::from_i32(libc::ESTALE),
             FsError::Erased => Errno::ENOENT,
+            FsError::Revoked => Errno::EACCES,
             FsError::Read(ReadError::Fetch(FetchError::Source(e))) => source_errno(e),
             FsError::Read(_) => Errno::EIO,
             FsError::Catalog(CatalogError::Api(e)) => api_errno(e),
@@ -150,5 +155,6 @@ mod tests {
             Errno::EIO
         );
         assert_eq!(FsError::ReadOnly.errno(), Errno::EROFS);
+        assert_eq!(FsError::Revoked.errno(), Errno::EACCES);
     }
 }

@@ -16,6 +16,8 @@
 //! - **Dropping a node loses nothing.** A node is only a name: a later lookup
 //!   rebuilds it from its parent and the catalog, and an open file's handle holds its
 //!   own source and version (or bytes), so reads go on after its inode is forgotten.
+//! - **A revoked tenant serves nothing.** While access is revoked (one atomic load),
+//!   lookups and readdirs below the root, opens and reads (from any tier) are `EACCES`.
 //! - A lookup reply the kernel refuses (its request was interrupted) leaves one count
 //!   behind; that inode stays until unmount, a bounded leak, never a missing node.
 
@@ -215,7 +217,17 @@ impl Ops {
         self.entry(e.ino(), node, TTL)
     }
 
+    /// `Err(Revoked)` while the tenant's access is revoked.
+    fn allowed(&self) -> Result<(), FsError> {
+        (!self.catalog.is_revoked())
+            .then_some(())
+            .ok_or(FsError::Revoked)
+    }
+
     pub(crate) async fn lookup(&self, parent: u64, name: &OsStr) -> Result<Entry, FsError> {
+        if parent != ino::ROOT {
+            self.allowed()?;
+        }
         if name.len() > NAME_MAX {
             return Err(FsError::NameTooLong);
         }
@@ -316,6 +328,7 @@ impl Ops {
     /// [`Ops::open`], and whether the kernel may keep the pages it caches of `ino`
     /// (false when they may be of another version: never mixed bytes).
     pub(crate) fn open_keeping(&self, ino: u64, flags: i32) -> Result<(u64, bool), FsError> {
+        self.allowed()?;
         if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & (libc::O_TRUNC | libc::O_CREAT) != 0
         {
             return Err(FsError::ReadOnly);
@@ -370,6 +383,7 @@ impl Ops {
 
     /// Bytes `[offset, offset + size)` of open file `fh` (shorter at end of file).
     pub(crate) async fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Bytes, FsError> {
+        self.allowed()?;
         let handle = self.handle(fh)?;
         match &*handle {
             Handle::Meta(bytes) => {
@@ -462,6 +476,9 @@ impl Ops {
     /// The entries of directory `ino` from position `offset` on (at most a batch: the
     /// kernel asks again from where it stopped). Names only: nothing is remembered.
     pub(crate) async fn readdir(&self, ino: u64, offset: u64) -> Result<Vec<DirEntry>, FsError> {
+        if ino != ino::ROOT {
+            self.allowed()?;
+        }
         let node = self.node(ino)?;
         let parent = match &node {
             Node::Root | Node::Interactions | Node::ByDate => ino::ROOT,

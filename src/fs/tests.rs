@@ -515,3 +515,28 @@ fn an_open_file_reads_on_after_its_inode_is_forgotten() {
         &truth(0, 4096)[..]
     );
 }
+
+#[test]
+fn a_revoked_tenant_serves_nothing_until_restored() {
+    let rig = Rig::mock();
+    let file = rig.file_ino(GUIDS[0], "callRecording");
+    let fh = rig.ops.open(file, libc::O_RDONLY).expect("open");
+    assert_eq!(rig.read(fh, 0, 4096).expect("read"), truth(0, 4096));
+    rig.catalog.set_revoked(true);
+    let eacces = |r: Result<(), FsError>| assert_eq!(r.map_err(|e| e.errno()), Err(Errno::EACCES));
+    // Cached bytes, an open handle, the listing, lookups: all refused.
+    eacces(rig.read(fh, 0, 4096).map(|_| ()));
+    eacces(rig.ops.open(file, libc::O_RDONLY).map(|_| ()));
+    eacces(rig.lookup(ino::INTERACTIONS, GUIDS[1]).map(|_| ()));
+    eacces(
+        rig.rt
+            .block_on(rig.ops.readdir(ino::INTERACTIONS, 0))
+            .map(|_| ()),
+    );
+    // The root still answers.
+    assert!(rig.lookup(ino::ROOT, "interactions").is_ok());
+    assert!(rig.rt.block_on(rig.ops.readdir(ino::ROOT, 0)).is_ok());
+    rig.catalog.set_revoked(false);
+    assert_eq!(rig.read(fh, 0, 4096).expect("read again"), truth(0, 4096));
+    assert!(rig.ops.open(file, libc::O_RDONLY).is_ok());
+}

@@ -1811,3 +1811,67 @@ async fn delete_makes_an_interaction_gone_everywhere() {
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     emu.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoked_client_is_refused_until_restored() {
+    let emu = start(&[]).await;
+    let api = Api::new(&emu).await;
+    let (i, key, len) = find(&emu, "callRecording");
+    let guid = i.guid.clone();
+    let set = |revoked: bool| {
+        let http = api.http.clone();
+        let url = format!("{}/_emulator/client", api.base);
+        async move {
+            let r = http
+                .post(url)
+                .json(&json!({ "revoked": revoked }))
+                .send()
+                .await
+                .expect("client");
+            assert_eq!(r.status(), StatusCode::OK);
+            r.json::<Value>().await.expect("client json")
+        }
+    };
+    let token_status = || async {
+        let r = api
+            .http
+            .post(&emu.auth_url)
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "interaction-content:read"),
+                ("client_id", emu.client_id()),
+                ("client_secret", emu.client_secret()),
+            ])
+            .send()
+            .await
+            .expect("token");
+        let s = r.status();
+        (s, r.json::<Value>().await.expect("token json"))
+    };
+    assert_eq!(set(true).await, json!({ "revoked": true }));
+    let (s, v) = token_status().await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(v, json!({ "error": "invalid_client" }));
+    // A token issued before the revocation is refused with 403 everywhere.
+    let (s, v) = api.json(&format!("/interactions/{guid}"), &[]).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(v["message"].as_str().expect("message").contains("revoked"));
+    let r = api.content(&guid, &key).send().await.expect("content");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Bad requests to the control route are refused and change nothing.
+    let r = api
+        .http
+        .post(format!("{}/_emulator/client", api.base))
+        .json(&json!({ "revoked": "maybe" }))
+        .send()
+        .await
+        .expect("client");
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // Restored: the old token and new ones work again.
+    assert_eq!(set(false).await, json!({ "revoked": false }));
+    let (s, _) = token_status().await;
+    assert_eq!(s, StatusCode::OK);
+    let r = api.content(&guid, &key).send().await.expect("content");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(body_of(r).await.len() as u64, len);
+}

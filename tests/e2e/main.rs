@@ -14,6 +14,7 @@ mod floors;
 mod mount;
 mod operate;
 mod persist;
+mod revoke;
 mod scale;
 mod sealed;
 mod versions;
