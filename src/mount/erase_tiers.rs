@@ -1,14 +1,22 @@
 //! The tiers an erasure reaches beyond the catalog and memory (`crate::erase`): one
-//! small adapter per tier, so each can be swapped for the tier's own erasure at merge.
+//! small adapter per tier (disk, the fleet's Redis), the fleet's announcements, and
+//! the listener that erases here what other hosts announce ([`listen`]).
 //!
 //! Invariants: an adapter never blocks a runtime worker (the disk's work runs on the
-//! blocking pool) and reports failure as an error string, never a panic.
+//! blocking pool) and reports failure as an error string, never a panic. An erasure
+//! heard from the fleet is erased with [`Eraser::erase_local`], which never announces
+//! it again (no echo storms); hearing one twice costs a second, empty erasure.
 
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::{BoxFuture, FutureExt};
+use tokio::runtime::Handle;
 
-use crate::erase::{Broadcast, EraseTier, Erasure};
+use crate::erase::{Broadcast, EraseTier, Eraser, Erasure};
 use crate::shared::Shared;
 use crate::source::disk::DiskStore;
 
@@ -21,24 +29,111 @@ pub(super) fn tiers(
     if let Some(d) = disk {
         out.push(Arc::new(DiskErase(Arc::clone(d))));
     }
-    // TODO(merge: shared erasure): with `Shared::erase_guid(&self, guid) ->
-    // Result<u64, SharedError>`, push an adapter here:
-    //   fn tier(&self) -> &'static str { "shared" }
-    //   fn erase(&self, what) { let s = self.0.clone(); let g = what.guid.clone();
-    //       async move { s.erase_guid(&g).await.map_err(|e| e.to_string()) }.boxed() }
-    let _ = shared;
+    if let Some(s) = shared {
+        out.push(Arc::new(SharedErase(s.clone())));
+    }
     out
 }
 
-/// The fleet's announcements of erasures, once wired.
-///
-/// TODO(merge: fleet erasure): with `Shared::announce_erasure(guid)`, return an
-/// adapter whose `announce` calls it; and in `serve.rs`, spawn a task on
-/// `Shared::subscribe_erasures()` (and `erasures_since(ms)` after a reconnect) that
-/// calls `Eraser::erase_local(guid)` for each guid heard (which never re-announces).
+/// The fleet's announcements of erasures (with `--redis`).
 pub(super) fn broadcast(shared: Option<&Shared>) -> Option<Arc<dyn Broadcast>> {
-    let _ = shared;
-    None
+    shared.map(|s| Arc::new(SharedErase(s.clone())) as Arc<dyn Broadcast>)
+}
+
+/// The fleet's Redis: every block value of the interaction (all versions and block
+/// sizes; for one file gone, its interaction's values all go too — a refetch, never a
+/// wrong byte), and the tombstone other hosts hear.
+struct SharedErase(Shared);
+
+impl EraseTier for SharedErase {
+    fn tier(&self) -> &'static str {
+        "redis"
+    }
+
+    fn erase(&self, what: &Erasure) -> BoxFuture<'static, Result<u64, String>> {
+        let (shared, guid) = (self.0.clone(), what.guid.clone());
+        async move { shared.erase_guid(&guid).await.map_err(|e| e.to_string()) }.boxed()
+    }
+}
+
+impl Broadcast for SharedErase {
+    fn announce(&self, guid: &str) -> BoxFuture<'static, Result<(), String>> {
+        let (shared, guid) = (self.0.clone(), guid.to_string());
+        async move {
+            shared
+                .announce_erasure(&guid)
+                .await
+                .map_err(|e| e.to_string())
+        }
+        .boxed()
+    }
+}
+
+/// How long a mount keeps trying to read the tombstones it missed (Redis connects in
+/// the background and may be down).
+const CATCH_UP_FOR: Duration = Duration::from_secs(120);
+
+/// Erase here what the fleet announces from now on, and first what it announced while
+/// this host was away: tombstones newer than the time kept in `seen` (a file beside
+/// the disk cache, which is what could hold copies; without one, none are read).
+pub(super) fn listen(rt: &Handle, shared: Shared, eraser: Arc<Eraser>, seen: Option<PathBuf>) {
+    let mut heard = shared.subscribe_erasures();
+    let live = Arc::clone(&eraser);
+    rt.spawn(async move {
+        while let Some(guid) = heard.recv().await {
+            let r = live.erase_local(&guid).await;
+            tracing::info!(report = ?r, "erased an interaction the fleet announced");
+        }
+    });
+    let Some(seen) = seen else {
+        return;
+    };
+    rt.spawn(async move {
+        let since = read_seen(&seen);
+        let deadline = tokio::time::Instant::now() + CATCH_UP_FOR;
+        let missed = loop {
+            match shared.erasures_since(since).await {
+                Ok(m) => break m,
+                Err(e) if tokio::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "tombstones not readable yet; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not read the fleet's tombstones");
+                    return;
+                }
+            }
+        };
+        for (guid, at_ms) in missed {
+            let r = eraser.erase_local(&guid).await;
+            tracing::info!(report = ?r, "erased an interaction the fleet erased while away");
+            write_seen(&seen, at_ms);
+        }
+    });
+}
+
+/// The time (Redis's clock, unix ms) of the last tombstone applied here; 0: none.
+fn read_seen(path: &Path) -> u64 {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn write_seen(path: &Path, at_ms: u64) {
+    let tmp = path.with_extension(format!("tmp-{:016x}", rand::random::<u64>()));
+    let written = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(at_ms.to_string().as_bytes()))
+        .and_then(|()| std::fs::rename(&tmp, path));
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        tracing::warn!(path = %path.display(), error = %e, "could not record the tombstones applied");
+    }
 }
 
 /// The disk tier, with what exists on this branch: every content version the catalog

@@ -203,6 +203,10 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
     mountpoint::tune_kernel_readahead(&opts.mountpoint);
     unmount_on_signal(rt, session.unmount_callable(), opts.mountpoint.clone());
     let every = (!opts.refresh.is_zero()).then_some(opts.refresh);
+    if let Some(shared) = &tiers.shared {
+        let seen = tiers.disk.as_ref().map(|d| d.dir().join("erasures-seen"));
+        super::erase_tiers::listen(rt.handle(), shared.clone(), Arc::clone(&eraser), seen);
+    }
     {
         spawn_invalidator(session.notifier(), invalidations)?;
         let disk = tiers.disk.clone();

@@ -27,9 +27,6 @@
 //! - **Never panics, never blocks a read**: the listener is a background task that
 //!   ends when its receiver or the last [`Shared`] is dropped.
 
-// Until the mount calls them (another branch wires erasure), only the tests do.
-#![allow(dead_code)]
-
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
