@@ -62,7 +62,38 @@ pub enum Inval {
     Inode(u64),
     /// Drop the directory entry `name` of `parent`.
     Entry { parent: u64, name: String },
+    /// Say so when every invalidation queued before this one was sent to the kernel.
+    Barrier(Signal),
 }
+
+/// A one-time signal (for [`Inval::Barrier`]); equal only to itself.
+#[derive(Debug, Clone)]
+pub struct Signal(Arc<parking_lot::Mutex<Option<tokio::sync::oneshot::Sender<()>>>>);
+
+impl Signal {
+    fn new() -> (Signal, tokio::sync::oneshot::Receiver<()>) {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        (Signal(Arc::new(parking_lot::Mutex::new(Some(tx)))), rx)
+    }
+
+    /// Signal it (again: nothing).
+    pub fn fire(&self) {
+        if let Some(tx) = self.0.lock().take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+impl PartialEq for Signal {
+    fn eq(&self, other: &Signal) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Signal {}
+
+/// Longest an erasure waits for the kernel to drop its caches before it goes on.
+const KERNEL_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// What one tier removed (or why it could not).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -190,6 +221,7 @@ impl Eraser {
             versions: forgotten.versions.clone(),
         };
         let mut r = self.drop_cached(&forgotten);
+        self.kernel_settled().await;
         r.key = Some(key.to_string());
         r.tiers = self.ask_tiers(&what).await;
         tracing::info!(report = ?r, "erased a file the API no longer has");
@@ -210,8 +242,17 @@ impl Eraser {
             versions: forgotten.versions.clone(),
         };
         let mut r = self.drop_cached(&forgotten);
+        self.kernel_settled().await;
         r.tiers = self.ask_tiers(&what).await;
         r
+    }
+
+    /// Until the kernel has been told every invalidation queued so far (so a reader
+    /// that sees the erasure done finds no page of it cached), at most [`KERNEL_WAIT`].
+    async fn kernel_settled(&self) {
+        let (signal, done) = Signal::new();
+        (self.invalidate)(Inval::Barrier(signal));
+        let _ = tokio::time::timeout(KERNEL_WAIT, done).await;
     }
 
     /// Memory blocks and kernel caches of what the catalog forgot.

@@ -361,6 +361,10 @@ fn spawn_invalidator(
                     Inval::Entry { parent, name } => {
                         notifier.inval_entry(fuser::INodeNo(parent), std::ffi::OsStr::new(&name))
                     }
+                    Inval::Barrier(done) => {
+                        done.fire();
+                        Ok(())
+                    }
                 };
             }
         })

@@ -64,6 +64,19 @@ fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Interactions this mount has erased so far (`erasures` in `vccfs status --json`):
+/// counted once an erasure is complete, the kernel's caches included.
+fn erasures(m: &Mount) -> u64 {
+    let out = Command::new(BIN)
+        .args(["status", "--json", &m.path.to_string_lossy()])
+        .output()
+        .expect("vccfs status");
+    serde_json::from_slice::<Value>(&out.stdout)
+        .ok()
+        .and_then(|v| v["erasures"].as_u64())
+        .unwrap_or(0)
+}
+
 fn requests(emu: &Emulator, purpose: &str) -> u64 {
     emu.stats()["requests_by_purpose"][purpose]
         .as_u64()
@@ -178,6 +191,9 @@ fn deletions_at_the_api_reach_every_tier() {
     wait_until("by-date/<day> without it", Duration::from_secs(10), || {
         !listed(&m, &day, &guid)
     });
+    wait_until("the erasure complete", Duration::from_secs(10), || {
+        erasures(&m) >= 1
+    });
     cached.seek(SeekFrom::Start(0)).expect("seek");
     assert!(
         cached.read_to_end(&mut Vec::new()).is_err(),
@@ -193,12 +209,16 @@ fn deletions_at_the_api_reach_every_tier() {
         .collect();
     read_exactly(&of);
     let mut open = std::fs::File::open(&mine2[0]).expect("open");
+    let before = erasures(&m);
     emu.control("/_emulator/delete", json!({ "guid": guid2 }));
     wait_until("the re-list's erasure", Duration::from_secs(20), || {
         !listed(&m, &day2, &guid2)
     });
     wait_until("interactions/<guid> gone", Duration::from_secs(5), || {
         gone(&m, &guid2)
+    });
+    wait_until("the erasure complete", Duration::from_secs(10), || {
+        erasures(&m) > before
     });
     assert!(
         open.read_to_end(&mut Vec::new()).is_err(),
