@@ -339,7 +339,8 @@ impl Shared {
             if self.sealer.is_some() {
                 return Ok(None);
             }
-            let Some(table) = self.table(version, &key)? else {
+            // Read afresh: an open is rare next to block reads, and checks all of it.
+            let Some(table) = self.load_table(version, &key)? else {
                 return Ok(None);
             };
             let (file, meta) = self.open_whole(version, &key)?;
