@@ -76,7 +76,10 @@ const CACHEDIR_TEXT: &str = "Signature: 8a477f597d28d172789f06886806bc55\n\
 # For information about cache directory tags, see https://bford.info/cachedir/\n";
 
 fn stamp_text(key: KeyId, mode: DiskEncryption) -> String {
-    format!("vccfs disk cache\nlayout 2\nkey {key}\nmode {}\n", mode.as_str())
+    format!(
+        "vccfs disk cache\nlayout 2\nkey {key}\nmode {}\n",
+        mode.as_str()
+    )
 }
 
 /// Write `text` to `path` atomically (a temporary file renamed), mode 0600.

@@ -225,4 +225,3 @@ pub(super) struct Counters {
     pub expired: AtomicU64,
     pub erased: AtomicU64,
 }
-

@@ -399,11 +399,22 @@ mod tests {
     fn expiry_forgets_what_was_last_used_before_the_cutoff() {
         let mut ix = Index::new(1000);
         let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
-        ix.scanned(vec![(b(1), 10, t(10)), (b(2), 10, t(20)), (b(3), 10, t(30))]);
+        ix.scanned(vec![
+            (b(1), 10, t(10)),
+            (b(2), 10, t(20)),
+            (b(3), 10, t(30)),
+        ]);
         assert!(ix.touch(b(1)), "a hit is a use, now");
         assert_eq!(ix.expire(t(25)), [(b(2), 10)]);
-        assert_eq!(ix.expire(t(25)), [], "b(3) is newer, so b(1) after it stays");
-        assert_eq!(ix.expire(SystemTime::now() + Duration::from_secs(1)).len(), 2);
+        assert_eq!(
+            ix.expire(t(25)),
+            [],
+            "b(3) is newer, so b(1) after it stays"
+        );
+        assert_eq!(
+            ix.expire(SystemTime::now() + Duration::from_secs(1)).len(),
+            2
+        );
         assert_eq!((ix.used(), ix.files()), (0, 0));
         assert!(ix.keys_where(|_| true).is_empty());
     }

@@ -104,8 +104,8 @@ pub use config::{
     DEFAULT_MAX_AGE, EXPIRE_EVERY,
 };
 
-use config::{io_error, Counters};
 use crate::seal::{RootKey, Sealer};
+use config::{io_error, Counters};
 
 type Stored = super::tiered::Stored;
 

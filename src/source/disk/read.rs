@@ -68,7 +68,13 @@ impl Shared {
 
     /// `plain` as stored: sealed as segment `seg` of block `index` of `id` when
     /// sealed, else as it is.
-    pub(super) fn seal_file(&self, plain: Vec<u8>, id: &[u8; 16], index: u64, seg: Segment) -> Vec<u8> {
+    pub(super) fn seal_file(
+        &self,
+        plain: Vec<u8>,
+        id: &[u8; 16],
+        index: u64,
+        seg: Segment,
+    ) -> Vec<u8> {
         match &self.sealer {
             None => plain,
             Some(s) => {

@@ -204,7 +204,9 @@ fn a_full_disk_lowers_the_cap_and_drops_the_write() {
     let s = store.stats();
     assert_eq!((s.dropped_writes, s.cap_bytes, s.files), (1, 5 * FILE, 5));
     let (bytes, files) = du(store.dir());
-    let stamp = fs::metadata(store.dir().join("stamp")).expect("stamp").len();
+    let stamp = fs::metadata(store.dir().join("stamp"))
+        .expect("stamp")
+        .len();
     assert_eq!(
         (bytes - stamp, files),
         (5 * FILE, 5 + 2),

@@ -168,7 +168,10 @@ impl Shared {
             return Ok(None);
         };
         let table = Arc::new(table);
-        let id = BlockId { key: *key, index: WHOLE };
+        let id = BlockId {
+            key: *key,
+            index: WHOLE,
+        };
         let current = {
             let ix = self.index.lock();
             ix.contains(&id) || ix.scanning()
@@ -221,7 +224,11 @@ impl Shared {
     }
 
     /// `whole` of `version`, opened, if it has exactly the length it must have.
-    fn open_whole(&self, version: &ContentVersion, key: &Key) -> Result<(File, fs::Metadata), Unusable> {
+    fn open_whole(
+        &self,
+        version: &ContentVersion,
+        key: &Key,
+    ) -> Result<(File, fs::Metadata), Unusable> {
         let path = self.version_dir(key).join(WHOLE_FILE);
         let file = File::open(path)?;
         let meta = file.metadata()?;
@@ -300,8 +307,17 @@ impl Shared {
                     buf.resize(len + OVERHEAD, 0);
                     let at = index * (bs + OVERHEAD as u64);
                     let read = table.whole.read_exact_at(&mut buf, at);
-                    let aad = aad(self.tenant.as_bytes(), version.id.as_bytes(), index, bs, Segment::Whole);
-                    let plain = read.is_ok().then(|| sealer.open_in_place(&aad, &mut buf).ok()).flatten();
+                    let aad = aad(
+                        self.tenant.as_bytes(),
+                        version.id.as_bytes(),
+                        index,
+                        bs,
+                        Segment::Whole,
+                    );
+                    let plain = read
+                        .is_ok()
+                        .then(|| sealer.open_in_place(&aad, &mut buf).ok())
+                        .flatten();
                     let good = plain.as_ref().is_some_and(|p| p.len() == len);
                     let copied = good && plain.is_some_and(|p| b.extend_from_slice(p) == len);
                     (read, good, copied)
@@ -386,7 +402,11 @@ impl Shared {
         let Ok(header) = format::encode(&who, validator, &vec![0; 4 * n as usize]) else {
             return;
         };
-        let seal = if self.sealer.is_some() { OVERHEAD as u64 } else { 0 };
+        let seal = if self.sealer.is_some() {
+            OVERHEAD as u64
+        } else {
+            0
+        };
         let total = self.whole_len(version) + header.len() as u64 + 4 * n + seal;
         let Some(headroom) = self.headroom() else {
             return;
@@ -475,7 +495,13 @@ impl Shared {
                             None => out.write_all(d.data)?,
                             Some(s) => {
                                 sealed.clear();
-                                let aad = aad(self.tenant.as_bytes(), id_bytes, index, bs, Segment::Whole);
+                                let aad = aad(
+                                    self.tenant.as_bytes(),
+                                    id_bytes,
+                                    index,
+                                    bs,
+                                    Segment::Whole,
+                                );
                                 s.seal_append(&aad, d.data, &mut sealed);
                                 out.write_all(&sealed)?;
                             }

@@ -420,7 +420,11 @@ impl Shared {
         }
         let days = expire_files(&self.dir.join(at_rest::CATALOG), before);
         if files + days > 0 {
-            tracing::info!(files, days, "disk tier: dropped what was unused longer than the maximum age");
+            tracing::info!(
+                files,
+                days,
+                "disk tier: dropped what was unused longer than the maximum age"
+            );
         }
         self.n.expired.fetch_add(files + days, Ordering::Relaxed);
     }
