@@ -396,3 +396,55 @@ fn du_counts_and_clear_removes_the_catalog_too() {
     assert!(!catalog.exists());
     assert_eq!(usage(root.path()).expect("usage")[0].files, 0);
 }
+
+/// `cargo test --release --lib source::disk::tests_seal::sealed_whole_read_speed -- --ignored --nocapture`:
+/// a sequential 256 MiB read of a whole file after a reopen, sealed vs plain.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a benchmark"]
+async fn sealed_whole_read_speed() {
+    const BS: u64 = 256 << 10;
+    const N: u64 = 1024;
+    let mut speeds = Vec::new();
+    for mode in [DiskEncryption::None, DiskEncryption::Aead] {
+        let root = tempfile::tempdir().expect("tempdir");
+        let cfg = DiskConfig {
+            block_size: BS,
+            min_free: MinFree::Bytes(0),
+            encryption: mode,
+            max_bytes: 1 << 30,
+            queue_bytes: 64 << 20,
+            ..DiskConfig::new(test_key())
+        };
+        let v = item(&format!("{:036}", 1), "callRecording", N * BS);
+        let store = open_with(root.path(), cfg.clone());
+        let data = bytes::Bytes::from(vec![0x5a; BS as usize]);
+        for first in (0..N).step_by(64) {
+            let fetched = crate::source::Fetched {
+                blocks: vec![data.clone(); 64],
+                validator: None,
+            };
+            store.put(&v, first, &fetched);
+            store.flush();
+        }
+        assert_eq!(store.stats().promotions, 1);
+        drop(store);
+        let store = open_with(root.path(), cfg);
+        let started = std::time::Instant::now();
+        for i in 0..N {
+            let r = crate::source::BlockRequest {
+                version: Arc::clone(&v),
+                first: i,
+                count: 1,
+                block_size: BS,
+                pool: crate::memory::BlockPool::heap_only(),
+                purpose: crate::source::Purpose::Demand,
+            };
+            let got = store.get(&v, i, &r).await.expect("get").expect("hit");
+            assert_eq!(got.0.len() as u64, BS);
+        }
+        let mib_s = 256.0 / started.elapsed().as_secs_f64();
+        println!("{}: {mib_s:.0} MiB/s", mode.as_str());
+        speeds.push(mib_s);
+    }
+    assert!(speeds[1] >= 0.8 * speeds[0], "{speeds:?}");
+}
