@@ -74,6 +74,30 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// Parse a length of time like `30d`, `12h`, `90m`, `2w`, `45s` (the relative forms
+/// of [`parse_time_spec`]).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let bad = || format!("invalid duration {s:?}: use a number and a unit, like 30d, 12h, 90m, 2w");
+    if t.len() < 2 || !t.is_ascii() {
+        return Err(bad());
+    }
+    let (num, unit) = t.split_at(t.len() - 1);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    let secs = match unit {
+        "w" => 7 * 86_400,
+        "d" => 86_400,
+        "h" => 3600,
+        "m" => 60,
+        "s" => 1,
+        _ => return Err(bad()),
+    };
+    if n > 36_500 * 86_400 / secs {
+        return Err(format!("invalid duration {s:?}: more than 100 years"));
+    }
+    Ok(std::time::Duration::from_secs(n * secs))
+}
+
 /// Parse a point in time for `--from`/`--to`: RFC 3339 (`2026-11-01T08:00:00Z`), a date
 /// (`2026-11-01`, midnight UTC), `now`, `today`, or a relative past like `30d`, `12h`,
 /// `90m`, `2w` (that long before `now`).
@@ -131,6 +155,19 @@ pub fn parse_time_spec(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_parse_like_relative_times() {
+        let d = |s| parse_duration(s).map(|d| d.as_secs());
+        assert_eq!(d("30d"), Ok(30 * 86_400));
+        assert_eq!(d("2w"), Ok(14 * 86_400));
+        assert_eq!(d(" 12h "), Ok(12 * 3600));
+        assert_eq!(d("90m"), Ok(5400));
+        assert_eq!(d("45s"), Ok(45));
+        for bad in ["", "d", "30", "30x", "-1d", "1.5d", "99999999999w"] {
+            assert!(d(bad).is_err(), "{bad}");
+        }
+    }
     use time::macros::datetime;
 
     #[test]

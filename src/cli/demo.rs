@@ -67,6 +67,7 @@ pub fn demo(args: DemoArgs) -> Result<(), CliError> {
         redis: None,
         metrics: None,
         rolling: true,
+        cache_key_file: None,
     };
     let result = mount::serve(&rt, opts);
     rt.block_on(emu.shutdown());

@@ -210,4 +210,29 @@ mod tests {
         assert!(matches!(t(&["vccfs", "emea", "/m", "/n"]), Some(Err(_))));
         assert!(matches!(t(&["vccfs", "emea", "/m", "-o"]), Some(Err(_))));
     }
+
+    #[test]
+    fn the_disk_cache_options_become_their_flags() {
+        let got = t(&[
+            "vccfs",
+            "emea",
+            "/m",
+            "-o",
+            "disk_encryption=none,cache_key_file=/etc/vccfs/key,disk_cache_max_age=7d,foreground",
+        ]);
+        let want = [
+            "vccfs",
+            "mount",
+            "/m",
+            "--region",
+            "emea",
+            "--disk-encryption",
+            "none",
+            "--cache-key-file",
+            "/etc/vccfs/key",
+            "--disk-cache-max-age",
+            "7d",
+        ];
+        assert_eq!(got, Some(Ok(want.map(String::from).to_vec())));
+    }
 }

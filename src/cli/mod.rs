@@ -12,7 +12,8 @@ use clap::{Args, Parser, Subcommand};
 use crate::api::{ApiError, Region};
 use crate::emulator::{EmulatorArgs, EmulatorError};
 use crate::mount::{self, MountError};
-use crate::util::parse_size;
+use crate::source::disk::DiskEncryption;
+use crate::util::{parse_duration, parse_size};
 
 mod demo;
 mod fstab;
@@ -215,6 +216,24 @@ pub struct MountArgs {
     /// Linux 6.9+ and root).
     #[arg(long)]
     pub no_passthrough: bool,
+    /// How the disk cache keeps content at rest. `aead` (default): every file sealed
+    /// (AES-256-GCM) under the tenant's key, so a reader of the cache directory or of
+    /// its backups learns nothing of the calls, and tampering is detected (the block
+    /// is fetched again); files are read through vccfs. `none`: plain files (still
+    /// checksummed), which the kernel can read itself (FUSE passthrough), relying on
+    /// the volume's own encryption (dm-crypt, fscrypt) against readers. Changing it
+    /// discards the cache.
+    #[arg(long, value_enum, default_value = "aead", value_name = "MODE")]
+    pub disk_encryption: DiskEncryption,
+    /// The cache's key: a file of 32 random bytes (mode 600, owned by this user), e.g.
+    /// `head -c 32 /dev/urandom > key`, for sites that rotate client secrets. Default:
+    /// derived from the client secret (a new secret, or a new key file, discards the
+    /// cache: crypto-erasure).
+    #[arg(long, value_name = "FILE")]
+    pub cache_key_file: Option<PathBuf>,
+    /// Drop cached content and listings unused for this long, e.g. 30d, 12h, 2w.
+    #[arg(long, default_value = "30d", value_name = "DURATION", value_parser = parse_duration)]
+    pub disk_cache_max_age: std::time::Duration,
     /// Share one request budget and one content cache with every mount of the same
     /// tenant that names this Redis (7+, or Valkey): redis://[:PASSWORD@]HOST[:PORT][/DB]
     /// or rediss://… for TLS. --max-rpm is then the whole fleet's budget.

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::api::{ApiConfig, Credentials};
 use crate::mount::{DiskOptions, MountOptions, RedisOptions};
+use crate::source::disk::DiskEncryption;
 use crate::util::{format_rfc3339, now_secs, parse_time_spec};
 
 use super::{CliError, MountArgs};
@@ -61,6 +62,11 @@ pub fn mount_options(a: &MountArgs) -> Result<MountOptions, CliError> {
     // A stalled body is abandoned after a quarter of the retry time, so it can be retried.
     api.read_timeout = Duration::from_secs((a.io_timeout / 4).clamp(1, 10));
     check_sizes(a.cache_size, a.block_size)?;
+    if let Some(path) = &a.cache_key_file {
+        // Checked now, so a bad key file is a one-line error before anything mounts.
+        crate::seal::RootKey::from_key_file(path, api.tenant())
+            .map_err(|e| CliError::Usage(format!("--cache-key-file: {e}")))?;
+    }
     Ok(MountOptions {
         mountpoint: a.mountpoint.clone(),
         api,
@@ -77,6 +83,7 @@ pub fn mount_options(a: &MountArgs) -> Result<MountOptions, CliError> {
         redis: redis_options(a)?,
         metrics: a.metrics,
         rolling: a.to.trim().eq_ignore_ascii_case("now"),
+        cache_key_file: a.cache_key_file.clone(),
     })
 }
 
@@ -150,7 +157,8 @@ fn read_secret(path: &std::path::Path) -> Result<String, CliError> {
     Ok(secret)
 }
 
-/// `--cache-dir`, `--disk-cache-size`, `--no-disk-cache`.
+/// `--cache-dir`, `--disk-cache-size`, `--no-disk-cache`, `--disk-encryption`,
+/// `--disk-cache-max-age`.
 fn disk_options(a: &MountArgs) -> Result<Option<DiskOptions>, CliError> {
     if a.no_disk_cache {
         return Ok(None);
@@ -160,14 +168,23 @@ fn disk_options(a: &MountArgs) -> Result<Option<DiskOptions>, CliError> {
             "--disk-cache-size must be more than 0 (or use --no-disk-cache)".into(),
         ));
     }
+    if a.disk_cache_max_age.is_zero() {
+        return Err(CliError::Usage(
+            "--disk-cache-max-age must be more than 0".into(),
+        ));
+    }
     let root = match &a.cache_dir {
         Some(d) => d.clone(),
         None => crate::source::disk::default_root(),
     };
+    let plain = a.disk_encryption == DiskEncryption::None;
     Ok(Some(DiskOptions {
         root,
         max_bytes: a.disk_cache_size,
-        passthrough: !a.no_passthrough,
+        // A sealed file cannot be handed to the kernel.
+        passthrough: !a.no_passthrough && plain,
+        encryption: a.disk_encryption,
+        max_age: a.disk_cache_max_age,
     }))
 }
 

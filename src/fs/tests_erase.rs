@@ -95,7 +95,13 @@ impl Rig {
         let eraser = Arc::new(Eraser::new(
             Arc::clone(&catalog),
             Arc::clone(&cache),
-            move |i| seen.lock().push(i),
+            // Like the invalidator thread: a barrier is answered once reached.
+            move |i| {
+                if let Inval::Barrier(done) = &i {
+                    done.fire();
+                }
+                seen.lock().push(i)
+            },
             vec![Arc::new(Arc::clone(&tier)) as Arc<dyn EraseTier>],
             None,
         ));
@@ -174,7 +180,13 @@ fn an_erased_interaction_leaves_every_tier_and_its_open_handles_read_no_bytes() 
         }));
         // Its directory, files and metadata under `interactions/<guid>`, and the two
         // names of the interaction itself.
-        assert_eq!(report.inodes_invalidated as usize, invals.len() - 5);
+        let sent = invals
+            .iter()
+            .filter(|i| !matches!(i, Inval::Barrier(_)))
+            .count();
+        assert_eq!(report.inodes_invalidated as usize, sent - 5);
+        // The erasure waited for the kernel: a barrier after every invalidation.
+        assert!(matches!(invals.last(), Some(Inval::Barrier(_))), "{invals:?}");
     }
 
     // The open handle reads an error, never the bytes (cached or not).

@@ -136,14 +136,9 @@ fn write_seen(path: &Path, at_ms: u64) {
     }
 }
 
-/// The disk tier, with what exists on this branch: every content version the catalog
-/// knew of the guid is purged, then the queue is flushed so the files are gone when
-/// the report is made.
-///
-/// TODO(merge: disk erasure): replace the body of `erase` with
-/// `DiskStore::erase_guid(&self, guid) -> u64` (blocking; every version of the guid
-/// on disk, those of earlier mounts too) for a whole interaction; keep the per-version
-/// purge for `what.key.is_some()`.
+/// The disk tier: every version of a whole interaction (those of earlier mounts and
+/// windows too: `DiskStore::erase_guid`), or the known versions of one file; on the
+/// blocking pool, done when the report is made.
 struct DiskErase(Arc<DiskStore>);
 
 impl EraseTier for DiskErase {
@@ -153,14 +148,19 @@ impl EraseTier for DiskErase {
 
     fn erase(&self, what: &Erasure) -> BoxFuture<'static, Result<u64, String>> {
         let disk = Arc::clone(&self.0);
+        let (guid, one_file) = (what.guid.clone(), what.key.is_some());
         let versions = what.versions.clone();
         async move {
             tokio::task::spawn_blocking(move || {
-                for v in &versions {
-                    disk.purge(*v);
+                if one_file {
+                    for v in &versions {
+                        disk.purge(*v);
+                    }
+                    disk.flush();
+                    versions.len() as u64
+                } else {
+                    disk.erase_guid(&guid)
                 }
-                disk.flush();
-                versions.len() as u64
             })
             .await
             .map_err(|e| format!("the disk erasure failed: {e}"))

@@ -124,6 +124,9 @@ pub struct MountOptions {
     pub metrics: Option<std::net::SocketAddr>,
     /// `--to now`: the window's end follows the clock at each re-list.
     pub rolling: bool,
+    /// `--cache-key-file`: the root of the keys sealing what is kept (default: derived
+    /// from the client secret).
+    pub cache_key_file: Option<PathBuf>,
 }
 
 /// `--redis` and what goes with it.
@@ -167,8 +170,13 @@ pub struct DiskOptions {
     pub root: PathBuf,
     /// `--disk-cache-size`.
     pub max_bytes: u64,
-    /// Not `--no-passthrough`: the kernel reads files the disk holds whole itself.
+    /// Not `--no-passthrough`, and `--disk-encryption none`: the kernel reads files
+    /// the disk holds whole itself.
     pub passthrough: bool,
+    /// `--disk-encryption`.
+    pub encryption: crate::source::disk::DiskEncryption,
+    /// `--disk-cache-max-age`.
+    pub max_age: std::time::Duration,
 }
 
 /// Make this process non-dumpable (`PR_SET_DUMPABLE` 0): no core dump, and no other

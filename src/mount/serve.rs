@@ -23,7 +23,7 @@ use crate::fs::VccFs;
 use crate::prefetch::Prefetcher;
 use crate::seal::{Purpose, RootKey};
 use crate::shared::{Shared, SharedBudget, SharedConfig, SharedSource};
-use crate::source::disk::{DiskConfig, DiskError, DiskStore};
+use crate::source::disk::{DiskConfig, DiskEncryption, DiskError, DiskStore};
 use crate::source::{BlockSource, BlockStore, Tiered};
 
 use super::budget::memory_plan;
@@ -40,29 +40,54 @@ struct Tiers {
 impl Tiers {
     /// Open the tiers of `opts` (inside the runtime: Redis connects in the background).
     fn open(opts: &MountOptions) -> Tiers {
-        let shared = opts.redis.as_ref().map(|r| {
-            let tenant = opts.api.tenant();
-            let root = RootKey::from_secret(opts.api.credentials.client_secret.as_bytes(), tenant);
-            let mut cfg = SharedConfig::new(r.url.clone(), tenant, root);
-            cfg.control_url = r.control_url.clone().map(zeroize::Zeroizing::new);
-            Shared::connect(cfg)
-        });
+        let tenant = opts.api.tenant();
+        // One root key seals the disk, the saved catalog and Redis (each under its own
+        // derived key): the key file's (checked when the flags were read) or the secret's.
+        let root = match &opts.cache_key_file {
+            Some(path) => match RootKey::from_key_file(path, tenant) {
+                Ok(k) => Some(k),
+                Err(e) => {
+                    eprintln!("vccfs: --cache-key-file: {e}; nothing is kept on disk or in Redis");
+                    None
+                }
+            },
+            None => Some(RootKey::from_secret(
+                opts.api.credentials.client_secret.as_bytes(),
+                tenant,
+            )),
+        };
+        let shared = match (&opts.redis, &root) {
+            (Some(r), Some(key)) => {
+                let mut cfg = SharedConfig::new(r.url.clone(), tenant, key.clone());
+                cfg.control_url = r.control_url.clone().map(zeroize::Zeroizing::new);
+                Some(Shared::connect(cfg))
+            }
+            _ => None,
+        };
         let none = Tiers {
             disk: None,
             catalog: None,
             shared: shared.clone(),
         };
-        let Some(disk) = &opts.disk else {
+        let (Some(disk), Some(key)) = (&opts.disk, &root) else {
             return none;
         };
+        if disk.encryption == DiskEncryption::None {
+            eprintln!(
+                "vccfs: warning: --disk-encryption none: cached recordings and transcripts are plain files in {}; only the volume's own encryption protects them",
+                disk.root.display()
+            );
+        }
         let cfg = DiskConfig {
             max_bytes: disk.max_bytes,
             block_size: opts.block_size,
             // Queued writes hold their buffers: keep that small next to the memory cache.
             queue_bytes: (opts.cache_size / 4).clamp(8 << 20, 128 << 20),
-            ..DiskConfig::default()
+            encryption: disk.encryption,
+            max_age: disk.max_age,
+            ..DiskConfig::new(key.clone())
         };
-        let store = match DiskStore::open(&disk.root, opts.api.tenant(), cfg) {
+        let store = match DiskStore::open(&disk.root, tenant, cfg) {
             Ok(s) => s,
             Err(DiskError::Locked { dir }) => {
                 eprintln!(
@@ -76,11 +101,7 @@ impl Tiers {
                 return none;
             }
         };
-        let root = RootKey::from_secret(
-            opts.api.credentials.client_secret.as_bytes(),
-            opts.api.tenant(),
-        );
-        let sealer = root.sealer(Purpose::Catalog);
+        let sealer = key.sealer(Purpose::Catalog);
         let catalog = match CatalogStore::open(&store.dir().join("catalog"), sealer) {
             Ok(c) => Some(c),
             Err(e) => {

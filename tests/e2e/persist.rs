@@ -38,7 +38,7 @@ fn files_below(dir: &Path) -> Vec<PathBuf> {
 fn block_files(cache: &Path) -> Vec<PathBuf> {
     files_below(cache)
         .into_iter()
-        .filter(|p| p.components().any(|c| c.as_os_str() == "v1"))
+        .filter(|p| p.components().any(|c| c.as_os_str() == "v2"))
         .collect()
 }
 
@@ -57,16 +57,29 @@ fn settle(cache: &Path) {
 }
 
 fn remount(emu: &Emulator, cache: &Path) -> Mount {
+    remount_with(emu, cache, &[])
+}
+
+fn remount_with(emu: &Emulator, cache: &Path, extra: &[&str]) -> Mount {
     let dir = cache.to_string_lossy().to_string();
-    Mount::start(emu, &["--cache-dir", &dir])
+    let mut args = vec!["--cache-dir", &dir];
+    args.extend_from_slice(extra);
+    Mount::start(emu, &args)
 }
 
 /// A cache directory (in the returned tempdir, as `cache`) that holds every file of
 /// `emu`'s tree, read once by a mount that is gone now; and the tree's ground truth.
 fn filled_cache(emu: &Emulator) -> (tempfile::TempDir, HashMap<PathBuf, Vec<u8>>) {
+    filled_cache_with(emu, &[])
+}
+
+fn filled_cache_with(
+    emu: &Emulator,
+    extra: &[&str],
+) -> (tempfile::TempDir, HashMap<PathBuf, Vec<u8>>) {
     let keep = tempfile::tempdir().expect("tempdir");
     let cache = keep.path().join("cache");
-    let m = remount(emu, &cache);
+    let m = remount_with(emu, &cache, extra);
     let files = truth(emu, &m);
     read_exactly(&files);
     settle(&cache);
@@ -332,7 +345,9 @@ fn files_held_whole_are_read_by_the_kernel_itself_exactly() {
         return;
     }
     let emu = Emulator::start(&["--interactions", "6", "--seed", "5", "--big-file-mib", "24"]);
-    let (keep, files) = filled_cache(&emu);
+    // Plain files: the kernel can read them (sealed ones it cannot, below).
+    let plain = ["--disk-encryption", "none"];
+    let (keep, files) = filled_cache_with(&emu, &plain);
     let cache = keep.path().join("cache");
     let wholes: Vec<_> = block_files(&cache)
         .into_iter()
@@ -347,7 +362,7 @@ fn files_held_whole_are_read_by_the_kernel_itself_exactly() {
     let local = keep.path().join("big.local");
     std::fs::write(&local, &files[&big]).expect("write the truth");
 
-    let m = remount(&emu, &cache);
+    let m = remount_with(&emu, &cache, &plain);
     let big = path_in(&m, &big);
     emu.reset_stats();
     // Two opens of one file at once (one backing for both), then one after both
@@ -374,8 +389,27 @@ fn files_held_whole_are_read_by_the_kernel_itself_exactly() {
 
     // --no-passthrough: the same bytes, through the daemon.
     let dir = cache.to_string_lossy().to_string();
-    let m = Mount::start(&emu, &["--cache-dir", &dir, "--no-passthrough"]);
+    let m = Mount::start(
+        &emu,
+        &[
+            "--cache-dir",
+            &dir,
+            "--no-passthrough",
+            "--disk-encryption",
+            "none",
+        ],
+    );
     read_exactly(&truth(&emu, &m));
     assert_eq!(status(&m)["passthrough_opens"].as_u64(), Some(0));
     m.stop();
+
+    // Sealed (the default): the plain cache is discarded, refilled sealed, and read
+    // through the daemon, never by the kernel.
+    for _ in 0..2 {
+        let m = remount(&emu, &cache);
+        read_exactly(&truth(&emu, &m));
+        settle(&cache);
+        assert_eq!(status(&m)["passthrough_opens"].as_u64(), Some(0));
+        m.stop();
+    }
 }

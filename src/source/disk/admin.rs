@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use super::FsSpace;
 
 /// The subdirectory of a tenant's directory holding the block files.
-pub(super) const TREE: &str = "v1";
+pub(super) const TREE: &str = "v2";
 /// The lock file in a tenant's directory.
 pub(super) const LOCK: &str = "lock";
 
@@ -53,12 +53,13 @@ pub struct Cleared {
     pub busy: Vec<String>,
 }
 
-/// The bytes and files under each tenant directory of `root` (none if `root` does
-/// not exist). Reads only; takes no lock.
+/// The bytes and files under each tenant directory of `root` (blocks, whole files,
+/// catalog days, and what an earlier layout or key left; none if `root` does not
+/// exist). Reads only; takes no lock.
 pub fn usage(root: &Path) -> io::Result<Vec<TenantUsage>> {
     let mut out = Vec::new();
     for (tenant, dir) in tenant_dirs(root)? {
-        let (bytes, files) = walk(&dir.join(TREE), false)?;
+        let (bytes, files) = contents(&dir, false)?;
         out.push(TenantUsage {
             tenant,
             bytes,
@@ -69,14 +70,14 @@ pub fn usage(root: &Path) -> io::Result<Vec<TenantUsage>> {
     Ok(out)
 }
 
-/// Delete every block under `root`, tenant by tenant, each under its lock; a tenant
+/// Delete every block and saved catalog day under `root`, tenant by tenant, each under its lock; a tenant
 /// whose lock a live mount holds is left alone and named in [`Cleared::busy`].
 pub fn clear(root: &Path) -> io::Result<Cleared> {
     let mut out = Cleared::default();
     for (tenant, dir) in tenant_dirs(root)? {
         match lock(&dir) {
             Ok(Some(_held)) => {
-                let (bytes, files) = walk(&dir.join(TREE), true)?;
+                let (bytes, files) = contents(&dir, true)?;
                 out.bytes += bytes;
                 out.files += files;
             }
@@ -108,9 +109,35 @@ fn tenant_dirs(root: &Path) -> io::Result<Vec<(String, PathBuf)>> {
     Ok(out)
 }
 
+/// Bytes and count of what a tenant's directory `dir` holds (all but its lock and
+/// key stamp), removing it when `remove`.
+fn contents(dir: &Path, remove: bool) -> io::Result<(u64, u64)> {
+    let (mut bytes, mut files) = (0, 0);
+    for e in fs::read_dir(dir)? {
+        let e = e?;
+        let name = e.file_name();
+        if name == LOCK || name == super::at_rest::STAMP {
+            continue;
+        }
+        let meta = e.metadata()?;
+        if meta.is_dir() {
+            let (b, f) = walk(&e.path(), remove)?;
+            bytes += b;
+            files += f;
+        } else {
+            if remove {
+                ignore_missing(fs::remove_file(e.path()))?;
+            }
+            bytes += meta.len();
+            files += 1;
+        }
+    }
+    Ok((bytes, files))
+}
+
 /// Bytes and count of the regular files under `dir` (0 if it does not exist),
 /// removing them and the directories as it goes when `remove`.
-fn walk(dir: &Path, remove: bool) -> io::Result<(u64, u64)> {
+pub(super) fn walk(dir: &Path, remove: bool) -> io::Result<(u64, u64)> {
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),

@@ -1,5 +1,5 @@
-//! What the store holds, in memory: every block file with its length, in LRU order,
-//! and the space they use against the cap. Pure bookkeeping, no I/O: the writer
+//! What the store holds, in memory: every block file with its length and last use,
+//! in LRU order, and the space they use against the cap. Pure bookkeeping, no I/O: the writer
 //! thread asks it which files to delete and tells it what it wrote.
 
 use std::collections::HashMap;
@@ -7,8 +7,9 @@ use std::time::SystemTime;
 
 use lru::LruCache;
 
-/// A version's stable name, as bytes.
-pub(super) type Key = [u8; 16];
+/// A version's name in the store: its guid's keyed name (16 bytes, its directory),
+/// then its content key (16 bytes).
+pub(super) type Key = [u8; 32];
 
 /// One block of one version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,11 +30,17 @@ pub(super) enum NoRoom {
 /// Hits on blocks not yet indexed, kept while the start-up scan runs (bounded).
 const MAX_EARLY: usize = 100_000;
 
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    len: u64,
+    used: SystemTime,
+}
+
 /// Block files, their LRU order and the space they use.
 #[derive(Debug)]
 pub(super) struct Index {
-    /// Block → file length; least recently used first out.
-    lru: LruCache<BlockId, u64>,
+    /// Block → file length and last use; least recently used first out.
+    lru: LruCache<BlockId, Entry>,
     /// Blocks held per version (a version's directory goes when it reaches 0).
     per_key: HashMap<Key, u32>,
     /// Bytes of the files indexed.
@@ -83,10 +90,14 @@ impl Index {
     /// Index a file of `len` bytes as the most recently used; false (and no change) if
     /// it is indexed already.
     pub fn insert(&mut self, id: BlockId, len: u64) -> bool {
+        self.insert_at(id, len, SystemTime::now())
+    }
+
+    fn insert_at(&mut self, id: BlockId, len: u64, used: SystemTime) -> bool {
         if self.lru.contains(&id) {
             return false;
         }
-        self.lru.push(id, len);
+        self.lru.push(id, Entry { len, used });
         *self.per_key.entry(id.key).or_default() += 1;
         self.used += len;
         true
@@ -95,7 +106,8 @@ impl Index {
     /// A hit: `id` becomes the most recently used. False if it is not indexed (during
     /// the start-up scan the hit is remembered and applied when the scan lands).
     pub fn touch(&mut self, id: BlockId) -> bool {
-        if self.lru.promote(&id) {
+        if let Some(e) = self.lru.get_mut(&id) {
+            e.used = SystemTime::now();
             return true;
         }
         if self.scanning && self.early.len() < MAX_EARLY {
@@ -106,7 +118,7 @@ impl Index {
 
     /// Forget `id`; its file length if it was indexed.
     pub fn remove(&mut self, id: &BlockId) -> Option<u64> {
-        let len = self.lru.pop(id)?;
+        let len = self.lru.pop(id)?.len;
         self.used -= len;
         if let Some(n) = self.per_key.get_mut(&id.key) {
             *n -= 1;
@@ -191,7 +203,7 @@ impl Index {
         let need = self.need(size, headroom)?;
         let mut chosen = Vec::new();
         let mut freed = 0;
-        for (id, &len) in self.lru.iter().rev() {
+        for (id, &Entry { len, .. }) in self.lru.iter().rev() {
             if freed >= need {
                 break;
             }
@@ -250,13 +262,34 @@ impl Index {
     /// indexed yet, oldest mtime least recently used, then the hits seen meanwhile.
     pub fn scanned(&mut self, mut found: Vec<(BlockId, u64, SystemTime)>) {
         found.sort_by_key(|&(_, _, mtime)| mtime);
-        for (id, len, _) in found {
-            self.insert(id, len);
+        for (id, len, mtime) in found {
+            self.insert_at(id, len, mtime);
         }
+        let now = SystemTime::now();
         for id in std::mem::take(&mut self.early) {
-            self.lru.promote(&id);
+            if let Some(e) = self.lru.get_mut(&id) {
+                e.used = now;
+            }
         }
         self.scanning = false;
+    }
+
+    /// Forget the blocks last used before `before` (the least recently used, which
+    /// are the oldest); the blocks to delete.
+    pub fn expire(&mut self, before: SystemTime) -> Vec<(BlockId, u64)> {
+        let mut victims = Vec::new();
+        while self.lru.peek_lru().is_some_and(|(_, e)| e.used < before) {
+            match self.pop_lru() {
+                Some(v) => victims.push(v),
+                None => break,
+            }
+        }
+        victims
+    }
+
+    /// The versions held whose key `pick` chooses.
+    pub fn keys_where(&self, pick: impl Fn(&Key) -> bool) -> Vec<Key> {
+        self.per_key.keys().filter(|k| pick(k)).copied().collect()
     }
 
     pub fn scanning(&self) -> bool {
@@ -277,7 +310,7 @@ mod tests {
 
     fn b(index: u64) -> BlockId {
         BlockId {
-            key: [(index % 2) as u8; 16],
+            key: [(index % 2) as u8; 32],
             index,
         }
     }
@@ -332,13 +365,13 @@ mod tests {
     #[test]
     fn versions_are_counted_and_removed_whole() {
         let mut ix = index_of(5, 10, 1000);
-        assert!(ix.holds_key(&[0; 16]));
-        assert_eq!(ix.remove_key(&[0; 16]), (30, 3));
-        assert!(!ix.holds_key(&[0; 16]));
+        assert!(ix.holds_key(&[0; 32]));
+        assert_eq!(ix.remove_key(&[0; 32]), (30, 3));
+        assert!(!ix.holds_key(&[0; 32]));
         assert_eq!((ix.used(), ix.files()), (20, 2));
         assert_eq!(ix.remove(&b(1)), Some(10));
         assert_eq!(ix.remove(&b(1)), None);
-        assert!(ix.holds_key(&[1; 16]));
+        assert!(ix.holds_key(&[1; 32]));
     }
 
     #[test]
@@ -360,5 +393,29 @@ mod tests {
             ix.early.is_empty(),
             "early hits are kept only while scanning"
         );
+    }
+
+    #[test]
+    fn expiry_forgets_what_was_last_used_before_the_cutoff() {
+        let mut ix = Index::new(1000);
+        let t = |s| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        ix.scanned(vec![
+            (b(1), 10, t(10)),
+            (b(2), 10, t(20)),
+            (b(3), 10, t(30)),
+        ]);
+        assert!(ix.touch(b(1)), "a hit is a use, now");
+        assert_eq!(ix.expire(t(25)), [(b(2), 10)]);
+        assert_eq!(
+            ix.expire(t(25)),
+            [],
+            "b(3) is newer, so b(1) after it stays"
+        );
+        assert_eq!(
+            ix.expire(SystemTime::now() + Duration::from_secs(1)).len(),
+            2
+        );
+        assert_eq!((ix.used(), ix.files()), (0, 0));
+        assert!(ix.keys_where(|_| true).is_empty());
     }
 }

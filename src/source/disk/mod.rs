@@ -4,20 +4,33 @@
 //!
 //! Layout, under a root (default [`default_root`]):
 //! ```text
-//! <root>/<tenant hex>/lock                             flock'ed by the one store using it
-//! <root>/<tenant hex>/v1/<key hex[..2]>/<key hex>/<i>  block i of one content version
-//! <root>/<tenant hex>/v1/<key hex[..2]>/<key hex>/whole[.idx]  or all of it, as one file
+//! <root>/CACHEDIR.TAG                                   marks the root as a cache
+//! <root>/<tenant hex>/lock                              flock'ed by the one store using it
+//! <root>/<tenant hex>/stamp                             the key id and mode of what follows
+//! <root>/<tenant hex>/catalog/                          saved catalog days (`catalog`)
+//! <root>/<tenant hex>/v2/<g[..2]>/<g>/<key hex>/<i>     block i of one content version
+//! <root>/<tenant hex>/v2/<g[..2]>/<g>/<key hex>/whole[.idx]  or all of it, as one file
 //! ```
-//! one directory per content version ([`ContentKey`]), so a changed or deleted version
-//! goes with one `remove_dir_all` ([`DiskStore::purge`]). Directories are created 0700,
-//! files 0600. A block file is a header naming exactly which block it is, then the
-//! bytes (see `format`). A version of more than one block held completely is made one
-//! plain file with an index of its blocks' checksums (see `whole`): the kernel can
-//! read that itself ([`BlockStore::local_file`], FUSE passthrough).
+//! where `g` is the keyed one-way name of the interaction's guid
+//! ([`crate::seal::RootKey::name`]): one directory per interaction, so
+//! [`DiskStore::erase_guid`] removes every version of every content item of it (even
+//! ones no catalog knows) with one `remove_dir_all`; one per content version
+//! ([`ContentKey`]) below it, so a changed or deleted version goes with another
+//! ([`DiskStore::purge`]). Directories are created 0700, files 0600. A block file is
+//! a header naming exactly which block it is, then the bytes (see `format`); under
+//! [`DiskEncryption::Aead`] (the default) the whole of it is sealed, bound to the
+//! block asked for (see `at_rest`). A version of more than one block held completely
+//! is made one file with an index (see `whole`): plain under
+//! [`DiskEncryption::None`], which the kernel can read itself
+//! ([`BlockStore::local_file`], FUSE passthrough); sealed block by block under
+//! `Aead`, read through vccfs. A tree kept under another key or mode is discarded at
+//! open (crypto-erasure), as is the old plaintext `v1` tree; files unused for
+//! [`DiskConfig::max_age`] are dropped.
 //!
 //! Invariants:
-//! - **Never a wrong byte.** `get` serves a file only if it is intact (its length is
-//!   its header's, the header and data CRC32C match), names the asking block exactly
+//! - **Never a wrong byte.** `get` serves a file only if it opens under the disk key
+//!   bound to the block asked for (`Aead`; else it is counted `rejected`), is intact
+//!   (its length is its header's, the header and data CRC32C match), names the asking block exactly
 //!   (tenant, content key, guid, content key string, size, `lastModified`, index,
 //!   block size, length) and its validator agrees with the version's pin. Anything
 //!   else is a miss, and the file is deleted (a damaged one is counted `corrupt`).
@@ -48,12 +61,16 @@
 //!   it has not reached yet count as uses when it lands; nothing is counted twice.
 
 mod admin;
+mod at_rest;
+mod config;
 mod format;
 mod index;
 mod read;
 mod scan;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_seal;
 #[cfg(test)]
 mod tests_space;
 #[cfg(test)]
@@ -64,7 +81,6 @@ mod writer;
 use std::collections::HashMap;
 use std::fmt;
 use std::fs::File;
-use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -82,6 +98,14 @@ use super::{BlockRequest, BlockStore, Fetched, StoreError};
 use crate::version::{ContentKey, ContentVersion, TenantId};
 
 pub use admin::{clear, default_root, usage};
+#[allow(unused_imports)] // the rest of the crate names what it needs
+pub use config::{
+    DiskConfig, DiskEncryption, DiskError, DiskStats, FreeSpaceFn, FsSpace, MinFree,
+    DEFAULT_MAX_AGE, EXPIRE_EVERY,
+};
+
+use crate::seal::{RootKey, Sealer};
+use config::{io_error, Counters};
 
 type Stored = super::tiered::Stored;
 
@@ -94,158 +118,17 @@ pub const READERS: usize = 4;
 /// next start-up scan rebuilds).
 pub const TOUCH_AFTER: Duration = Duration::from_secs(60);
 
-/// Space on a filesystem.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FsSpace {
-    /// Bytes we may still write (`f_bavail`).
-    pub available: u64,
-    /// The filesystem's size.
-    pub total: u64,
-}
-
-/// Reads the space of the filesystem holding a directory (`statvfs` by default;
-/// injectable for tests).
-pub type FreeSpaceFn = Arc<dyn Fn(&Path) -> io::Result<FsSpace> + Send + Sync>;
-
-/// Free space the store never writes into.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum MinFree {
-    /// A number of bytes (tests).
-    #[cfg(test)]
-    Bytes(u64),
-    /// Percent of the filesystem's size.
-    Percent(f64),
-}
-
-impl MinFree {
-    pub fn bytes(&self, total: u64) -> u64 {
-        match *self {
-            #[cfg(test)]
-            MinFree::Bytes(b) => b,
-            MinFree::Percent(p) => (total as f64 * p.clamp(0.0, 100.0) / 100.0) as u64,
-        }
-    }
-}
-
-/// How a [`DiskStore`] behaves.
-#[derive(Clone)]
-pub struct DiskConfig {
-    /// The cap on the bytes of block files (default 10 GiB).
-    pub max_bytes: u64,
-    /// Never write into the last of the filesystem (default 5% of its size).
-    pub min_free: MinFree,
-    /// The write-behind queue's bound, in bytes of queued blocks (default 64 MiB).
-    pub queue_bytes: u64,
-    /// The block size of the mount (its `--block-size`; default 256 KiB): blocks of
-    /// another size are neither kept nor served.
-    pub block_size: u64,
-    /// Make versions held completely one whole file each (see `whole`; default on).
-    pub whole_files: bool,
-    /// How free space is read (default `statvfs`).
-    pub free_space: FreeSpaceFn,
-    /// Tests: hold the start-up scan back this long.
-    #[cfg(test)]
-    pub(crate) scan_delay: Duration,
-    /// Tests: fail the write of block `index` with this errno.
-    #[cfg(test)]
-    pub(crate) write_fault: Option<Arc<dyn Fn(u64) -> Option<i32> + Send + Sync>>,
-}
-
-impl Default for DiskConfig {
-    fn default() -> Self {
-        DiskConfig {
-            max_bytes: 10 << 30,
-            min_free: MinFree::Percent(5.0),
-            queue_bytes: 64 << 20,
-            block_size: 256 << 10,
-            whole_files: true,
-            free_space: Arc::new(admin::statvfs),
-            #[cfg(test)]
-            scan_delay: Duration::ZERO,
-            #[cfg(test)]
-            write_fault: None,
-        }
-    }
-}
-
-impl fmt::Debug for DiskConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("DiskConfig")
-            .field("max_bytes", &self.max_bytes)
-            .field("min_free", &self.min_free)
-            .field("queue_bytes", &self.queue_bytes)
-            .field("block_size", &self.block_size)
-            .field("whole_files", &self.whole_files)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Why a store could not be opened.
-#[derive(Debug, thiserror::Error)]
-pub enum DiskError {
-    /// Another store (another mount) holds the directory's lock.
-    #[error("disk cache {} is in use by another vccfs mount", dir.display())]
-    Locked { dir: PathBuf },
-    #[error("disk cache: {what}: {source}")]
-    Io {
-        what: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("disk cache: {0}")]
-    Config(&'static str),
-}
-
-fn io_error(what: &str, path: &Path) -> impl FnOnce(io::Error) -> DiskError {
-    let what = format!("{what} {}", path.display());
-    move |source| DiskError::Io { what, source }
-}
-
-/// A snapshot of a store's state and counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct DiskStats {
-    /// Bytes of block files (and of the block being written).
-    pub used_bytes: u64,
-    pub files: u64,
-    /// The effective cap.
-    pub cap_bytes: u64,
-    pub hits: u64,
-    pub misses: u64,
-    /// Files found damaged (deleted).
-    pub corrupt: u64,
-    pub writes: u64,
-    /// Blocks not kept for want of room: queue full, larger than the room the cap or
-    /// the free space leave, disk full.
-    pub dropped_writes: u64,
-    pub evictions: u64,
-    /// Other failures to write or delete.
-    pub write_errors: u64,
-    /// Versions made one whole file (see `whole`).
-    pub promotions: u64,
-    /// Whole files handed out, checked, for FUSE passthrough.
-    pub local_files: u64,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    hits: AtomicU64,
-    misses: AtomicU64,
-    corrupt: AtomicU64,
-    writes: AtomicU64,
-    dropped_writes: AtomicU64,
-    evictions: AtomicU64,
-    write_errors: AtomicU64,
-    promotions: AtomicU64,
-    local_files: AtomicU64,
-}
-
 /// What the store's threads share.
 struct Shared {
     tenant: TenantId,
     /// `<root>/<tenant>`.
     dir: PathBuf,
-    /// `<root>/<tenant>/v1`.
+    /// `<root>/<tenant>/v2`.
     tree: PathBuf,
+    /// Names the guid directories.
+    root: RootKey,
+    /// The disk sealer, under [`DiskEncryption::Aead`].
+    sealer: Option<Sealer>,
     /// `.tmp-<random>-`: this process's temporary files (the scan deletes others).
     tmp_prefix: String,
     cfg: DiskConfig,
@@ -264,6 +147,10 @@ struct Shared {
     bufs: Mutex<Vec<Vec<u8>>>,
     /// Whole files checked in full by this process, as they were then.
     sealed: Mutex<HashMap<Key, whole::Seal>>,
+    /// Whole files' indexes opened and checked, with their open files (bounded).
+    tables: Mutex<HashMap<Key, Arc<whole::Table>>>,
+    /// The tree was set aside at open (another key or mode): the scan deletes it.
+    set_aside: bool,
 }
 
 /// The disk tier (see the module essay).
@@ -286,17 +173,32 @@ impl DiskStore {
         if cfg.block_size == 0 {
             return Err(DiskError::Config("block size 0"));
         }
+        if let Err(e) = admin::make_dir(root).and_then(|()| at_rest::tag_cache_dir(root)) {
+            tracing::warn!(root = %root.display(), error = %e, "disk tier: no CACHEDIR.TAG");
+        }
         let dir = root.join(tenant.to_string());
         admin::make_dir(&dir).map_err(io_error("create", &dir))?;
         let lock = admin::lock(&dir)
             .map_err(io_error("lock", &dir))?
             .ok_or_else(|| DiskError::Locked { dir: dir.clone() })?;
+        let set_aside = at_rest::check_stamp(&dir, admin::TREE, cfg.root.id(), cfg.encryption)
+            .map_err(io_error("check the key stamp of", &dir))?;
+        if set_aside {
+            tracing::info!(dir = %dir.display(), key = %cfg.root.id(), mode = cfg.encryption.as_str(),
+                "disk tier: the cache was kept under another key or encryption mode: discarded (crypto-erasure)");
+        }
         let tree = dir.join(admin::TREE);
         admin::make_dir(&tree).map_err(io_error("create", &tree))?;
+        let sealer = (cfg.encryption == DiskEncryption::Aead)
+            .then(|| cfg.root.sealer(crate::seal::Purpose::Disk));
         let shared = Arc::new(Shared {
             tenant,
             dir,
             tree,
+            root: cfg.root.clone(),
+            sealer,
+            set_aside,
+            tables: Mutex::default(),
             tmp_prefix: format!(".tmp-{:016x}-", rand::random::<u64>()),
             index: Mutex::new(Index::new(cfg.max_bytes)),
             cfg,
@@ -350,14 +252,19 @@ impl DiskStore {
             write_errors: get(&n.write_errors),
             promotions: get(&n.promotions),
             local_files: get(&n.local_files),
+            rejected: get(&n.rejected),
+            crypto_erased: get(&n.crypto_erased),
+            legacy_removed: get(&n.legacy_removed),
+            expired: get(&n.expired),
+            erased: get(&n.erased),
         }
     }
 
     /// Does the disk hold every block of `version` (as far as the index knows)?
     pub fn holds(&self, version: &ContentVersion) -> bool {
         let blocks = whole::blocks(version, self.shared.cfg.block_size);
+        let key = self.shared.key_of(version);
         let ix = self.shared.index.lock();
-        let key = *version.id.as_bytes();
         ix.contains(&BlockId {
             key,
             index: whole::WHOLE,
@@ -368,6 +275,19 @@ impl DiskStore {
     /// in order with the writes before it.
     pub fn purge(&self, key: ContentKey) {
         self.shared.send(Cmd::Purge(*key.as_bytes()));
+    }
+
+    /// Delete every version of every content item of the interaction `guid` (those no
+    /// catalog knows too), through the writer, in order with what was queued before;
+    /// returns when done, with the number of files removed (0 if the store is
+    /// shutting down). Blocking: not for a runtime worker (use `spawn_blocking`).
+    pub fn erase_guid(&self, guid: &str) -> u64 {
+        let (done, result) = std::sync::mpsc::channel();
+        self.shared.send(Cmd::Erase {
+            guid: self.shared.guid_name(guid),
+            done,
+        });
+        result.recv().unwrap_or(0)
     }
 
     /// Block until the start-up scan is done and everything queued so far is on disk
@@ -419,9 +339,27 @@ impl Shared {
         self.work.notify_one();
     }
 
-    fn version_dir(&self, key: &Key) -> PathBuf {
-        let hex = admin::hex(key);
+    /// The keyed name of `guid`'s directory, as bytes.
+    fn guid_name(&self, guid: &str) -> [u8; 16] {
+        admin::parse_hex::<16>(&self.root.name(guid.as_bytes())).unwrap_or_default()
+    }
+
+    /// The store's name of `version`: its guid's name, then its content key.
+    fn key_of(&self, version: &ContentVersion) -> Key {
+        let mut key = [0u8; 32];
+        key[..16].copy_from_slice(&self.guid_name(&version.guid));
+        key[16..].copy_from_slice(version.id.as_bytes());
+        key
+    }
+
+    /// `<tree>/<g[..2]>/<g>`.
+    fn guid_dir(&self, g: &[u8]) -> PathBuf {
+        let hex = admin::hex(g);
         self.tree.join(&hex[..2]).join(hex)
+    }
+
+    fn version_dir(&self, key: &Key) -> PathBuf {
+        self.guid_dir(&key[..16]).join(admin::hex(&key[16..]))
     }
 
     fn block_path(&self, id: &BlockId) -> PathBuf {
@@ -552,8 +490,11 @@ impl BlockStore for DiskStore {
     /// [`whole::LOCAL_FILE_MAX`].
     fn local_file(&self, version: &Arc<ContentVersion>) -> BoxFuture<'static, Option<File>> {
         let s = Arc::clone(&self.shared);
+        if s.sealer.is_some() {
+            return futures::future::ready(None).boxed(); // sealed: not for the kernel
+        }
         let id = BlockId {
-            key: *version.id.as_bytes(),
+            key: s.key_of(version),
             index: whole::WHOLE,
         };
         let known = {
@@ -581,7 +522,7 @@ impl BlockStore for DiskStore {
 
     fn discard(&self, version: &Arc<ContentVersion>, index: u64) {
         self.shared.send(Cmd::Delete(BlockId {
-            key: *version.id.as_bytes(),
+            key: self.shared.key_of(version),
             index,
         }));
     }

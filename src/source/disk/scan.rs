@@ -1,4 +1,7 @@
-//! The start-up scan, on a thread of its own: walks the tree, hands every block file
+//! The start-up scan, on a thread of its own: first deletes what was set aside at open
+//! (a tree and catalog of another key or mode: counted `crypto_erased`) and the old
+//! plaintext `v1` tree (counted `legacy_removed`); then walks the tree
+//! (`<g[..2]>/<g>/<key hex>/`), hands every block file
 //! (length, mtime) to the index — a version's committed whole file as one entry —
 //! deletes temporary files left by an earlier process, stray files (among them the
 //! leftovers of an interrupted promotion) and empty directories. The writer waits for it, so the usage it
@@ -8,7 +11,10 @@ use std::fs::{self, DirEntry};
 use std::path::Path;
 use std::time::SystemTime;
 
+use std::sync::atomic::Ordering;
+
 use super::admin::parse_hex;
+use super::at_rest;
 use super::index::{BlockId, Key};
 use super::whole::{WHOLE, WHOLE_FILE, WHOLE_IDX};
 use super::Shared;
@@ -26,6 +32,18 @@ struct Report {
 /// Scan, index what was found, and let the writer start.
 pub(super) fn run(s: &Shared) {
     let started = std::time::Instant::now();
+    let erased = at_rest::remove_set_aside(&s.dir);
+    s.n.crypto_erased.fetch_add(erased, Ordering::Relaxed);
+    if s.set_aside || erased > 0 {
+        tracing::info!(dir = %s.dir.display(), files = erased,
+            "disk tier: deleted the cache kept under another key or encryption mode");
+    }
+    let legacy = at_rest::remove_all(&s.dir.join(at_rest::LEGACY_TREE));
+    s.n.legacy_removed.fetch_add(legacy, Ordering::Relaxed);
+    if legacy > 0 {
+        tracing::info!(dir = %s.dir.display(), files = legacy,
+            "disk tier: deleted the old plaintext layout (v1)");
+    }
     let mut report = Report::default();
     let found = wait_for_test_gate(s)
         .then(|| walk(s, &mut report))
@@ -79,20 +97,19 @@ fn walk(s: &Shared, report: &mut Report) -> Option<Vec<(BlockId, u64, SystemTime
             continue;
         };
         let mut kept = 0;
-        for version in entries(&prefix.path()) {
-            let name = version.file_name();
-            let key = name
+        for guid in entries(&prefix.path()) {
+            let name = guid.file_name();
+            let g = name
                 .to_str()
                 .filter(|n| n.starts_with(pname))
                 .and_then(parse_hex::<16>);
-            let Some(key) = key else {
+            let Some(g) = g else {
                 kept += 1;
                 continue;
             };
-            let path = version.path();
-            if scan_version(s, &path, key, &mut found, report) > 0 {
+            if scan_guid(s, &guid.path(), g, &mut found, report) > 0 {
                 kept += 1;
-            } else if fs::remove_dir(&path).is_ok() {
+            } else if fs::remove_dir(guid.path()).is_ok() {
                 report.removed_dirs += 1;
             } else {
                 kept += 1;
@@ -103,6 +120,36 @@ fn walk(s: &Shared, report: &mut Report) -> Option<Vec<(BlockId, u64, SystemTime
         }
     }
     Some(found)
+}
+
+/// The versions of one interaction's directory; how many entries stay in it.
+fn scan_guid(
+    s: &Shared,
+    dir: &Path,
+    g: [u8; 16],
+    found: &mut Vec<(BlockId, u64, SystemTime)>,
+    report: &mut Report,
+) -> usize {
+    let mut kept = 0;
+    for version in entries(dir) {
+        let name = version.file_name();
+        let Some(id) = name.to_str().and_then(parse_hex::<16>) else {
+            kept += 1;
+            continue;
+        };
+        let mut key = [0u8; 32];
+        key[..16].copy_from_slice(&g);
+        key[16..].copy_from_slice(&id);
+        let path = version.path();
+        if scan_version(s, &path, key, found, report) > 0 {
+            kept += 1;
+        } else if fs::remove_dir(&path).is_ok() {
+            report.removed_dirs += 1;
+        } else {
+            kept += 1;
+        }
+    }
+    kept
 }
 
 /// The block files of one version's directory; how many entries stay in it. A

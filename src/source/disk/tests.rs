@@ -25,13 +25,26 @@ pub(super) fn tenant() -> TenantId {
     TenantId::new("http://mock/interaction-content", "test")
 }
 
+/// The tests' root key.
+pub(super) fn test_key() -> crate::seal::RootKey {
+    crate::seal::RootKey::from_secret(b"the tests' client secret", tenant())
+}
+
+/// The defaults with the tests' key, plain files (`none`; sealed: `tests_seal`).
+pub(super) fn base() -> DiskConfig {
+    DiskConfig {
+        encryption: DiskEncryption::None,
+        ..DiskConfig::new(test_key())
+    }
+}
+
 pub(super) fn cfg() -> DiskConfig {
     DiskConfig {
         block_size: BS,
         min_free: MinFree::Bytes(0),
         // Block files as written (whole files: `tests_whole`).
         whole_files: false,
-        ..DiskConfig::default()
+        ..base()
     }
 }
 
@@ -84,7 +97,7 @@ pub(super) async fn get(store: &DiskStore, v: &Arc<ContentVersion>, index: u64) 
 
 pub(super) fn path(store: &DiskStore, v: &ContentVersion, index: u64) -> PathBuf {
     store.shared.block_path(&BlockId {
-        key: *v.id.as_bytes(),
+        key: store.shared.key_of(v),
         index,
     })
 }
@@ -93,7 +106,7 @@ fn mode(p: &Path) -> u32 {
     fs::metadata(p).expect("metadata").permissions().mode() & 0o777
 }
 
-fn set_mtime(p: &Path, secs_ago: u64) {
+pub(super) fn set_mtime(p: &Path, secs_ago: u64) {
     let f = fs::File::options().write(true).open(p).expect("open");
     f.set_modified(SystemTime::now() - Duration::from_secs(secs_ago))
         .expect("set mtime");
@@ -285,7 +298,7 @@ async fn the_scan_removes_stale_temporary_files_strays_and_empty_directories() {
     store.flush();
     let used = store.stats().used_bytes;
     let tree = store.shared.tree.clone();
-    let vdir = store.shared.version_dir(v.id.as_bytes());
+    let vdir = store.shared.version_dir(&store.shared.key_of(&v));
     drop(store);
     let stale = vdir.join(".tmp-0123456789abcdef-3");
     let stray = vdir.join("not-a-block");
@@ -424,7 +437,7 @@ async fn discard_deletes_a_block_and_purge_a_version() {
     assert_eq!(store.stats().files, 5);
     store.purge(a.id);
     store.flush();
-    let adir = store.shared.version_dir(a.id.as_bytes());
+    let adir = store.shared.version_dir(&store.shared.key_of(&a));
     assert!(!adir.exists());
     let s = store.stats();
     assert_eq!((s.files, s.used_bytes), (2, 2 * FILE));

@@ -20,7 +20,7 @@ fn whole_cfg() -> DiskConfig {
 }
 
 fn dir(store: &DiskStore, v: &ContentVersion) -> PathBuf {
-    store.shared.version_dir(v.id.as_bytes())
+    store.shared.version_dir(&store.shared.key_of(v))
 }
 
 fn names(store: &DiskStore, v: &ContentVersion) -> Vec<String> {

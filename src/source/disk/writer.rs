@@ -2,7 +2,9 @@
 //! (temporary file, then rename), deletes refused, discarded, evicted and purged
 //! ones, and keeps the index in step. Being the only writer, it needs no file locks:
 //! what it asks the index (room for a block, the blocks to delete for it) stays true
-//! until it acts on it.
+//! until it acts on it. It also erases interactions ([`Cmd::Erase`]) and, at start
+//! and every `EXPIRE_EVERY`, drops what was unused longer than the maximum age
+//! (blocks and whole files by their last use, catalog days by their mtime).
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
@@ -11,10 +13,12 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 
 use super::admin::{ignore_missing, make_dir};
+use super::at_rest::{self, Segment};
 use super::format;
 use super::index::{BlockId, Key, NoRoom};
 use super::whole::{promotable, WHOLE, WHOLE_FILE, WHOLE_IDX};
@@ -32,8 +36,14 @@ pub(super) enum Cmd {
     },
     /// Delete a block (refused by a reader, or discarded).
     Delete(BlockId),
-    /// Delete a version's directory.
-    Purge(Key),
+    /// Delete the directory of every version of this content key.
+    Purge([u8; 16]),
+    /// Delete every version of the interaction whose guid has this name; tell `done`
+    /// the files removed.
+    Erase {
+        guid: [u8; 16],
+        done: std::sync::mpsc::Sender<u64>,
+    },
     /// A reader found an intact block the index does not know: index it.
     Adopt(BlockId),
 }
@@ -92,6 +102,8 @@ pub(super) fn run(s: &Shared) {
         }
     }
     s.trim();
+    s.expire();
+    let mut next_expiry = Instant::now() + s.expire_every();
     loop {
         let cmd = {
             let mut q = s.queue.lock();
@@ -101,16 +113,27 @@ pub(super) fn run(s: &Shared) {
                     q.bytes -= cmd.bytes();
                     q.busy = true;
                     s.drained.notify_waiters();
-                    break cmd;
+                    break Some(cmd);
                 }
                 s.idle.notify_all();
                 if q.shutdown {
                     return;
                 }
-                s.work.wait(&mut q);
+                let now = Instant::now();
+                if now >= next_expiry {
+                    q.busy = true;
+                    break None;
+                }
+                s.work.wait_for(&mut q, next_expiry - now);
             }
         };
-        s.execute(cmd);
+        match cmd {
+            Some(cmd) => s.execute(cmd),
+            None => {
+                s.expire();
+                next_expiry = Instant::now() + s.expire_every();
+            }
+        }
     }
 }
 
@@ -132,15 +155,22 @@ impl Shared {
                 self.unlink(&id);
                 self.tidy(&id.key);
             }
-            Cmd::Purge(key) => {
-                self.index.lock().remove_key(&key);
-                self.sealed.lock().remove(&key);
-                let dir = self.version_dir(&key);
-                if let Err(e) = ignore_missing(fs::remove_dir_all(&dir)) {
-                    self.n.write_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(dir = %dir.display(), error = %e, "disk tier: purge failed");
+            Cmd::Purge(content) => {
+                let keys = self.index.lock().keys_where(|k| k[16..] == content);
+                for key in keys {
+                    self.index.lock().remove_key(&key);
+                    self.sealed.lock().remove(&key);
+                    self.tables.lock().remove(&key);
+                    let dir = self.version_dir(&key);
+                    if let Err(e) = ignore_missing(fs::remove_dir_all(&dir)) {
+                        self.n.write_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(dir = %dir.display(), error = %e, "disk tier: purge failed");
+                    }
+                    self.tidy(&key);
                 }
-                self.tidy(&key);
+            }
+            Cmd::Erase { guid, done } => {
+                let _ = done.send(self.erase(&guid));
             }
             Cmd::Adopt(id) => {
                 if self.index.lock().contains(&id) {
@@ -165,19 +195,28 @@ impl Shared {
 
     fn write(&self, version: &ContentVersion, index: u64, data: &[u8], v: Option<&Validator>) {
         let id = BlockId {
-            key: *version.id.as_bytes(),
+            key: self.key_of(version),
             index,
         };
         let who = self.identity(version, index, self.cfg.block_size);
-        let header = match format::encode(&who, v, data) {
-            Ok(h) => h,
+        let file = match format::encode(&who, v, data) {
+            Ok(mut plain) => {
+                if self.sealer.is_some() {
+                    plain.extend_from_slice(data);
+                    let sealed =
+                        self.seal_file(plain, version.id.as_bytes(), index, Segment::Block);
+                    (sealed, None)
+                } else {
+                    (plain, Some(data))
+                }
+            }
             Err(e) => {
                 self.n.write_errors.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(error = %e, "disk tier: block not kept");
                 return;
             }
         };
-        let size = (header.len() + data.len()) as u64;
+        let size = (file.0.len() + file.1.map_or(0, <[u8]>::len)) as u64;
         let whole = BlockId {
             key: id.key,
             index: WHOLE,
@@ -205,7 +244,7 @@ impl Shared {
                 return;
             }
         }
-        match self.write_file(&id, &header, data) {
+        match self.write_file(&id, &file.0, file.1.unwrap_or_default()) {
             Ok(()) => {
                 self.index.lock().commit(id, size);
                 self.n.writes.fetch_add(1, Ordering::Relaxed);
@@ -252,8 +291,9 @@ impl Shared {
         }
     }
 
-    /// Write the block file for `id`: a temporary file in its directory, renamed into
-    /// place (no fsync: a torn file is caught by its checksums).
+    /// Write the block file for `id` (`header` then `data`): a temporary file in its
+    /// directory, renamed into place (no fsync: a torn file is caught by its
+    /// checksums, or does not open).
     fn write_file(&self, id: &BlockId, header: &[u8], data: &[u8]) -> io::Result<()> {
         let dir = self.version_dir(&id.key);
         let tmp = dir.join(format!("{}{}", self.tmp_prefix, id.index));
@@ -320,17 +360,106 @@ impl Shared {
         }
     }
 
-    /// Remove the directory of `key` (and its prefix directory) once the index holds
-    /// no block of it; a directory that is not empty stays.
+    /// Remove the directory of `key` (and its guid's and prefix directories) once the
+    /// index holds no block of it; a directory that is not empty stays.
     fn tidy(&self, key: &Key) {
         if self.index.lock().holds_key(key) {
             return;
         }
-        let dir = self.version_dir(key);
-        if fs::remove_dir(&dir).is_ok() {
-            if let Some(prefix) = dir.parent() {
-                let _ = fs::remove_dir(prefix);
+        let mut dir = self.version_dir(key);
+        for _ in 0..3 {
+            if fs::remove_dir(&dir).is_err() {
+                return;
+            }
+            if !dir.pop() {
+                return;
             }
         }
     }
+
+    /// Delete every version of the interaction named `guid`: its directory, whatever
+    /// it holds; the files removed.
+    fn erase(&self, guid: &[u8; 16]) -> u64 {
+        let keys = self.index.lock().keys_where(|k| k[..16] == guid[..]);
+        for key in &keys {
+            self.index.lock().remove_key(key);
+            self.sealed.lock().remove(key);
+            self.tables.lock().remove(key);
+        }
+        let dir = self.guid_dir(guid);
+        // A whole file may be open through FUSE passthrough, where the kernel reads it
+        // itself: emptied first, an open handle reads nothing more of it (an unlinked
+        // file would still be read in full).
+        for version in fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let whole = version.path().join(WHOLE_FILE);
+            if let Ok(f) = fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&whole)
+            {
+                let _ = f.set_len(0);
+            }
+        }
+        let files = at_rest::remove_all(&dir);
+        if let Some(prefix) = dir.parent() {
+            let _ = fs::remove_dir(prefix);
+        }
+        self.n.erased.fetch_add(files, Ordering::Relaxed);
+        files
+    }
+
+    fn expire_every(&self) -> std::time::Duration {
+        #[cfg(test)]
+        return self.cfg.expire_every;
+        #[cfg(not(test))]
+        super::EXPIRE_EVERY
+    }
+
+    /// Drop blocks, whole files and catalog days unused longer than the maximum age.
+    pub(super) fn expire(&self) {
+        let Some(before) = SystemTime::now().checked_sub(self.cfg.max_age) else {
+            return;
+        };
+        let victims = self.index.lock().expire(before);
+        let mut keys = HashSet::new();
+        let mut files = 0;
+        for (id, _) in victims {
+            self.unlink(&id);
+            files += if id.index == WHOLE { 2 } else { 1 };
+            keys.insert(id.key);
+        }
+        for key in keys {
+            self.tidy(&key);
+        }
+        let days = expire_files(&self.dir.join(at_rest::CATALOG), before);
+        if files + days > 0 {
+            tracing::info!(
+                files,
+                days,
+                "disk tier: dropped what was unused longer than the maximum age"
+            );
+        }
+        self.n.expired.fetch_add(files + days, Ordering::Relaxed);
+    }
+}
+
+/// Delete the regular files directly in `dir` last modified before `before`; how
+/// many.
+fn expire_files(dir: &std::path::Path, before: SystemTime) -> u64 {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut n = 0;
+    for e in entries.filter_map(Result::ok) {
+        let old = e
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .is_some_and(|t| t < before);
+        if old && fs::remove_file(e.path()).is_ok() {
+            n += 1;
+        }
+    }
+    n
 }
