@@ -186,7 +186,10 @@ fn an_erased_interaction_leaves_every_tier_and_its_open_handles_read_no_bytes() 
             .count();
         assert_eq!(report.inodes_invalidated as usize, sent - 5);
         // The erasure waited for the kernel: a barrier after every invalidation.
-        assert!(matches!(invals.last(), Some(Inval::Barrier(_))), "{invals:?}");
+        assert!(
+            matches!(invals.last(), Some(Inval::Barrier(_))),
+            "{invals:?}"
+        );
     }
 
     // The open handle reads an error, never the bytes (cached or not).

@@ -77,7 +77,10 @@ const CATCH_UP_FOR: Duration = Duration::from_secs(120);
 /// this host was away: tombstones newer than the time kept in `seen` (a file beside
 /// the disk cache, which is what could hold copies; without one, none are read).
 pub(super) fn listen(rt: &Handle, shared: Shared, eraser: Arc<Eraser>, seen: Option<PathBuf>) {
-    let mut heard = shared.subscribe_erasures();
+    let mut heard = {
+        let _rt = rt.enter();
+        shared.subscribe_erasures()
+    };
     let live = Arc::clone(&eraser);
     rt.spawn(async move {
         while let Some(guid) = heard.recv().await {

@@ -49,7 +49,8 @@ fn host(emu: &Emulator, redis: &Redis, cache: PathBuf) -> Host {
     }
 }
 
-/// The ground truth of `files` for one guid: its content's needles.
+/// The ground truth of `files` for one guid: its content's needles, less what other
+/// interactions' files hold too (templates, headers), which may well stay.
 fn needles_of(files: &HashMap<PathBuf, Vec<u8>>, guid: &str) -> Needles {
     let mut n = Needles::new();
     let mut any = false;
@@ -60,6 +61,11 @@ fn needles_of(files: &HashMap<PathBuf, Vec<u8>>, guid: &str) -> Needles {
         }
     }
     assert!(any, "{guid} has content to look for");
+    for (p, bytes) in files {
+        if !p.to_string_lossy().contains(guid) {
+            n.allow_found_in(bytes);
+        }
+    }
     n
 }
 
