@@ -47,6 +47,9 @@ impl Access {
 #[derive(Debug, Default)]
 pub(crate) struct AccessState {
     revoked: AtomicBool,
+    /// The server accepted this client at least once (so a refusal is a revocation,
+    /// worth a warning, not wrong credentials at start-up, which the mount reports).
+    accepted: AtomicBool,
     detail: Mutex<Option<(u64, String)>>,
 }
 
@@ -72,7 +75,11 @@ impl AccessState {
         let since = match d.as_ref() {
             Some((since, _)) if self.is_revoked() => *since,
             _ => {
-                tracing::warn!(%reason, "access revoked: cached content is refused until the API accepts this client again");
+                if self.accepted.load(Ordering::Relaxed) {
+                    tracing::warn!(%reason, "access revoked: cached content is refused until the API accepts this client again");
+                } else {
+                    tracing::debug!(%reason, "the client is refused (it never was accepted here)");
+                }
                 crate::util::now_secs().unix_timestamp().max(0) as u64
             }
         };
@@ -82,6 +89,9 @@ impl AccessState {
 
     /// The server accepted the client.
     pub(crate) fn restore(&self) {
+        if !self.accepted.load(Ordering::Relaxed) {
+            self.accepted.store(true, Ordering::Relaxed);
+        }
         if !self.is_revoked() {
             return;
         }

@@ -31,6 +31,7 @@ mod errno;
 mod fuse;
 mod node;
 mod ops;
+mod page;
 mod passthrough;
 #[cfg(test)]
 mod tests;

@@ -35,6 +35,7 @@ use time::OffsetDateTime;
 use super::attr::{self, Owner};
 use super::errno::FsError;
 use super::node::{link_target, parse_day, DirEntry, Node};
+use super::page::Page;
 use super::passthrough::Offer;
 use super::xattr;
 use crate::catalog::{ino, Catalog, Checked, FileEntry, InteractionEntry, META_NAME};
@@ -48,7 +49,7 @@ pub(crate) const SHORT_TTL: Duration = Duration::from_secs(60);
 /// Longest name (as statfs reports).
 pub(crate) const NAME_MAX: usize = 255;
 /// Most entries one readdir call prepares (the kernel's buffer takes fewer).
-const READDIR_BATCH: usize = 1024;
+pub(super) const READDIR_BATCH: usize = 1024;
 
 /// What lookup and getattr answer: attributes and how long the kernel may keep them.
 #[derive(Debug, Clone, Copy)]
@@ -566,47 +567,5 @@ fn fixed(ino: u64) -> Option<Node> {
         ino::INTERACTIONS => Some(Node::Interactions),
         ino::BY_DATE => Some(Node::ByDate),
         _ => None,
-    }
-}
-
-/// The part of a directory listing from one offset on: entry `i` (0-based) is
-/// returned only if `i >= offset`, and says `i + 1` is where to continue.
-struct Page {
-    offset: u64,
-    /// Position of the next entry pushed.
-    at: u64,
-    entries: Vec<DirEntry>,
-}
-
-impl Page {
-    fn new(offset: u64) -> Page {
-        Page {
-            offset,
-            at: 0,
-            entries: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, ino: u64, kind: FileType, name: &str) {
-        if self.at >= self.offset && self.entries.len() < READDIR_BATCH {
-            self.entries.push(DirEntry {
-                ino,
-                kind,
-                name: name.to_string(),
-                next: self.at + 1,
-            });
-        }
-        self.at += 1;
-    }
-
-    /// How many of the entries still to come the offset skips (for listings that
-    /// can start part-way).
-    fn skip_to(&self) -> usize {
-        usize::try_from(self.offset.saturating_sub(self.at)).unwrap_or(usize::MAX)
-    }
-
-    /// Skip `n` entries without preparing them.
-    fn advance(&mut self, n: usize) {
-        self.at = self.at.saturating_add(n as u64);
     }
 }
