@@ -30,7 +30,11 @@ fn grep(m: &Mount, word: &str) -> BTreeSet<String> {
 }
 
 /// The same files as `files` (paths under `from`), under mount `to`.
-fn moved(files: &HashMap<PathBuf, Vec<u8>>, from: &Path, to: &Mount) -> HashMap<PathBuf, Vec<u8>> {
+pub(crate) fn moved(
+    files: &HashMap<PathBuf, Vec<u8>>,
+    from: &Path,
+    to: &Mount,
+) -> HashMap<PathBuf, Vec<u8>> {
     files
         .iter()
         .map(|(p, b)| {

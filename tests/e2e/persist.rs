@@ -14,7 +14,7 @@ use crate::faults::{read_exactly, timed_read, truth};
 const TENANT: &[&str] = &["--interactions", "12", "--seed", "21"];
 
 /// Every regular file below `dir`.
-fn files_below(dir: &Path) -> Vec<PathBuf> {
+pub(crate) fn files_below(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut todo = vec![dir.to_path_buf()];
     while let Some(d) = todo.pop() {

@@ -11,28 +11,10 @@ use std::time::{Duration, Instant};
 use crate::common::redis::{self, Redis};
 use crate::common::{fuse_available, Emulator, Mount};
 use crate::faults::{read_exactly, truth};
+use crate::fleet::moved;
+pub(crate) use crate::persist::files_below;
 
 const TENANT: &[&str] = &["--interactions", "8", "--seed", "23"];
-
-/// Every regular file below `dir`.
-pub(crate) fn files_below(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => todo.push(e.path()),
-                Ok(t) if t.is_file() => out.push(e.path()),
-                _ => {}
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 /// Byte strings to look for, found with a 4-byte prefix filter (a bitmap) and then
 /// compared whole: fast enough for tens of MiB in a debug build.
@@ -254,25 +236,10 @@ fn nothing_kept_on_disk_or_in_redis_shows_content_or_a_phone_number() {
     // A remount reads every byte exactly from what was kept: no content request.
     emu.reset_stats();
     let m = Mount::start(&emu, &flags);
-    read_exactly(&under(&files, &first, &m));
+    read_exactly(&moved(&files, &first, &m));
     let content = emu.stat("content_requests");
     assert_eq!(content, 0, "a remount fetched content again");
     m.stop();
-}
-
-/// The same files as `files` (paths under `from`), under mount `to`.
-pub(crate) fn under(
-    files: &HashMap<PathBuf, Vec<u8>>,
-    from: &Path,
-    to: &Mount,
-) -> HashMap<PathBuf, Vec<u8>> {
-    files
-        .iter()
-        .map(|(p, b)| {
-            let rel = p.strip_prefix(from).expect("under the mount");
-            (to.interactions_dir().join(rel), b.clone())
-        })
-        .collect()
 }
 
 /// Swap two files of one kind (the two largest, say) in place.
@@ -367,7 +334,7 @@ fn moved_damaged_or_foreign_cache_files_are_misses_with_exact_bytes() {
 
     emu.reset_stats();
     let m = Mount::start(&emu, &["--cache-dir", &cache_arg]);
-    read_exactly(&under(&files, &first, &m));
+    read_exactly(&moved(&files, &first, &m));
     let refetched = emu.stat("content_requests");
     assert!(refetched > 0, "the damaged files were fetched again");
     let out = std::process::Command::new(crate::common::BIN)
