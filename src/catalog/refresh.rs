@@ -107,7 +107,13 @@ async fn day_lane(catalog: &Catalog, policy: &Policy, max_rpm: Option<u32>) {
                     );
                 }
                 match catalog.due_day(policy) {
-                    Some(day) => (catalog.list_day(day, relist, true).await, relist),
+                    Some(day) => {
+                        let began = std::time::Instant::now();
+                        let listed = catalog.list_day(day, relist, true).await;
+                        // Whole-day re-lists take at most their share of the time.
+                        let rest = policy.rest_after(began.elapsed());
+                        (listed, Some(relist.unwrap_or_default() + rest))
+                    }
                     None => {
                         tokio::time::sleep(Duration::from_secs(1)).await;
                         continue;
@@ -183,6 +189,7 @@ mod tests {
             ages: Vec::new(),
             old: Duration::from_millis(100),
             relist_rpm: 0,
+            relist_duty: 1.0,
             ..Policy::new(Some(Duration::from_millis(50)))
         };
         let task = spawn_refresher(

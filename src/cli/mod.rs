@@ -192,8 +192,10 @@ pub struct MountArgs {
     pub io_timeout: u64,
     /// Re-list the recent tail of the window (the last 2 hours) this often, to pick up
     /// new interactions and late content; whole days are re-listed by age (today and
-    /// yesterday hourly, the next two days every 6 hours, older days daily). 0: never
-    /// re-list (days are still listed once, on demand and in the background).
+    /// yesterday hourly, the next two days every 6 hours, then daily, every 3 days
+    /// after a week, weekly after a month, monthly after 90 days), within at most 3
+    /// searches a minute on average whatever the window. 0: never re-list (days are
+    /// still listed once, on demand and in the background).
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     pub refresh: u64,
     /// With --daemon: write logs here instead of discarding them.
