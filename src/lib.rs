@@ -12,6 +12,8 @@
 //! - `mount`: serving a mount; [`cli`]: clap commands;
 //! - [`emulator`]: a faithful local API server, also the demo's backend.
 
+#![deny(clippy::undocumented_unsafe_blocks)]
+
 pub mod api;
 mod cache;
 mod catalog;
