@@ -202,7 +202,8 @@ pub struct MountArgs {
     /// 0444, or 0440 with --allow-other.
     #[arg(long, value_name = "MODE")]
     pub file_mode: Option<String>,
-    /// Permission bits of directories, octal, read-only: e.g. 0550, 0555. Default 0555,
+    /// Permission bits of directories, octal, read-only: e.g. 0550, 0555. Default: the
+    /// file mode with search (x) wherever it reads (--file-mode 0444: 0555), else 0555,
     /// or 0550 with --allow-other. by-date symlinks are always 0777.
     #[arg(long, value_name = "MODE")]
     pub dir_mode: Option<String>,

@@ -9,7 +9,9 @@
 //!   [`LINK_MODE`] (the kernel never checks a symlink's own bits);
 //! - default modes: `0444`/`0555`, or `0440`/`0550` with `--allow-other` (a mount other
 //!   users can reach shows its recordings, metadata and phone numbers to the owner and
-//!   the group only, unless a mode says otherwise).
+//!   the group only, unless a mode says otherwise); with `--file-mode` alone,
+//!   directories take the file mode plus search (`x`) wherever it reads (`0444` →
+//!   `0555`), so whoever may read a file may reach it.
 //!
 //! Invariants:
 //! - **Read-only bits.** A mode is at most `0o777` and has no write bit: [`parse_mode`]
@@ -45,7 +47,8 @@ const SHARED: (u16, u16) = (0o440, 0o550);
 
 impl Access {
     /// The rule for these options: what is not given takes its default (the mounting
-    /// user and group; `0444`/`0555`, or `0440`/`0550` with `allow_other`).
+    /// user and group; `0444`/`0555`, or `0440`/`0550` with `allow_other`; directories
+    /// follow an explicit file mode).
     pub fn new(
         uid: Option<u32>,
         gid: Option<u32>,
@@ -60,7 +63,10 @@ impl Access {
             uid: uid.unwrap_or(euid),
             gid: gid.unwrap_or(egid),
             file_mode: file_mode.unwrap_or(file),
-            dir_mode: dir_mode.unwrap_or(dir),
+            dir_mode: dir_mode.unwrap_or(match file_mode {
+                Some(f) => f | ((f & 0o444) >> 2),
+                None => dir,
+            }),
         }
     }
 
@@ -194,7 +200,17 @@ mod tests {
         assert_eq!((shared.file_mode, shared.dir_mode), (0o440, 0o550));
         // Explicit modes win, with or without --allow-other.
         let open = Access::new(Some(7), None, Some(0o444), None, true);
-        assert_eq!((open.uid, open.file_mode, open.dir_mode), (7, 0o444, 0o550));
+        assert_eq!((open.uid, open.file_mode, open.dir_mode), (7, 0o444, 0o555));
+        // Directories follow an explicit file mode (search wherever it reads)...
+        let owner = Access::new(None, None, Some(0o400), None, true);
+        assert_eq!((owner.file_mode, owner.dir_mode), (0o400, 0o500));
+        let odd = Access::new(None, None, Some(0o404), None, false);
+        assert_eq!(odd.dir_mode, 0o505);
+        // ...but not the other way round: names visible, contents not.
+        let names = Access::new(None, None, None, Some(0o555), true);
+        assert_eq!((names.file_mode, names.dir_mode), (0o440, 0o555));
+        let both = Access::new(None, None, Some(0o444), Some(0o500), true);
+        assert_eq!((both.file_mode, both.dir_mode), (0o444, 0o500));
     }
 
     #[test]
