@@ -130,16 +130,25 @@ fn mount(emu: &Emulator, extra: &[&str]) -> Mount {
     m
 }
 
-/// A content file (its bytes) and its interaction directory.
-fn one_file(emu: &Emulator, m: &Mount) -> (PathBuf, Vec<u8>, PathBuf) {
+/// A content file (`<guid>/<key>` under `interactions`) and its bytes.
+fn one_file(emu: &Emulator, m: &Mount) -> (PathBuf, Vec<u8>) {
     let files = truth(emu, m);
     let (path, bytes) = files
         .into_iter()
         .filter(|(_, b)| !b.is_empty())
         .min_by_key(|(p, _)| p.clone())
         .expect("a content file");
-    let dir = path.parent().expect("dir").to_path_buf();
-    (path, bytes, dir)
+    let rel = path
+        .strip_prefix(m.interactions_dir())
+        .expect("under interactions");
+    (rel.to_path_buf(), bytes)
+}
+
+/// That file, its `.interaction.json` and its directory on mount `m`.
+fn paths(m: &Mount, rel: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let file = m.interactions_dir().join(rel);
+    let dir = file.parent().expect("dir").to_path_buf();
+    (file.clone(), dir.join(".interaction.json"), dir)
 }
 
 #[test]
@@ -166,8 +175,8 @@ fn other_users_read_only_what_the_group_and_modes_allow() {
 
     // --allow-other alone: owner root:root, 0440/0550; the other user reads nothing.
     let m = mount(&emu, &["--allow-other"]);
-    let (file, bytes, dir) = one_file(&emu, &m);
-    let meta = dir.join(".interaction.json");
+    let (rel, bytes) = one_file(&emu, &m);
+    let (file, meta, dir) = paths(&m, &rel);
     assert_eq!(stat("%a %u %g", &file), "440 0 0");
     assert_eq!(stat("%a %u %g", &meta), "440 0 0");
     assert_eq!(stat("%a %u %g", &dir), "550 0 0");
@@ -201,6 +210,7 @@ fn other_users_read_only_what_the_group_and_modes_allow() {
     // --allow-other --gid GROUP, the user a member: exact bytes, metadata, xattrs.
     run("usermod", &["-aG", acc.group(), &user]);
     let m = mount(&emu, &["--allow-other", "--gid", acc.group()]);
+    let (file, meta, dir) = paths(&m, &rel);
     let group = acc.group();
     assert_eq!(stat("%a %U %G", &file), format!("440 root {group}"));
     assert_eq!(stat("%a %U %G", &dir), format!("550 root {group}"));
@@ -227,8 +237,9 @@ fn other_users_read_only_what_the_group_and_modes_allow() {
     // visible, content, metadata and every xattr are not — the kernel checks the file's
     // bits for its xattrs, vccfs the file rule for the directory's (phone numbers).
     let m = mount(&emu, &["--allow-other", "--dir-mode", "0555"]);
+    let (file, meta, dir) = paths(&m, &rel);
     assert_eq!(stat("%a", &file), "440");
-    let (ok, names, err) = as_user(&user, "ls", &[&dir]);
+    let (ok, names, err) = as_user(&user, "ls", &[Path::new("-a"), &dir]);
     assert!(ok, "ls as a stranger with 0555 directories: {err}");
     assert!(String::from_utf8_lossy(&names).contains(".interaction.json"));
     denied(&user, "cat", &file);
@@ -244,17 +255,26 @@ fn other_users_read_only_what_the_group_and_modes_allow() {
 
     // --file-mode 0444: anyone reads (directories follow: 0555).
     let m = mount(&emu, &["--allow-other", "--file-mode", "0444"]);
+    let (file, meta, dir) = paths(&m, &rel);
     assert_eq!(stat("%a", &file), "444");
     assert_eq!(stat("%a", &dir), "555");
     let (ok, got, err) = as_user(&user, "cat", &[&file]);
     assert!(ok && got == bytes, "cat with 0444: {err}");
+    let (ok, got, err) = as_user(&user, "cat", &[&meta]);
+    assert!(
+        ok && !got.is_empty(),
+        "cat .interaction.json with 0444: {err}"
+    );
     m.stop();
 
     // --allow-root: the mounting user and root, nobody else, whatever the modes.
     let m = mount(&emu, &["--allow-root", "--file-mode", "0444"]);
+    let (file, meta, dir) = paths(&m, &rel);
     assert_eq!(std::fs::read(&file).expect("root reads"), bytes);
-    let (ok, _, _) = as_user(&user, "cat", &[&file]);
-    assert!(!ok, "--allow-root let another user read");
+    for path in [&file, &meta] {
+        denied(&user, "cat", path);
+    }
+    denied(&user, "getfattr", &dir);
     m.stop();
 }
 
