@@ -81,10 +81,15 @@ impl Access {
         if who.uid == self.uid {
             return m & 0o400 != 0;
         }
-        if who.gid == self.gid || who.groups().contains(&self.gid) {
-            return m & 0o040 != 0;
+        let (group, other) = (m & 0o040 != 0, m & 0o004 != 0);
+        // Supplementary groups are read (from /proc) only when they decide.
+        if group == other {
+            return other;
         }
-        m & 0o004 != 0
+        if who.gid == self.gid || who.groups().contains(&self.gid) {
+            return group;
+        }
+        other
     }
 }
 
