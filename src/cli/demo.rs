@@ -58,6 +58,8 @@ pub fn demo(args: DemoArgs) -> Result<(), CliError> {
         cache_size: args.cache_size,
         block_size: BLOCK_SIZE,
         allow_other: false,
+        allow_root: false,
+        access: crate::fs::Access::default(),
         daemon: false,
         refresh: Duration::from_secs(600),
         log_file: None,

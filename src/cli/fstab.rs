@@ -4,7 +4,9 @@
 //!
 //! - SOURCE is a region name (`emea`, `nam`, `apac`) or an API URL.
 //! - Every long flag of `vccfs mount` is accepted as an option, with dashes or
-//!   underscores: `credentials=FILE`, `from=30d`, `cache_dir=DIR`, `allow_other`, …
+//!   underscores: `credentials=FILE`, `from=30d`, `cache_dir=DIR`, `allow_other`, …;
+//!   who may read is `allow_other` or `allow_root` with `uid=`, `gid=` (names or
+//!   numbers), `file_mode=`, `dir_mode=` (octal), e.g. `allow_other,gid=vccfs`.
 //! - Generic mount options (`rw`, `ro`, `dev`, `suid`, `exec`, `auto`, `noauto`, `user`,
 //!   `_netdev`, `nofail`, `defaults`, `x-systemd.*`, …) are the mount's business, not
 //!   ours, and are ignored.
@@ -209,6 +211,47 @@ mod tests {
         );
         assert!(matches!(t(&["vccfs", "emea", "/m", "/n"]), Some(Err(_))));
         assert!(matches!(t(&["vccfs", "emea", "/m", "-o"]), Some(Err(_))));
+    }
+
+    #[test]
+    fn owner_and_mode_options_become_their_flags() {
+        let got = t(&[
+            "vccfs",
+            "emea",
+            "/m",
+            "-o",
+            "_netdev,allow_other,uid=vccfs,gid=vccfs,file_mode=0440,dir_mode=0550,foreground",
+        ]);
+        let want = [
+            "vccfs",
+            "mount",
+            "/m",
+            "--region",
+            "emea",
+            "--allow-other",
+            "--uid",
+            "vccfs",
+            "--gid",
+            "vccfs",
+            "--file-mode",
+            "0440",
+            "--dir-mode",
+            "0550",
+        ];
+        assert_eq!(got, Some(Ok(want.map(String::from).to_vec())));
+        let root = t(&["vccfs", "emea", "/m", "-o", "allow_root,gid=1001"]);
+        let want = [
+            "vccfs",
+            "mount",
+            "/m",
+            "--region",
+            "emea",
+            "--allow-root",
+            "--gid",
+            "1001",
+            "--daemon",
+        ];
+        assert_eq!(root, Some(Ok(want.map(String::from).to_vec())));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::util::{parse_duration, parse_size};
 mod demo;
 mod fstab;
 mod options;
+mod owner;
 
 pub use fstab::translate as fstab_args;
 pub use options::mount_options;
@@ -177,9 +178,35 @@ pub struct MountArgs {
     /// Unit of caching and of the smallest ranged request, e.g. 256K, 1M.
     #[arg(long, default_value = "256K", value_name = "SIZE", value_parser = parse_size)]
     pub block_size: u64,
-    /// Let other users (and root) read the mount (needs user_allow_other in /etc/fuse.conf).
-    #[arg(long)]
+    /// Let every local user (and root) reach the mount; who may read what is then up to
+    /// --uid/--gid and the modes: unless given, files are 0440 and directories 0550, so
+    /// only the owner and the members of the group read recordings, .interaction.json
+    /// and the phone numbers in xattrs (e.g. --allow-other --gid vccfs). Non-root mounts
+    /// need user_allow_other in /etc/fuse.conf.
+    #[arg(long, conflicts_with = "allow_root")]
     pub allow_other: bool,
+    /// Let root, besides the mounting user, reach the mount (nobody else). Non-root
+    /// mounts need user_allow_other in /etc/fuse.conf.
+    #[arg(long)]
+    pub allow_root: bool,
+    /// Owner of every file and directory: a user name or number (default: the mounting
+    /// user).
+    #[arg(long, value_name = "UID")]
+    pub uid: Option<String>,
+    /// Group of every file and directory: a group name or number (default: the mounting
+    /// user's group). With --allow-other its members may read, others may not.
+    #[arg(long, value_name = "GID")]
+    pub gid: Option<String>,
+    /// Permission bits of files (content and .interaction.json; their xattrs follow
+    /// them), octal, read-only: e.g. 0440 (owner and group), 0444 (everyone). Default
+    /// 0444, or 0440 with --allow-other.
+    #[arg(long, value_name = "MODE")]
+    pub file_mode: Option<String>,
+    /// Permission bits of directories, octal, read-only: e.g. 0550, 0555. Default: the
+    /// file mode with search (x) wherever it reads (--file-mode 0444: 0555), else 0555,
+    /// or 0550 with --allow-other. by-date symlinks are always 0777.
+    #[arg(long, value_name = "MODE")]
+    pub dir_mode: Option<String>,
     /// Return once the mount is live (or failed) and keep serving in the background.
     #[arg(long)]
     pub daemon: bool,

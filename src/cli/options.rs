@@ -75,6 +75,8 @@ pub fn mount_options(a: &MountArgs) -> Result<MountOptions, CliError> {
         cache_size: a.cache_size,
         block_size: a.block_size,
         allow_other: a.allow_other,
+        allow_root: a.allow_root,
+        access: super::owner::access(a)?,
         daemon: a.daemon,
         refresh: Duration::from_secs(a.refresh),
         log_file: a.log_file.clone(),

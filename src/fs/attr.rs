@@ -1,31 +1,16 @@
-//! File attributes of each kind of node.
+//! File attributes of each kind of node: sizes and times from the catalog, owner and
+//! permission bits from the mount's [`Access`] rule (`access`: files `file_mode`,
+//! directories `dir_mode`, symlinks [`LINK_MODE`], all owned by its `uid:gid`).
 
 use std::time::SystemTime;
 
 use fuser::{FileAttr, FileType, INodeNo};
 use time::OffsetDateTime;
 
-/// Who owns every node: the mounting user.
-#[derive(Debug, Clone, Copy)]
-pub struct Owner {
-    pub uid: u32,
-    pub gid: u32,
-}
-
-impl Owner {
-    pub fn current() -> Owner {
-        // SAFETY: getuid/getgid cannot fail and have no preconditions.
-        unsafe {
-            Owner {
-                uid: libc::getuid(),
-                gid: libc::getgid(),
-            }
-        }
-    }
-}
+use super::access::{Access, LINK_MODE};
 
 fn attr(
-    owner: Owner,
+    owner: Access,
     ino: u64,
     kind: FileType,
     perm: u16,
@@ -52,14 +37,21 @@ fn attr(
     }
 }
 
-pub fn dir(owner: Owner, ino: u64, mtime: OffsetDateTime) -> FileAttr {
-    attr(owner, ino, FileType::Directory, 0o555, 0, mtime)
+pub fn dir(owner: Access, ino: u64, mtime: OffsetDateTime) -> FileAttr {
+    attr(owner, ino, FileType::Directory, owner.dir_mode, 0, mtime)
 }
 
-pub fn file(owner: Owner, ino: u64, size: u64, mtime: OffsetDateTime) -> FileAttr {
-    attr(owner, ino, FileType::RegularFile, 0o444, size, mtime)
+pub fn file(owner: Access, ino: u64, size: u64, mtime: OffsetDateTime) -> FileAttr {
+    attr(
+        owner,
+        ino,
+        FileType::RegularFile,
+        owner.file_mode,
+        size,
+        mtime,
+    )
 }
 
-pub fn symlink(owner: Owner, ino: u64, target_len: u64, mtime: OffsetDateTime) -> FileAttr {
-    attr(owner, ino, FileType::Symlink, 0o777, target_len, mtime)
+pub fn symlink(owner: Access, ino: u64, target_len: u64, mtime: OffsetDateTime) -> FileAttr {
+    attr(owner, ino, FileType::Symlink, LINK_MODE, target_len, mtime)
 }

@@ -33,6 +33,9 @@ pub enum FsError {
     /// cached or not, is served until the API accepts the client again.
     #[error("access to the tenant is revoked")]
     Revoked,
+    /// The caller may not read this (the mount's owner and modes: `access`).
+    #[error("permission denied")]
+    Denied,
     /// The file was opened on a version the API no longer lists.
     #[error("the file changed since it was opened")]
     Stale,
@@ -69,7 +72,7 @@ impl FsError {
             FsError::NoAttr => Errno::from_i32(libc::ENODATA),
             FsError::Stale => Errno::from_i32(libc::ESTALE),
             FsError::Erased => Errno::ENOENT,
-            FsError::Revoked => Errno::EACCES,
+            FsError::Revoked | FsError::Denied => Errno::EACCES,
             FsError::Read(ReadError::Fetch(FetchError::Source(e))) => source_errno(e),
             FsError::Read(_) => Errno::EIO,
             FsError::Catalog(CatalogError::Api(e)) => api_errno(e),

@@ -13,6 +13,7 @@ use fuser::{
 };
 use tracing::Instrument;
 
+use super::access::Caller;
 use super::answer::answer;
 use super::counters::{errno_name, FsCounters};
 use super::errno::FsError;
@@ -264,7 +265,12 @@ impl Filesystem for VccFs {
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let _span = span(req, "getxattr", ino.0).entered();
         let counters = &*self.counters;
-        match self.ops.getxattr(ino.0, name) {
+        let who = Caller {
+            uid: req.uid(),
+            gid: req.gid(),
+            pid: req.pid(),
+        };
+        match self.ops.getxattr(ino.0, name, &who) {
             Ok(v) => reply_bytes(v.as_bytes(), size, reply),
             Err(e) => reply.error(report(counters, e)),
         }

@@ -15,6 +15,10 @@
 //!   hour ([`ops::TTL`]) because a changed file is invalidated explicitly on re-list.
 //! - **One errno mapping.** Every failure is an [`FsError`], mapped to errno in
 //!   `errno` only; a failure of a cache tier never reaches it (it is a miss below).
+//! - **One owner and permission rule.** Every node's owner and bits come from one
+//!   [`Access`] (`access`: `--uid`, `--gid`, `--file-mode`, `--dir-mode`, defaults by
+//!   `--allow-other`); the kernel enforces them (`default_permissions`), and getxattr
+//!   also checks the caller against the file rule.
 //! - **No waiting on a runtime worker for FUSE.** Requests start on the FUSE thread
 //!   and move to the runtime only when they must wait (`answer`); the runtime never
 //!   makes a call that waits on the kernel.
@@ -24,6 +28,7 @@ use std::sync::Arc;
 use crate::catalog::Catalog;
 use crate::prefetch::Prefetcher;
 
+mod access;
 mod answer;
 mod attr;
 mod counters;
@@ -36,20 +41,25 @@ mod passthrough;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_access;
+#[cfg(test)]
 mod tests_erase;
 mod xattr;
 
+pub use access::{parse_mode, Access};
 pub use counters::{FsCounters, LastError};
 pub use fuse::VccFs;
 
 impl VccFs {
+    /// The filesystem over `catalog`, its nodes owned and moded by `access`.
     pub fn new(
         catalog: Arc<Catalog>,
         prefetcher: Arc<Prefetcher>,
         rt: tokio::runtime::Handle,
+        access: Access,
     ) -> VccFs {
         VccFs {
-            ops: Arc::new(ops::Ops::new(catalog, prefetcher)),
+            ops: Arc::new(ops::Ops::new(catalog, prefetcher).with_access(access)),
             rt,
             counters: Arc::default(),
             passthrough: Arc::new(passthrough::Passthrough::new(true)),

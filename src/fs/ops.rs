@@ -32,7 +32,8 @@ use fuser::{FileAttr, FileType};
 use parking_lot::{Mutex, RwLock};
 use time::OffsetDateTime;
 
-use super::attr::{self, Owner};
+use super::access::{Access, Caller};
+use super::attr;
 use super::errno::FsError;
 use super::node::{link_target, parse_day, DirEntry, Node};
 use super::page::Page;
@@ -84,7 +85,8 @@ pub(crate) struct FsStats {
 pub(crate) struct Ops {
     catalog: Arc<Catalog>,
     prefetcher: Arc<Prefetcher>,
-    owner: Owner,
+    /// Owner and modes of every node (`access`).
+    access: Access,
     /// When the mount started (mtime of the fixed directories).
     mounted_at: OffsetDateTime,
     /// Inodes the kernel was handed, with how many lookups it has not yet forgotten
@@ -117,13 +119,18 @@ impl Ops {
         Ops {
             catalog,
             prefetcher,
-            owner: Owner::current(),
+            access: Access::default(),
             mounted_at: crate::util::now_secs(),
             nodes: RwLock::new(HashMap::new()),
             handles: RwLock::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             opened_as: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The same, with this owner and these modes.
+    pub(crate) fn with_access(self, access: Access) -> Ops {
+        Ops { access, ..self }
     }
 
     fn node(&self, ino: u64) -> Result<Node, FsError> {
@@ -173,7 +180,7 @@ impl Ops {
 
     /// Attributes of a node, or `None` if it no longer exists.
     fn attr_of(&self, node: &Node) -> Option<FileAttr> {
-        let o = self.owner;
+        let o = self.access;
         Some(match node {
             Node::Root => attr::dir(o, ino::ROOT, self.mounted_at),
             Node::Interactions => attr::dir(o, ino::INTERACTIONS, self.mounted_at),
@@ -539,7 +546,11 @@ impl Ops {
         }
     }
 
-    pub(crate) fn getxattr(&self, ino: u64, name: &OsStr) -> Result<String, FsError> {
+    /// Only for a caller who could read a file (the attributes hold phone numbers).
+    pub(crate) fn getxattr(&self, ino: u64, name: &OsStr, who: &Caller) -> Result<String, FsError> {
+        if !self.access.may_read_file(who) {
+            return Err(FsError::Denied);
+        }
         let node = self.node(ino).map_err(|_| FsError::NoAttr)?;
         xattr::get(&self.catalog, &node, name).ok_or(FsError::NoAttr)
     }

@@ -18,7 +18,7 @@ use crate::source::mock::{byte_at, Fault, Faulty, MemStore, MockSource};
 use crate::source::{BlockSource, Tiered};
 use crate::version::Validator;
 
-const GUIDS: [&str; 3] = [
+pub(super) const GUIDS: [&str; 3] = [
     "10000000-0000-4000-8000-000000000001",
     "10000000-0000-4000-8000-000000000002",
     "10000000-0000-4000-8000-000000000003",
@@ -26,9 +26,9 @@ const GUIDS: [&str; 3] = [
 const RECORDING: u64 = 1_000_000;
 const TRANSCRIPT: u64 = 5_000;
 
-struct Rig {
-    rt: tokio::runtime::Runtime,
-    ops: Arc<Ops>,
+pub(super) struct Rig {
+    pub(super) rt: tokio::runtime::Runtime,
+    pub(super) ops: Arc<Ops>,
     catalog: Arc<Catalog>,
 }
 
@@ -57,6 +57,14 @@ fn interactions() -> Vec<Interaction> {
 
 impl Rig {
     fn new(source: impl FnOnce() -> Arc<dyn BlockSource>) -> Rig {
+        Rig::with_access(source, super::access::Access::default())
+    }
+
+    /// A rig whose nodes are owned and moded by `access`.
+    pub(super) fn with_access(
+        source: impl FnOnce() -> Arc<dyn BlockSource>,
+        access: super::access::Access,
+    ) -> Rig {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -74,7 +82,7 @@ impl Rig {
             ReadAheadConfig::default(),
             rt.handle().clone(),
         ));
-        let ops = Arc::new(Ops::new(Arc::clone(&catalog), prefetcher));
+        let ops = Arc::new(Ops::new(Arc::clone(&catalog), prefetcher).with_access(access));
         Rig { rt, ops, catalog }
     }
 
@@ -82,7 +90,7 @@ impl Rig {
         Rig::new(|| Arc::new(MockSource::new(0)))
     }
 
-    fn lookup(&self, parent: u64, name: &str) -> Result<super::ops::Entry, FsError> {
+    pub(super) fn lookup(&self, parent: u64, name: &str) -> Result<super::ops::Entry, FsError> {
         self.rt.block_on(self.ops.lookup(parent, OsStr::new(name)))
     }
 
@@ -103,6 +111,13 @@ impl Rig {
         entries.into_iter().map(|e| e.name).collect()
     }
 }
+
+/// A caller who may read anything.
+const ROOT: super::access::Caller = super::access::Caller {
+    uid: 0,
+    gid: 0,
+    pid: 0,
+};
 
 fn truth(offset: u64, len: u64) -> Vec<u8> {
     (offset..offset + len).map(byte_at).collect()
@@ -138,7 +153,7 @@ fn the_tree_is_the_catalog() {
     );
     assert_eq!(
         rig.ops
-            .getxattr(rec.attr.ino.0, OsStr::new("user.vcc.contentType"))
+            .getxattr(rec.attr.ino.0, OsStr::new("user.vcc.contentType"), &ROOT)
             .ok()
             .as_deref(),
         Some("audio/wav")

@@ -110,7 +110,14 @@ pub struct MountOptions {
     pub to: OffsetDateTime,
     pub cache_size: u64,
     pub block_size: u64,
+    /// `--allow-other`: every local user may reach the mount (the kernel then checks
+    /// `access`).
     pub allow_other: bool,
+    /// `--allow-root`: the mounting user and root only (conflicts with `allow_other`).
+    pub allow_root: bool,
+    /// `--uid`, `--gid`, `--file-mode`, `--dir-mode`, resolved with their defaults:
+    /// owner and permission bits of every node.
+    pub access: crate::fs::Access,
     pub daemon: bool,
     pub refresh: Duration,
     pub log_file: Option<PathBuf>,

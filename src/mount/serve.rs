@@ -214,7 +214,7 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
         }
     };
 
-    let config = fuse_config(opts.allow_other);
+    let config = fuse_config(opts.allow_other, opts.allow_root);
     let mut session = fuser::Session::new(fs, &opts.mountpoint, &config).map_err(|source| {
         MountError::Session {
             path: opts.mountpoint.clone(),
@@ -303,7 +303,7 @@ fn wire(
         ra,
         rt.handle().clone(),
     ));
-    let fs = VccFs::new(catalog, prefetcher, rt.handle().clone());
+    let fs = VccFs::new(catalog, prefetcher, rt.handle().clone(), opts.access);
     let fs = match &opts.disk {
         Some(d) if d.passthrough => fs,
         _ => fs.without_passthrough(),
@@ -311,9 +311,12 @@ fn wire(
     (fs, cache)
 }
 
-/// A read-only mount named `vccfs`, checked by the kernel's own permission rules, served
-/// by 4 threads each with its own /dev/fuse descriptor.
-fn fuse_config(allow_other: bool) -> fuser::Config {
+/// A read-only mount named `vccfs`, checked by the kernel's own permission rules (the
+/// owner and modes of `fs::Access`), served by 4 threads each with its own /dev/fuse
+/// descriptor. Who may reach it at all: the mounting user; everyone with `allow_other`;
+/// the mounting user and root with `allow_root` (the kernel is told `allow_other`, and
+/// fuser refuses the requests of anyone else).
+fn fuse_config(allow_other: bool, allow_root: bool) -> fuser::Config {
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         fuser::MountOption::RO,
@@ -323,10 +326,10 @@ fn fuse_config(allow_other: bool) -> fuser::Config {
         fuser::MountOption::NoDev,
         fuser::MountOption::DefaultPermissions,
     ];
-    config.acl = if allow_other {
-        fuser::SessionACL::All
-    } else {
-        fuser::SessionACL::Owner
+    config.acl = match (allow_other, allow_root) {
+        (true, _) => fuser::SessionACL::All,
+        (false, true) => fuser::SessionACL::RootAndOwner,
+        (false, false) => fuser::SessionACL::Owner,
     };
     config.n_threads = Some(4);
     config.clone_fd = true;

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod access;
 mod cli;
 mod erase;
 mod erase_fleet;
