@@ -20,7 +20,7 @@ mod fstab;
 mod options;
 
 pub use fstab::translate as fstab_args;
-pub use options::mount_options;
+pub use options::{api_config, mount_options};
 
 /// Why a command failed; each prints as one line.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +42,9 @@ pub enum CliError {
     /// `vccfs refresh` found no live mount, or the re-list failed.
     #[error(transparent)]
     Refresh(#[from] crate::control::refresh::RefreshError),
+    /// `vccfs doctor` found that vccfs cannot work with the tenant.
+    #[error(transparent)]
+    Doctor(#[from] crate::doctor::DoctorError),
 }
 
 /// Mount Vonage Contact Center interaction content (call recordings, transcripts,
@@ -71,6 +74,13 @@ pub enum Command {
         /// The mountpoint to release.
         mountpoint: PathBuf,
     },
+    /// Check how your tenant behaves (token, search, paging, ranges, validators,
+    /// redirects, rate limits) with at most 10 requests, and print what vccfs will do
+    /// about each finding (exit status 1 with a one-line reason if vccfs cannot work
+    /// with it).
+    ///
+    /// Same connection flags and credentials as `mount`.
+    Doctor(DoctorArgs),
     /// Mount a built-in synthetic contact center (no account needed) and show what to try.
     Demo(DemoArgs),
     /// Run the local Interaction Content API emulator (for tests, benchmarks, demos).
@@ -144,11 +154,10 @@ pub enum CacheCommand {
     },
 }
 
-/// Options of `vccfs mount`.
+/// Where the tenant is and who we are: the connection flags `mount` and `doctor` share
+/// (credentials come from VCC_CLIENT_ID / VCC_CLIENT_SECRET or --credentials).
 #[derive(Debug, Args, Clone)]
-pub struct MountArgs {
-    /// Empty directory to mount on.
-    pub mountpoint: PathBuf,
+pub struct ConnectArgs {
     /// Your account's region: sets the API and token URLs.
     #[arg(long, value_enum, default_value = "emea")]
     pub region: Region,
@@ -161,6 +170,15 @@ pub struct MountArgs {
     /// File with VCC_CLIENT_ID=... and VCC_CLIENT_SECRET=... lines (must be chmod 600).
     #[arg(long, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
+}
+
+/// Options of `vccfs mount`.
+#[derive(Debug, Args, Clone)]
+pub struct MountArgs {
+    /// Empty directory to mount on.
+    pub mountpoint: PathBuf,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Show interactions that started at or after this time: ISO 8601 date or time
     /// (2026-11-01, 2026-11-01T08:00:00Z) or relative (30d, 12h, 2w).
     #[arg(long, default_value = "7d", value_name = "TIME")]
@@ -257,6 +275,17 @@ pub struct MountArgs {
     pub fallback_rpm: Option<u32>,
 }
 
+/// Options of `vccfs doctor`.
+#[derive(Debug, Args, Clone)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Write the findings and every request (URLs redacted, no secret, no token) as
+    /// one JSON document, e.g. to attach to a bug report.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Options of `vccfs demo`.
 #[derive(Debug, Args, Clone)]
 pub struct DemoArgs {
@@ -279,6 +308,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Mount(args) => {
             let opts = mount_options(&args)?;
             Ok(mount::run(opts)?)
+        }
+        Command::Doctor(args) => {
+            let api = api_config(&args.connect)?;
+            let rt = mount::runtime()?;
+            Ok(rt.block_on(crate::doctor::run(&api, args.json))?)
         }
         Command::Unmount { mountpoint } => Ok(mount::unmount(&mountpoint)?),
         Command::Demo(args) => demo::demo(args),
