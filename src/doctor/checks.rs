@@ -411,7 +411,7 @@ impl Doctor<'_> {
             400 => Finding::ok(
                 "window-cap",
                 format!("an 8-day window is refused (HTTP 400 in {ms} ms: {})", body_message(&a)),
-                "as documented: vccfs searches in windows of at most 7 days",
+                "vccfs searches in windows of at most 7 days, as documented",
             ),
             200..=299 => Finding::ok(
                 "window-cap",

@@ -149,15 +149,10 @@ impl Doctor<'_> {
         } else {
             "another host"
         };
-        let signed = if next.query().is_some() {
-            ", query redacted"
-        } else {
-            ""
-        };
         self.record(Finding::ok(
             "redirect",
             format!(
-                "content answered HTTP {status} in {} ms to {other}: {}{signed}",
+                "content answered HTTP {status} in {} ms to {other}: {}",
                 a.latency.as_millis(),
                 redact_url(&next)
             ),

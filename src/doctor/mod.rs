@@ -83,7 +83,11 @@ async fn examine(cfg: &ApiConfig) -> Result<(Report, Zeroizing<String>), DoctorE
     d.findings.push(content::latencies(&d.p.log));
     let mut report = Report {
         vccfs_version: env!("CARGO_PKG_VERSION"),
-        checked_at: crate::util::format_rfc3339(time::OffsetDateTime::now_utc()),
+        checked_at: crate::util::format_rfc3339(
+            time::OffsetDateTime::now_utc()
+                .replace_nanosecond(0)
+                .unwrap_or_else(|_| time::OffsetDateTime::now_utc()),
+        ),
         api_url: probe::redact_url(&checks::parse_url(&cfg.api_url)),
         auth_url: probe::redact_url(&checks::parse_url(&cfg.auth_url)),
         client_id: cfg.credentials.client_id.clone(),

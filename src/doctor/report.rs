@@ -202,16 +202,21 @@ impl Default for Summary {
     }
 }
 
-/// `text` with every occurrence of each secret (at least 4 characters long, so a
-/// trivial one cannot blank out ordinary words) replaced by `<redacted>`.
+/// Shortest secret [`scrub`] replaces: a shorter one (a typo'd test secret such as
+/// `wrong`) would blank out ordinary words of the report. Real client secrets and
+/// tokens are far longer.
+const MIN_SECRET: usize = 8;
+
+/// `text` with every occurrence of each secret of at least [`MIN_SECRET`] characters
+/// replaced by `<redacted>`.
 pub fn scrub(text: &str, secrets: &[&str]) -> String {
     let mut out = text.to_string();
-    for s in secrets.iter().filter(|s| s.len() >= 4) {
+    for s in secrets.iter().filter(|s| s.len() >= MIN_SECRET) {
         out = out.replace(s, "<redacted>");
         // The JSON rendering escapes some characters: catch the escaped form too.
         let escaped = serde_json::to_string(s).unwrap_or_default();
         let inner = escaped.trim_matches('"');
-        if inner != *s && inner.len() >= 4 {
+        if inner != *s && inner.len() >= MIN_SECRET {
             out = out.replace(inner, "<redacted>");
         }
     }
@@ -224,10 +229,10 @@ mod tests {
 
     #[test]
     fn scrub_removes_secrets_plain_and_escaped() {
-        let t = r#"{"a":"x demo-secret y","b":"q\"uote"}"#;
-        let s = scrub(t, &["demo-secret", "q\"uote", "ab"]);
+        let t = r#"{"a":"x demo-secret y","b":"q\"uote-long"}"#;
+        let s = scrub(t, &["demo-secret", "q\"uote-long", "ab"]);
         assert!(!s.contains("demo-secret"), "{s}");
-        assert!(!s.contains(r#"q\"uote"#), "{s}");
+        assert!(!s.contains(r#"q\"uote-long"#), "{s}");
         assert!(s.contains("\"a\""), "short secrets are not scrubbed: {s}");
     }
 

@@ -6,6 +6,7 @@
 mod common;
 
 mod cli;
+mod doctor;
 mod erase;
 mod erase_fleet;
 mod faults;
