@@ -442,3 +442,47 @@ fn interrupted() -> &'static std::sync::atomic::AtomicBool {
     }
     &FLAG
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_and_doctor_share_the_connection_flags() {
+        let flags = [
+            "--region",
+            "nam",
+            "--api-url",
+            "http://127.0.0.1:9/interaction-content",
+            "--auth-url",
+            "http://127.0.0.1:9/t",
+            "--credentials",
+            "/c",
+        ];
+        let mount = Cli::try_parse_from(["vccfs", "mount", "/m"].iter().chain(&flags));
+        let doctor = Cli::try_parse_from(["vccfs", "doctor", "--json"].iter().chain(&flags));
+        let (
+            Ok(Cli {
+                command: Command::Mount(m),
+                ..
+            }),
+            Ok(Cli {
+                command: Command::Doctor(d),
+                ..
+            }),
+        ) = (mount, doctor)
+        else {
+            panic!("both parse");
+        };
+        assert!(d.json);
+        for c in [&m.connect, &d.connect] {
+            assert_eq!(c.region, Region::Nam);
+            assert_eq!(c.auth_url.as_deref(), Some("http://127.0.0.1:9/t"));
+            assert_eq!(c.credentials.as_deref(), Some(std::path::Path::new("/c")));
+        }
+        assert!(
+            Cli::try_parse_from(["vccfs", "doctor", "/m"]).is_err(),
+            "no mountpoint"
+        );
+    }
+}

@@ -352,7 +352,7 @@ impl Doctor<'_> {
             (None, _) => Finding::warn(
                 "content-length",
                 format!("no contentLength for {name} in the listing"),
-                "no contentLength: sizes are probed with one request per file",
+                "sizes are probed with one request per file",
             ),
             (Some(l), None) => Finding::warn(
                 "content-length",

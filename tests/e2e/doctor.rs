@@ -185,3 +185,21 @@ fn doctor_json_parses_without_secret_or_token() {
     );
     assert!(stdout.contains("signature=<redacted>"), "{stdout}");
 }
+
+#[test]
+fn doctor_names_an_unreachable_host() {
+    let out = Command::new(BIN)
+        .args([
+            "doctor",
+            "--api-url",
+            "http://127.0.0.1:1/interaction-content",
+        ])
+        .env("VCC_CLIENT_ID", "someone")
+        .env("VCC_CLIENT_SECRET", "some-long-secret")
+        .output()
+        .expect("run vccfs doctor");
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cannot reach 127.0.0.1:1"), "{stderr}");
+}
