@@ -9,7 +9,7 @@
 //! - `memory`: block buffers from recycled huge-page slabs, one memory budget;
 //! - `prefetch`: read-ahead for sequential readers and directory scans;
 //! - `fs`: the tree and reads as async ops, behind a thin fuser adapter;
-//! - `mount`: serving a mount; [`cli`]: clap commands;
+//! - `mount`: serving a mount; [`cli`]: clap commands; `doctor`: how a real tenant behaves;
 //! - [`emulator`]: a faithful local API server, also the demo's backend.
 
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -19,6 +19,7 @@ mod cache;
 mod catalog;
 pub mod cli;
 mod control;
+mod doctor;
 pub mod emulator;
 pub mod erase;
 mod fs;

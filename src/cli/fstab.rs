@@ -17,7 +17,8 @@ use std::ffi::{OsStr, OsString};
 
 /// Commands `vccfs` knows: a first argument that is one of them is not a SOURCE.
 const COMMANDS: &[&str] = &[
-    "mount", "unmount", "demo", "emulator", "cache", "status", "warm", "erase", "refresh", "help",
+    "mount", "unmount", "demo", "emulator", "cache", "status", "warm", "erase", "refresh",
+    "doctor", "help",
 ];
 
 /// Options that belong to `mount(8)` itself.

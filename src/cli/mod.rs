@@ -21,7 +21,7 @@ mod options;
 mod owner;
 
 pub use fstab::translate as fstab_args;
-pub use options::mount_options;
+pub use options::{api_config, mount_options};
 
 /// Why a command failed; each prints as one line.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +43,9 @@ pub enum CliError {
     /// `vccfs refresh` found no live mount, or the re-list failed.
     #[error(transparent)]
     Refresh(#[from] crate::control::refresh::RefreshError),
+    /// `vccfs doctor` found that vccfs cannot work with the tenant.
+    #[error(transparent)]
+    Doctor(#[from] crate::doctor::DoctorError),
 }
 
 /// Mount Vonage Contact Center interaction content (call recordings, transcripts,
@@ -72,6 +75,13 @@ pub enum Command {
         /// The mountpoint to release.
         mountpoint: PathBuf,
     },
+    /// Check how your tenant behaves (token, search, paging, ranges, validators,
+    /// redirects, rate limits) with at most 10 requests, and print what vccfs will do
+    /// about each finding (exit status 1 with a one-line reason if vccfs cannot work
+    /// with it).
+    ///
+    /// Same connection flags and credentials as `mount`.
+    Doctor(DoctorArgs),
     /// Mount a built-in synthetic contact center (no account needed) and show what to try.
     Demo(DemoArgs),
     /// Run the local Interaction Content API emulator (for tests, benchmarks, demos).
@@ -145,11 +155,10 @@ pub enum CacheCommand {
     },
 }
 
-/// Options of `vccfs mount`.
+/// Where the tenant is and who we are: the connection flags `mount` and `doctor` share
+/// (credentials come from VCC_CLIENT_ID / VCC_CLIENT_SECRET or --credentials).
 #[derive(Debug, Args, Clone)]
-pub struct MountArgs {
-    /// Empty directory to mount on.
-    pub mountpoint: PathBuf,
+pub struct ConnectArgs {
     /// Your account's region: sets the API and token URLs.
     #[arg(long, value_enum, default_value = "emea")]
     pub region: Region,
@@ -162,6 +171,15 @@ pub struct MountArgs {
     /// File with VCC_CLIENT_ID=... and VCC_CLIENT_SECRET=... lines (must be chmod 600).
     #[arg(long, value_name = "FILE")]
     pub credentials: Option<PathBuf>,
+}
+
+/// Options of `vccfs mount`.
+#[derive(Debug, Args, Clone)]
+pub struct MountArgs {
+    /// Empty directory to mount on.
+    pub mountpoint: PathBuf,
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Show interactions that started at or after this time: ISO 8601 date or time
     /// (2026-11-01, 2026-11-01T08:00:00Z) or relative (30d, 12h, 2w).
     #[arg(long, default_value = "7d", value_name = "TIME")]
@@ -286,6 +304,17 @@ pub struct MountArgs {
     pub fallback_rpm: Option<u32>,
 }
 
+/// Options of `vccfs doctor`.
+#[derive(Debug, Args, Clone)]
+pub struct DoctorArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+    /// Write the findings and every request (URLs redacted, no secret, no token) as
+    /// one JSON document, e.g. to attach to a bug report.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Options of `vccfs demo`.
 #[derive(Debug, Args, Clone)]
 pub struct DemoArgs {
@@ -308,6 +337,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Mount(args) => {
             let opts = mount_options(&args)?;
             Ok(mount::run(opts)?)
+        }
+        Command::Doctor(args) => {
+            let api = api_config(&args.connect)?;
+            let rt = mount::runtime()?;
+            Ok(rt.block_on(crate::doctor::run(&api, args.json))?)
         }
         Command::Unmount { mountpoint } => Ok(mount::unmount(&mountpoint)?),
         Command::Demo(args) => demo::demo(args),
@@ -436,4 +470,48 @@ fn interrupted() -> &'static std::sync::atomic::AtomicBool {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
     }
     &FLAG
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mount_and_doctor_share_the_connection_flags() {
+        let flags = [
+            "--region",
+            "nam",
+            "--api-url",
+            "http://127.0.0.1:9/interaction-content",
+            "--auth-url",
+            "http://127.0.0.1:9/t",
+            "--credentials",
+            "/c",
+        ];
+        let mount = Cli::try_parse_from(["vccfs", "mount", "/m"].iter().chain(&flags));
+        let doctor = Cli::try_parse_from(["vccfs", "doctor", "--json"].iter().chain(&flags));
+        let (
+            Ok(Cli {
+                command: Command::Mount(m),
+                ..
+            }),
+            Ok(Cli {
+                command: Command::Doctor(d),
+                ..
+            }),
+        ) = (mount, doctor)
+        else {
+            panic!("both parse");
+        };
+        assert!(d.json);
+        for c in [&m.connect, &d.connect] {
+            assert_eq!(c.region, Region::Nam);
+            assert_eq!(c.auth_url.as_deref(), Some("http://127.0.0.1:9/t"));
+            assert_eq!(c.credentials.as_deref(), Some(std::path::Path::new("/c")));
+        }
+        assert!(
+            Cli::try_parse_from(["vccfs", "doctor", "/m"]).is_err(),
+            "no mountpoint"
+        );
+    }
 }

@@ -9,7 +9,7 @@ use crate::mount::{DiskOptions, MountOptions, RedisOptions};
 use crate::source::disk::DiskEncryption;
 use crate::util::{format_rfc3339, now_secs, parse_time_spec};
 
-use super::{CliError, MountArgs};
+use super::{CliError, ConnectArgs, MountArgs};
 
 /// Check and resolve the command-line options (no network yet).
 pub fn mount_options(a: &MountArgs) -> Result<MountOptions, CliError> {
@@ -24,29 +24,7 @@ pub fn mount_options(a: &MountArgs) -> Result<MountOptions, CliError> {
             format_rfc3339(to)
         )));
     }
-    let (api_url, auth_url) = match (&a.api_url, &a.auth_url) {
-        (Some(api), Some(auth)) => (api.clone(), auth.clone()),
-        (Some(api), None) => (api.clone(), derived_auth_url(api)?),
-        (None, Some(auth)) => (a.region.api_url(), auth.clone()),
-        (None, None) => (a.region.api_url(), a.region.auth_url()),
-    };
-    if !api_url
-        .trim_end_matches('/')
-        .ends_with("/interaction-content")
-    {
-        return Err(CliError::Usage(format!(
-            "--api-url {api_url:?} must end in /interaction-content (e.g. https://emea.api.newvoicemedia.com/interaction-content)"
-        )));
-    }
-    let credentials = match &a.credentials {
-        Some(path) => Credentials::from_file(path)?,
-        None => Credentials::from_env().ok_or_else(|| {
-            CliError::Usage(
-                "no credentials: set VCC_CLIENT_ID and VCC_CLIENT_SECRET, or pass --credentials FILE (try `vccfs demo` to run without an account)".into(),
-            )
-        })?,
-    };
-    let mut api = ApiConfig::new(&api_url, &auth_url, credentials)?;
+    let mut api = api_config(&a.connect)?;
     if let Some(rpm) = a.max_rpm {
         if rpm == 0 {
             return Err(CliError::Usage("--max-rpm must be at least 1".into()));
@@ -87,6 +65,34 @@ pub fn mount_options(a: &MountArgs) -> Result<MountOptions, CliError> {
         rolling: a.to.trim().eq_ignore_ascii_case("now"),
         cache_key_file: a.cache_key_file.clone(),
     })
+}
+
+/// `--region`, `--api-url`, `--auth-url`, `--credentials` (or the environment) →
+/// the client's configuration; `mount` and `doctor` both resolve them here.
+pub fn api_config(a: &ConnectArgs) -> Result<ApiConfig, CliError> {
+    let (api_url, auth_url) = match (&a.api_url, &a.auth_url) {
+        (Some(api), Some(auth)) => (api.clone(), auth.clone()),
+        (Some(api), None) => (api.clone(), derived_auth_url(api)?),
+        (None, Some(auth)) => (a.region.api_url(), auth.clone()),
+        (None, None) => (a.region.api_url(), a.region.auth_url()),
+    };
+    if !api_url
+        .trim_end_matches('/')
+        .ends_with("/interaction-content")
+    {
+        return Err(CliError::Usage(format!(
+            "--api-url {api_url:?} must end in /interaction-content (e.g. https://emea.api.newvoicemedia.com/interaction-content)"
+        )));
+    }
+    let credentials = match &a.credentials {
+        Some(path) => Credentials::from_file(path)?,
+        None => Credentials::from_env().ok_or_else(|| {
+            CliError::Usage(
+                "no credentials: set VCC_CLIENT_ID and VCC_CLIENT_SECRET, or pass --credentials FILE (try `vccfs demo` to run without an account)".into(),
+            )
+        })?,
+    };
+    Ok(ApiConfig::new(&api_url, &auth_url, credentials)?)
 }
 
 /// `--redis`, `--redis-credentials`, `--fallback-rpm`.

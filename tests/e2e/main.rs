@@ -7,6 +7,7 @@ mod common;
 
 mod access;
 mod cli;
+mod doctor;
 mod erase;
 mod erase_fleet;
 mod faults;
