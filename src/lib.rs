@@ -13,6 +13,7 @@
 //! - [`emulator`]: a faithful local API server, also the demo's backend.
 
 pub mod api;
+mod audit;
 mod cache;
 mod catalog;
 pub mod cli;

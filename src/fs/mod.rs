@@ -26,6 +26,7 @@ use crate::prefetch::Prefetcher;
 
 mod answer;
 mod attr;
+mod audit;
 mod counters;
 mod errno;
 mod fuse;
@@ -39,6 +40,7 @@ mod tests;
 mod tests_erase;
 mod xattr;
 
+pub use audit::FsAudit;
 pub use counters::{FsCounters, LastError};
 pub use fuse::VccFs;
 
@@ -53,7 +55,14 @@ impl VccFs {
             rt,
             counters: Arc::default(),
             passthrough: Arc::new(passthrough::Passthrough::new(true)),
+            audit: None,
         }
+    }
+
+    /// Log every open of a file to `audit` (`--audit-log`; see `audit`).
+    pub fn with_audit(mut self, audit: Arc<FsAudit>) -> VccFs {
+        self.audit = Some(audit);
+        self
     }
 
     /// Never let the kernel read local files itself (`--no-passthrough`): every read
