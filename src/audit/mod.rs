@@ -91,6 +91,7 @@ pub fn open_file(path: &Path) -> Result<File, AuditError> {
 pub struct AuditCounters {
     lines: AtomicU64,
     dropped: AtomicU64,
+    /// Writes or flushes that failed (only the first is logged).
     write_errors: AtomicU64,
 }
 
@@ -102,10 +103,6 @@ impl AuditCounters {
     /// Lines dropped because the queue was full (or the writer gone).
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Relaxed)
-    }
-    /// Writes or flushes that failed (their lines are lost).
-    pub fn write_errors(&self) -> u64 {
-        self.write_errors.load(Relaxed)
     }
 }
 

@@ -103,6 +103,16 @@ impl FsAudit {
         &self.served
     }
 
+    /// The table the chain's wrappers keep (see `source::Served`).
+    pub fn served(&self) -> &Arc<Served> {
+        &self.served
+    }
+
+    /// The log lines go to.
+    pub fn log(&self) -> &Arc<AuditLog> {
+        &self.log
+    }
+
     fn record(caller: Caller, guid: String, key: String) -> Open {
         Open {
             time: OffsetDateTime::now_utc(),
