@@ -267,7 +267,9 @@ impl Writer {
                 self.out = std::io::BufWriter::with_capacity(64 << 10, file);
                 tracing::info!(path = %self.path.display(), "audit log reopened");
             }
-            Err(e) => tracing::warn!(error = %e, "cannot reopen the audit log; still writing to the old file"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reopen the audit log; still writing to the old file")
+            }
         }
     }
 }

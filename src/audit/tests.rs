@@ -110,7 +110,10 @@ fn the_file_is_created_0600_and_lines_arrive_within_a_second() {
     });
     wait_for("the count", || log.counters().lines() == 1);
     log.finish();
-    assert!(!log.push("late\n".into()), "pushes after finish are dropped");
+    assert!(
+        !log.push("late\n".into()),
+        "pushes after finish are dropped"
+    );
     assert_eq!(log.counters().dropped(), 1);
 }
 
@@ -146,7 +149,10 @@ fn a_full_queue_drops_and_counts_and_never_blocks() {
     assert!(dropped > 0, "a queue of 4 took 100000 lines at once");
     assert_eq!(log.counters().dropped(), dropped);
     log.finish();
-    let written = std::fs::read_to_string(&path).expect("read").lines().count() as u64;
+    let written = std::fs::read_to_string(&path)
+        .expect("read")
+        .lines()
+        .count() as u64;
     assert_eq!(written + dropped, 100_000);
     assert_eq!(log.counters().lines(), written);
 }

@@ -46,7 +46,12 @@ pub(crate) fn erase(
 }
 
 /// A `refresh` request of `days` (none: the recent tail).
-pub(crate) fn refresh(sources: &Sources, caller: &Caller, days: &[&str], answer: &super::refresh::Answer) {
+pub(crate) fn refresh(
+    sources: &Sources,
+    caller: &Caller,
+    days: &[&str],
+    answer: &super::refresh::Answer,
+) {
     if let Some(log) = &sources.audit {
         log.log(&RefreshLine {
             time: OffsetDateTime::now_utc(),

@@ -296,10 +296,7 @@ pub fn render(s: &Snapshot) -> String {
             0 => String::new(),
             n => format!(", {n} DROPPED (queue full)"),
         };
-        line(
-            "audit",
-            format!("{path}: {} lines{dropped}", s.audit_lines),
-        );
+        line("audit", format!("{path}: {} lines{dropped}", s.audit_lines));
     }
     if let Some(e) = &s.last_error {
         let at = time::OffsetDateTime::from_unix_timestamp(e.at as i64)

@@ -133,7 +133,10 @@ impl Tiers {
         };
         let mut origin = tag(Arc::new(client.clone()), Tier::Api);
         if let Some(shared) = &self.shared {
-            origin = tag(Arc::new(SharedSource::new(shared.clone(), origin)), Tier::Redis);
+            origin = tag(
+                Arc::new(SharedSource::new(shared.clone(), origin)),
+                Tier::Redis,
+            );
         }
         let Some(d) = &self.disk else {
             return origin;

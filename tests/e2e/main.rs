@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod audit;
 mod cli;
 mod erase;
 mod erase_fleet;
