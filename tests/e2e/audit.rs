@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{fuse_available, Emulator, Mount};
+use crate::common::{fuse_available, Emulator, Mount, BIN};
 
 /// `(guid, content keys)` of interactions of the mount's window with two or more files.
 fn interactions(emu: &Emulator, m: &Mount) -> Vec<(String, Vec<String>)> {
@@ -142,7 +142,40 @@ fn audit_log_records_each_open_with_its_tier_bytes_and_result() {
     emu.control("/_emulator/delete", json!({ "guid": gone }));
     let failed = m.interactions_dir().join(&gone).join(&gone_keys[0]);
     assert!(cat(&failed).is_none(), "a deleted file read");
+    // 5. Requests on the status socket: `vccfs erase`, `vccfs refresh`.
+    let (erased, _) = picked.get(2).cloned().expect("a third interaction");
+    for args in [
+        vec!["erase", m.path.to_str().expect("utf-8"), &erased],
+        vec!["refresh", m.path.to_str().expect("utf-8")],
+    ] {
+        let ok = Command::new(BIN)
+            .args(&args)
+            .output()
+            .expect("run vccfs")
+            .status
+            .success();
+        assert!(ok, "vccfs {args:?}");
+    }
     m.stop();
+    let all: Vec<Value> = std::fs::read_to_string(&log)
+        .expect("log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON"))
+        .collect();
+    let e = all
+        .iter()
+        .find(|l| l["event"] == "erase")
+        .expect("an erase line");
+    assert_eq!(e["guid"], erased.as_str(), "{e}");
+    assert_eq!(e["uid"], 0, "{e}");
+    assert_eq!(e["process"], "vccfs", "{e}");
+    assert!(e["removed"].is_object(), "{e}");
+    let r = all
+        .iter()
+        .find(|l| l["event"] == "refresh")
+        .expect("a refresh line");
+    assert_eq!(r["days"], json!([]), "{r}");
+    assert_eq!(r["result"], "ok", "{r}");
 
     let old = opens(&moved);
     let remount: Vec<&Value> = old
