@@ -249,6 +249,35 @@ def grep_case(emu):
         f"sequential curl {t_curl:.2f} s", f"{t_grep / t_curl:.3f}x", "<= 0.1x, requests <= files")
 
 
+def audit_case():
+    """10: grep -r over the ~2,000 transcripts of an unthrottled tenant, warm (a first
+    grep has read them all), with --audit-log against without, in the same run: the
+    log costs one queued line per open and must not slow the reader down."""
+    emu = Emulator(["--interactions", "3300", "--days", "6"])
+    try:
+        n = sum(1 for i in emu.interactions() if any(c["contentKey"] == "transcript" for c in i["content"]))
+        grep = ["grep", "-rl", "--include=transcript", GREP_WORD]
+        times, lines = {}, 0
+        for tag in ("without", "with"):
+            logdir = tempfile.mkdtemp(prefix="vccfs-bench-audit-")
+            path = os.path.join(logdir, "audit.log")
+            m = Mount(emu, ("--audit-log", path) if tag == "with" else ())
+            try:
+                root = os.path.join(m.path, "interactions")
+                subprocess.run(grep + [root], stdout=subprocess.DEVNULL, check=False)
+                times[tag] = min(timed(grep + [root], stdout=subprocess.DEVNULL) for _ in range(3))
+            finally:
+                m.stop()
+                if tag == "with" and os.path.exists(path):
+                    with open(path) as f:
+                        lines = sum(1 for _ in f)
+                shutil.rmtree(logdir, ignore_errors=True)
+        row(f"10 grep -r over {n} transcripts, warm, --audit-log", f"{times['with']:.2f} s ({lines} audit lines)",
+            f"without {times['without']:.2f} s", f"{times['with'] / max(times['without'], 1e-3):.2f}x", "<= 1.1x")
+    finally:
+        emu.stop()
+
+
 def rsync_case(emu):
     m = Mount(emu)
     work = tempfile.mkdtemp(prefix="vccfs-bench-rsync-")
@@ -463,7 +492,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-CASES = ("sequential", "random", "grep", "persist", "rsync", "fleet", "media", "scale")
+CASES = ("sequential", "random", "grep", "persist", "rsync", "fleet", "media", "audit", "scale")
 
 
 def wanted(name):
@@ -506,6 +535,9 @@ def main():
                 rsync_case(emu)
         finally:
             emu.stop()
+    if wanted("audit"):
+        log("audit: grep -r with and without --audit-log...")
+        audit_case()
     if wanted("media"):
         log("media: ffprobe + decode against the request floor...")
         media_case()

@@ -3,7 +3,7 @@
 # Builds in release mode, starts `vccfs emulator` (throttled: 30 ms latency, 25 MB/s per
 # connection; and unthrottled), mounts it, runs each case and prints one table;
 # results also go to target/bench/results.json.
-# Usage: scripts/bench.sh [CASE...]  (sequential random grep persist rsync fleet; all by
+# Usage: scripts/bench.sh [CASE...]  (sequential random grep persist rsync fleet media audit; all by
 # default). `scale` runs only when named, e.g. small:
 #   scripts/bench.sh scale --scale-interactions 50000 --scale-days 7
 set -euo pipefail

@@ -15,6 +15,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod api;
+mod audit;
 mod cache;
 mod catalog;
 pub mod cli;

@@ -63,6 +63,7 @@ pub fn demo(args: DemoArgs) -> Result<(), CliError> {
         daemon: false,
         refresh: Duration::from_secs(600),
         log_file: None,
+        audit_log: None,
         banner: Some(banner),
         // A fresh emulator each time: nothing worth keeping.
         disk: None,

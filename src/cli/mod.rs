@@ -246,6 +246,11 @@ pub struct MountArgs {
     /// With --daemon: write logs here instead of discarding them.
     #[arg(long, value_name = "FILE")]
     pub log_file: Option<PathBuf>,
+    /// Append one JSON line per open of a file (who, what, from which tier, how many
+    /// bytes, result) and per erase/refresh request to FILE (created mode 0600; a
+    /// symlink is refused; reopened on SIGHUP). See "Access audit log" in the README.
+    #[arg(long, value_name = "FILE")]
+    pub audit_log: Option<PathBuf>,
     /// Keep fetched content and listings here across mounts, one subdirectory per
     /// tenant (mode 0700: it holds call recordings). Default: $XDG_CACHE_HOME/vccfs,
     /// else ~/.cache/vccfs.

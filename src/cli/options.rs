@@ -58,6 +58,7 @@ pub fn mount_options(a: &MountArgs) -> Result<MountOptions, CliError> {
         daemon: a.daemon,
         refresh: Duration::from_secs(a.refresh),
         log_file: a.log_file.clone(),
+        audit_log: audit_log(a)?,
         banner: None,
         disk: disk_options(a)?,
         redis: redis_options(a)?,
@@ -245,6 +246,26 @@ fn physical_memory() -> Option<u64> {
         )
     };
     (pages > 0 && page > 0).then(|| pages as u64 * page as u64)
+}
+
+/// `--audit-log FILE`: made absolute (a daemon may change directory); a symlink or a
+/// directory is a one-line error now, before anything mounts (the daemon opens it
+/// with `O_NOFOLLOW` again).
+fn audit_log(a: &MountArgs) -> Result<Option<std::path::PathBuf>, CliError> {
+    let Some(path) = &a.audit_log else {
+        return Ok(None);
+    };
+    let path = std::path::absolute(path)
+        .map_err(|e| CliError::Usage(format!("--audit-log {}: {e}", path.display())))?;
+    match std::fs::symlink_metadata(&path) {
+        Ok(m) if m.file_type().is_symlink() => Err(CliError::Usage(
+            crate::audit::AuditError::Symlink(path).to_string(),
+        )),
+        Ok(m) if !m.is_file() => Err(CliError::Usage(
+            crate::audit::AuditError::NotAFile(path).to_string(),
+        )),
+        _ => Ok(Some(path)),
+    }
 }
 
 #[cfg(test)]

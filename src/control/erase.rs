@@ -23,7 +23,12 @@ pub struct EraseAnswer {
 }
 
 /// Daemon side: erase each of `guids` on this mount (and the fleet, once wired).
-pub(crate) async fn answer<'a>(sources: &Sources, guids: impl Iterator<Item = &'a str>) -> Vec<u8> {
+/// Each guid asked for is logged to the audit log as asked by `caller`.
+pub(crate) async fn answer<'a>(
+    sources: &Sources,
+    guids: impl Iterator<Item = &'a str>,
+    caller: &crate::audit::Caller,
+) -> Vec<u8> {
     let guids: Vec<&str> = guids.collect();
     let answer = match guids.iter().find(|g| !crate::model::is_guid(g)) {
         _ if guids.is_empty() => EraseAnswer {
@@ -36,8 +41,10 @@ pub(crate) async fn answer<'a>(sources: &Sources, guids: impl Iterator<Item = &'
         },
         None => {
             let mut erased = Vec::with_capacity(guids.len());
-            for g in guids {
-                erased.push(sources.eraser.erase(g).await);
+            for &g in &guids {
+                let report = sources.eraser.erase(g).await;
+                super::audited::erase(sources, caller, g, Some(&report), "ok");
+                erased.push(report);
             }
             EraseAnswer {
                 erased,
@@ -45,6 +52,11 @@ pub(crate) async fn answer<'a>(sources: &Sources, guids: impl Iterator<Item = &'
             }
         }
     };
+    if let Some(e) = &answer.error {
+        for g in &guids {
+            super::audited::erase(sources, caller, g, None, e);
+        }
+    }
     serde_json::to_vec(&answer).unwrap_or_default()
 }
 

@@ -236,6 +236,18 @@ impl Collector for Snapshots {
             "interactions erased (vccfs erase, deletions at the API, the fleet)",
             &[(Vec::new(), s.erasures)],
         )?;
+        counter(
+            &mut enc,
+            "vccfs_audit_lines",
+            "audit log lines written (--audit-log)",
+            &one(s.audit_lines),
+        )?;
+        counter(
+            &mut enc,
+            "vccfs_audit_dropped",
+            "audit log lines dropped because the queue was full",
+            &one(s.audit_dropped),
+        )?;
         let l = self.0.fs.latency();
         let m = enc.encode_descriptor(
             "vccfs_read_latency_seconds",

@@ -24,6 +24,7 @@ use crate::shared::Shared;
 use crate::source::disk::DiskStore;
 use crate::util::format_rfc3339;
 
+mod audited;
 pub mod erase;
 pub mod metrics;
 pub mod refresh;
@@ -44,6 +45,8 @@ pub struct Sources {
     pub fs: Arc<FsCounters>,
     /// The mount's one erasure path (`erase GUID...` on the status socket).
     pub eraser: Arc<crate::erase::Eraser>,
+    /// `--audit-log`: erase and refresh requests are logged there; its counters.
+    pub audit: Option<Arc<crate::audit::AuditLog>>,
 }
 
 /// One tier's use.
@@ -123,6 +126,15 @@ pub struct Snapshot {
     pub access_since: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_reason: Option<String>,
+    /// `--audit-log`: the file (absent without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_log: Option<String>,
+    /// Audit lines written to the file.
+    #[serde(default)]
+    pub audit_lines: u64,
+    /// Audit lines dropped because the queue was full.
+    #[serde(default)]
+    pub audit_dropped: u64,
 }
 
 fn access_ok() -> String {
@@ -238,6 +250,9 @@ impl Sources {
             access,
             access_since,
             access_reason,
+            audit_log: self.audit.as_ref().map(|a| a.path().display().to_string()),
+            audit_lines: self.audit.as_ref().map_or(0, |a| a.counters().lines()),
+            audit_dropped: self.audit.as_ref().map_or(0, |a| a.counters().dropped()),
         }
     }
 }

@@ -86,6 +86,11 @@ async fn accept(listener: tokio::net::UnixListener, sources: Arc<Sources>) {
         let Ok((conn, _)) = listener.accept().await else {
             continue;
         };
+        // Who asks, for the audit log (erase, refresh): only read when it is kept.
+        let caller = match &sources.audit {
+            Some(_) => super::audited::peer(&conn),
+            None => crate::audit::Caller::of(0, 0, 0),
+        };
         let sources = Arc::clone(&sources);
         tokio::spawn(async move {
             let mut conn = tokio::io::BufReader::new(conn);
@@ -98,12 +103,14 @@ async fn accept(listener: tokio::net::UnixListener, sources: Arc<Sources>) {
             let mut body: Vec<u8> = match (words.next(), words.next(), words.next()) {
                 (Some("cached"), Some(guid), Some(key)) => sources.cached(guid, key).into(),
                 (Some("erase"), ..) => {
-                    super::erase::answer(&sources, line.split_whitespace().skip(1)).await
+                    super::erase::answer(&sources, line.split_whitespace().skip(1), &caller).await
                 }
-                (Some("refresh"), ..) => serde_json::to_vec(
-                    &super::refresh::answer(&sources, line.split_whitespace().skip(1)).await,
-                )
-                .unwrap_or_default(),
+                (Some("refresh"), ..) => {
+                    let days: Vec<&str> = line.split_whitespace().skip(1).collect();
+                    let answer = super::refresh::answer(&sources, days.iter().copied()).await;
+                    super::audited::refresh(&sources, &caller, &days, &answer);
+                    serde_json::to_vec(&answer).unwrap_or_default()
+                }
                 _ => serde_json::to_vec(&sources.snapshot()).unwrap_or_default(),
             };
             body.push(b'\n');
@@ -284,6 +291,13 @@ pub fn render(s: &Snapshot) -> String {
             errors.join(", ")
         },
     );
+    if let Some(path) = &s.audit_log {
+        let dropped = match s.audit_dropped {
+            0 => String::new(),
+            n => format!(", {n} DROPPED (queue full)"),
+        };
+        line("audit", format!("{path}: {} lines{dropped}", s.audit_lines));
+    }
     if let Some(e) = &s.last_error {
         let at = time::OffsetDateTime::from_unix_timestamp(e.at as i64)
             .map(crate::util::format_rfc3339)

@@ -15,6 +15,7 @@ use tracing::Instrument;
 
 use super::access::Caller;
 use super::answer::answer;
+use super::audit::{self, FsAudit};
 use super::counters::{errno_name, FsCounters};
 use super::errno::FsError;
 use super::ops::{Ops, NAME_MAX};
@@ -27,6 +28,8 @@ pub struct VccFs {
     pub(super) rt: tokio::runtime::Handle,
     pub(super) counters: Arc<FsCounters>,
     pub(super) passthrough: Arc<Passthrough<BackingId>>,
+    /// `--audit-log`: one line per open (see `audit`).
+    pub(super) audit: Option<Arc<FsAudit>>,
 }
 
 fn span(req: &Request, op: &'static str, ino: u64) -> tracing::Span {
@@ -43,6 +46,11 @@ fn report(counters: &FsCounters, e: FsError) -> Errno {
     }
     counters.error(errno_name(errno.code()), below.then(|| e.to_string()));
     errno
+}
+
+/// The errno name of `e` (for the audit log; not counted).
+fn errno_of(e: &FsError) -> &'static str {
+    errno_name(e.errno().code())
 }
 
 /// Answer a getxattr/listxattr: the size when asked for 0 bytes, ERANGE when the
@@ -147,6 +155,8 @@ impl Filesystem for VccFs {
         let span = span(req, "open", ino.0);
         let counters = Arc::clone(&self.counters);
         let opened = span.in_scope(|| self.ops.open_keeping(ino.0, flags.0));
+        let logged = opened.as_ref().map(|o| o.0).map_err(errno_of);
+        audit::on_open(self.audit.as_deref(), &self.ops, req, ino.0, logged);
         let (fh, keep) = match opened {
             Ok(x) => x,
             Err(e) => return reply.error(report(&counters, e)),
@@ -157,13 +167,21 @@ impl Filesystem for VccFs {
             false => FopenFlags::empty(),
         };
         let (ops, pt) = (Arc::clone(&self.ops), Arc::clone(&self.passthrough));
+        let audit = self.audit.clone();
         self.answer(span, async move {
+            // The open failed after all: its line says why.
+            let failed = |errno: Errno| {
+                if let Some(a) = &audit {
+                    a.failed_open(fh, errno_name(errno.code()));
+                }
+                errno
+            };
             let offer = if pt.enabled() {
                 match ops.offer(fh).await {
                     Ok(offer) => offer,
                     Err(e) => {
                         ops.release(fh);
-                        return reply.error(report(&counters, e));
+                        return reply.error(failed(report(&counters, e)));
                     }
                 }
             } else {
@@ -174,12 +192,15 @@ impl Filesystem for VccFs {
                 Via::Daemon => reply.opened(FileHandle(fh), flags),
                 Via::Kernel(backing) => {
                     counters.passthrough_open();
+                    if let Some(a) = &audit {
+                        a.passthrough(fh);
+                    }
                     // Never with FOPEN_KEEP_CACHE: the kernel fails such an open (EIO).
                     reply.opened_passthrough(FileHandle(fh), FopenFlags::empty(), backing)
                 }
                 Via::Busy => {
                     ops.release(fh);
-                    reply.error(Errno::EBUSY)
+                    reply.error(failed(Errno::EBUSY))
                 }
             }
         });
@@ -199,10 +220,22 @@ impl Filesystem for VccFs {
         let ops = Arc::clone(&self.ops);
         let counters = Arc::clone(&self.counters);
         let started = std::time::Instant::now();
+        let logged = audit::on_read(self.audit.as_ref(), &self.ops, fh.0, offset);
         self.answer(span(req, "read", ino.0), async move {
             match ops.read(fh.0, offset, size).await {
-                Ok(bytes) => reply.data(&bytes),
-                Err(e) => reply.error(report(&counters, e)),
+                Ok(bytes) => {
+                    if let Some(log) = logged {
+                        log(Ok(bytes.len()));
+                    }
+                    reply.data(&bytes)
+                }
+                Err(e) => {
+                    let errno = report(&counters, e);
+                    if let Some(log) = logged {
+                        log(Err(errno_name(errno.code())));
+                    }
+                    reply.error(errno)
+                }
             }
             counters.read(started.elapsed());
         });
@@ -220,6 +253,9 @@ impl Filesystem for VccFs {
     ) {
         self.ops.release(fh.0);
         self.passthrough.release(ino.0);
+        if let Some(a) = &self.audit {
+            a.released(fh.0);
+        }
         reply.ok();
     }
 

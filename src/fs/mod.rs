@@ -31,6 +31,7 @@ use crate::prefetch::Prefetcher;
 mod access;
 mod answer;
 mod attr;
+mod audit;
 mod counters;
 mod errno;
 mod fuse;
@@ -47,6 +48,7 @@ mod tests_erase;
 mod xattr;
 
 pub use access::{parse_mode, Access};
+pub use audit::FsAudit;
 pub use counters::{FsCounters, LastError};
 pub use fuse::VccFs;
 
@@ -63,7 +65,14 @@ impl VccFs {
             rt,
             counters: Arc::default(),
             passthrough: Arc::new(passthrough::Passthrough::new(true)),
+            audit: None,
         }
+    }
+
+    /// Log every open of a file to `audit` (`--audit-log`; see `audit`).
+    pub fn with_audit(mut self, audit: Arc<FsAudit>) -> VccFs {
+        self.audit = Some(audit);
+        self
     }
 
     /// Never let the kernel read local files itself (`--no-passthrough`): every read

@@ -42,6 +42,8 @@ use super::xattr;
 use crate::catalog::{ino, Catalog, Checked, FileEntry, InteractionEntry, META_NAME};
 use crate::prefetch::{Prefetcher, ReadAhead, Retention, Source};
 
+mod audit;
+
 /// Entry and attribute cache lifetime given to the kernel. Content is immutable unless
 /// `lastModified` changes, and then we invalidate explicitly.
 pub(crate) const TTL: Duration = Duration::from_secs(3600);

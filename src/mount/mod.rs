@@ -84,6 +84,8 @@ pub enum MountError {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("{0}")]
+    Audit(#[from] crate::audit::AuditError),
     #[error("mount failed: session ended with an error: {0}")]
     SessionEnded(#[source] std::io::Error),
     /// The `--daemon` child failed; its own error line, as it printed it.
@@ -121,6 +123,8 @@ pub struct MountOptions {
     pub daemon: bool,
     pub refresh: Duration,
     pub log_file: Option<PathBuf>,
+    /// `--audit-log FILE` (absolute): one line per open (see `audit`).
+    pub audit_log: Option<PathBuf>,
     /// Printed once the mount is live (the demo's hints).
     pub banner: Option<String>,
     /// The persistent cache, unless `--no-disk-cache`.

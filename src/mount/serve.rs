@@ -15,16 +15,17 @@ use std::sync::Arc;
 use tokio::runtime::Runtime;
 
 use crate::api::{ApiClient, ApiConfig, ApiError};
+use crate::audit::{AuditLog, Tier};
 use crate::cache::BlockCache;
 use crate::catalog::{spawn_refresher, Catalog, CatalogError, CatalogStore, Change, Policy};
 use crate::control::{self, Sources};
 use crate::erase::{Eraser, Inval};
-use crate::fs::VccFs;
+use crate::fs::{FsAudit, VccFs};
 use crate::prefetch::Prefetcher;
 use crate::seal::{Purpose, RootKey};
 use crate::shared::{Shared, SharedBudget, SharedConfig, SharedSource};
 use crate::source::disk::{DiskConfig, DiskEncryption, DiskError, DiskStore};
-use crate::source::{BlockSource, BlockStore, Tiered};
+use crate::source::{BlockSource, BlockStore, Served, TaggedSource, TaggedStore, Tiered};
 
 use super::budget::memory_plan;
 use super::{daemon, mountpoint, MountError, MountOptions};
@@ -117,16 +118,37 @@ impl Tiers {
     }
 
     /// The block source: the disk tier (if any) in front of the shared tier (if any) in
-    /// front of the API.
-    fn source(&self, client: &ApiClient) -> Arc<dyn BlockSource> {
-        let mut origin: Arc<dyn BlockSource> = Arc::new(client.clone());
+    /// front of the API; with `served` (`--audit-log`), each tier records the blocks it
+    /// delivers there.
+    fn source(&self, client: &ApiClient, served: Option<&Arc<Served>>) -> Arc<dyn BlockSource> {
+        let tag = |inner: Arc<dyn BlockSource>, tier: Tier| -> Arc<dyn BlockSource> {
+            match served {
+                Some(s) => Arc::new(TaggedSource {
+                    inner,
+                    tier,
+                    served: Arc::clone(s),
+                }),
+                None => inner,
+            }
+        };
+        let mut origin = tag(Arc::new(client.clone()), Tier::Api);
         if let Some(shared) = &self.shared {
-            origin = Arc::new(SharedSource::new(shared.clone(), origin));
+            origin = tag(
+                Arc::new(SharedSource::new(shared.clone(), origin)),
+                Tier::Redis,
+            );
         }
-        match &self.disk {
-            Some(d) => Arc::new(Tiered::new(Arc::clone(d) as Arc<dyn BlockStore>, origin)),
-            None => origin,
-        }
+        let Some(d) = &self.disk else {
+            return origin;
+        };
+        let store: Arc<dyn BlockStore> = match served {
+            Some(s) => Arc::new(TaggedStore {
+                inner: Arc::clone(d) as Arc<dyn BlockStore>,
+                served: Arc::clone(s),
+            }),
+            None => Arc::clone(d) as Arc<dyn BlockStore>,
+        };
+        Arc::new(Tiered::new(store, origin))
     }
 }
 
@@ -146,6 +168,14 @@ pub fn runtime() -> Result<Runtime, MountError> {
 /// Mount and serve on `rt` until unmounted (or SIGINT/SIGTERM); never daemonises.
 pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
     mountpoint::check_mountpoint(&opts.mountpoint)?;
+    // The audit log first: a file it cannot use is a one-line error before anything else.
+    let audit = match &opts.audit_log {
+        Some(path) => {
+            let log = AuditLog::start(path)?;
+            Some(Arc::new(FsAudit::new(log, Arc::default())))
+        }
+        None => None,
+    };
     let client = ApiClient::new(opts.api.clone())?;
     let tiers = {
         let _rt = rt.enter();
@@ -172,7 +202,15 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
         ?opened,
         "catalog ready"
     );
-    let (fs, cache) = wire(rt, tiers.source(&client), Arc::clone(&catalog), &opts);
+    let source = tiers.source(&client, audit.as_ref().map(|a| a.served()));
+    let (fs, cache) = wire(rt, source, Arc::clone(&catalog), &opts);
+    let fs = match &audit {
+        Some(a) => fs.with_audit(Arc::clone(a)),
+        None => fs,
+    };
+    if let Some(a) = &audit {
+        reopen_on_hangup(rt, Arc::clone(a.log()));
+    }
     let (invalidate, invalidations) = invalidation_queue();
     let eraser = {
         let invalidate = Arc::clone(&invalidate);
@@ -195,6 +233,7 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
         shared: tiers.shared.clone(),
         fs: fs.counters(),
         eraser: Arc::clone(&eraser),
+        audit: audit.as_ref().map(|a| Arc::clone(a.log())),
     });
     if let Some(addr) = opts.metrics {
         let listener = rt
@@ -276,6 +315,10 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
         }
     }
     let ended = session.run().map_err(MountError::SessionEnded);
+    if let Some(a) = &audit {
+        // Handles still open get their lines; the log drains (bounded wait).
+        a.finish();
+    }
     if let Some(d) = &tiers.disk {
         // Blocks still queued for the disk land before the process goes.
         d.flush();
@@ -418,6 +461,22 @@ fn startup_error(api: &ApiConfig, e: CatalogError) -> MountError {
             }
         }
         other => MountError::Api(other),
+    }
+}
+
+/// Reopen the audit log on each SIGHUP (logrotate's `create` style: move, then HUP).
+fn reopen_on_hangup(rt: &Runtime, log: Arc<AuditLog>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let _rt = rt.enter();
+    match signal(SignalKind::hangup()) {
+        Ok(mut hup) => {
+            rt.spawn(async move {
+                while hup.recv().await.is_some() {
+                    log.reopen();
+                }
+            });
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot watch SIGHUP: the audit log is not reopened"),
     }
 }
 

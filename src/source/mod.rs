@@ -44,7 +44,9 @@ use crate::version::{ContentVersion, Validator};
 
 pub(crate) mod disk;
 mod origin;
+mod served;
 mod tiered;
+pub use served::{Served, TaggedSource, TaggedStore};
 pub use tiered::{BlockStore, StoreError, Tiered};
 
 #[cfg(test)]
