@@ -94,6 +94,12 @@ impl Anchor {
         Anchor { base, fd }
     }
 
+    /// The directory `base`, created 0700 if missing, checked private
+    /// ([`super::create_private`]).
+    pub fn create(base: &Path) -> Result<Anchor, super::DirError> {
+        Ok(Anchor::new(base.to_path_buf(), super::create_private(base)?))
+    }
+
     pub fn path(&self) -> &Path {
         &self.base
     }

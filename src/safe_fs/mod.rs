@@ -106,6 +106,12 @@ pub fn private_subdir(parent: impl AsFd, name: &str, path: &Path) -> Result<Owne
         Ok(()) | Err(rustix::io::Errno::EXIST) => {}
         Err(e) => return Err(DirError::io(path, "create")(e.into())),
     }
+    open_private_at(parent, name, path)
+}
+
+/// Open the existing directory `<parent>/<name>` (whose path is `path`) and check it
+/// is private; never through a symbolic link.
+pub fn open_private_at(parent: impl AsFd, name: &str, path: &Path) -> Result<OwnedFd, DirError> {
     let fd = rustix::fs::openat(&parent, name, DIR_FLAGS, Mode::empty())
         .map_err(|e| refused(path, io::Error::from(e), Some(&parent)))?;
     check(&fd, path)?;
