@@ -75,6 +75,8 @@ mod scan;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_paths;
+#[cfg(test)]
 mod tests_seal;
 #[cfg(test)]
 mod tests_space;
@@ -204,8 +206,8 @@ impl DiskStore {
                 // A link (or a file) where a directory goes: removed as such, never followed.
                 admin::ignore_missing(fs.remove_file(sub)).map_err(io_error("remove", sub))?;
             }
-            fs.make_dirs(sub).map_err(io_error("create", sub))?;
         }
+        fs.make_dirs(&tree).map_err(io_error("create", &tree))?;
         let sealer = (cfg.encryption == DiskEncryption::Aead)
             .then(|| cfg.root.sealer(crate::seal::Purpose::Disk));
         let shared = Arc::new(Shared {
