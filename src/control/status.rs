@@ -7,7 +7,7 @@
 //! none, the mount has no socket and says so); that directory is created 0700 or, if
 //! it exists, must be private (not a link, ours, not writable by group or others:
 //! [`crate::safe_fs::create_private`]) or the mount is refused. The socket is bound
-//! under `umask 077` (mode 0600 from the start, no `chmod` by path afterwards) and
+//! under `umask 0177` (mode 0600 from the start, no `chmod` by path afterwards) and
 //! removed through the directory's descriptor.
 
 use std::io::{BufRead, BufReader, Write};
@@ -63,8 +63,9 @@ pub fn serve(sources: Arc<Sources>) -> Result<Option<Listener>, DirError> {
         };
         let _ = rustix::fs::unlinkat(&fd, name.as_str(), AtFlags::empty());
         let path = dir.join(&name);
-        // umask is per process: 077 only for the bind, so the socket is 0600 from the start.
-        let old = rustix::process::umask(Mode::from_raw_mode(0o077));
+        // umask is per process: 0177 only for the bind, so the socket is 0600 from the
+        // start (a socket is made 0777 less the umask).
+        let old = rustix::process::umask(Mode::from_raw_mode(0o177));
         let bound = tokio::net::UnixListener::bind(&path);
         rustix::process::umask(old);
         match bound {

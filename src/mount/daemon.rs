@@ -98,14 +98,12 @@ pub(super) fn announce_ready(log_file: Option<&Path>) {
 /// After start-up, the daemon child stops writing to its parent's pipes.
 fn detach_stdio(log_file: Option<&Path>) {
     use std::os::fd::AsRawFd;
-    let target = log_file
-        .and_then(|p| open_log(p).ok())
-        .or_else(|| {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open("/dev/null")
-                .ok()
-        });
+    let target = log_file.and_then(|p| open_log(p).ok()).or_else(|| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .ok()
+    });
     if let Some(f) = target {
         // SAFETY: dup2 onto the standard descriptors of our own process; `f` outlives the calls.
         unsafe {

@@ -98,7 +98,9 @@ impl Tiers {
                 );
                 return Ok(none);
             }
-            Err(DiskError::Unsafe(e)) => return Err(MountError::UnsafeDir(format!("cache directory {e}"))),
+            Err(DiskError::Unsafe(e)) => {
+                return Err(MountError::UnsafeDir(format!("cache directory {e}")))
+            }
             Err(e) => {
                 eprintln!("vccfs: no disk cache: {e}");
                 return Ok(none);

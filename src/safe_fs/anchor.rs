@@ -97,7 +97,10 @@ impl Anchor {
     /// The directory `base`, created 0700 if missing, checked private
     /// ([`super::create_private`]).
     pub fn create(base: &Path) -> Result<Anchor, super::DirError> {
-        Ok(Anchor::new(base.to_path_buf(), super::create_private(base)?))
+        Ok(Anchor::new(
+            base.to_path_buf(),
+            super::create_private(base)?,
+        ))
     }
 
     pub fn path(&self) -> &Path {

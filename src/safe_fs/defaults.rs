@@ -66,7 +66,9 @@ pub fn cache_root() -> Result<PathBuf, NoCacheDir> {
 
 fn cache_root_from(env: &Env) -> Result<PathBuf, NoCacheDir> {
     if env.euid == 0 {
-        return Ok(first_absolute(&env.cache_directory).unwrap_or_else(|| "/var/cache/vccfs".into()));
+        return Ok(
+            first_absolute(&env.cache_directory).unwrap_or_else(|| "/var/cache/vccfs".into())
+        );
     }
     if let Some(xdg) = absolute(&env.xdg_cache_home) {
         return Ok(xdg.join("vccfs"));
@@ -117,7 +119,10 @@ mod tests {
         };
         assert_eq!(cache_root_from(&env).ok(), Some("/var/cache/vccfs".into()));
         env.cache_directory = os("/var/cache/vccfs-unit:/var/cache/other");
-        assert_eq!(cache_root_from(&env).ok(), Some("/var/cache/vccfs-unit".into()));
+        assert_eq!(
+            cache_root_from(&env).ok(),
+            Some("/var/cache/vccfs-unit".into())
+        );
         env.cache_directory = os("relative");
         assert_eq!(cache_root_from(&env).ok(), Some("/var/cache/vccfs".into()));
     }

@@ -40,7 +40,11 @@ pub enum DirError {
     #[error("{}: is not a directory", path.display())]
     NotDir { path: PathBuf },
     #[error("{}: owned by uid {owner}, not by this user (uid {euid}); refused (chown it, or choose another directory)", path.display())]
-    Owner { path: PathBuf, owner: u32, euid: u32 },
+    Owner {
+        path: PathBuf,
+        owner: u32,
+        euid: u32,
+    },
     #[error("{}: mode {mode:04o} lets group or others write in it; refused (chmod go-w {})", path.display(), path.display())]
     Writable { path: PathBuf, mode: u32 },
     #[error("{}: cannot {what}: {source}", path.display())]

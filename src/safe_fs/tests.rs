@@ -71,10 +71,7 @@ fn a_directory_of_another_user_is_refused() {
     std::fs::create_dir(&dir).expect("dir");
     std::os::unix::fs::chown(&dir, Some(65534), Some(65534)).expect("chown");
     let e = create_private(&dir).expect_err("another owner");
-    assert!(
-        matches!(e, DirError::Owner { owner: 65534, .. }),
-        "{e}"
-    );
+    assert!(matches!(e, DirError::Owner { owner: 65534, .. }), "{e}");
     assert!(one_line(&e).contains("owned by uid 65534"));
 }
 
@@ -101,7 +98,10 @@ fn the_anchor_never_follows_a_link_below_it() {
     assert!(a.remove_file(&base.join("link/sub/victim")).is_err());
     assert!(a.create_new(&base.join("link/new")).is_err());
     assert!(a.make_dirs(&base.join("link/sub/deeper")).is_err());
-    assert!(a.read(&base.join("link")).is_err(), "O_NOFOLLOW on the last one");
+    assert!(
+        a.read(&base.join("link")).is_err(),
+        "O_NOFOLLOW on the last one"
+    );
     assert!(a.read_dir(&base.join("link")).is_err());
     // A tree holding the link: the link goes, its target stays.
     a.make_dirs(&base.join("t/u")).expect("dirs");

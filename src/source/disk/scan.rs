@@ -191,7 +191,9 @@ fn scan_version(
         let name = e.file_name().to_str().unwrap_or("");
         let index = name.parse::<u64>().ok().filter(|i| i.to_string() == name);
         match (is_file, index) {
-            (true, _) if e.is_file() && whole.is_some() && (name == WHOLE_FILE || name == WHOLE_IDX) => {
+            (true, _)
+                if e.is_file() && whole.is_some() && (name == WHOLE_FILE || name == WHOLE_IDX) =>
+            {
                 kept += 1
             }
             (true, Some(index)) if e.is_file() && whole.is_none() => {

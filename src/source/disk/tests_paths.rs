@@ -116,7 +116,11 @@ async fn symlinked_version_directories_and_block_files_are_never_followed() {
     assert!(!is_link(&adir) && !adir.exists(), "the link went as a link");
     assert!(!is_link(&b0) && !b0.exists());
     assert!(!is_link(&cguid) && !cguid.exists());
-    assert_eq!(get(&store, &b, 1).await, Some(block(&b, 1)), "b's other block stays");
+    assert_eq!(
+        get(&store, &b, 1).await,
+        Some(block(&b, 1)),
+        "b's other block stays"
+    );
     assert_eq!(snapshot(out.path()), before);
     assert_eq!(fs::read(&victim).expect("victim"), b"keep me");
     assert!(!cdir.exists() && !bdir.join("0").exists());
@@ -143,10 +147,18 @@ async fn symlinked_version_directories_and_block_files_are_never_followed() {
     put(&store, &c, 0, 2);
     store.flush();
     drop(store);
-    symlink(out.path(), cdir.parent().expect("guid").join("ffffffffffffffffffffffffffffffff"))
-        .expect("link in a guid dir");
+    symlink(
+        out.path(),
+        cdir.parent()
+            .expect("guid")
+            .join("ffffffffffffffffffffffffffffffff"),
+    )
+    .expect("link in a guid dir");
     let cleared = clear(root.path()).expect("clear");
-    assert_eq!(cleared.files, 2, "c's two blocks; the link is removed, not followed");
+    assert_eq!(
+        cleared.files, 2,
+        "c's two blocks; the link is removed, not followed"
+    );
     assert_eq!(snapshot(out.path()), before);
 }
 
@@ -179,12 +191,19 @@ fn an_unsafe_root_or_tenant_directory_refuses_the_store() {
     fs::create_dir(&dir).expect("tenant");
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o733)).expect("chmod");
     assert!(refused(&root).contains(&tenant().to_string()));
-    assert!(usage(&root).is_err() && clear(&root).is_err(), "du and clear refuse it");
+    assert!(
+        usage(&root).is_err() && clear(&root).is_err(),
+        "du and clear refuse it"
+    );
     fs::remove_dir(&dir).expect("rm");
     let elsewhere = tempfile::tempdir().expect("elsewhere");
     symlink(elsewhere.path(), &dir).expect("symlink tenant");
     assert!(refused(&root).contains("symbolic link"));
-    assert_eq!(fs::read_dir(elsewhere.path()).expect("ls").count(), 0, "nothing made there");
+    assert_eq!(
+        fs::read_dir(elsewhere.path()).expect("ls").count(),
+        0,
+        "nothing made there"
+    );
     // du and clear pass a link by (never into it).
     assert!(usage(&root).expect("du").is_empty());
     assert_eq!(clear(&root).expect("clear").files, 0);
