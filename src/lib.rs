@@ -28,6 +28,7 @@ mod memory;
 pub mod model;
 mod mount;
 mod prefetch;
+mod safe_fs;
 pub mod seal;
 mod shared;
 mod source;

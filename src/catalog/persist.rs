@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Read, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use time::{Date, OffsetDateTime};
@@ -88,10 +88,9 @@ impl CatalogStore {
     /// The store in `dir` (created 0700 if missing), sealed with `sealer` (the tenant's
     /// catalog key). Plaintext day files of earlier versions are removed.
     pub fn open(dir: &Path, sealer: Sealer) -> std::io::Result<CatalogStore> {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)?;
+        // Created 0700, or else private already (not a link, ours, not writable by
+        // others): never a directory someone else controls.
+        crate::safe_fs::create_private(dir).map_err(std::io::Error::other)?;
         for entry in std::fs::read_dir(dir)?.flatten() {
             let name = entry.file_name();
             if name.to_string_lossy().ends_with(".json") {

@@ -421,13 +421,20 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
 /// `vccfs cache du` / `vccfs cache clear`.
 fn cache_command(c: CacheCommand) -> Result<(), CliError> {
     use crate::source::disk;
-    let root = |d: Option<PathBuf>| d.unwrap_or_else(disk::default_root);
-    let io = |root: &std::path::Path, e: std::io::Error| {
-        CliError::Usage(format!("cache directory {}: {e}", root.display()))
+    let root = |d: Option<PathBuf>| match d {
+        Some(d) => Ok(d),
+        None => disk::default_root().map_err(|e| CliError::Usage(e.to_string())),
+    };
+    let io = |root: &std::path::Path, e: std::io::Error| match e.get_ref() {
+        // An unsafe directory: its own line names it.
+        Some(inner) if inner.is::<crate::safe_fs::DirError>() => {
+            CliError::Usage(format!("cache directory {inner}"))
+        }
+        _ => CliError::Usage(format!("cache directory {}: {e}", root.display())),
     };
     match c {
         CacheCommand::Du { cache_dir } => {
-            let root = root(cache_dir);
+            let root = root(cache_dir)?;
             let tenants = disk::usage(&root).map_err(|e| io(&root, e))?;
             let (mut bytes, mut files) = (0, 0);
             for t in &tenants {
@@ -447,7 +454,7 @@ fn cache_command(c: CacheCommand) -> Result<(), CliError> {
             );
         }
         CacheCommand::Clear { cache_dir } => {
-            let root = root(cache_dir);
+            let root = root(cache_dir)?;
             let cleared = disk::clear(&root).map_err(|e| io(&root, e))?;
             println!(
                 "removed {} in {} files from {}",

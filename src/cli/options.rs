@@ -184,7 +184,8 @@ fn disk_options(a: &MountArgs) -> Result<Option<DiskOptions>, CliError> {
     }
     let root = match &a.cache_dir {
         Some(d) => d.clone(),
-        None => crate::source::disk::default_root(),
+        // No default without HOME or XDG_CACHE_HOME (never /tmp): a one-line error.
+        None => crate::source::disk::default_root().map_err(|e| CliError::Usage(e.to_string()))?,
     };
     let plain = a.disk_encryption == DiskEncryption::None;
     Ok(Some(DiskOptions {

@@ -1,34 +1,26 @@
 //! `vccfs status MOUNTPOINT`: the running daemon answers one JSON [`Snapshot`] per
 //! connection on a unix socket whose path is computed from the mountpoint, so the
 //! command needs nothing but the mountpoint.
+//!
+//! Invariants: the socket lives in the first of
+//! [`crate::safe_fs::defaults::socket_dirs`] that can be had (never under `/tmp`; with
+//! none, the mount has no socket and says so); that directory is created 0700 or, if
+//! it exists, must be private (not a link, ours, not writable by group or others:
+//! [`crate::safe_fs::create_private`]) or the mount is refused. The socket is bound
+//! under `umask 0177` (mode 0600 from the start, no `chmod` by path afterwards) and
+//! removed through the directory's descriptor.
 
 use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use rustix::fs::{AtFlags, Mode};
 use sha2::{Digest, Sha256};
 
 use super::{Snapshot, Sources};
-
-/// Directories the socket may live in, in order of preference.
-fn socket_dirs() -> Vec<PathBuf> {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::getuid() };
-    let mut dirs = Vec::new();
-    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
-        if d.is_absolute() && d.is_dir() {
-            dirs.push(d.join("vccfs"));
-        }
-    }
-    let run = PathBuf::from(format!("/run/user/{uid}"));
-    if run.is_dir() {
-        dirs.push(run.join("vccfs"));
-    }
-    dirs.push(std::env::temp_dir().join(format!("vccfs-{uid}")));
-    dirs
-}
+use crate::safe_fs::{self, DirError};
 
 fn socket_name(mountpoint: &Path) -> String {
     let canon = std::fs::canonicalize(mountpoint).unwrap_or_else(|_| mountpoint.to_path_buf());
@@ -39,41 +31,55 @@ fn socket_name(mountpoint: &Path) -> String {
 
 /// The socket a mount at `mountpoint` serves: bound by [`serve`].
 pub struct Listener {
-    path: PathBuf,
+    dir: OwnedFd,
+    name: String,
 }
 
 impl Drop for Listener {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
+        let _ = rustix::fs::unlinkat(&self.dir, self.name.as_str(), AtFlags::empty());
     }
 }
 
 /// Serve snapshots of `sources` on the mount's socket (on the current runtime) until
-/// the returned guard is dropped (which removes the socket).
-pub fn serve(sources: Arc<Sources>) -> std::io::Result<Listener> {
+/// the returned guard is dropped (which removes the socket). `Ok(None)` (warned) when
+/// no directory can hold it; an existing directory that is not private is an error
+/// (the mount is refused).
+pub fn serve(sources: Arc<Sources>) -> Result<Option<Listener>, DirError> {
     let name = socket_name(&sources.mountpoint);
-    let mut last = None;
-    for dir in socket_dirs() {
-        let made = std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir);
-        if let Err(e) = made {
-            last = Some(e);
-            continue;
-        }
-        let path = dir.join(&name);
-        let _ = std::fs::remove_file(&path);
-        match tokio::net::UnixListener::bind(&path) {
-            Ok(listener) => {
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-                tokio::spawn(accept(listener, sources));
-                return Ok(Listener { path });
+    let dirs = safe_fs::defaults::socket_dirs();
+    if dirs.is_empty() {
+        tracing::warn!("no status socket: XDG_RUNTIME_DIR is unset and /run/user/<uid> does not exist; `vccfs status` will not see this mount");
+        return Ok(None);
+    }
+    for dir in dirs {
+        let fd = match safe_fs::create_private(&dir) {
+            Ok(fd) => fd,
+            Err(e @ DirError::Io { .. }) => {
+                tracing::debug!(error = %e, "status socket: directory unusable");
+                continue;
             }
-            Err(e) => last = Some(e),
+            Err(e) => return Err(e),
+        };
+        let _ = rustix::fs::unlinkat(&fd, name.as_str(), AtFlags::empty());
+        let path = dir.join(&name);
+        // umask is per process: 0177 only for the bind, so the socket is 0600 from the
+        // start (a socket is made 0777 less the umask).
+        let old = rustix::process::umask(Mode::from_raw_mode(0o177));
+        let bound = tokio::net::UnixListener::bind(&path);
+        rustix::process::umask(old);
+        match bound {
+            Ok(listener) => {
+                tokio::spawn(accept(listener, sources));
+                return Ok(Some(Listener { dir: fd, name }));
+            }
+            Err(e) => {
+                tracing::debug!(path = %path.display(), error = %e, "status socket: cannot bind");
+            }
         }
     }
-    Err(last.unwrap_or_else(|| std::io::Error::other("no directory for the status socket")))
+    tracing::warn!("no status socket: no directory for it could be used; `vccfs status` will not see this mount");
+    Ok(None)
 }
 
 /// One request line, one answer line: `status` → the snapshot as JSON; `cached GUID
@@ -130,7 +136,7 @@ pub(crate) fn ask(mountpoint: &Path, question: &str) -> Option<String> {
 /// [`ask`], waiting up to `wait` for the answer.
 pub(crate) fn ask_within(mountpoint: &Path, question: &str, wait: Duration) -> Option<String> {
     let name = socket_name(mountpoint);
-    for dir in socket_dirs() {
+    for dir in safe_fs::defaults::socket_dirs() {
         let Ok(mut conn) = std::os::unix::net::UnixStream::connect(dir.join(&name)) else {
             continue;
         };
@@ -151,12 +157,18 @@ pub(crate) fn ask_within(mountpoint: &Path, question: &str, wait: Duration) -> O
 pub enum StatusError {
     #[error("{} is not a running vccfs mount (no status socket answers for it)", .0.display())]
     Dead(PathBuf),
+    /// No directory where sockets live (never `/tmp`): mounts have none either.
+    #[error("cannot ask {}: no directory for status sockets (as root: /run/vccfs; otherwise XDG_RUNTIME_DIR or /run/user/<uid>); a mount started without one has no status socket", .0.display())]
+    NoSocketDir(PathBuf),
     #[error("the status socket of {} answered nonsense: {detail}", path.display())]
     Garbled { path: PathBuf, detail: String },
 }
 
 /// Ask the mount at `mountpoint` for its snapshot.
 pub fn query(mountpoint: &Path) -> Result<Snapshot, StatusError> {
+    if safe_fs::defaults::socket_dirs().is_empty() {
+        return Err(StatusError::NoSocketDir(mountpoint.to_path_buf()));
+    }
     let dead = || StatusError::Dead(mountpoint.to_path_buf());
     let line = ask(mountpoint, "status").ok_or_else(dead)?;
     serde_json::from_str(&line).map_err(|e| StatusError::Garbled {

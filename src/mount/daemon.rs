@@ -6,6 +6,9 @@
 //! Invariants: the daemon child prints the ready line only once the session is live
 //! (the parent returning means the mount works); after it, the child writes nothing to
 //! the parent's pipes (logs go to `--log-file` or /dev/null) and leaves its session.
+//! The log file is opened `O_APPEND|O_NOFOLLOW|O_CLOEXEC`, created 0600 ([`open_log`]):
+//! a symbolic link there, or a file of another user, is refused (by the parent,
+//! before anything starts, as a one-line error).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -24,6 +27,9 @@ pub(super) fn is_child() -> bool {
 
 /// Start this program again in the background and wait for its verdict.
 pub(super) fn spawn_daemon(opts: &MountOptions) -> Result<(), MountError> {
+    if let Some(p) = &opts.log_file {
+        open_log(p).map_err(MountError::UnsafeDir)?;
+    }
     let exe = std::env::current_exe().map_err(|source| MountError::Start {
         what: "find own executable",
         source,
@@ -92,20 +98,12 @@ pub(super) fn announce_ready(log_file: Option<&Path>) {
 /// After start-up, the daemon child stops writing to its parent's pipes.
 fn detach_stdio(log_file: Option<&Path>) {
     use std::os::fd::AsRawFd;
-    let target = log_file
-        .and_then(|p| {
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .ok()
-        })
-        .or_else(|| {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open("/dev/null")
-                .ok()
-        });
+    let target = log_file.and_then(|p| open_log(p).ok()).or_else(|| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .ok()
+    });
     if let Some(f) = target {
         // SAFETY: dup2 onto the standard descriptors of our own process; `f` outlives the calls.
         unsafe {
@@ -114,4 +112,32 @@ fn detach_stdio(log_file: Option<&Path>) {
             libc::setsid();
         }
     }
+}
+
+/// Open (creating it 0600) the log file `path` for appending, never through a
+/// symbolic link; a regular file must be the effective user's. Errors are one line.
+pub(super) fn open_log(path: &Path) -> Result<std::fs::File, String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let shown = path.display();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => format!("--log-file {shown}: is a symbolic link; refused"),
+            _ => format!("--log-file {shown}: {e}"),
+        })?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("--log-file {shown}: {e}"))?;
+    let euid = crate::safe_fs::euid();
+    if meta.is_file() && meta.uid() != euid {
+        return Err(format!(
+            "--log-file {shown}: owned by uid {}, not by this user (uid {euid}); refused",
+            meta.uid()
+        ));
+    }
+    Ok(file)
 }

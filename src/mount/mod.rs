@@ -48,6 +48,10 @@ pub use serve::{runtime, serve};
 /// Why mounting, serving or unmounting failed; each prints as one line.
 #[derive(Debug, thiserror::Error)]
 pub enum MountError {
+    /// A directory vccfs would keep things in is not private (a symbolic link,
+    /// another owner, writable by group or others): one line naming it.
+    #[error("mount failed: {0}")]
+    UnsafeDir(String),
     #[error("{0}")]
     Api(#[from] ApiError),
     /// Searching the API URL answered 404.

@@ -40,7 +40,9 @@ struct Tiers {
 
 impl Tiers {
     /// Open the tiers of `opts` (inside the runtime: Redis connects in the background).
-    fn open(opts: &MountOptions) -> Tiers {
+    /// An unsafe cache directory (a link, another owner, writable by others) refuses
+    /// the mount; any other disk trouble only leaves the disk tier out.
+    fn open(opts: &MountOptions) -> Result<Tiers, MountError> {
         let tenant = opts.api.tenant();
         // One root key seals the disk, the saved catalog and Redis (each under its own
         // derived key): the key file's (checked when the flags were read) or the secret's.
@@ -71,7 +73,7 @@ impl Tiers {
             shared: shared.clone(),
         };
         let (Some(disk), Some(key)) = (&opts.disk, &root) else {
-            return none;
+            return Ok(none);
         };
         if disk.encryption == DiskEncryption::None {
             eprintln!(
@@ -95,11 +97,14 @@ impl Tiers {
                     "vccfs: {} is in use by another mount; this one runs without the disk cache",
                     dir.display()
                 );
-                return none;
+                return Ok(none);
+            }
+            Err(DiskError::Unsafe(e)) => {
+                return Err(MountError::UnsafeDir(format!("cache directory {e}")))
             }
             Err(e) => {
                 eprintln!("vccfs: no disk cache: {e}");
-                return none;
+                return Ok(none);
             }
         };
         let sealer = key.sealer(Purpose::Catalog);
@@ -110,11 +115,11 @@ impl Tiers {
                 None
             }
         };
-        Tiers {
+        Ok(Tiers {
             disk: Some(store),
             catalog,
             shared,
-        }
+        })
     }
 
     /// The block source: the disk tier (if any) in front of the shared tier (if any) in
@@ -179,7 +184,7 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
     let client = ApiClient::new(opts.api.clone())?;
     let tiers = {
         let _rt = rt.enter();
-        Tiers::open(&opts)
+        Tiers::open(&opts)?
     };
     if let (Some(shared), Some(rpm)) = (&tiers.shared, opts.api.max_rpm) {
         // --max-rpm is the fleet's: every request takes its turn in the shared schedule.
@@ -244,13 +249,8 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
     }
     let _status = {
         let _rt = rt.enter();
-        match control::status::serve(Arc::clone(&sources)) {
-            Ok(l) => Some(l),
-            Err(e) => {
-                tracing::warn!(error = %e, "no status socket: `vccfs status` will not see this mount");
-                None
-            }
-        }
+        control::status::serve(Arc::clone(&sources))
+            .map_err(|e| MountError::UnsafeDir(format!("status socket directory {e}")))?
     };
 
     let config = fuse_config(opts.allow_other, opts.allow_root);

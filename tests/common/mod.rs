@@ -265,6 +265,11 @@ impl Mount {
             .arg(&path)
             .args(cache_flag)
             .env("XDG_CACHE_HOME", dir.path().join("xdg-cache"))
+            // root's default (never /tmp): this mount's own, like the XDG one for others
+            .env(
+                "CACHE_DIRECTORY",
+                dir.path().join("xdg-cache").join("vccfs"),
+            )
             .args(["--api-url", &emu.api_url, "--auth-url", &emu.auth_url])
             .args(["--from", &vccfs::util::format_rfc3339(from), "--to", to_arg])
             .args(extra)

@@ -8,6 +8,10 @@ use crate::common::{Emulator, BIN};
 fn vccfs(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(BIN);
     c.env("XDG_CACHE_HOME", crate::common::scratch_cache())
+        .env(
+            "CACHE_DIRECTORY",
+            crate::common::scratch_cache().join("vccfs"),
+        )
         .args(args)
         .env_remove("VCC_CLIENT_ID")
         .env_remove("VCC_CLIENT_SECRET");

@@ -481,6 +481,10 @@ fn killed_daemon_leaves_a_mount_that_the_next_mount_recovers() {
     assert_eq!(err.raw_os_error(), Some(libc::ENOTCONN), "{err}");
     let out = std::process::Command::new(BIN)
         .env("XDG_CACHE_HOME", crate::common::scratch_cache())
+        .env(
+            "CACHE_DIRECTORY",
+            crate::common::scratch_cache().join("vccfs"),
+        )
         .arg("mount")
         .arg(&m.path)
         .args([
@@ -505,6 +509,10 @@ fn killed_daemon_leaves_a_mount_that_the_next_mount_recovers() {
     );
     let out = std::process::Command::new(BIN)
         .env("XDG_CACHE_HOME", crate::common::scratch_cache())
+        .env(
+            "CACHE_DIRECTORY",
+            crate::common::scratch_cache().join("vccfs"),
+        )
         .arg("unmount")
         .arg(&m.path)
         .output()
@@ -576,6 +584,10 @@ fn secrets_never_logged_and_token_never_sent_to_storage() {
     let log = dir.path().join("vccfs.log");
     let child = std::process::Command::new(BIN)
         .env("XDG_CACHE_HOME", crate::common::scratch_cache())
+        .env(
+            "CACHE_DIRECTORY",
+            crate::common::scratch_cache().join("vccfs"),
+        )
         .args(["-vv", "mount"])
         .arg(&mnt)
         .args([
@@ -604,6 +616,10 @@ fn secrets_never_logged_and_token_never_sent_to_storage() {
     assert!(ok, "{err}");
     let out = std::process::Command::new(BIN)
         .env("XDG_CACHE_HOME", crate::common::scratch_cache())
+        .env(
+            "CACHE_DIRECTORY",
+            crate::common::scratch_cache().join("vccfs"),
+        )
         .arg("unmount")
         .arg(&mnt)
         .output()

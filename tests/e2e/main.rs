@@ -16,6 +16,7 @@ mod fleet;
 mod floors;
 mod mount;
 mod operate;
+mod paths;
 mod persist;
 mod revoke;
 mod scale;

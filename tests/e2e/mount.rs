@@ -595,6 +595,10 @@ fn unmount_and_sigterm_leave_no_mount_and_no_process() {
     let mut m = Mount::start(&emu, &[]);
     let out = std::process::Command::new(BIN)
         .env("XDG_CACHE_HOME", crate::common::scratch_cache())
+        .env(
+            "CACHE_DIRECTORY",
+            crate::common::scratch_cache().join("vccfs"),
+        )
         .arg("unmount")
         .arg(&m.path)
         .output()
@@ -644,6 +648,10 @@ fn daemon_mode_returns_once_live_and_fails_cleanly() {
     let run = |secret: &str| {
         std::process::Command::new(BIN)
             .env("XDG_CACHE_HOME", crate::common::scratch_cache())
+            .env(
+                "CACHE_DIRECTORY",
+                crate::common::scratch_cache().join("vccfs"),
+            )
             .arg("mount")
             .arg(&mnt)
             .args([
@@ -689,6 +697,10 @@ fn daemon_mode_returns_once_live_and_fails_cleanly() {
     );
     let out = std::process::Command::new(BIN)
         .env("XDG_CACHE_HOME", crate::common::scratch_cache())
+        .env(
+            "CACHE_DIRECTORY",
+            crate::common::scratch_cache().join("vccfs"),
+        )
         .arg("unmount")
         .arg(&mnt)
         .output()
@@ -707,6 +719,10 @@ fn demo_mounts_a_synthetic_tenant_and_stops_on_ctrl_c() {
     std::fs::create_dir(&mnt).expect("mkdir");
     let mut child = std::process::Command::new(BIN)
         .env("XDG_CACHE_HOME", crate::common::scratch_cache())
+        .env(
+            "CACHE_DIRECTORY",
+            crate::common::scratch_cache().join("vccfs"),
+        )
         .args(["demo", "--interactions", "30", "--big-file-mib", "4"])
         .arg(&mnt)
         .stdout(std::process::Stdio::piped())

@@ -1,38 +1,33 @@
 //! What the CLI needs without a mount: where the disk tier lives by default, how much
 //! each tenant holds, clearing it; and the pieces of the filesystem the store uses
 //! (the directory lock, free space, names).
+//!
+//! Invariants: the root and every tenant directory are checked private
+//! ([`crate::safe_fs::open_private`]) before anything in them is read or deleted, and
+//! everything below a tenant directory goes through its [`Anchor`]: `cache du` and
+//! `cache clear` never follow a symbolic link (one is removed as a link).
 
-use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::OFlags;
+
 use super::FsSpace;
+use crate::safe_fs::{self, Anchor, DirError};
 
 /// The subdirectory of a tenant's directory holding the block files.
 pub(super) const TREE: &str = "v2";
 /// The lock file in a tenant's directory.
 pub(super) const LOCK: &str = "lock";
 
-/// `$XDG_CACHE_HOME/vccfs`, else `$HOME/.cache/vccfs` (else a per-user directory
-/// under the temporary directory).
-pub fn default_root() -> PathBuf {
-    root_from(std::env::var_os("XDG_CACHE_HOME"), std::env::var_os("HOME"))
-}
-
-fn root_from(xdg: Option<OsString>, home: Option<OsString>) -> PathBuf {
-    let absolute = |v: Option<OsString>| v.map(PathBuf::from).filter(|p| p.is_absolute());
-    if let Some(xdg) = absolute(xdg) {
-        return xdg.join("vccfs");
-    }
-    if let Some(home) = absolute(home) {
-        return home.join(".cache").join("vccfs");
-    }
-    // SAFETY: getuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::getuid() };
-    std::env::temp_dir().join(format!("vccfs-{uid}"))
+/// The default root (see [`crate::safe_fs::defaults`]): root's `/var/cache/vccfs` (or
+/// `$CACHE_DIRECTORY`), else `$XDG_CACHE_HOME/vccfs` or `~/.cache/vccfs`; never a
+/// temporary directory.
+pub fn default_root() -> Result<PathBuf, safe_fs::defaults::NoCacheDir> {
+    safe_fs::defaults::cache_root()
 }
 
 /// What one tenant's directory holds.
@@ -55,7 +50,8 @@ pub struct Cleared {
 
 /// The bytes and files under each tenant directory of `root` (blocks, whole files,
 /// catalog days, and what an earlier layout or key left; none if `root` does not
-/// exist). Reads only; takes no lock.
+/// exist). Reads only; takes no lock. An unsafe root or tenant directory (a link,
+/// another owner, writable by others) is an error carrying a [`DirError`].
 pub fn usage(root: &Path) -> io::Result<Vec<TenantUsage>> {
     let mut out = Vec::new();
     for (tenant, dir) in tenant_dirs(root)? {
@@ -89,80 +85,53 @@ pub fn clear(root: &Path) -> io::Result<Cleared> {
     Ok(out)
 }
 
-/// `(name, path)` of the tenant directories in `root`.
-fn tenant_dirs(root: &Path) -> io::Result<Vec<(String, PathBuf)>> {
-    let entries = match fs::read_dir(root) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e),
+fn unsafe_dir(e: DirError) -> io::Error {
+    io::Error::other(e)
+}
+
+/// `(name, anchor)` of the tenant directories in `root` (each checked private).
+fn tenant_dirs(root: &Path) -> io::Result<Vec<(String, Anchor)>> {
+    let fd = match safe_fs::open_private(root) {
+        Ok(fd) => fd,
+        Err(DirError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            return Ok(Vec::new())
+        }
+        Err(e) => return Err(unsafe_dir(e)),
     };
+    let root = Anchor::new(root.to_path_buf(), fd);
     let mut out = Vec::new();
-    for e in entries {
-        let e = e?;
+    for e in root.read_dir(root.path())? {
         let Some(name) = e.file_name().to_str().map(str::to_string) else {
             continue;
         };
-        if parse_hex::<8>(&name).is_some() && e.file_type()?.is_dir() {
-            out.push((name, e.path()));
+        if parse_hex::<8>(&name).is_some() && e.is_dir() {
+            let fd = safe_fs::open_private_at(&root, &name, e.path()).map_err(unsafe_dir)?;
+            out.push((name, Anchor::new(e.path().to_path_buf(), fd)));
         }
     }
     Ok(out)
 }
 
-/// Bytes and count of what a tenant's directory `dir` holds (all but its lock and
-/// key stamp), removing it when `remove`.
-fn contents(dir: &Path, remove: bool) -> io::Result<(u64, u64)> {
+/// Bytes and count of what a tenant's directory holds (all but its lock and key
+/// stamp), removing it when `remove`.
+fn contents(dir: &Anchor, remove: bool) -> io::Result<(u64, u64)> {
     let (mut bytes, mut files) = (0, 0);
-    for e in fs::read_dir(dir)? {
-        let e = e?;
+    for e in dir.read_dir(dir.path())? {
         let name = e.file_name();
-        if name == LOCK || name == super::at_rest::STAMP {
+        if name == OsStr::new(LOCK) || name == OsStr::new(super::at_rest::STAMP) {
             continue;
         }
-        let meta = e.metadata()?;
-        if meta.is_dir() {
-            let (b, f) = walk(&e.path(), remove)?;
+        if e.is_dir() {
+            let (b, f) = dir.tree(e.path(), remove)?;
             bytes += b;
             files += f;
         } else {
             if remove {
-                ignore_missing(fs::remove_file(e.path()))?;
+                ignore_missing(dir.remove_file(e.path()))?;
             }
-            bytes += meta.len();
+            bytes += e.len;
             files += 1;
         }
-    }
-    Ok((bytes, files))
-}
-
-/// Bytes and count of the regular files under `dir` (0 if it does not exist),
-/// removing them and the directories as it goes when `remove`.
-pub(super) fn walk(dir: &Path, remove: bool) -> io::Result<(u64, u64)> {
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((0, 0)),
-        Err(e) => return Err(e),
-    };
-    let (mut bytes, mut files) = (0, 0);
-    for e in entries {
-        let e = e?;
-        let meta = e.metadata()?;
-        if meta.is_dir() {
-            let (b, f) = walk(&e.path(), remove)?;
-            bytes += b;
-            files += f;
-        } else {
-            if remove {
-                ignore_missing(fs::remove_file(e.path()))?;
-            }
-            if meta.is_file() {
-                bytes += meta.len();
-                files += 1;
-            }
-        }
-    }
-    if remove {
-        ignore_missing(fs::remove_dir(dir))?;
     }
     Ok((bytes, files))
 }
@@ -174,24 +143,11 @@ pub(super) fn ignore_missing(r: io::Result<()>) -> io::Result<()> {
     }
 }
 
-/// Create `dir` and its missing parents, mode 0700.
-pub(super) fn make_dir(dir: &Path) -> io::Result<()> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
-
-/// Take `<dir>/lock` (created 0600) with `flock(LOCK_EX | LOCK_NB)`: the open file
-/// holds the lock until it is closed; `None` if another open file holds it.
-pub(super) fn lock(dir: &Path) -> io::Result<Option<File>> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .open(dir.join(LOCK))?;
+/// Take `<dir>/lock` (created 0600, never through a link) with
+/// `flock(LOCK_EX | LOCK_NB)`: the open file holds the lock until it is closed;
+/// `None` if another open file holds it.
+pub(super) fn lock(dir: &Anchor) -> io::Result<Option<File>> {
+    let file = dir.open(&dir.path().join(LOCK), OFlags::RDWR | OFlags::CREATE)?;
     // SAFETY: flock on a file descriptor we own, no pointers involved.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc == 0 {
@@ -255,25 +211,6 @@ pub(super) fn parse_hex<const N: usize>(s: &str) -> Option<[u8; N]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_default_root_follows_xdg_then_home() {
-        let os = |s: &str| Some(OsString::from(s));
-        assert_eq!(
-            root_from(os("/x/cache"), os("/home/u")),
-            PathBuf::from("/x/cache/vccfs")
-        );
-        assert_eq!(
-            root_from(None, os("/home/u")),
-            PathBuf::from("/home/u/.cache/vccfs")
-        );
-        assert_eq!(
-            root_from(os("relative"), os("/home/u")),
-            PathBuf::from("/home/u/.cache/vccfs"),
-            "XDG paths must be absolute"
-        );
-        assert!(root_from(None, None).starts_with(std::env::temp_dir()));
-    }
 
     #[test]
     fn hex_round_trips_and_refuses_what_it_does_not_spell() {

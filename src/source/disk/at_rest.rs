@@ -16,13 +16,11 @@
 //!   sealed under a key no longer held is as good as gone, and is never an error.
 //! - **Marked as a cache.** The root carries a `CACHEDIR.TAG`, so backup tools skip it.
 
-use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-use super::admin::{self, ignore_missing};
 use super::config::DiskEncryption;
+use crate::safe_fs::Anchor;
 use crate::seal::KeyId;
 
 /// Which kind of sealed segment a file (or part of one) is.
@@ -82,18 +80,16 @@ fn stamp_text(key: KeyId, mode: DiskEncryption) -> String {
     )
 }
 
-/// Write `text` to `path` atomically (a temporary file renamed), mode 0600.
-fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
+/// Write `text` to `path` (below `dir`) atomically: a temporary file with a random
+/// name, created `O_EXCL|O_NOFOLLOW` 0600, renamed over it.
+pub(crate) fn write_atomic(dir: &Anchor, path: &Path, text: &[u8]) -> io::Result<()> {
     let tmp = path.with_extension(format!("tmp-{:016x}", rand::random::<u64>()));
-    let written = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(text.as_bytes()))
-        .and_then(|()| fs::rename(&tmp, path));
+    let written = dir
+        .create_new(&tmp)
+        .and_then(|mut f| f.write_all(text))
+        .and_then(|()| dir.rename(&tmp, path));
     if written.is_err() {
-        let _ = fs::remove_file(&tmp);
+        let _ = dir.remove_file(&tmp);
     }
     written
 }
@@ -102,14 +98,15 @@ fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
 /// running key and mode; if it differs, rename the tree `tree` and the catalog aside
 /// for the scan to delete, and write the new stamp. True if something was set aside.
 pub(super) fn check_stamp(
-    dir: &Path,
+    fs: &Anchor,
     tree: &str,
     key: KeyId,
     mode: DiskEncryption,
 ) -> io::Result<bool> {
     let want = stamp_text(key, mode);
+    let dir = fs.path();
     let path = dir.join(STAMP);
-    let have = match fs::read(&path) {
+    let have = match fs.read_all(&path) {
         Ok(b) => Some(b),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
@@ -124,61 +121,62 @@ pub(super) fn check_stamp(
             "{ERASE_PREFIX}{:016x}-{name}",
             rand::random::<u64>()
         ));
-        match fs::rename(&from, &to) {
+        match fs.rename(&from, &to) {
             Ok(()) => aside = true,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
     }
-    write_atomic(&path, &want)?;
+    write_atomic(fs, &path, want.as_bytes())?;
     Ok(aside)
 }
 
-/// Delete what was set aside in `dir` (`.erase-*`); the files removed.
-pub(super) fn remove_set_aside(dir: &Path) -> u64 {
-    let Ok(entries) = fs::read_dir(dir) else {
+/// Delete what was set aside in the tenant directory (`.erase-*`); the files removed.
+pub(super) fn remove_set_aside(fs: &Anchor) -> u64 {
+    let Ok(entries) = fs.read_dir(fs.path()) else {
         return 0;
     };
     let mut files = 0;
-    for e in entries.filter_map(Result::ok) {
+    for e in entries {
         let aside = e
             .file_name()
             .to_str()
             .is_some_and(|n| n.starts_with(ERASE_PREFIX));
         if aside {
-            files += remove_all(&e.path());
+            files += remove_all(fs, e.path());
         }
     }
     files
 }
 
-/// Delete `path` (a directory, recursively, or a file); the files removed.
-pub(super) fn remove_all(path: &Path) -> u64 {
-    match fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => match admin::walk(path, true) {
-            Ok((_, files)) => files,
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %e, "disk tier: cannot delete");
-                0
-            }
-        },
-        Ok(_) => u64::from(ignore_missing(fs::remove_file(path)).is_ok()),
-        Err(_) => 0,
+/// Delete `path` (a directory, recursively, or a file; a link as a link); the files
+/// removed.
+pub(super) fn remove_all(fs: &Anchor, path: &Path) -> u64 {
+    match fs.remove_all(path) {
+        Ok(files) => files,
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "disk tier: cannot delete");
+            0
+        }
     }
 }
 
 /// Write `<root>/CACHEDIR.TAG` unless it is there.
-pub(super) fn tag_cache_dir(root: &Path) -> io::Result<()> {
-    let path = root.join(CACHEDIR_TAG);
-    if fs::read(&path).is_ok_and(|b| b.starts_with(&CACHEDIR_TEXT.as_bytes()[..43])) {
+pub(super) fn tag_cache_dir(root: &Anchor) -> io::Result<()> {
+    let path = root.path().join(CACHEDIR_TAG);
+    let tagged = root
+        .read_all(&path)
+        .is_ok_and(|b| b.starts_with(&CACHEDIR_TEXT.as_bytes()[..43]));
+    if tagged {
         return Ok(());
     }
-    write_atomic(&path, CACHEDIR_TEXT)
+    write_atomic(root, &path, CACHEDIR_TEXT.as_bytes())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn associated_data_differs_in_every_field() {
@@ -200,26 +198,28 @@ mod tests {
     fn a_stamp_that_differs_sets_the_tree_and_catalog_aside() {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path();
+        let a = Anchor::create(d).expect("anchor");
         let (k1, k2) = (KeyId([1; 16]), KeyId([2; 16]));
-        assert!(!check_stamp(d, "v2", k1, DiskEncryption::Aead).expect("fresh"));
+        assert!(!check_stamp(&a, "v2", k1, DiskEncryption::Aead).expect("fresh"));
         fs::create_dir_all(d.join("v2/ab")).expect("tree");
         fs::write(d.join("v2/ab/f"), b"x").expect("file");
         fs::create_dir_all(d.join(CATALOG)).expect("catalog");
         fs::write(d.join(CATALOG).join("2026-01-01.json"), b"y").expect("day");
-        assert!(!check_stamp(d, "v2", k1, DiskEncryption::Aead).expect("same"));
-        assert!(check_stamp(d, "v2", k2, DiskEncryption::Aead).expect("key"));
+        assert!(!check_stamp(&a, "v2", k1, DiskEncryption::Aead).expect("same"));
+        assert!(check_stamp(&a, "v2", k2, DiskEncryption::Aead).expect("key"));
         assert!(!d.join("v2").exists() && !d.join(CATALOG).exists());
-        assert_eq!(remove_set_aside(d), 2);
+        assert_eq!(remove_set_aside(&a), 2);
         fs::create_dir_all(d.join("v2")).expect("tree");
-        assert!(check_stamp(d, "v2", k2, DiskEncryption::None).expect("mode"));
-        assert_eq!(remove_set_aside(d), 0);
+        assert!(check_stamp(&a, "v2", k2, DiskEncryption::None).expect("mode"));
+        assert_eq!(remove_set_aside(&a), 0);
     }
 
     #[test]
     fn the_cache_dir_tag_has_the_standard_signature() {
         let dir = tempfile::tempdir().expect("tempdir");
-        tag_cache_dir(dir.path()).expect("tag");
-        tag_cache_dir(dir.path()).expect("again");
+        let a = Anchor::create(dir.path()).expect("anchor");
+        tag_cache_dir(&a).expect("tag");
+        tag_cache_dir(&a).expect("again");
         let text = fs::read_to_string(dir.path().join(CACHEDIR_TAG)).expect("read");
         assert!(text.starts_with("Signature: 8a477f597d28d172789f06886806bc55"));
     }

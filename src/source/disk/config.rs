@@ -163,6 +163,10 @@ pub enum DiskError {
     },
     #[error("disk cache: {0}")]
     Config(&'static str),
+    /// The root or the tenant's directory is not private (a symbolic link, another
+    /// owner, writable by group or others): the mount is refused.
+    #[error("disk cache {0}")]
+    Unsafe(#[from] crate::safe_fs::DirError),
 }
 
 pub(super) fn io_error(what: &str, path: &Path) -> impl FnOnce(io::Error) -> DiskError {

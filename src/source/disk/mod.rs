@@ -16,7 +16,12 @@
 //! [`DiskStore::erase_guid`] removes every version of every content item of it (even
 //! ones no catalog knows) with one `remove_dir_all`; one per content version
 //! ([`ContentKey`]) below it, so a changed or deleted version goes with another
-//! ([`DiskStore::purge`]). Directories are created 0700, files 0600. A block file is
+//! ([`DiskStore::purge`]). Directories are created 0700, files 0600. The root and the
+//! tenant's directory must be private (a directory, not a link, owned by the euid,
+//! not writable by group or others: [`crate::safe_fs::check`]) or the store does not
+//! open ([`DiskError::Unsafe`]); every operation below the tenant's directory goes
+//! through its descriptor ([`crate::safe_fs::Anchor`]), so a symbolic link anywhere
+//! in the tree is never followed (the scan removes one as a link). A block file is
 //! a header naming exactly which block it is, then the bytes (see `format`); under
 //! [`DiskEncryption::Aead`] (the default) the whole of it is sealed, bound to the
 //! block asked for (see `at_rest`). A version of more than one block held completely
@@ -70,6 +75,8 @@ mod scan;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_paths;
+#[cfg(test)]
 mod tests_seal;
 #[cfg(test)]
 mod tests_space;
@@ -104,6 +111,7 @@ pub use config::{
     DEFAULT_MAX_AGE, EXPIRE_EVERY,
 };
 
+use crate::safe_fs::{self, Anchor};
 use crate::seal::{RootKey, Sealer};
 use config::{io_error, Counters};
 
@@ -123,6 +131,8 @@ struct Shared {
     tenant: TenantId,
     /// `<root>/<tenant>`.
     dir: PathBuf,
+    /// `<root>/<tenant>`, held open: every file operation goes through it.
+    fs: Anchor,
     /// `<root>/<tenant>/v2`.
     tree: PathBuf,
     /// Names the guid directories.
@@ -173,27 +183,37 @@ impl DiskStore {
         if cfg.block_size == 0 {
             return Err(DiskError::Config("block size 0"));
         }
-        if let Err(e) = admin::make_dir(root).and_then(|()| at_rest::tag_cache_dir(root)) {
-            tracing::warn!(root = %root.display(), error = %e, "disk tier: no CACHEDIR.TAG");
+        let root = Anchor::create(root)?;
+        if let Err(e) = at_rest::tag_cache_dir(&root) {
+            tracing::warn!(root = %root.path().display(), error = %e, "disk tier: no CACHEDIR.TAG");
         }
-        let dir = root.join(tenant.to_string());
-        admin::make_dir(&dir).map_err(io_error("create", &dir))?;
-        let lock = admin::lock(&dir)
+        let name = tenant.to_string();
+        let dir = root.path().join(&name);
+        let fs = Anchor::new(dir.clone(), safe_fs::private_subdir(&root, &name, &dir)?);
+        drop(root);
+        let lock = admin::lock(&fs)
             .map_err(io_error("lock", &dir))?
             .ok_or_else(|| DiskError::Locked { dir: dir.clone() })?;
-        let set_aside = at_rest::check_stamp(&dir, admin::TREE, cfg.root.id(), cfg.encryption)
+        let set_aside = at_rest::check_stamp(&fs, admin::TREE, cfg.root.id(), cfg.encryption)
             .map_err(io_error("check the key stamp of", &dir))?;
         if set_aside {
             tracing::info!(dir = %dir.display(), key = %cfg.root.id(), mode = cfg.encryption.as_str(),
                 "disk tier: the cache was kept under another key or encryption mode: discarded (crypto-erasure)");
         }
         let tree = dir.join(admin::TREE);
-        admin::make_dir(&tree).map_err(io_error("create", &tree))?;
+        for sub in [&tree, &dir.join(at_rest::CATALOG)] {
+            if fs.entry(sub).is_ok_and(|e| !e.is_dir()) {
+                // A link (or a file) where a directory goes: removed as such, never followed.
+                admin::ignore_missing(fs.remove_file(sub)).map_err(io_error("remove", sub))?;
+            }
+        }
+        fs.make_dirs(&tree).map_err(io_error("create", &tree))?;
         let sealer = (cfg.encryption == DiskEncryption::Aead)
             .then(|| cfg.root.sealer(crate::seal::Purpose::Disk));
         let shared = Arc::new(Shared {
             tenant,
             dir,
+            fs,
             tree,
             root: cfg.root.clone(),
             sealer,

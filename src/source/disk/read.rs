@@ -124,7 +124,7 @@ impl Shared {
         };
         let path = self.block_path(&id);
         let failed = |e: io::Error| StoreError(format!("disk: {}: {e}", path.display()));
-        let file = match File::open(&path) {
+        let file = match self.fs.read(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 return if whole::promotable(version, block_size) {

@@ -6,8 +6,9 @@
 //! deletes temporary files left by an earlier process, stray files (among them the
 //! leftovers of an interrupted promotion) and empty directories. The writer waits for it, so the usage it
 //! admits against is the whole tree's; readers do not (block paths are computable).
+//! It walks through the tenant directory's descriptor ([`crate::safe_fs::Anchor`]):
+//! a symbolic link anywhere in the tree is removed as a link, never followed.
 
-use std::fs::{self, DirEntry};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -18,6 +19,7 @@ use super::at_rest;
 use super::index::{BlockId, Key};
 use super::whole::{WHOLE, WHOLE_FILE, WHOLE_IDX};
 use super::Shared;
+use crate::safe_fs::{Entry, Kind};
 
 /// What one scan did.
 #[derive(Debug, Default)]
@@ -32,13 +34,13 @@ struct Report {
 /// Scan, index what was found, and let the writer start.
 pub(super) fn run(s: &Shared) {
     let started = std::time::Instant::now();
-    let erased = at_rest::remove_set_aside(&s.dir);
+    let erased = at_rest::remove_set_aside(&s.fs);
     s.n.crypto_erased.fetch_add(erased, Ordering::Relaxed);
     if s.set_aside || erased > 0 {
         tracing::info!(dir = %s.dir.display(), files = erased,
             "disk tier: deleted the cache kept under another key or encryption mode");
     }
-    let legacy = at_rest::remove_all(&s.dir.join(at_rest::LEGACY_TREE));
+    let legacy = at_rest::remove_all(&s.fs, &s.dir.join(at_rest::LEGACY_TREE));
     s.n.legacy_removed.fetch_add(legacy, Ordering::Relaxed);
     if legacy > 0 {
         tracing::info!(dir = %s.dir.display(), files = legacy,
@@ -88,16 +90,22 @@ fn wait_for_test_gate(_: &Shared) -> bool {
 /// Every block file of the tree; `None` if the store shut down meanwhile.
 fn walk(s: &Shared, report: &mut Report) -> Option<Vec<(BlockId, u64, SystemTime)>> {
     let mut found = Vec::new();
-    for prefix in entries(&s.tree) {
+    for prefix in entries(s, &s.tree) {
         if s.stopping() {
             return None;
+        }
+        if unlink_if_link(s, &prefix, report) {
+            continue;
         }
         let name = prefix.file_name();
         let Some(pname) = name.to_str().filter(|n| parse_hex::<1>(n).is_some()) else {
             continue;
         };
         let mut kept = 0;
-        for guid in entries(&prefix.path()) {
+        for guid in entries(s, prefix.path()) {
+            if unlink_if_link(s, &guid, report) {
+                continue;
+            }
             let name = guid.file_name();
             let g = name
                 .to_str()
@@ -107,15 +115,15 @@ fn walk(s: &Shared, report: &mut Report) -> Option<Vec<(BlockId, u64, SystemTime
                 kept += 1;
                 continue;
             };
-            if scan_guid(s, &guid.path(), g, &mut found, report) > 0 {
+            if scan_guid(s, guid.path(), g, &mut found, report) > 0 {
                 kept += 1;
-            } else if fs::remove_dir(guid.path()).is_ok() {
+            } else if s.fs.remove_dir(guid.path()).is_ok() {
                 report.removed_dirs += 1;
             } else {
                 kept += 1;
             }
         }
-        if kept == 0 && fs::remove_dir(prefix.path()).is_ok() {
+        if kept == 0 && s.fs.remove_dir(prefix.path()).is_ok() {
             report.removed_dirs += 1;
         }
     }
@@ -131,7 +139,10 @@ fn scan_guid(
     report: &mut Report,
 ) -> usize {
     let mut kept = 0;
-    for version in entries(dir) {
+    for version in entries(s, dir) {
+        if unlink_if_link(s, &version, report) {
+            continue;
+        }
         let name = version.file_name();
         let Some(id) = name.to_str().and_then(parse_hex::<16>) else {
             kept += 1;
@@ -141,9 +152,9 @@ fn scan_guid(
         key[..16].copy_from_slice(&g);
         key[16..].copy_from_slice(&id);
         let path = version.path();
-        if scan_version(s, &path, key, found, report) > 0 {
+        if scan_version(s, path, key, found, report) > 0 {
             kept += 1;
-        } else if fs::remove_dir(&path).is_ok() {
+        } else if s.fs.remove_dir(path).is_ok() {
             report.removed_dirs += 1;
         } else {
             kept += 1;
@@ -163,43 +174,38 @@ fn scan_version(
     found: &mut Vec<(BlockId, u64, SystemTime)>,
     report: &mut Report,
 ) -> usize {
-    let all = entries(dir);
-    let meta_of = |name: &str| {
-        all.iter()
-            .find(|e| e.file_name() == name)
-            .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-            .and_then(|e| e.metadata().ok())
-    };
+    let all = entries(s, dir);
+    let meta_of = |name: &str| all.iter().find(|e| e.file_name() == name && e.is_file());
     let whole = meta_of(WHOLE_FILE).zip(meta_of(WHOLE_IDX));
     if let Some((data, idx)) = &whole {
-        let mtime = idx.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        let len = data.len() + idx.len();
+        let mtime = idx.modified;
+        let len = data.len + idx.len;
         found.push((BlockId { key, index: WHOLE }, len, mtime));
         report.files += 2;
         report.bytes += len;
     }
     let mut kept = 0;
-    for e in all {
-        let is_file = e.file_type().is_ok_and(|t| t.is_file());
-        let name = e.file_name();
-        let name = name.to_str().unwrap_or("");
+    for e in &all {
+        // A link goes as a link (counted with the stray files).
+        let is_file = e.is_file() || e.kind == Kind::Symlink;
+        let name = e.file_name().to_str().unwrap_or("");
         let index = name.parse::<u64>().ok().filter(|i| i.to_string() == name);
-        let meta = e.metadata();
-        match (is_file, index, meta) {
-            (true, _, _) if whole.is_some() && (name == WHOLE_FILE || name == WHOLE_IDX) => {
+        match (is_file, index) {
+            (true, _)
+                if e.is_file() && whole.is_some() && (name == WHOLE_FILE || name == WHOLE_IDX) =>
+            {
                 kept += 1
             }
-            (true, Some(index), Ok(meta)) if whole.is_none() => {
-                let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-                found.push((BlockId { key, index }, meta.len(), mtime));
+            (true, Some(index)) if e.is_file() && whole.is_none() => {
+                found.push((BlockId { key, index }, e.len, e.modified));
                 report.files += 1;
-                report.bytes += meta.len();
+                report.bytes += e.len;
                 kept += 1;
             }
             // Ours (this process's): never, as the writer waits for the scan; kept.
-            (true, _, _) if name.starts_with(&s.tmp_prefix) => kept += 1,
-            (true, _, _) => {
-                if fs::remove_file(e.path()).is_ok() {
+            (true, _) if e.is_file() && name.starts_with(&s.tmp_prefix) => kept += 1,
+            (true, _) => {
+                if s.fs.remove_file(e.path()).is_ok() {
                     if name.starts_with(".tmp") {
                         report.removed_tmp += 1;
                     } else {
@@ -215,10 +221,23 @@ fn scan_version(
     kept
 }
 
-/// The entries of `dir` (none if it cannot be read: the scan never fails the store).
-fn entries(dir: &Path) -> Vec<DirEntry> {
-    match fs::read_dir(dir) {
-        Ok(rd) => rd.filter_map(Result::ok).collect(),
+/// Remove `e` if it is a symbolic link (as a link: never followed); true if it was
+/// one.
+fn unlink_if_link(s: &Shared, e: &Entry, report: &mut Report) -> bool {
+    if e.kind != Kind::Symlink {
+        return false;
+    }
+    if s.fs.remove_file(e.path()).is_ok() {
+        report.removed_other += 1;
+    }
+    true
+}
+
+/// The entries of `dir` (none if it cannot be read: the scan never fails the store;
+/// nor if it is reached through a link).
+fn entries(s: &Shared, dir: &Path) -> Vec<Entry> {
+    match s.fs.read_dir(dir) {
+        Ok(all) => all,
         Err(e) => {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(dir = %dir.display(), error = %e, "disk tier: cannot scan");

@@ -38,9 +38,9 @@
 //!   and `whole` briefly coexist; a version that cannot get that room stays as
 //!   blocks. The index holds the pair as one entry (block [`WHOLE`]), evicted whole.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -191,7 +191,7 @@ impl Shared {
         let n = blocks(version, self.cfg.block_size);
         let longest = (format::MAX_HEADER + OVERHEAD) as u64 + 4 * n;
         let mut raw = Vec::new();
-        let idx = match File::open(dir.join(WHOLE_IDX)) {
+        let idx = match self.fs.read(&dir.join(WHOLE_IDX)) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e.into()),
@@ -230,7 +230,7 @@ impl Shared {
         key: &Key,
     ) -> Result<(File, fs::Metadata), Unusable> {
         let path = self.version_dir(key).join(WHOLE_FILE);
-        let file = File::open(path)?;
+        let file = self.fs.read(&path)?;
         let meta = file.metadata()?;
         if meta.len() != self.whole_len(version) {
             return Err(Unusable::Corrupt("whole file length"));
@@ -417,21 +417,21 @@ impl Shared {
             Err(_) => return, // stays as blocks
         }
         let dir = self.version_dir(&key);
-        let tmp = dir.join(format!("{}{WHOLE_FILE}", self.tmp_prefix));
-        let tmp_idx = dir.join(format!("{}{WHOLE_IDX}", self.tmp_prefix));
+        let tmp = self.tmp_path(&dir, WHOLE_FILE);
+        let tmp_idx = self.tmp_path(&dir, WHOLE_IDX);
         let built = self
             .build(version, &key, validator, &tmp, &tmp_idx)
             .and_then(|()| {
-                fs::rename(&tmp, dir.join(WHOLE_FILE))?;
-                fs::rename(&tmp_idx, dir.join(WHOLE_IDX))
+                self.fs.rename(&tmp, &dir.join(WHOLE_FILE))?;
+                self.fs.rename(&tmp_idx, &dir.join(WHOLE_IDX))
             });
         self.tables.lock().remove(&key);
         let mut ix = self.index.lock();
         ix.release(total);
         if let Err(e) = built {
             drop(ix);
-            let _ = fs::remove_file(&tmp);
-            let _ = fs::remove_file(&tmp_idx);
+            let _ = self.fs.remove_file(&tmp);
+            let _ = self.fs.remove_file(&tmp_idx);
             if !matches!(
                 e.kind(),
                 io::ErrorKind::InvalidData | io::ErrorKind::Interrupted
@@ -465,14 +465,7 @@ impl Shared {
         tmp_idx: &Path,
     ) -> io::Result<()> {
         let bs = self.cfg.block_size;
-        let create = |p: &Path| {
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(p)
-        };
+        let create = |p: &Path| self.fs.create_new(p);
         let mut out = create(tmp)?;
         let mut sums = Vec::new();
         let mut raw = Vec::new();
@@ -484,7 +477,7 @@ impl Shared {
             }
             let id = BlockId { key: *key, index };
             raw.clear();
-            File::open(self.block_path(&id))?.read_to_end(&mut raw)?;
+            self.fs.read(&self.block_path(&id))?.read_to_end(&mut raw)?;
             let who = self.identity(version, index, bs);
             let damage = match self.unseal(&mut raw, id_bytes, index, Segment::Block) {
                 Err(_) => Some((&self.n.rejected, "does not open")),
@@ -534,8 +527,8 @@ impl Shared {
         let dir = self.version_dir(key);
         self.sealed.lock().remove(key);
         self.tables.lock().remove(key);
-        ignore_missing(fs::remove_file(dir.join(WHOLE_IDX)))?;
-        ignore_missing(fs::remove_file(dir.join(WHOLE_FILE)))
+        ignore_missing(self.fs.remove_file(&dir.join(WHOLE_IDX)))?;
+        ignore_missing(self.fs.remove_file(&dir.join(WHOLE_FILE)))
     }
 }
 

@@ -5,19 +5,21 @@
 //! until it acts on it. It also erases interactions ([`Cmd::Erase`]) and, at start
 //! and every `EXPIRE_EVERY`, drops what was unused longer than the maximum age
 //! (blocks and whole files by their last use, catalog days by their mtime).
+//! Every change goes through the tenant directory's descriptor (`Shared::fs`): never
+//! through a symbolic link; temporary files have random names and are created
+//! `O_EXCL|O_NOFOLLOW`.
 
 use std::collections::{HashSet, VecDeque};
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 
-use super::admin::{ignore_missing, make_dir};
+use super::admin::ignore_missing;
 use super::at_rest::{self, Segment};
 use super::format;
 use super::index::{BlockId, Key, NoRoom};
@@ -162,7 +164,7 @@ impl Shared {
                     self.sealed.lock().remove(&key);
                     self.tables.lock().remove(&key);
                     let dir = self.version_dir(&key);
-                    if let Err(e) = ignore_missing(fs::remove_dir_all(&dir)) {
+                    if let Err(e) = self.fs.remove_all(&dir) {
                         self.n.write_errors.fetch_add(1, Ordering::Relaxed);
                         tracing::warn!(dir = %dir.display(), error = %e, "disk tier: purge failed");
                     }
@@ -176,14 +178,14 @@ impl Shared {
                 if self.index.lock().contains(&id) {
                     return;
                 }
-                let len = |p: PathBuf| fs::symlink_metadata(p).ok().filter(|m| m.is_file());
+                let len = |p: PathBuf| self.fs.entry(&p).ok().filter(|e| e.is_file());
                 let found = if id.index == WHOLE {
                     let dir = self.version_dir(&id.key);
                     len(dir.join(WHOLE_FILE))
                         .zip(len(dir.join(WHOLE_IDX)))
-                        .map(|(a, b)| a.len() + b.len())
+                        .map(|(a, b)| a.len + b.len)
                 } else {
-                    len(self.block_path(&id)).map(|m| m.len())
+                    len(self.block_path(&id)).map(|e| e.len)
                 };
                 if let Some(len) = found {
                     self.index.lock().insert(id, len);
@@ -296,19 +298,11 @@ impl Shared {
     /// checksums, or does not open).
     fn write_file(&self, id: &BlockId, header: &[u8], data: &[u8]) -> io::Result<()> {
         let dir = self.version_dir(&id.key);
-        let tmp = dir.join(format!("{}{}", self.tmp_prefix, id.index));
-        let create = || {
-            OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-        };
-        let mut file: File = match create() {
+        let tmp = self.tmp_path(&dir, &id.index.to_string());
+        let mut file: File = match self.fs.create_new(&tmp) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                make_dir(&dir)?;
-                create()?
+                self.fs.make_dirs(&dir)?;
+                self.fs.create_new(&tmp)?
             }
             r => r?,
         };
@@ -320,12 +314,22 @@ impl Shared {
             file.write_all(header)?;
             file.write_all(data)?;
             drop(file);
-            fs::rename(&tmp, self.block_path(id))
+            self.fs.rename(&tmp, &self.block_path(id))
         })();
         if written.is_err() {
-            let _ = fs::remove_file(&tmp);
+            let _ = self.fs.remove_file(&tmp);
         }
         written
+    }
+
+    /// A new temporary file's path in `dir` for `name`: this process's prefix, then a
+    /// random part (created `O_EXCL`: never an existing file or link).
+    pub(super) fn tmp_path(&self, dir: &Path, name: &str) -> PathBuf {
+        dir.join(format!(
+            "{}{:08x}-{name}",
+            self.tmp_prefix,
+            rand::random::<u32>()
+        ))
     }
 
     /// Delete `victims` (already forgotten by the index).
@@ -352,7 +356,7 @@ impl Shared {
         let removed = if id.index == WHOLE {
             self.unlink_whole(&id.key)
         } else {
-            ignore_missing(fs::remove_file(&path))
+            ignore_missing(self.fs.remove_file(&path))
         };
         if let Err(e) = removed {
             self.n.write_errors.fetch_add(1, Ordering::Relaxed);
@@ -368,7 +372,7 @@ impl Shared {
         }
         let mut dir = self.version_dir(key);
         for _ in 0..3 {
-            if fs::remove_dir(&dir).is_err() {
+            if self.fs.remove_dir(&dir).is_err() {
                 return;
             }
             if !dir.pop() {
@@ -390,19 +394,15 @@ impl Shared {
         // A whole file may be open through FUSE passthrough, where the kernel reads it
         // itself: emptied first, an open handle reads nothing more of it (an unlinked
         // file would still be read in full).
-        for version in fs::read_dir(&dir).into_iter().flatten().flatten() {
+        for version in self.fs.read_dir(&dir).into_iter().flatten() {
             let whole = version.path().join(WHOLE_FILE);
-            if let Ok(f) = fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&whole)
-            {
+            if let Ok(f) = self.fs.open(&whole, rustix::fs::OFlags::WRONLY) {
                 let _ = f.set_len(0);
             }
         }
-        let files = at_rest::remove_all(&dir);
+        let files = at_rest::remove_all(&self.fs, &dir);
         if let Some(prefix) = dir.parent() {
-            let _ = fs::remove_dir(prefix);
+            let _ = self.fs.remove_dir(prefix);
         }
         self.n.erased.fetch_add(files, Ordering::Relaxed);
         files
@@ -431,7 +431,7 @@ impl Shared {
         for key in keys {
             self.tidy(&key);
         }
-        let days = expire_files(&self.dir.join(at_rest::CATALOG), before);
+        let days = self.expire_files(&self.dir.join(at_rest::CATALOG), before);
         if files + days > 0 {
             tracing::info!(
                 files,
@@ -441,25 +441,19 @@ impl Shared {
         }
         self.n.expired.fetch_add(files + days, Ordering::Relaxed);
     }
-}
 
-/// Delete the regular files directly in `dir` last modified before `before`; how
-/// many.
-fn expire_files(dir: &std::path::Path, before: SystemTime) -> u64 {
-    let Ok(entries) = fs::read_dir(dir) else {
-        return 0;
-    };
-    let mut n = 0;
-    for e in entries.filter_map(Result::ok) {
-        let old = e
-            .metadata()
-            .ok()
-            .filter(|m| m.is_file())
-            .and_then(|m| m.modified().ok())
-            .is_some_and(|t| t < before);
-        if old && fs::remove_file(e.path()).is_ok() {
-            n += 1;
+    /// Delete the regular files directly in `dir` last modified before `before`; how
+    /// many.
+    fn expire_files(&self, dir: &Path, before: SystemTime) -> u64 {
+        let Ok(entries) = self.fs.read_dir(dir) else {
+            return 0;
+        };
+        let mut n = 0;
+        for e in entries {
+            if e.is_file() && e.modified < before && self.fs.remove_file(e.path()).is_ok() {
+                n += 1;
+            }
         }
+        n
     }
-    n
 }
