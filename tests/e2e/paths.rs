@@ -78,38 +78,41 @@ fn unmount(mnt: &Path) {
     assert!(!is_mounted(mnt), "unmounted");
 }
 
-/// `/tmp/vccfs-0` as another user planted it: (created by us, mtime, entries).
+/// `/tmp/vccfs-0` as another user planted it (mtime, entries); whatever was there
+/// before (an older vccfs's) is moved aside and put back when this is dropped.
 struct Planted {
-    created: bool,
     mtime: (i64, i64),
     entries: Vec<std::ffi::OsString>,
+    aside: Option<std::path::PathBuf>,
 }
 
 const PLANTED: &str = "/tmp/vccfs-0";
 
 fn plant() -> Planted {
     let p = Path::new(PLANTED);
-    let created = std::fs::symlink_metadata(p).is_err();
-    if created {
-        std::fs::create_dir(p).expect("mkdir /tmp/vccfs-0");
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).expect("chmod");
-        std::os::unix::fs::chown(p, Some(65534), Some(65534)).expect("chown");
-    }
+    let aside = std::fs::symlink_metadata(p).is_ok().then(|| {
+        let to = std::path::PathBuf::from(format!("/tmp/vccfs-0.aside-{}", std::process::id()));
+        std::fs::rename(p, &to).expect("move the old /tmp/vccfs-0 aside");
+        to
+    });
+    std::fs::create_dir(p).expect("mkdir /tmp/vccfs-0");
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    std::os::unix::fs::chown(p, Some(65534), Some(65534)).expect("chown");
     let m = std::fs::symlink_metadata(p).expect("stat");
     Planted {
-        created,
         mtime: (m.mtime(), m.mtime_nsec()),
         entries: listing(p),
+        aside,
     }
 }
 
-/// The status socket's name of a mount at `mnt` (as `control::status` names it).
-fn socket_name(mnt: &Path) -> std::ffi::OsString {
-    use sha2::Digest;
-    let canon = std::fs::canonicalize(mnt).unwrap_or_else(|_| mnt.to_path_buf());
-    let d = sha2::Sha256::digest(canon.as_os_str().as_encoded_bytes());
-    let hex: String = d[..8].iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}.sock").into()
+impl Drop for Planted {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(PLANTED);
+        if let Some(from) = &self.aside {
+            let _ = std::fs::rename(from, PLANTED);
+        }
+    }
 }
 
 fn listing(p: &Path) -> Vec<std::ffi::OsString> {
@@ -182,21 +185,18 @@ fn a_root_mount_without_home_or_xdg_never_touches_tmp() {
     unmount(&mnt);
 
     let m = std::fs::symlink_metadata(PLANTED).expect("still there");
-    if planted.created {
-        assert_eq!((m.mtime(), m.mtime_nsec()), planted.mtime, "untouched");
-        assert_eq!(
-            listing(Path::new(PLANTED)),
-            planted.entries,
-            "nothing added"
-        );
-        let _ = std::fs::remove_dir(PLANTED);
-    } else {
-        // Not ours (an older vccfs on this host may use it): at least nothing of this
-        // mount's went there.
-        let ours = socket_name(&mnt);
-        let now = listing(Path::new(PLANTED));
-        assert!(!now.iter().any(|n| *n == *ours), "{now:?}");
-    }
+    assert_eq!((m.mtime(), m.mtime_nsec()), planted.mtime, "untouched");
+    assert_eq!(
+        (m.uid(), m.mode() & 0o777),
+        (65534, 0o777),
+        "still the other user's"
+    );
+    assert_eq!(
+        listing(Path::new(PLANTED)),
+        planted.entries,
+        "nothing added"
+    );
+    drop(planted);
 }
 
 /// A refused mount: quick, one line naming the problem, no mount left behind.
