@@ -113,6 +113,18 @@ fn denied(user: &str, cmd: &str, path: &Path) {
 }
 
 /// `stat -c FORMAT path`, as root.
+/// The uid of local user `name`.
+fn stat_uid(name: &str) -> u64 {
+    let out = Command::new("id")
+        .args(["-u", name])
+        .output()
+        .expect("id -u");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a uid")
+}
+
 fn stat(format: &str, path: &Path) -> String {
     let (ok, out, err) = sh(&format!("stat -c '{format}' '{}'", path.display()));
     assert!(ok, "stat {}: {err}", path.display());
@@ -209,7 +221,19 @@ fn other_users_read_only_what_the_group_and_modes_allow() {
 
     // --allow-other --gid GROUP, the user a member: exact bytes, metadata, xattrs.
     run("usermod", &["-aG", acc.group(), &user]);
-    let m = mount(&emu, &["--allow-other", "--gid", acc.group()]);
+    let audit_dir = tempfile::tempdir().expect("tempdir");
+    let audit = audit_dir.path().join("audit.log");
+    let audit_arg = audit.to_string_lossy().to_string();
+    let m = mount(
+        &emu,
+        &[
+            "--allow-other",
+            "--gid",
+            acc.group(),
+            "--audit-log",
+            &audit_arg,
+        ],
+    );
     let (file, meta, dir) = paths(&m, &rel);
     let group = acc.group();
     assert_eq!(stat("%a %U %G", &file), format!("440 root {group}"));
@@ -232,6 +256,32 @@ fn other_users_read_only_what_the_group_and_modes_allow() {
         String::from_utf8_lossy(&got)
     );
     m.stop();
+    // The audit log says who read which recording: the member's uid, the guid, the key.
+    let uid = stat_uid(&user);
+    let guid = rel
+        .iter()
+        .next()
+        .expect("guid")
+        .to_string_lossy()
+        .to_string();
+    let key = file.file_name().expect("key").to_string_lossy().to_string();
+    let log = std::fs::read_to_string(&audit).expect("audit log");
+    let mode = std::fs::metadata(&audit)
+        .expect("audit")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600, "the audit log is private");
+    let hit = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .any(|l| {
+            l["uid"] == uid
+                && l["guid"] == guid.as_str()
+                && l["key"] == key.as_str()
+                && l["result"] == "ok"
+        });
+    assert!(hit, "no audit line for uid {uid}, {guid}/{key}:\n{log}");
 
     // Directories open to all, files not (gid root: the user is no member): names are
     // visible, content, metadata and every xattr are not — the kernel checks the file's
