@@ -1,6 +1,19 @@
 //! `vccfs mount` flags → [`MountOptions`]: every check that needs no network and no
 //! mountpoint (times, URLs, credentials, limits, sizes), each failing with one
 //! [`CliError::Usage`] line that names the flag.
+//!
+//! Safe on a shared host:
+//! - secret files (`--credentials`, `--redis-credentials`, `--cache-key-file`) are read
+//!   with [`crate::util::read_private_file`] only (one `O_NOFOLLOW` open, `fstat`
+//!   checks: ours, regular, mode `0600` or tighter);
+//! - no secret is accepted on the command line, where every local user can read it
+//!   (`/proc/PID/cmdline`), and so none reaches the `--daemon` child, which is given
+//!   the same arguments: a password inside a `--redis`/`--redis-control` URL (or
+//!   `REDIS_URL`, or fstab `redis=`) is refused in favour of `--redis-credentials`;
+//! - nothing secret travels in clear: `--api-url`/`--auth-url` must be https unless
+//!   loopback (checked by [`ApiConfig::new`]); a plain `redis://` URL to another host
+//!   needs `--redis-allow-plaintext`; a `--metrics` address off loopback is warned
+//!   about ([`warnings`]).
 
 use std::time::Duration;
 
@@ -87,22 +100,33 @@ pub fn mount_options(a: &MountArgs) -> Result<MountOptions, CliError> {
     })
 }
 
-/// `--redis`, `--redis-credentials`, `--fallback-rpm`.
+/// What the mount may do but should be told about: one line each, printed before it
+/// starts (by the process the user started, not the `--daemon` child).
+pub fn warnings(opts: &MountOptions) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Some(addr) = opts.metrics.filter(|a| !a.ip().is_loopback()) {
+        out.push(format!(
+            "--metrics {addr} is not a loopback address: metrics have no authentication, anyone who can reach it reads them"
+        ));
+    }
+    out
+}
+
+/// `--redis`, `--redis-credentials`, `--redis-control`, `--redis-allow-plaintext`,
+/// `--fallback-rpm`.
 fn redis_options(a: &MountArgs) -> Result<Option<RedisOptions>, CliError> {
     let Some(url) = &a.redis else {
         return Ok(None);
     };
-    crate::shared::check_url(url).map_err(|e| CliError::Usage(format!("--redis: {e}")))?;
+    check_redis_url("--redis", url, a.redis_allow_plaintext)?;
     if let Some(c) = &a.redis_control {
-        crate::shared::check_url(c)
-            .map_err(|e| CliError::Usage(format!("--redis-control: {e}")))?;
+        check_redis_url("--redis-control", c, a.redis_allow_plaintext)?;
     }
     let password = a
         .redis_credentials
         .as_deref()
         .map(read_secret)
-        .transpose()?
-        .map(zeroize::Zeroizing::new);
+        .transpose()?;
     let with_password = |flag: &str, url: &str| -> Result<String, CliError> {
         let Some(password) = &password else {
             return Ok(url.to_string());
@@ -130,22 +154,43 @@ fn redis_options(a: &MountArgs) -> Result<Option<RedisOptions>, CliError> {
     }))
 }
 
-/// The one-line secret in `path`, which only its owner may read.
-fn read_secret(path: &std::path::Path) -> Result<String, CliError> {
-    use std::os::unix::fs::PermissionsExt;
-    let shown = path.display();
-    let md = std::fs::metadata(path)
-        .map_err(|e| CliError::Usage(format!("--redis-credentials {shown}: {e}")))?;
-    if md.permissions().mode() & 0o077 != 0 {
+/// A Redis URL as given on the command line (or `REDIS_URL`, or fstab `redis=`): a
+/// `redis://`/`rediss://` URL without a password, and TLS unless the host is loopback
+/// or `allow_plaintext`. Messages never show the password.
+fn check_redis_url(flag: &str, url: &str, allow_plaintext: bool) -> Result<(), CliError> {
+    let named = if flag == "--redis" {
+        "--redis (or REDIS_URL)"
+    } else {
+        flag
+    };
+    crate::shared::check_url(url).map_err(|e| CliError::Usage(format!("{named}: {e}")))?;
+    let parsed = url::Url::parse(url).map_err(|e| CliError::Usage(format!("{named}: {e}")))?;
+    if parsed.password().is_some() {
         return Err(CliError::Usage(format!(
-            "--redis-credentials {shown} is readable by group or others; run: chmod 600 {shown}"
+            "{named}: the URL holds a password, which every local user can read in the process list; put it in a mode-600 file and pass --redis-credentials FILE"
         )));
     }
-    // The file's text holds the password: wiped when dropped.
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| CliError::Usage(format!("--redis-credentials {shown}: {e}")))?,
-    );
+    if parsed.scheme() == "redis" && !allow_plaintext && !crate::util::wire::is_loopback(&parsed)
+    {
+        return Err(CliError::Usage(format!(
+            "{named} {}: plain redis:// to another host sends the Redis password and the access pattern in clear; use rediss:// (TLS), or pass --redis-allow-plaintext",
+            crate::util::wire::origin(&parsed)
+        )));
+    }
+    Ok(())
+}
+
+/// The longest `--redis-credentials` file read.
+const MAX_REDIS_CREDENTIALS: u64 = 4096;
+
+/// The one-line secret in `path`, which only its owner may read
+/// ([`crate::util::read_private_file`]); wiped from memory when dropped.
+fn read_secret(path: &std::path::Path) -> Result<zeroize::Zeroizing<String>, CliError> {
+    let shown = path.display();
+    let raw = crate::util::read_private_file(path, MAX_REDIS_CREDENTIALS)
+        .map_err(|e| CliError::Usage(format!("--redis-credentials {e}")))?;
+    let text = std::str::from_utf8(&raw)
+        .map_err(|_| CliError::Usage(format!("--redis-credentials {shown}: not UTF-8 text")))?;
     let line = text
         .lines()
         .map(str::trim)
@@ -153,6 +198,7 @@ fn read_secret(path: &std::path::Path) -> Result<String, CliError> {
     let secret = line
         .map(|l| l.strip_prefix("REDIS_PASSWORD=").unwrap_or(l).to_string())
         .filter(|s| !s.is_empty())
+        .map(zeroize::Zeroizing::new)
         .ok_or_else(|| CliError::Usage(format!("--redis-credentials {shown} is empty")))?;
     Ok(secret)
 }

@@ -3,7 +3,11 @@
 //! reports the pid and returns, otherwise the child's last `vccfs: ` stderr line is the
 //! error. The child serves as usual, then announces itself and lets go of the pipes.
 //!
-//! Invariants: the daemon child prints the ready line only once the session is live
+//! Invariants: the child's arguments are exactly the user's minus `--daemon`
+//! ([`child_args`]): nothing is added, so no secret appears in its `/proc/PID/cmdline`
+//! that was not in the parent's (and the parent's holds none: `cli::options` refuses a
+//! password in a URL before this runs; secrets come from the environment, which the
+//! child inherits and only its owner can read, or from files). The daemon child prints the ready line only once the session is live
 //! (the parent returning means the mount works); after it, the child writes nothing to
 //! the parent's pipes (logs go to `--log-file` or /dev/null) and leaves its session.
 
@@ -18,7 +22,7 @@ const DAEMON_CHILD_ENV: &str = "VCCFS_DAEMON_CHILD";
 const READY_LINE: &str = "vccfs-ready";
 
 /// Is this process the background child of `--daemon`?
-pub(super) fn is_child() -> bool {
+pub(crate) fn is_child() -> bool {
     std::env::var_os(DAEMON_CHILD_ENV).is_some()
 }
 
@@ -28,10 +32,7 @@ pub(super) fn spawn_daemon(opts: &MountOptions) -> Result<(), MountError> {
         what: "find own executable",
         source,
     })?;
-    let args: Vec<std::ffi::OsString> = std::env::args_os()
-        .skip(1)
-        .filter(|a| a != "--daemon")
-        .collect();
+    let args = child_args(std::env::args_os().skip(1));
     let mut child = std::process::Command::new(exe)
         .args(args)
         .env(DAEMON_CHILD_ENV, "1")
@@ -82,6 +83,14 @@ pub(super) fn spawn_daemon(opts: &MountOptions) -> Result<(), MountError> {
     })
 }
 
+/// The child's arguments: the parent's (program name excluded) minus `--daemon`,
+/// nothing added.
+fn child_args(
+    parent: impl Iterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    parent.filter(|a| a != "--daemon").collect()
+}
+
 /// In the child, once the session is live: tell the parent, then detach from its pipes.
 pub(super) fn announce_ready(log_file: Option<&Path>) {
     println!("{READY_LINE}");
@@ -113,5 +122,17 @@ fn detach_stdio(log_file: Option<&Path>) {
             libc::dup2(f.as_raw_fd(), 2);
             libc::setsid();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_child_gets_the_same_arguments_minus_daemon_and_nothing_more() {
+        let parent = ["mount", "/m", "--daemon", "--redis-credentials", "/etc/r", "-v"];
+        let got = child_args(parent.iter().map(std::ffi::OsString::from));
+        assert_eq!(got, ["mount", "/m", "--redis-credentials", "/etc/r", "-v"]);
     }
 }
