@@ -103,13 +103,15 @@ pub fn mount_options(a: &MountArgs) -> Result<MountOptions, CliError> {
 /// What the mount may do but should be told about: one line each, printed before it
 /// starts (by the process the user started, not the `--daemon` child).
 pub fn warnings(opts: &MountOptions) -> Vec<String> {
-    let mut out = Vec::new();
-    if let Some(addr) = opts.metrics.filter(|a| !a.ip().is_loopback()) {
-        out.push(format!(
-            "--metrics {addr} is not a loopback address: metrics have no authentication, anyone who can reach it reads them"
-        ));
-    }
-    out
+    metrics_warning(opts.metrics).into_iter().collect()
+}
+
+/// The warning a `--metrics` address off loopback gets.
+fn metrics_warning(addr: Option<std::net::SocketAddr>) -> Option<String> {
+    let addr = addr.filter(|a| !a.ip().is_loopback())?;
+    Some(format!(
+        "--metrics {addr} is not a loopback address: metrics have no authentication, anyone who can reach it reads them"
+    ))
 }
 
 /// `--redis`, `--redis-credentials`, `--redis-control`, `--redis-allow-plaintext`,
@@ -301,6 +303,73 @@ mod tests {
             derived_auth_url("not a url"),
             Err(CliError::Usage(_))
         ));
+    }
+
+    fn mount_args(extra: &[&str]) -> MountArgs {
+        use clap::Parser;
+        let mut argv = vec!["vccfs", "mount", "/m"];
+        argv.extend_from_slice(extra);
+        match super::super::Cli::try_parse_from(argv).map(|c| c.command) {
+            Ok(super::super::Command::Mount(a)) => a,
+            other => panic!("not a mount: {other:?}"),
+        }
+    }
+
+    fn redis_err(extra: &[&str]) -> String {
+        match redis_options(&mount_args(extra)) {
+            Err(e) => e.to_string(),
+            Ok(o) => panic!("accepted: {:?}", o.map(|o| o.fallback_rpm)),
+        }
+    }
+
+    #[test]
+    fn redis_urls_carry_no_password_and_travel_in_tls_off_loopback() {
+        for url in ["redis://:pw@127.0.0.1:6379", "rediss://user:pw@cache.example:6380/0"] {
+            let e = redis_err(&["--redis", url]);
+            assert!(e.contains("--redis-credentials") && !e.contains("pw@"), "{e}");
+        }
+        let e = redis_err(&["--redis", "rediss://h", "--redis-control", "rediss://:pw@h"]);
+        assert!(e.starts_with("--redis-control:") && e.contains("--redis-credentials"), "{e}");
+        let e = redis_err(&["--redis", "redis://cache.example:6379"]);
+        assert!(e.contains("--redis-allow-plaintext") && e.contains("rediss://"), "{e}");
+        let e = redis_err(&["--redis", "rediss://h", "--redis-control", "redis://10.0.0.5"]);
+        assert!(e.contains("--redis-control redis://10.0.0.5"), "{e}");
+        for ok in [
+            &["--redis", "redis://127.0.0.1:6379/0"][..],
+            &["--redis", "redis://[::1]:6379"],
+            &["--redis", "rediss://cache.example:6380"],
+            &["--redis", "redis://user@cache.example", "--redis-allow-plaintext"],
+        ] {
+            assert!(redis_options(&mount_args(ok)).is_ok(), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn a_password_file_is_read_privately_into_the_url() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("redis.pw");
+        std::fs::write(&p, "# fleet\nREDIS_PASSWORD=s3cr3t\n").expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let f = p.display().to_string();
+        let o = redis_options(&mount_args(&["--redis", "rediss://h", "--redis-credentials", &f]))
+            .expect("accepted")
+            .expect("redis");
+        assert_eq!(o.url, "rediss://:s3cr3t@h");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&p, &link).expect("symlink");
+        let l = link.display().to_string();
+        let e = redis_err(&["--redis", "rediss://h", "--redis-credentials", &l]);
+        assert!(e.starts_with("--redis-credentials ") && e.contains("symlink"), "{e}");
+    }
+
+    #[test]
+    fn metrics_off_loopback_are_warned_about() {
+        assert_eq!(metrics_warning(None), None);
+        assert_eq!(metrics_warning("127.0.0.1:9464".parse().ok()), None);
+        assert_eq!(metrics_warning("[::1]:9464".parse().ok()), None);
+        let w = metrics_warning("0.0.0.0:9464".parse().ok()).expect("warned");
+        assert!(w.contains("no authentication"), "{w}");
     }
 
     #[test]
