@@ -83,9 +83,7 @@ impl Credentials {
         // The file's text holds the secret too: wiped when dropped (`raw` as well).
         let text = zeroize::Zeroizing::new(
             std::str::from_utf8(&raw)
-                .map_err(|_| {
-                    ApiError::Config(format!("--credentials {shown}: not UTF-8 text"))
-                })?
+                .map_err(|_| ApiError::Config(format!("--credentials {shown}: not UTF-8 text")))?
                 .to_string(),
         );
         let mut id = None;
@@ -212,8 +210,12 @@ mod tests {
         )
         .expect_err("plain http off loopback");
         assert!(e.to_string().contains("https is required"), "{e}");
-        let e = ApiConfig::new(&Region::Apac.api_url(), "http://10.0.0.1/Auth/connect/token", c)
-            .expect_err("plain http token endpoint");
+        let e = ApiConfig::new(
+            &Region::Apac.api_url(),
+            "http://10.0.0.1/Auth/connect/token",
+            c,
+        )
+        .expect_err("plain http token endpoint");
         assert!(e.to_string().contains("--auth-url"), "{e}");
     }
 

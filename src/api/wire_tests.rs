@@ -101,7 +101,10 @@ async fn search(State(s): State<Shared>, Query(q): Query<HashMap<String, String>
             };
             json(
                 StatusCode::OK,
-                format!(r#"{{"items":[{}],"meta":{{"nextContinuationToken":"{next}"}}}}"#, item(1)),
+                format!(
+                    r#"{{"items":[{}],"meta":{{"nextContinuationToken":"{next}"}}}}"#,
+                    item(1)
+                ),
             )
         }
         Mode::BigError => json(StatusCode::BAD_REQUEST, "x".repeat(8 << 20)),
@@ -205,7 +208,11 @@ async fn a_continuation_cycle_is_an_error() {
 async fn an_oversized_token_is_refused() {
     let (c, s) = server(Mode::BigToken).await;
     let e = list_err(&c).await;
-    assert!(e.to_string().contains("token response body is larger than 1.0 MiB"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("token response body is larger than 1.0 MiB"),
+        "{e}"
+    );
     assert_eq!(s.searches.load(Ordering::Relaxed), 0);
 }
 

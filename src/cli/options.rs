@@ -172,8 +172,7 @@ fn check_redis_url(flag: &str, url: &str, allow_plaintext: bool) -> Result<(), C
             "{named}: the URL holds a password, which every local user can read in the process list; put it in a mode-600 file and pass --redis-credentials FILE"
         )));
     }
-    if parsed.scheme() == "redis" && !allow_plaintext && !crate::util::wire::is_loopback(&parsed)
-    {
+    if parsed.scheme() == "redis" && !allow_plaintext && !crate::util::wire::is_loopback(&parsed) {
         return Err(CliError::Usage(format!(
             "{named} {}: plain redis:// to another host sends the Redis password and the access pattern in clear; use rediss:// (TLS), or pass --redis-allow-plaintext",
             crate::util::wire::origin(&parsed)
@@ -324,21 +323,42 @@ mod tests {
 
     #[test]
     fn redis_urls_carry_no_password_and_travel_in_tls_off_loopback() {
-        for url in ["redis://:pw@127.0.0.1:6379", "rediss://user:pw@cache.example:6380/0"] {
+        for url in [
+            "redis://:pw@127.0.0.1:6379",
+            "rediss://user:pw@cache.example:6380/0",
+        ] {
             let e = redis_err(&["--redis", url]);
-            assert!(e.contains("--redis-credentials") && !e.contains("pw@"), "{e}");
+            assert!(
+                e.contains("--redis-credentials") && !e.contains("pw@"),
+                "{e}"
+            );
         }
         let e = redis_err(&["--redis", "rediss://h", "--redis-control", "rediss://:pw@h"]);
-        assert!(e.starts_with("--redis-control:") && e.contains("--redis-credentials"), "{e}");
+        assert!(
+            e.starts_with("--redis-control:") && e.contains("--redis-credentials"),
+            "{e}"
+        );
         let e = redis_err(&["--redis", "redis://cache.example:6379"]);
-        assert!(e.contains("--redis-allow-plaintext") && e.contains("rediss://"), "{e}");
-        let e = redis_err(&["--redis", "rediss://h", "--redis-control", "redis://10.0.0.5"]);
+        assert!(
+            e.contains("--redis-allow-plaintext") && e.contains("rediss://"),
+            "{e}"
+        );
+        let e = redis_err(&[
+            "--redis",
+            "rediss://h",
+            "--redis-control",
+            "redis://10.0.0.5",
+        ]);
         assert!(e.contains("--redis-control redis://10.0.0.5"), "{e}");
         for ok in [
             &["--redis", "redis://127.0.0.1:6379/0"][..],
             &["--redis", "redis://[::1]:6379"],
             &["--redis", "rediss://cache.example:6380"],
-            &["--redis", "redis://user@cache.example", "--redis-allow-plaintext"],
+            &[
+                "--redis",
+                "redis://user@cache.example",
+                "--redis-allow-plaintext",
+            ],
         ] {
             assert!(redis_options(&mount_args(ok)).is_ok(), "{ok:?}");
         }
@@ -352,15 +372,23 @@ mod tests {
         std::fs::write(&p, "# fleet\nREDIS_PASSWORD=s3cr3t\n").expect("write");
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         let f = p.display().to_string();
-        let o = redis_options(&mount_args(&["--redis", "rediss://h", "--redis-credentials", &f]))
-            .expect("accepted")
-            .expect("redis");
+        let o = redis_options(&mount_args(&[
+            "--redis",
+            "rediss://h",
+            "--redis-credentials",
+            &f,
+        ]))
+        .expect("accepted")
+        .expect("redis");
         assert_eq!(o.url, "rediss://:s3cr3t@h");
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&p, &link).expect("symlink");
         let l = link.display().to_string();
         let e = redis_err(&["--redis", "rediss://h", "--redis-credentials", &l]);
-        assert!(e.starts_with("--redis-credentials ") && e.contains("symlink"), "{e}");
+        assert!(
+            e.starts_with("--redis-credentials ") && e.contains("symlink"),
+            "{e}"
+        );
     }
 
     #[test]

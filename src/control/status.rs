@@ -131,9 +131,7 @@ where
     let mut bounded = conn.take(MAX_REQUEST_LINE);
     let read = tokio::time::timeout(Duration::from_secs(5), bounded.read_line(&mut line));
     match read.await {
-        Ok(Ok(n)) if line.ends_with('\n') || (n as u64) < MAX_REQUEST_LINE => {
-            Some(line)
-        }
+        Ok(Ok(n)) if line.ends_with('\n') || (n as u64) < MAX_REQUEST_LINE => Some(line),
         _ => None,
     }
 }

@@ -85,9 +85,7 @@ pub(super) fn spawn_daemon(opts: &MountOptions) -> Result<(), MountError> {
 
 /// The child's arguments: the parent's (program name excluded) minus `--daemon`,
 /// nothing added.
-fn child_args(
-    parent: impl Iterator<Item = std::ffi::OsString>,
-) -> Vec<std::ffi::OsString> {
+fn child_args(parent: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
     parent.filter(|a| a != "--daemon").collect()
 }
 
@@ -131,7 +129,14 @@ mod tests {
 
     #[test]
     fn the_child_gets_the_same_arguments_minus_daemon_and_nothing_more() {
-        let parent = ["mount", "/m", "--daemon", "--redis-credentials", "/etc/r", "-v"];
+        let parent = [
+            "mount",
+            "/m",
+            "--daemon",
+            "--redis-credentials",
+            "/etc/r",
+            "-v",
+        ];
         let got = child_args(parent.iter().map(std::ffi::OsString::from));
         assert_eq!(got, ["mount", "/m", "--redis-credentials", "/etc/r", "-v"]);
     }

@@ -32,7 +32,10 @@ pub enum PrivateFileError {
 }
 
 /// The bytes of `path` (at most `max_len`), after the checks of the module essay.
-pub fn read_private_file(path: &Path, max_len: u64) -> Result<Zeroizing<Vec<u8>>, PrivateFileError> {
+pub fn read_private_file(
+    path: &Path,
+    max_len: u64,
+) -> Result<Zeroizing<Vec<u8>>, PrivateFileError> {
     let io = |source| PrivateFileError::Io {
         path: path.to_path_buf(),
         source,

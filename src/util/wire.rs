@@ -19,7 +19,8 @@ pub fn is_loopback(url: &Url) -> bool {
         // come as a name.
         Some(Host::Domain(d)) => {
             d.eq_ignore_ascii_case("localhost")
-                || d.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+                || d.parse::<std::net::IpAddr>()
+                    .is_ok_and(|ip| ip.is_loopback())
         }
         Some(Host::Ipv4(ip)) => ip.is_loopback(),
         Some(Host::Ipv6(ip)) => ip.is_loopback(),
@@ -124,8 +125,12 @@ mod tests {
         assert!(redirect_allowed(&api, &u("https://storage.example/o?sig=1")).is_ok());
         assert!(redirect_allowed(&local, &u("http://127.0.0.1:10/o")).is_ok());
         assert!(redirect_allowed(&local, &u("https://storage.example/o")).is_ok());
-        let e = redirect_allowed(&api, &u("http://storage.example/o?sig=secret")).expect_err("down");
-        assert!(e.contains("https to plain http") && !e.contains("secret"), "{e}");
+        let e =
+            redirect_allowed(&api, &u("http://storage.example/o?sig=secret")).expect_err("down");
+        assert!(
+            e.contains("https to plain http") && !e.contains("secret"),
+            "{e}"
+        );
         let e = redirect_allowed(&api, &u("http://127.0.0.1/o")).expect_err("down to loopback");
         assert!(e.contains("https to plain http"), "{e}");
         let e = redirect_allowed(&local, &u("http://storage.example/o")).expect_err("remote http");

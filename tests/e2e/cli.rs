@@ -209,8 +209,15 @@ fn refused_fast(emu: &Emulator, mnt: &str, args: &[&str], env: &[(&str, &str)], 
     fails_with(&out, needle);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.lines().count(), 1, "one line:\n{err}");
-    assert!(took < std::time::Duration::from_secs(1), "took {took:?}: {err}");
-    assert_eq!(emu.stat("token_requests"), before, "contacted the API: {err}");
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "took {took:?}: {err}"
+    );
+    assert_eq!(
+        emu.stat("token_requests"),
+        before,
+        "contacted the API: {err}"
+    );
     assert!(!crate::common::is_mounted(std::path::Path::new(mnt)));
 }
 
@@ -268,7 +275,11 @@ fn shared_host_refusals() {
     // with --daemon (refused before any child is started).
     let pw = "redis://:hunter2@127.0.0.1:6379";
     run(with(&["--redis", pw]), CREDS, "--redis-credentials");
-    run(with(&["--redis", pw, "--daemon"]), CREDS, "--redis-credentials");
+    run(
+        with(&["--redis", pw, "--daemon"]),
+        CREDS,
+        "--redis-credentials",
+    );
     let mut env = CREDS.to_vec();
     env.push(("REDIS_URL", pw));
     run(with(&[]), &env, "--redis-credentials");
@@ -276,7 +287,10 @@ fn shared_host_refusals() {
         emu.api_url.as_str(),
         &mnt,
         "-o",
-        &format!("auth_url={},redis=redis://u:hunter2@127.0.0.1", emu.auth_url),
+        &format!(
+            "auth_url={},redis=redis://u:hunter2@127.0.0.1",
+            emu.auth_url
+        ),
     ]
     .map(String::from)
     .to_vec();
@@ -291,7 +305,9 @@ fn shared_host_refusals() {
 
     // Plain http to a host other than loopback: the API, the token endpoint, fstab.
     let remote = "http://example.com/interaction-content";
-    let args = ["mount", &mnt, "--api-url", remote].map(String::from).to_vec();
+    let args = ["mount", &mnt, "--api-url", remote]
+        .map(String::from)
+        .to_vec();
     run(args, CREDS, "https is required");
     let args = [
         "mount",
@@ -304,6 +320,8 @@ fn shared_host_refusals() {
     .map(String::from)
     .to_vec();
     run(args, CREDS, "https is required");
-    let fstab = [remote, &mnt, "-o", "foreground"].map(String::from).to_vec();
+    let fstab = [remote, &mnt, "-o", "foreground"]
+        .map(String::from)
+        .to_vec();
     run(fstab, CREDS, "https is required");
 }
