@@ -1,4 +1,11 @@
-//! Small parsers shared by the CLI and the client: sizes, times, HTTP dates.
+//! Small parsers shared by the CLI and the client: sizes, times, HTTP dates; and the
+//! two checks every layer shares: secret files ([`private_file`]) and which URLs may
+//! travel in clear ([`wire`]).
+
+mod private_file;
+pub mod wire;
+
+pub use private_file::{read_private_file, PrivateFileError};
 
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;

@@ -146,7 +146,7 @@ impl ApiClient {
                         self.inner.http.get(url),
                     )
                     .await?;
-                read_json(&what, resp).await
+                read_json(&what, resp, super::body::MAX_JSON_BODY).await
             }
         })
         .await
@@ -359,12 +359,13 @@ pub(crate) fn transport_error(what: &str, e: reqwest::Error) -> ApiError {
     }
 }
 
-/// The `message` of an API error body, or an excerpt of whatever came.
+/// The `message` of an API error body, or an excerpt of whatever came (of at most
+/// [`super::body::MAX_ERROR_BODY`] bytes read).
 async fn error_message(resp: Response) -> String {
     let status = resp.status();
-    let body = resp.bytes().await.unwrap_or_default();
+    let body = super::body::read_truncated(resp, super::body::MAX_ERROR_BODY).await;
     match serde_json::from_slice::<ErrorBody>(&body) {
-        Ok(e) => e.message,
+        Ok(e) => e.message.chars().take(500).collect(),
         Err(_) => {
             let excerpt = String::from_utf8_lossy(&body[..body.len().min(160)])
                 .trim()
@@ -378,23 +379,29 @@ async fn error_message(resp: Response) -> String {
     }
 }
 
-/// Read a JSON body; a broken body is retryable, a body of the wrong shape is not
-/// (the URL is probably not the API).
+/// Read a JSON body of at most `cap` bytes; a broken body is retryable, a body of the
+/// wrong shape or over the cap is not (the URL is probably not the API, and the same
+/// request would bring the same body).
 pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
     what: &str,
     resp: Response,
+    cap: usize,
 ) -> Result<T, Failure> {
+    use super::body::{read_capped, BodyError};
     let status = resp.status();
-    let body = resp
-        .bytes()
-        .await
-        .map_err(|e| Failure::retry(transport_error(what, e)))?;
     if status != StatusCode::OK {
         return Err(Failure::Fatal(ApiError::Protocol {
             what: what.to_string(),
             detail: format!("unexpected HTTP {status}"),
         }));
     }
+    let body = read_capped(resp, cap).await.map_err(|e| match e {
+        BodyError::Transport(e) => Failure::retry(transport_error(what, e)),
+        BodyError::TooLarge { cap } => Failure::Fatal(ApiError::Protocol {
+            what: what.to_string(),
+            detail: BodyError::too_large(cap),
+        }),
+    })?;
     serde_json::from_slice(&body).map_err(|e| {
         Failure::Fatal(ApiError::Protocol {
             what: what.to_string(),

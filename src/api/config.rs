@@ -72,25 +72,20 @@ impl Credentials {
     }
 
     /// From a file of `KEY=VALUE` lines (`VCC_CLIENT_ID=...`, `VCC_CLIENT_SECRET=...`;
-    /// `client_id`/`client_secret` also accepted; `#` comments). Refuses a file that
-    /// group or others can read.
+    /// `client_id`/`client_secret` also accepted; `#` comments), read with
+    /// [`crate::util::read_private_file`]: opened once without following a symlink,
+    /// refused unless it is a regular file owned by the running user that group and
+    /// others cannot read, at most [`MAX_CREDENTIALS_FILE`] bytes.
     pub fn from_file(path: &Path) -> Result<Credentials, ApiError> {
-        use std::os::unix::fs::PermissionsExt;
         let shown = path.display();
-        let meta = std::fs::metadata(path)
-            .map_err(|e| ApiError::Config(format!("cannot read credentials file {shown}: {e}")))?;
-        let mode = meta.permissions().mode();
-        if mode & 0o077 != 0 {
-            return Err(ApiError::Config(format!(
-                "credentials file {shown} is accessible by group or others (mode {:o}); run: chmod 600 {shown}",
-                mode & 0o777
-            )));
-        }
-        // The file's text holds the secret too: wiped when dropped.
-        let text =
-            zeroize::Zeroizing::new(std::fs::read_to_string(path).map_err(|e| {
-                ApiError::Config(format!("cannot read credentials file {shown}: {e}"))
-            })?);
+        let raw = crate::util::read_private_file(path, MAX_CREDENTIALS_FILE)
+            .map_err(|e| ApiError::Config(format!("--credentials {e}")))?;
+        // The file's text holds the secret too: wiped when dropped (`raw` as well).
+        let text = zeroize::Zeroizing::new(
+            std::str::from_utf8(&raw)
+                .map_err(|_| ApiError::Config(format!("--credentials {shown}: not UTF-8 text")))?
+                .to_string(),
+        );
         let mut id = None;
         let mut secret = None;
         for line in text.lines() {
@@ -118,11 +113,14 @@ impl Credentials {
                 })
             }
             _ => Err(ApiError::Config(format!(
-                "credentials file {shown} must set VCC_CLIENT_ID=... and VCC_CLIENT_SECRET=..."
+                "--credentials {shown} must set VCC_CLIENT_ID=... and VCC_CLIENT_SECRET=..."
             ))),
         }
     }
 }
+
+/// The longest credentials file read (a few lines; anything longer is not one).
+pub const MAX_CREDENTIALS_FILE: u64 = 64 << 10;
 
 /// Everything the client needs to run.
 #[derive(Debug, Clone)]
@@ -154,16 +152,10 @@ impl ApiConfig {
     /// on loopback (an emulator).
     pub fn new(api_url: &str, auth_url: &str, credentials: Credentials) -> Result<Self, ApiError> {
         let api_url = api_url.trim_end_matches('/').to_string();
-        let parsed = reqwest::Url::parse(&api_url)
-            .map_err(|e| ApiError::Config(format!("bad --api-url {api_url:?}: {e}")))?;
-        reqwest::Url::parse(auth_url)
-            .map_err(|e| ApiError::Config(format!("bad --auth-url {auth_url:?}: {e}")))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(ApiError::Config(format!(
-                "--api-url must be http(s), got {api_url:?}"
-            )));
-        }
-        let max_rpm = (!is_loopback(&parsed)).then_some(150);
+        let parsed =
+            crate::util::wire::require_https("--api-url", &api_url).map_err(ApiError::Config)?;
+        crate::util::wire::require_https("--auth-url", auth_url).map_err(ApiError::Config)?;
+        let max_rpm = (!crate::util::wire::is_loopback(&parsed)).then_some(150);
         Ok(ApiConfig {
             api_url,
             auth_url: auth_url.to_string(),
@@ -174,15 +166,6 @@ impl ApiConfig {
             read_timeout: Duration::from_secs(10),
             retry_deadline: Duration::from_secs(30),
         })
-    }
-}
-
-fn is_loopback(url: &reqwest::Url) -> bool {
-    match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
     }
 }
 
@@ -219,7 +202,21 @@ mod tests {
         let remote = ApiConfig::new(&Region::Apac.api_url(), &Region::Apac.auth_url(), c.clone())
             .expect("config");
         assert_eq!(remote.max_rpm, Some(150));
-        assert!(ApiConfig::new("ftp://x/interaction-content", "http://x/", c).is_err());
+        assert!(ApiConfig::new("ftp://x/interaction-content", "http://x/", c.clone()).is_err());
+        let e = ApiConfig::new(
+            "http://example.com/interaction-content",
+            &Region::Apac.auth_url(),
+            c.clone(),
+        )
+        .expect_err("plain http off loopback");
+        assert!(e.to_string().contains("https is required"), "{e}");
+        let e = ApiConfig::new(
+            &Region::Apac.api_url(),
+            "http://10.0.0.1/Auth/connect/token",
+            c,
+        )
+        .expect_err("plain http token endpoint");
+        assert!(e.to_string().contains("--auth-url"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,11 @@
 //! each, every buffer handed on the moment it is full ([`ApiClient::read_stream`]), so
 //! a 16 MiB read delivers its first block as soon as that block has come. A retry
 //! after a body broke mid-way asks only for what was not handed on yet.
+//!
+//! A redirect is followed by hand, at most one hop, without the token, and never to a
+//! lower transport (`util::wire::redirect_allowed`: not from https to http, not to
+//! plain http off loopback): such a redirect fails that read and is counted
+//! (`refused_redirects`), and nothing is sent to its target.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -249,10 +254,13 @@ impl ApiClient {
                         detail: format!("HTTP {} without a usable Location", resp.status()),
                     })
                 })?;
-                if !matches!(next.scheme(), "http" | "https") {
+                // Never followed to a lower transport: an error for this read, counted.
+                if let Err(why) = crate::util::wire::redirect_allowed(&base, &next) {
+                    self.inner.stats.count_refused_redirect();
+                    tracing::warn!(%what, %why, "content redirect refused");
                     return Err(Failure::Fatal(ApiError::Protocol {
                         what: what.to_string(),
-                        detail: "redirect to a non-HTTP URL".into(),
+                        detail: why,
                     }));
                 }
                 self.inner

@@ -1,5 +1,6 @@
 //! The Interaction Content API client. Knows nothing of FUSE.
 //!
+//! - `body`: response bodies read under a size cap;
 //! - `access`: whether the tenant may be read at all (revoked clients read nothing);
 //! - `config`: endpoints, credentials, limits;
 //! - `token`: OAuth2 client-credentials tokens (cached, refreshed, single-flight);
@@ -10,6 +11,7 @@
 //! - `stats`: counters.
 
 mod access;
+mod body;
 mod budget;
 mod client;
 mod config;

@@ -1,5 +1,10 @@
 //! `GET /interactions` over any time range: split into ≤7-day half-open windows, each
 //! paged with `continuationToken`, deduplicated by guid, one page at a time.
+//!
+//! Invariants (a listing always ends): a page body is read under
+//! [`super::body::MAX_PAGE_BODY`]; a page holding more items than the `limit` asked
+//! ([`MAX_PAGE_LIMIT`]) is a protocol error; so is a continuation token already seen
+//! in the same window, whatever came in between (A, B, A is a cycle, not only A, A).
 
 use std::collections::HashSet;
 
@@ -37,6 +42,8 @@ pub struct SearchPager {
     /// The window being paged and the token of its next page.
     current: Option<((OffsetDateTime, OffsetDateTime), Option<String>)>,
     seen: HashSet<String>,
+    /// The continuation tokens received in the current window (to catch a cycle).
+    tokens: HashSet<String>,
 }
 
 impl ApiClient {
@@ -51,6 +58,7 @@ impl ApiClient {
             pending,
             current: None,
             seen: HashSet::new(),
+            tokens: HashSet::new(),
         }
     }
 
@@ -91,7 +99,7 @@ impl ApiClient {
                 let resp = self
                     .send_api(&what, RequestKind::Search, &token, req)
                     .await?;
-                read_json::<SearchPage>(&what, resp).await
+                read_json::<SearchPage>(&what, resp, super::body::MAX_PAGE_BODY).await
             }
         })
         .await
@@ -109,18 +117,31 @@ impl SearchPager {
         let (window, token) = match self.current.take() {
             Some(c) => c,
             None => match self.pending.pop() {
-                Some(w) => (w, None),
+                Some(w) => {
+                    self.tokens.clear();
+                    (w, None)
+                }
                 None => return Ok(None),
             },
         };
         let page = self.client.search_page(window, token.as_deref()).await?;
+        let protocol = |detail: String| ApiError::Protocol {
+            what: "GET interactions".into(),
+            detail,
+        };
+        if page.items.len() > MAX_PAGE_LIMIT as usize {
+            return Err(protocol(format!(
+                "a page held {} items, more than the limit of {MAX_PAGE_LIMIT} asked",
+                page.items.len()
+            )));
+        }
         match page.meta.next_continuation_token {
             Some(next) if !next.is_empty() => {
-                if token.as_deref() == Some(next.as_str()) {
-                    return Err(ApiError::Protocol {
-                        what: "GET interactions".into(),
-                        detail: "the server returned the same continuation token twice".into(),
-                    });
+                if !self.tokens.insert(next.clone()) {
+                    return Err(protocol(format!(
+                        "the server sent a continuation token again after {} pages of this window (a cycle): the listing would never end",
+                        self.tokens.len()
+                    )));
                 }
                 self.current = Some((window, Some(next)));
             }

@@ -36,6 +36,7 @@ pub struct ClientStats {
     bytes: AtomicU64,
     retries: AtomicU64,
     status_429: AtomicU64,
+    refused_redirects: AtomicU64,
     /// Answers by (purpose, HTTP status; 0: no answer).
     statuses: parking_lot::Mutex<std::collections::BTreeMap<(&'static str, u16), u64>>,
     /// Time requests spent waiting for the budget.
@@ -71,6 +72,8 @@ pub struct ClientStatsSnapshot {
     pub bytes_received: u64,
     pub retries: u64,
     pub status_429: u64,
+    /// Content redirects refused (to plain http; see `util::wire`).
+    pub refused_redirects: u64,
 }
 
 impl ClientStats {
@@ -117,6 +120,9 @@ impl ClientStats {
     pub(crate) fn count_429(&self) {
         self.status_429.fetch_add(1, Relaxed);
     }
+    pub(crate) fn count_refused_redirect(&self) {
+        self.refused_redirects.fetch_add(1, Relaxed);
+    }
 
     /// The counters now.
     pub fn snapshot(&self) -> ClientStatsSnapshot {
@@ -132,6 +138,7 @@ impl ClientStats {
             bytes_received: self.bytes.load(Relaxed),
             retries: self.retries.load(Relaxed),
             status_429: self.status_429.load(Relaxed),
+            refused_redirects: self.refused_redirects.load(Relaxed),
         }
     }
 }

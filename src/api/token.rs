@@ -137,8 +137,17 @@ impl TokenSource {
             .await
             .map_err(|e| transport_error(&what, e))?;
         let status = resp.status();
-        let body = resp.bytes().await.map_err(|e| transport_error(&what, e))?;
         if status.is_success() {
+            use super::body::{read_capped, BodyError, MAX_JSON_BODY};
+            let body = read_capped(resp, MAX_JSON_BODY)
+                .await
+                .map_err(|e| match e {
+                    BodyError::Transport(e) => transport_error(&what, e),
+                    BodyError::TooLarge { cap } => ApiError::Protocol {
+                        what: what.clone(),
+                        detail: format!("token {}", BodyError::too_large(cap)),
+                    },
+                })?;
             let parsed: TokenResponse =
                 serde_json::from_slice(&body).map_err(|e| ApiError::Protocol {
                     what: what.clone(),
@@ -155,6 +164,7 @@ impl TokenSource {
             tracing::debug!(ttl_secs = ttl.as_secs(), "fetched access token");
             return Ok((AccessToken(Arc::from(parsed.access_token)), ttl));
         }
+        let body = super::body::read_truncated(resp, super::body::MAX_ERROR_BODY).await;
         let detail = oauth_error_detail(&body);
         match status.as_u16() {
             400 | 401 if detail.contains("invalid_client") || status.as_u16() == 401 => {

@@ -287,12 +287,14 @@ pub struct MountArgs {
     #[arg(long, default_value = "30d", value_name = "DURATION", value_parser = parse_duration)]
     pub disk_cache_max_age: std::time::Duration,
     /// Share one request budget and one content cache with every mount of the same
-    /// tenant that names this Redis (7+, or Valkey): redis://[:PASSWORD@]HOST[:PORT][/DB]
-    /// or rediss://… for TLS. --max-rpm is then the whole fleet's budget.
+    /// tenant that names this Redis (7+, or Valkey): rediss://HOST[:PORT][/DB] (TLS), or
+    /// redis://… on loopback (elsewhere with --redis-allow-plaintext); the password
+    /// comes from --redis-credentials. --max-rpm is then the whole fleet's budget.
     #[arg(long, value_name = "URL", env = "REDIS_URL", hide_env_values = true)]
     pub redis: Option<String>,
-    /// File holding the Redis password (one line; mode 600), instead of putting it in
-    /// the URL.
+    /// File holding the Redis password (one line, `PASSWORD` or `REDIS_PASSWORD=...`;
+    /// mode 600, owned by this user, not a symlink). A password inside a Redis URL is
+    /// refused: the command line is readable by every local user.
     #[arg(long, value_name = "FILE", requires = "redis")]
     pub redis_credentials: Option<PathBuf>,
     /// A second Redis for the control keys — the request budget, leases and presence —
@@ -300,7 +302,14 @@ pub struct MountArgs {
     /// (`allkeys-lru`). Same URL forms; --redis-credentials applies to both.
     #[arg(long, value_name = "URL", requires = "redis")]
     pub redis_control: Option<String>,
-    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    /// Allow a plain redis:// URL to a host other than this one (default: refused; use
+    /// rediss://). Without TLS, anyone on the network path reads the Redis password
+    /// and, while values are sealed, the access pattern: which interactions are read,
+    /// when, and from which host.
+    #[arg(long, requires = "redis")]
+    pub redis_allow_plaintext: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464). They have
+    /// no authentication: an address other than loopback is warned about.
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
     /// Requests per minute this host may send while Redis is out of reach (default:
@@ -341,6 +350,11 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Mount(args) => {
             let opts = mount_options(&args)?;
+            if !mount::is_daemon_child() {
+                for w in options::warnings(&opts) {
+                    eprintln!("vccfs: warning: {w}");
+                }
+            }
             Ok(mount::run(opts)?)
         }
         Command::Doctor(args) => {

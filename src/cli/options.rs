@@ -1,6 +1,19 @@
 //! `vccfs mount` flags → [`MountOptions`]: every check that needs no network and no
 //! mountpoint (times, URLs, credentials, limits, sizes), each failing with one
 //! [`CliError::Usage`] line that names the flag.
+//!
+//! Safe on a shared host:
+//! - secret files (`--credentials`, `--redis-credentials`, `--cache-key-file`) are read
+//!   with [`crate::util::read_private_file`] only (one `O_NOFOLLOW` open, `fstat`
+//!   checks: ours, regular, mode `0600` or tighter);
+//! - no secret is accepted on the command line, where every local user can read it
+//!   (`/proc/PID/cmdline`), and so none reaches the `--daemon` child, which is given
+//!   the same arguments: a password inside a `--redis`/`--redis-control` URL (or
+//!   `REDIS_URL`, or fstab `redis=`) is refused in favour of `--redis-credentials`;
+//! - nothing secret travels in clear: `--api-url`/`--auth-url` must be https unless
+//!   loopback (checked by [`ApiConfig::new`]); a plain `redis://` URL to another host
+//!   needs `--redis-allow-plaintext`; a `--metrics` address off loopback is warned
+//!   about ([`warnings`]).
 
 use std::time::Duration;
 
@@ -97,21 +110,35 @@ pub fn api_config(a: &ConnectArgs) -> Result<ApiConfig, CliError> {
 }
 
 /// `--redis`, `--redis-credentials`, `--fallback-rpm`.
+/// What the mount may do but should be told about: one line each, printed before it
+/// starts (by the process the user started, not the `--daemon` child).
+pub fn warnings(opts: &MountOptions) -> Vec<String> {
+    metrics_warning(opts.metrics).into_iter().collect()
+}
+
+/// The warning a `--metrics` address off loopback gets.
+fn metrics_warning(addr: Option<std::net::SocketAddr>) -> Option<String> {
+    let addr = addr.filter(|a| !a.ip().is_loopback())?;
+    Some(format!(
+        "--metrics {addr} is not a loopback address: metrics have no authentication, anyone who can reach it reads them"
+    ))
+}
+
+/// `--redis`, `--redis-credentials`, `--redis-control`, `--redis-allow-plaintext`,
+/// `--fallback-rpm`.
 fn redis_options(a: &MountArgs) -> Result<Option<RedisOptions>, CliError> {
     let Some(url) = &a.redis else {
         return Ok(None);
     };
-    crate::shared::check_url(url).map_err(|e| CliError::Usage(format!("--redis: {e}")))?;
+    check_redis_url("--redis", url, a.redis_allow_plaintext)?;
     if let Some(c) = &a.redis_control {
-        crate::shared::check_url(c)
-            .map_err(|e| CliError::Usage(format!("--redis-control: {e}")))?;
+        check_redis_url("--redis-control", c, a.redis_allow_plaintext)?;
     }
     let password = a
         .redis_credentials
         .as_deref()
         .map(read_secret)
-        .transpose()?
-        .map(zeroize::Zeroizing::new);
+        .transpose()?;
     let with_password = |flag: &str, url: &str| -> Result<String, CliError> {
         let Some(password) = &password else {
             return Ok(url.to_string());
@@ -139,22 +166,42 @@ fn redis_options(a: &MountArgs) -> Result<Option<RedisOptions>, CliError> {
     }))
 }
 
-/// The one-line secret in `path`, which only its owner may read.
-fn read_secret(path: &std::path::Path) -> Result<String, CliError> {
-    use std::os::unix::fs::PermissionsExt;
-    let shown = path.display();
-    let md = std::fs::metadata(path)
-        .map_err(|e| CliError::Usage(format!("--redis-credentials {shown}: {e}")))?;
-    if md.permissions().mode() & 0o077 != 0 {
+/// A Redis URL as given on the command line (or `REDIS_URL`, or fstab `redis=`): a
+/// `redis://`/`rediss://` URL without a password, and TLS unless the host is loopback
+/// or `allow_plaintext`. Messages never show the password.
+fn check_redis_url(flag: &str, url: &str, allow_plaintext: bool) -> Result<(), CliError> {
+    let named = if flag == "--redis" {
+        "--redis (or REDIS_URL)"
+    } else {
+        flag
+    };
+    crate::shared::check_url(url).map_err(|e| CliError::Usage(format!("{named}: {e}")))?;
+    let parsed = url::Url::parse(url).map_err(|e| CliError::Usage(format!("{named}: {e}")))?;
+    if parsed.password().is_some() {
         return Err(CliError::Usage(format!(
-            "--redis-credentials {shown} is readable by group or others; run: chmod 600 {shown}"
+            "{named}: the URL holds a password, which every local user can read in the process list; put it in a mode-600 file and pass --redis-credentials FILE"
         )));
     }
-    // The file's text holds the password: wiped when dropped.
-    let text = zeroize::Zeroizing::new(
-        std::fs::read_to_string(path)
-            .map_err(|e| CliError::Usage(format!("--redis-credentials {shown}: {e}")))?,
-    );
+    if parsed.scheme() == "redis" && !allow_plaintext && !crate::util::wire::is_loopback(&parsed) {
+        return Err(CliError::Usage(format!(
+            "{named} {}: plain redis:// to another host sends the Redis password and the access pattern in clear; use rediss:// (TLS), or pass --redis-allow-plaintext",
+            crate::util::wire::origin(&parsed)
+        )));
+    }
+    Ok(())
+}
+
+/// The longest `--redis-credentials` file read.
+const MAX_REDIS_CREDENTIALS: u64 = 4096;
+
+/// The one-line secret in `path`, which only its owner may read
+/// ([`crate::util::read_private_file`]); wiped from memory when dropped.
+fn read_secret(path: &std::path::Path) -> Result<zeroize::Zeroizing<String>, CliError> {
+    let shown = path.display();
+    let raw = crate::util::read_private_file(path, MAX_REDIS_CREDENTIALS)
+        .map_err(|e| CliError::Usage(format!("--redis-credentials {e}")))?;
+    let text = std::str::from_utf8(&raw)
+        .map_err(|_| CliError::Usage(format!("--redis-credentials {shown}: not UTF-8 text")))?;
     let line = text
         .lines()
         .map(str::trim)
@@ -162,6 +209,7 @@ fn read_secret(path: &std::path::Path) -> Result<String, CliError> {
     let secret = line
         .map(|l| l.strip_prefix("REDIS_PASSWORD=").unwrap_or(l).to_string())
         .filter(|s| !s.is_empty())
+        .map(zeroize::Zeroizing::new)
         .ok_or_else(|| CliError::Usage(format!("--redis-credentials {shown} is empty")))?;
     Ok(secret)
 }
@@ -285,6 +333,102 @@ mod tests {
             derived_auth_url("not a url"),
             Err(CliError::Usage(_))
         ));
+    }
+
+    fn mount_args(extra: &[&str]) -> MountArgs {
+        use clap::Parser;
+        let mut argv = vec!["vccfs", "mount", "/m"];
+        argv.extend_from_slice(extra);
+        match super::super::Cli::try_parse_from(argv).map(|c| c.command) {
+            Ok(super::super::Command::Mount(a)) => a,
+            other => panic!("not a mount: {other:?}"),
+        }
+    }
+
+    fn redis_err(extra: &[&str]) -> String {
+        match redis_options(&mount_args(extra)) {
+            Err(e) => e.to_string(),
+            Ok(o) => panic!("accepted: {:?}", o.map(|o| o.fallback_rpm)),
+        }
+    }
+
+    #[test]
+    fn redis_urls_carry_no_password_and_travel_in_tls_off_loopback() {
+        for url in [
+            "redis://:pw@127.0.0.1:6379",
+            "rediss://user:pw@cache.example:6380/0",
+        ] {
+            let e = redis_err(&["--redis", url]);
+            assert!(
+                e.contains("--redis-credentials") && !e.contains("pw@"),
+                "{e}"
+            );
+        }
+        let e = redis_err(&["--redis", "rediss://h", "--redis-control", "rediss://:pw@h"]);
+        assert!(
+            e.starts_with("--redis-control:") && e.contains("--redis-credentials"),
+            "{e}"
+        );
+        let e = redis_err(&["--redis", "redis://cache.example:6379"]);
+        assert!(
+            e.contains("--redis-allow-plaintext") && e.contains("rediss://"),
+            "{e}"
+        );
+        let e = redis_err(&[
+            "--redis",
+            "rediss://h",
+            "--redis-control",
+            "redis://10.0.0.5",
+        ]);
+        assert!(e.contains("--redis-control redis://10.0.0.5"), "{e}");
+        for ok in [
+            &["--redis", "redis://127.0.0.1:6379/0"][..],
+            &["--redis", "redis://[::1]:6379"],
+            &["--redis", "rediss://cache.example:6380"],
+            &[
+                "--redis",
+                "redis://user@cache.example",
+                "--redis-allow-plaintext",
+            ],
+        ] {
+            assert!(redis_options(&mount_args(ok)).is_ok(), "{ok:?}");
+        }
+    }
+
+    #[test]
+    fn a_password_file_is_read_privately_into_the_url() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let p = dir.path().join("redis.pw");
+        std::fs::write(&p, "# fleet\nREDIS_PASSWORD=s3cr3t\n").expect("write");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let f = p.display().to_string();
+        let o = redis_options(&mount_args(&[
+            "--redis",
+            "rediss://h",
+            "--redis-credentials",
+            &f,
+        ]))
+        .expect("accepted")
+        .expect("redis");
+        assert_eq!(o.url, "rediss://:s3cr3t@h");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&p, &link).expect("symlink");
+        let l = link.display().to_string();
+        let e = redis_err(&["--redis", "rediss://h", "--redis-credentials", &l]);
+        assert!(
+            e.starts_with("--redis-credentials ") && e.contains("symlink"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn metrics_off_loopback_are_warned_about() {
+        assert_eq!(metrics_warning(None), None);
+        assert_eq!(metrics_warning("127.0.0.1:9464".parse().ok()), None);
+        assert_eq!(metrics_warning("[::1]:9464".parse().ok()), None);
+        let w = metrics_warning("0.0.0.0:9464".parse().ok()).expect("warned");
+        assert!(w.contains("no authentication"), "{w}");
     }
 
     #[test]

@@ -94,6 +94,12 @@ impl Collector for Snapshots {
         )?;
         counter(
             &mut enc,
+            "vccfs_api_refused_redirects",
+            "content redirects refused (to plain http)",
+            &one(s.refused_redirects),
+        )?;
+        counter(
+            &mut enc,
             "vccfs_api_retries",
             "API requests sent again after a failure",
             &one(s.retries),

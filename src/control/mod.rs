@@ -108,6 +108,9 @@ pub struct Snapshot {
     pub budget_wait_seconds: f64,
     pub requests: Vec<Requests>,
     pub status_429: u64,
+    /// Content redirects refused because they led to plain http.
+    #[serde(default)]
+    pub refused_redirects: u64,
     pub retries: u64,
     pub bytes_fetched: u64,
     pub tiers: Vec<TierUse>,
@@ -240,6 +243,7 @@ impl Sources {
                 })
                 .collect(),
             status_429: api.status_429,
+            refused_redirects: api.refused_redirects,
             retries: api.retries,
             bytes_fetched: api.bytes_received,
             tiers,

@@ -9,6 +9,10 @@
 //! [`crate::safe_fs::create_private`]) or the mount is refused. The socket is bound
 //! under `umask 0177` (mode 0600 from the start, no `chmod` by path afterwards) and
 //! removed through the directory's descriptor.
+//!
+//! Invariant: a connection is one request line of at most 4 KiB read within 5 s
+//! (`request_line`: bounded with `take` before `read_line`, so a peer that never sends
+//! a newline costs 4 KiB, not memory without end), then one answer line.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::OwnedFd;
@@ -87,7 +91,7 @@ pub fn serve(sources: Arc<Sources>) -> Result<Option<Listener>, DirError> {
 /// GUID...` → what was erased, as JSON (`control::erase`); `refresh [DAY...]` → what
 /// re-listing changed, as JSON (`refresh.rs`).
 async fn accept(listener: tokio::net::UnixListener, sources: Arc<Sources>) {
-    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    use tokio::io::AsyncWriteExt;
     loop {
         let Ok((conn, _)) = listener.accept().await else {
             continue;
@@ -100,11 +104,9 @@ async fn accept(listener: tokio::net::UnixListener, sources: Arc<Sources>) {
         let sources = Arc::clone(&sources);
         tokio::spawn(async move {
             let mut conn = tokio::io::BufReader::new(conn);
-            let mut line = String::new();
-            let read = tokio::time::timeout(Duration::from_secs(5), conn.read_line(&mut line));
-            if !matches!(read.await, Ok(Ok(_))) {
+            let Some(line) = request_line(&mut conn).await else {
                 return;
-            }
+            };
             let mut words = line.split_whitespace();
             let mut body: Vec<u8> = match (words.next(), words.next(), words.next()) {
                 (Some("cached"), Some(guid), Some(key)) => sources.cached(guid, key).into(),
@@ -124,6 +126,26 @@ async fn accept(listener: tokio::net::UnixListener, sources: Arc<Sources>) {
             let _ = conn.write_all(&body).await;
             let _ = conn.shutdown().await;
         });
+    }
+}
+
+/// The longest request line read (a `erase` of a hundred guids fits).
+const MAX_REQUEST_LINE: u64 = 4096;
+
+/// One request line of at most [`MAX_REQUEST_LINE`] bytes, within 5 s; `None` for a
+/// longer, slower, broken or non-UTF-8 one (the connection is then dropped unanswered;
+/// nothing past the limit is ever buffered).
+async fn request_line<R>(conn: &mut R) -> Option<String>
+where
+    R: tokio::io::AsyncBufRead + Unpin,
+{
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+    let mut line = String::new();
+    let mut bounded = conn.take(MAX_REQUEST_LINE);
+    let read = tokio::time::timeout(Duration::from_secs(5), bounded.read_line(&mut line));
+    match read.await {
+        Ok(Ok(n)) if line.ends_with('\n') || (n as u64) < MAX_REQUEST_LINE => Some(line),
+        _ => None,
     }
 }
 
@@ -317,4 +339,28 @@ pub fn render(s: &Snapshot) -> String {
         line("last error", format!("{at} {}: {}", e.errno, e.what));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn line_of(input: &[u8]) -> Option<String> {
+        let mut r = tokio::io::BufReader::new(input);
+        request_line(&mut r).await
+    }
+
+    #[tokio::test]
+    async fn the_request_line_is_bounded() {
+        assert_eq!(line_of(b"status\n").await.as_deref(), Some("status\n"));
+        assert_eq!(line_of(b"status").await.as_deref(), Some("status"));
+        assert_eq!(line_of(b"").await.as_deref(), Some(""));
+        let mut long = vec![b'a'; 4095];
+        long.push(b'\n');
+        assert_eq!(line_of(&long).await.map(|l| l.len()), Some(4096));
+        let mut longer = vec![b'a'; 5000];
+        longer.push(b'\n');
+        assert_eq!(line_of(&longer).await, None, "past 4 KiB: dropped");
+        assert_eq!(line_of(&vec![b'a'; 1 << 20]).await, None);
+    }
 }

@@ -3,7 +3,11 @@
 //! reports the pid and returns, otherwise the child's last `vccfs: ` stderr line is the
 //! error. The child serves as usual, then announces itself and lets go of the pipes.
 //!
-//! Invariants: the daemon child prints the ready line only once the session is live
+//! Invariants: the child's arguments are exactly the user's minus `--daemon`
+//! ([`child_args`]): nothing is added, so no secret appears in its `/proc/PID/cmdline`
+//! that was not in the parent's (and the parent's holds none: `cli::options` refuses a
+//! password in a URL before this runs; secrets come from the environment, which the
+//! child inherits and only its owner can read, or from files). The daemon child prints the ready line only once the session is live
 //! (the parent returning means the mount works); after it, the child writes nothing to
 //! the parent's pipes (logs go to `--log-file` or /dev/null) and leaves its session.
 //! The log file is opened `O_APPEND|O_NOFOLLOW|O_CLOEXEC`, created 0600 ([`open_log`]):
@@ -21,7 +25,7 @@ const DAEMON_CHILD_ENV: &str = "VCCFS_DAEMON_CHILD";
 const READY_LINE: &str = "vccfs-ready";
 
 /// Is this process the background child of `--daemon`?
-pub(super) fn is_child() -> bool {
+pub(crate) fn is_child() -> bool {
     std::env::var_os(DAEMON_CHILD_ENV).is_some()
 }
 
@@ -34,10 +38,7 @@ pub(super) fn spawn_daemon(opts: &MountOptions) -> Result<(), MountError> {
         what: "find own executable",
         source,
     })?;
-    let args: Vec<std::ffi::OsString> = std::env::args_os()
-        .skip(1)
-        .filter(|a| a != "--daemon")
-        .collect();
+    let args = child_args(std::env::args_os().skip(1));
     let mut child = std::process::Command::new(exe)
         .args(args)
         .env(DAEMON_CHILD_ENV, "1")
@@ -86,6 +87,12 @@ pub(super) fn spawn_daemon(opts: &MountOptions) -> Result<(), MountError> {
     } else {
         MountError::Background(reason)
     })
+}
+
+/// The child's arguments: the parent's (program name excluded) minus `--daemon`,
+/// nothing added.
+fn child_args(parent: impl Iterator<Item = std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    parent.filter(|a| a != "--daemon").collect()
 }
 
 /// In the child, once the session is live: tell the parent, then detach from its pipes.
@@ -140,4 +147,23 @@ pub(super) fn open_log(path: &Path) -> Result<std::fs::File, String> {
         ));
     }
     Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_child_gets_the_same_arguments_minus_daemon_and_nothing_more() {
+        let parent = [
+            "mount",
+            "/m",
+            "--daemon",
+            "--redis-credentials",
+            "/etc/r",
+            "-v",
+        ];
+        let got = child_args(parent.iter().map(std::ffi::OsString::from));
+        assert_eq!(got, ["mount", "/m", "--redis-credentials", "/etc/r", "-v"]);
+    }
 }

@@ -42,6 +42,7 @@ mod mountinfo;
 mod mountpoint;
 mod serve;
 
+pub(crate) use daemon::is_child as is_daemon_child;
 pub use mountpoint::{check_mountpoint, unmount};
 pub use serve::{runtime, serve};
 

@@ -202,3 +202,130 @@ fn malformed_flags() {
     fails_with(&vccfs(&["unmount", &mnt], &[]), "is not mounted");
     fails_with(&vccfs(&["emulator", "--fail-rate", "2"], &[]), "");
 }
+
+/// Refused at once (well under a second), in one line, before any connection: the
+/// emulator sees no request, and nothing is mounted.
+fn refused_fast(emu: &Emulator, mnt: &str, args: &[&str], env: &[(&str, &str)], needle: &str) {
+    let before = emu.stat("token_requests");
+    let t = std::time::Instant::now();
+    let out = vccfs(args, env);
+    let took = t.elapsed();
+    fails_with(&out, needle);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one line:\n{err}");
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "took {took:?}: {err}"
+    );
+    assert_eq!(
+        emu.stat("token_requests"),
+        before,
+        "contacted the API: {err}"
+    );
+    assert!(!crate::common::is_mounted(std::path::Path::new(mnt)));
+}
+
+#[test]
+fn shared_host_refusals() {
+    let emu = Emulator::start(&["--interactions", "3"]);
+    let (_d, mnt) = empty_dir();
+    let base = [
+        "mount",
+        &mnt,
+        "--api-url",
+        &emu.api_url,
+        "--auth-url",
+        &emu.auth_url,
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect::<Vec<_>>()
+    };
+    let run = |args: Vec<String>, env: &[(&str, &str)], needle: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        refused_fast(&emu, &mnt, &args, env, needle);
+    };
+
+    // A credentials file behind a symlink, and one owned by another user.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("creds");
+    std::fs::write(
+        &file,
+        "VCC_CLIENT_ID=demo-client\nVCC_CLIENT_SECRET=demo-secret\n",
+    )
+    .expect("write");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&file, &link).expect("symlink");
+    let l = link.display().to_string();
+    run(with(&["--credentials", &l]), &[], "is a symlink");
+    run(
+        with(&["--redis", "rediss://h", "--redis-credentials", &l]),
+        CREDS,
+        "is a symlink",
+    );
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        std::os::unix::fs::chown(&file, Some(65534), None).expect("chown");
+        let f = file.display().to_string();
+        run(with(&["--credentials", &f]), &[], "owned by uid 65534");
+    } else {
+        eprintln!("SKIP: the other-owner case needs root (chown)");
+    }
+
+    // A password inside a Redis URL: on the command line, in REDIS_URL, from fstab,
+    // with --daemon (refused before any child is started).
+    let pw = "redis://:hunter2@127.0.0.1:6379";
+    run(with(&["--redis", pw]), CREDS, "--redis-credentials");
+    run(
+        with(&["--redis", pw, "--daemon"]),
+        CREDS,
+        "--redis-credentials",
+    );
+    let mut env = CREDS.to_vec();
+    env.push(("REDIS_URL", pw));
+    run(with(&[]), &env, "--redis-credentials");
+    let fstab = [
+        emu.api_url.as_str(),
+        &mnt,
+        "-o",
+        &format!(
+            "auth_url={},redis=redis://u:hunter2@127.0.0.1",
+            emu.auth_url
+        ),
+    ]
+    .map(String::from)
+    .to_vec();
+    run(fstab, CREDS, "--redis-credentials");
+
+    // Plain redis:// to another host without the opt-in.
+    run(
+        with(&["--redis", "redis://10.255.255.1:6379"]),
+        CREDS,
+        "--redis-allow-plaintext",
+    );
+
+    // Plain http to a host other than loopback: the API, the token endpoint, fstab.
+    let remote = "http://example.com/interaction-content";
+    let args = ["mount", &mnt, "--api-url", remote]
+        .map(String::from)
+        .to_vec();
+    run(args, CREDS, "https is required");
+    let args = [
+        "mount",
+        &mnt,
+        "--api-url",
+        &emu.api_url,
+        "--auth-url",
+        "http://example.com/Auth/connect/token",
+    ]
+    .map(String::from)
+    .to_vec();
+    run(args, CREDS, "https is required");
+    let fstab = [remote, &mnt, "-o", "foreground"]
+        .map(String::from)
+        .to_vec();
+    run(fstab, CREDS, "https is required");
+}
