@@ -2,7 +2,6 @@
 //! API answer whatever status the test sets.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -12,7 +11,7 @@ use axum::Router;
 use parking_lot::Mutex;
 
 use super::Access;
-use crate::api::{ApiClient, ApiConfig, ApiError, Credentials};
+use crate::api::{ApiClient, ApiError};
 
 const GUID: &str = "0e3c1b4a-9f59-4c5d-8a3b-6f1e2d3c4b5a";
 
@@ -53,25 +52,7 @@ async fn server(script: Script) -> (ApiClient, Shared) {
         .route("/interaction-content/interactions", get(api))
         .route("/interaction-content/interactions/{guid}", get(api))
         .with_state(Arc::clone(&shared));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    let base = format!("http://{addr}");
-    let mut cfg = ApiConfig::new(
-        &format!("{base}/interaction-content"),
-        &format!("{base}/token"),
-        Credentials {
-            client_id: "c".into(),
-            client_secret: "s".into(),
-        },
-    )
-    .expect("config");
-    cfg.retry_deadline = Duration::from_millis(300);
-    (ApiClient::new(cfg).expect("client"), shared)
+    (crate::api::test_server::client_of(app).await, shared)
 }
 
 async fn search(c: &ApiClient) -> Result<(), ApiError> {

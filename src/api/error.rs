@@ -53,7 +53,13 @@ impl ApiError {
 pub(crate) fn describe_transport(e: reqwest::Error) -> String {
     let e = e.without_url();
     let mut s = e.to_string();
-    let mut src = std::error::Error::source(&e);
+    append_causes(&mut s, &e);
+    s
+}
+
+/// `s`, then each cause of `e` that `s` does not say already, after `: `.
+pub(crate) fn append_causes(s: &mut String, e: &dyn std::error::Error) {
+    let mut src = e.source();
     while let Some(inner) = src {
         let part = inner.to_string();
         if !s.contains(&part) {
@@ -62,5 +68,4 @@ pub(crate) fn describe_transport(e: reqwest::Error) -> String {
         }
         src = inner.source();
     }
-    s
 }

@@ -20,12 +20,15 @@ mod error;
 mod retry;
 mod search;
 mod stats;
+#[cfg(test)]
+mod test_server;
 mod token;
 
 pub use access::Access;
 pub use budget::FleetPacer;
 pub use client::ApiClient;
 pub use config::{ApiConfig, Credentials, Region};
+pub(crate) use error::append_causes;
 pub use error::ApiError;
 pub use search::{search_windows, SearchPager};
 pub use stats::{ClientStatsSnapshot, RequestKind};

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 
-use crate::api::{ApiClient, ApiConfig, ApiError, Credentials};
+use crate::api::{ApiClient, ApiError};
 use crate::version::{ContentVersion, TenantId};
 
 const GUID: &str = "0e3c1b4a-9f59-4c5d-8a3b-6f1e2d3c4b5a";
@@ -133,25 +133,7 @@ async fn server(mode: Mode) -> (ApiClient, Shared) {
             get(content),
         )
         .with_state(Arc::clone(&shared));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
-    let base = format!("http://{addr}");
-    let mut cfg = ApiConfig::new(
-        &format!("{base}/interaction-content"),
-        &format!("{base}/token"),
-        Credentials {
-            client_id: "c".into(),
-            client_secret: "s".into(),
-        },
-    )
-    .expect("config");
-    cfg.retry_deadline = Duration::from_millis(300);
-    (ApiClient::new(cfg).expect("client"), shared)
+    (crate::api::test_server::client_of(app).await, shared)
 }
 
 /// Every page of the last hour's listing, bounded in time: the error it ends with.

@@ -262,15 +262,7 @@ pub fn describe(e: &reqwest::Error) -> String {
     } else {
         "request failed".to_string()
     };
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        let part = inner.to_string();
-        if !s.contains(&part) {
-            s.push_str(": ");
-            s.push_str(&part);
-        }
-        src = inner.source();
-    }
+    crate::api::append_causes(&mut s, e);
     s
 }
 
