@@ -52,20 +52,39 @@ impl EraseTier for SharedErase {
 
     fn erase(&self, what: &Erasure) -> BoxFuture<'static, Result<u64, String>> {
         let (shared, guid) = (self.0.clone(), what.guid.clone());
-        async move { shared.erase_guid(&guid).await.map_err(|e| e.to_string()) }.boxed()
+        async move { persist(|| shared.erase_guid(&guid)).await }.boxed()
     }
 }
 
 impl Broadcast for SharedErase {
     fn announce(&self, guid: &str) -> BoxFuture<'static, Result<(), String>> {
         let (shared, guid) = (self.0.clone(), guid.to_string());
-        async move {
-            shared
-                .announce_erasure(&guid)
-                .await
-                .map_err(|e| e.to_string())
+        async move { persist(|| shared.announce_erasure(&guid)).await }.boxed()
+    }
+}
+
+/// How long an erasure keeps asking Redis through timeouts and a cooling breaker: an
+/// erasure (or its announcement) lost to a busy moment would leave copies behind.
+const PERSIST_FOR: Duration = Duration::from_secs(10);
+
+/// `op` until it succeeds or [`PERSIST_FOR`] has passed (backing off 100 ms → 1 s).
+async fn persist<T, F, Fut>(mut op: F) -> Result<T, String>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, crate::shared::SharedError>>,
+{
+    let deadline = tokio::time::Instant::now() + PERSIST_FOR;
+    let mut pause = Duration::from_millis(100);
+    loop {
+        match op().await {
+            Ok(v) => return Ok(v),
+            Err(e) if tokio::time::Instant::now() + pause < deadline => {
+                tracing::debug!(error = %e, "the fleet's Redis did not take an erasure yet; again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
+            Err(e) => return Err(e.to_string()),
         }
-        .boxed()
     }
 }
 

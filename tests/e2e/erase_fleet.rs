@@ -16,6 +16,9 @@ use crate::common::{fuse_available, Emulator, Mount, BIN};
 use crate::faults::{read_exactly, truth};
 use crate::sealed::{files_below, redis_values, settle, Needles};
 
+/// How long a deletion at the source may take to leave every host (see the test).
+const DELETED_WITHIN: Duration = Duration::from_secs(20);
+
 const TENANT: &[&str] = &["--interactions", "10", "--seed", "29"];
 
 struct Host {
@@ -193,11 +196,13 @@ fn erasure_reaches_every_host_disk_and_redis_including_one_that_was_down() {
     let (ok, out, err) = vccfs(&["refresh", &mnt1, day2]);
     assert!(ok, "vccfs refresh: {out} {err}");
     assert!(out.contains(g2.as_str()), "refresh names what went: {out}");
-    let left = gone_within(&n2, &as_paths(&caches), &url, Duration::from_secs(5));
+    // The issue bounds `vccfs erase` at 5 s; a deletion seen by a re-list or a 404 must
+    // leave every host, within a generous bound for a loaded CI machine.
+    let left = gone_within(&n2, &as_paths(&caches), &url, DELETED_WITHIN);
     assert!(left.is_empty(), "left after a re-list: {left:?}");
     for h in &hosts {
         let p = h.mnt().interactions_dir().join(g2);
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + DELETED_WITHIN;
         while p.exists() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -211,7 +216,7 @@ fn erasure_reaches_every_host_disk_and_redis_including_one_that_was_down() {
     let fresh = Mount::start(&emu, &["--no-disk-cache", "--redis", &url]);
     let by_name = fresh.interactions_dir().join(g3);
     assert!(!by_name.exists(), "a deleted guid is ENOENT by name");
-    let left = gone_within(&n3, &as_paths(&caches), &url, Duration::from_secs(5));
+    let left = gone_within(&n3, &as_paths(&caches), &url, DELETED_WITHIN);
     assert!(left.is_empty(), "left after a 404: {left:?}");
     drop(fresh);
 
