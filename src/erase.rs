@@ -16,13 +16,20 @@
 //! 5. with a fleet, the erasure is announced ([`Broadcast`]) unless it was heard from
 //!    another host ([`Eraser::erase_local`]), so an announcement never echoes.
 //!
+//! Erasures of one guid run one at a time ([`GuidLocks`]): a second erasure (two
+//! failed reads each confirming the deletion, a re-list and a lookup) waits until the
+//! first has told the kernel, so nothing is counted done while pages of it may still
+//! be cached (a second one that found the catalog already empty once finished first
+//! and was counted while the first was still re-saving the day).
+//!
 //! Invariants: an erasure never fails as a whole (each step reports what it removed
 //! or why it could not); it never blocks a runtime worker; the API stays the source
 //! of truth — an interaction it still lists comes back on its day's next re-list (or
 //! on a lookup by name once the negative cache forgets it) and is fetched again.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
@@ -139,6 +146,32 @@ pub struct Eraser {
     tiers: Vec<Arc<dyn EraseTier>>,
     broadcast: Option<Arc<dyn Broadcast>>,
     erasures: AtomicU64,
+    running: GuidLocks,
+}
+
+/// One async lock per guid being erased (entries go once no erasure holds them).
+#[derive(Default)]
+struct GuidLocks(parking_lot::Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>);
+
+impl GuidLocks {
+    /// Wait until no other erasure of `guid` runs; it waits for this one while the
+    /// guard lives.
+    async fn hold(&self, guid: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut map = self.0.lock();
+            map.retain(|_, w| w.strong_count() > 0);
+            let key = guid.to_ascii_lowercase();
+            match map.get(&key).and_then(Weak::upgrade) {
+                Some(l) => l,
+                None => {
+                    let l = Arc::new(tokio::sync::Mutex::new(()));
+                    map.insert(key, Arc::downgrade(&l));
+                    l
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
 }
 
 impl std::fmt::Debug for Eraser {
@@ -171,6 +204,7 @@ impl Eraser {
             tiers,
             broadcast,
             erasures: AtomicU64::new(0),
+            running: GuidLocks::default(),
         }
     }
 
@@ -182,6 +216,7 @@ impl Eraser {
     /// Erase `guid` from every tier of this mount and announce it to the fleet
     /// (`vccfs erase`): counted even when nothing held it.
     pub async fn erase(&self, guid: &str) -> EraseReport {
+        let _one = self.running.hold(guid).await;
         let mut r = self.erase_here(guid, None).await;
         self.erasures.fetch_add(1, Ordering::Relaxed);
         r.fleet = self.announce(guid).await;
@@ -190,6 +225,7 @@ impl Eraser {
 
     /// Erase `guid` heard from another host of the fleet: never announced again.
     pub async fn erase_local(&self, guid: &str) -> EraseReport {
+        let _one = self.running.hold(guid).await;
         let r = self.erase_here(guid, None).await;
         self.count(&r);
         r
@@ -202,6 +238,7 @@ impl Eraser {
         guid: &str,
         entry: Option<Arc<InteractionEntry>>,
     ) -> EraseReport {
+        let _one = self.running.hold(guid).await;
         let mut r = self.erase_here(guid, entry).await;
         self.count(&r);
         if r.removed_anything() {
@@ -214,6 +251,7 @@ impl Eraser {
     /// The API no longer has content `key` (version `version`) of `guid`: erase that
     /// file (the catalog's entry without it is in place already).
     pub async fn erase_content(&self, guid: &str, key: &str, version: ContentKey) -> EraseReport {
+        let _one = self.running.hold(guid).await;
         let forgotten = self.catalog.forget_content(guid, key, version);
         let what = Erasure {
             guid: guid.to_string(),

@@ -71,6 +71,16 @@ struct Rig {
 
 impl Rig {
     fn new() -> Rig {
+        Rig::with_kernel(|i| {
+            // Like the invalidator thread: a barrier is answered once reached.
+            if let Inval::Barrier(done) = i {
+                done.fire();
+            }
+        })
+    }
+
+    /// A rig whose kernel is `kernel` (it answers barriers, or not yet).
+    fn with_kernel(kernel: impl Fn(&Inval) + Send + Sync + 'static) -> Rig {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -95,11 +105,8 @@ impl Rig {
         let eraser = Arc::new(Eraser::new(
             Arc::clone(&catalog),
             Arc::clone(&cache),
-            // Like the invalidator thread: a barrier is answered once reached.
             move |i| {
-                if let Inval::Barrier(done) = &i {
-                    done.fire();
-                }
+                kernel(&i);
                 seen.lock().push(i)
             },
             vec![Arc::new(Arc::clone(&tier)) as Arc<dyn EraseTier>],
@@ -261,4 +268,51 @@ fn an_erased_file_alone_keeps_its_interaction() {
     assert!(rig.read(fh, 0, 100).is_err());
     assert_eq!(rig.read(rec, 0, 100).expect("read"), truth(0, 100));
     assert!(rig.lookup(ino::INTERACTIONS, GUIDS[0]).is_ok());
+}
+
+#[test]
+fn a_second_erasure_of_a_guid_waits_for_the_first_to_reach_the_kernel() {
+    // The kernel answers every barrier but the first: the first erasure is held
+    // between queuing its invalidations and hearing they were sent.
+    let held: Arc<Mutex<Option<crate::erase::Signal>>> = Arc::default();
+    let first = Arc::clone(&held);
+    let barriers = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let rig = Rig::with_kernel(move |i| {
+        if let Inval::Barrier(done) = i {
+            if barriers.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                *first.lock() = Some(done.clone());
+            } else {
+                done.fire();
+            }
+        }
+    });
+    let fh = rig.open(GUIDS[0], "callRecording");
+    let eraser = Arc::clone(&rig.eraser);
+    let a = rig
+        .rt
+        .spawn(async move { eraser.erase_gone(GUIDS[0], None).await });
+    while held.lock().is_none() {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    // A second failed read confirmed the deletion too: it finds the catalog empty,
+    // but must not finish (nor count) before the first has told the kernel.
+    let eraser = Arc::clone(&rig.eraser);
+    let b = rig
+        .rt
+        .spawn(async move { eraser.erase_gone(GUIDS[0], None).await });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        !a.is_finished() && !b.is_finished(),
+        "finished before the kernel heard"
+    );
+    assert_eq!(rig.eraser.erasures(), 0);
+    if let Some(s) = held.lock().take() {
+        s.fire();
+    }
+    let (ra, rb) = rig.rt.block_on(async { (a.await, b.await) });
+    let (ra, rb) = (ra.expect("first"), rb.expect("second"));
+    assert_eq!(ra.catalog_entries, 1, "{ra:?}");
+    assert_eq!(rb.catalog_entries, 0, "{rb:?}");
+    assert_eq!(rig.eraser.erasures(), 1);
+    assert!(rig.read(fh, 0, 4096).is_err());
 }
