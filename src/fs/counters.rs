@@ -137,6 +137,7 @@ pub fn errno_name(code: i32) -> &'static str {
         libc::ENAMETOOLONG => "ENAMETOOLONG",
         libc::ENODATA => "ENODATA",
         libc::ERANGE => "ERANGE",
+        libc::EBUSY => "EBUSY",
         _ => "other",
     }
 }
