@@ -25,6 +25,7 @@ pub mod emulator;
 pub mod erase;
 mod fs;
 mod memory;
+pub mod meta;
 pub mod model;
 mod mount;
 mod prefetch;

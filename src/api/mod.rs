@@ -8,6 +8,7 @@
 //! - `retry`: backoff, `Retry-After`, deadlines;
 //! - `search`: windowed, paged, deduplicated search;
 //! - `content`: exact, version-pinned ranged reads, redirects without the token;
+//! - `meta`: the client as the catalog's `meta::MetaSource`;
 //! - `stats`: counters.
 
 mod access;
@@ -17,6 +18,7 @@ mod client;
 mod config;
 mod content;
 mod error;
+mod meta;
 mod retry;
 mod search;
 mod stats;
@@ -24,11 +26,13 @@ mod stats;
 mod test_server;
 mod token;
 
+pub use crate::meta::SearchPager;
 pub use access::Access;
 pub use budget::FleetPacer;
 pub use client::ApiClient;
 pub use config::{ApiConfig, Credentials, Region};
+pub use content::Probe;
 pub(crate) use error::append_causes;
 pub use error::ApiError;
-pub use search::{search_windows, SearchPager};
+pub use search::search_windows;
 pub use stats::{ClientStatsSnapshot, RequestKind};

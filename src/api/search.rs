@@ -1,18 +1,17 @@
 //! `GET /interactions` over any time range: split into ≤7-day half-open windows, each
-//! paged with `continuationToken`, deduplicated by guid, one page at a time.
+//! paged with `continuationToken`, deduplicated by guid, one page at a time (the pager,
+//! shared by every metadata source, is `meta::SearchPager`).
 //!
-//! Invariants (a listing always ends): a page body is read under
-//! [`super::body::MAX_PAGE_BODY`]; a page holding more items than the `limit` asked
-//! ([`MAX_PAGE_LIMIT`]) is a protocol error; so is a continuation token already seen
-//! in the same window, whatever came in between (A, B, A is a cycle, not only A, A).
+//! Invariant: a page body is read under [`super::body::MAX_PAGE_BODY`].
 
-use std::collections::HashSet;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
 use super::client::{read_json, ApiClient};
 use super::stats::RequestKind;
 use super::ApiError;
+use crate::meta::SearchPager;
 use crate::model::{Interaction, SearchPage, MAX_PAGE_LIMIT, MAX_SEARCH_WINDOW};
 use crate::util::format_rfc3339;
 
@@ -31,35 +30,10 @@ pub fn search_windows(
     out
 }
 
-/// Walks the pages of a search. Memory: one page plus the guids already returned.
-#[derive(Debug)]
-pub struct SearchPager {
-    client: ApiClient,
-    from: OffsetDateTime,
-    to: OffsetDateTime,
-    /// Windows not started yet, newest first (popped from the end).
-    pending: Vec<(OffsetDateTime, OffsetDateTime)>,
-    /// The window being paged and the token of its next page.
-    current: Option<((OffsetDateTime, OffsetDateTime), Option<String>)>,
-    seen: HashSet<String>,
-    /// The continuation tokens received in the current window (to catch a cycle).
-    tokens: HashSet<String>,
-}
-
 impl ApiClient {
     /// Every interaction whose `start` lies in `[from, to)`, each exactly once.
     pub fn search(&self, from: OffsetDateTime, to: OffsetDateTime) -> SearchPager {
-        let mut pending = search_windows(from, to);
-        pending.reverse();
-        SearchPager {
-            client: self.clone(),
-            from,
-            to,
-            pending,
-            current: None,
-            seen: HashSet::new(),
-            tokens: HashSet::new(),
-        }
+        SearchPager::new(Arc::new(self.clone()), from, to)
     }
 
     /// All of a search at once.
@@ -76,7 +50,7 @@ impl ApiClient {
         Ok(all)
     }
 
-    async fn search_page(
+    pub(super) async fn search_page(
         &self,
         window: (OffsetDateTime, OffsetDateTime),
         continuation: Option<&str>,
@@ -103,58 +77,6 @@ impl ApiClient {
             }
         })
         .await
-    }
-}
-
-impl SearchPager {
-    /// Has every page been returned (so the next call makes no request)?
-    pub fn is_done(&self) -> bool {
-        self.current.is_none() && self.pending.is_empty()
-    }
-
-    /// The next batch of new interactions (possibly empty), or `None` when done.
-    pub async fn next_page(&mut self) -> Result<Option<Vec<Interaction>>, ApiError> {
-        let (window, token) = match self.current.take() {
-            Some(c) => c,
-            None => match self.pending.pop() {
-                Some(w) => {
-                    self.tokens.clear();
-                    (w, None)
-                }
-                None => return Ok(None),
-            },
-        };
-        let page = self.client.search_page(window, token.as_deref()).await?;
-        let protocol = |detail: String| ApiError::Protocol {
-            what: "GET interactions".into(),
-            detail,
-        };
-        if page.items.len() > MAX_PAGE_LIMIT as usize {
-            return Err(protocol(format!(
-                "a page held {} items, more than the limit of {MAX_PAGE_LIMIT} asked",
-                page.items.len()
-            )));
-        }
-        match page.meta.next_continuation_token {
-            Some(next) if !next.is_empty() => {
-                if !self.tokens.insert(next.clone()) {
-                    return Err(protocol(format!(
-                        "the server sent a continuation token again after {} pages of this window (a cycle): the listing would never end",
-                        self.tokens.len()
-                    )));
-                }
-                self.current = Some((window, Some(next)));
-            }
-            _ => {}
-        }
-        let (from, to) = (self.from, self.to);
-        let fresh = page
-            .items
-            .into_iter()
-            .filter(|i| i.start >= from && i.start < to)
-            .filter(|i| self.seen.insert(i.guid.clone()))
-            .collect();
-        Ok(Some(fresh))
     }
 }
 

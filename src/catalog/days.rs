@@ -8,7 +8,10 @@
 //!
 //! Invariants: on-demand listing of one day is single-flight (a per-day lock, looked
 //! at again once held); a day listed whole is never listed on demand again (the
-//! refresher re-lists it by age); a failed search changes nothing.
+//! refresher re-lists it by age); a failed search changes nothing; listings apply one
+//! at a time (the save lock, held from choosing what a listing may change to applying
+//! and saving it), so a listing that began earlier can never apply after a later one
+//! that chose its pieces without knowing of it; a day's `Listed` time never moves back.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -108,6 +111,8 @@ impl Catalog {
         let seq = self.search_seq.fetch_add(1, Ordering::Relaxed);
         let began = crate::util::now_secs();
         let items = self.search(range, pace).await?;
+        // From here to the last apply, one listing at a time (see the essay).
+        let in_order = self.save_lock.lock().await;
         let pieces = {
             let mut applied = self.applied.lock();
             let newer: Vec<Range> = applied
@@ -145,25 +150,28 @@ impl Catalog {
                 refresh.merge(self.apply_day(day, (a, b), inside, None));
             }
             if range.0 <= part.0 && part.1 <= range.1 && part.0 < part.1 {
-                self.listing
-                    .write()
-                    .set_state(day, DayState::Listed { at: began });
+                let mut l = self.listing.write();
+                // A later listing's time stands (it may have applied first).
+                if !matches!(l.state(day), Some(DayState::Listed { at }) if at > began) {
+                    l.set_state(day, DayState::Listed { at: began });
+                }
             }
             match day.next_day() {
                 Some(d) => day = d,
                 None => break,
             }
         }
+        drop(in_order);
         self.notify(&refresh);
         Ok(refresh)
     }
 
-    /// Save what a listing found in `pieces` (the saved days follow the listing).
+    /// Save what a listing found in `pieces` (the saved days follow the listing); the
+    /// caller holds the save lock.
     async fn save(&self, pieces: &[Range], by_day: &BTreeMap<Date, Entries>) {
         let Some(store) = self.store.clone() else {
             return;
         };
-        let _one = self.save_lock.lock().await;
         let pieces = pieces.to_vec();
         let items: Entries = by_day.values().flatten().cloned().collect();
         let saved = tokio::task::spawn_blocking(move || {
@@ -527,6 +535,9 @@ impl Catalog {
 fn needs_listing(state: Option<DayState>) -> bool {
     !matches!(state, Some(DayState::Listed { .. } | DayState::Saved))
 }
+
+#[cfg(test)]
+mod mock_tests;
 
 #[cfg(test)]
 mod tests {

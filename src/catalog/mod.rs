@@ -30,7 +30,8 @@ use std::time::{Duration, Instant};
 use parking_lot::{Mutex, RwLock};
 use time::{Date, OffsetDateTime};
 
-use crate::api::{ApiClient, ApiError};
+use crate::api::ApiError;
+use crate::meta::{Meta, MetaSource};
 use crate::model::is_guid;
 use crate::version::{ContentVersion, TenantId};
 
@@ -125,7 +126,8 @@ impl std::fmt::Debug for Hook {
 /// The catalog of one mount.
 #[derive(Debug)]
 pub struct Catalog {
-    client: ApiClient,
+    /// What the catalog asks of the API (`meta`: the HTTP client, or a mock).
+    client: Meta,
     tenant: TenantId,
     from: OffsetDateTime,
     /// The window's end; moves forward with each refresh when `rolling`.
@@ -145,7 +147,8 @@ pub struct Catalog {
     search_seq: AtomicU64,
     /// End of the last tail re-listed (the next tail reaches back to it).
     last_tail: Mutex<Option<OffsetDateTime>>,
-    /// Serialises writes of the saved days.
+    /// Serialises writes of the saved days, and listings from choosing what they may
+    /// change to applying it (`days.rs`).
     save_lock: tokio::sync::Mutex<()>,
     /// Serialises size probes, so concurrent lookups of one file make one request.
     probe_lock: tokio::sync::Mutex<()>,
@@ -164,9 +167,9 @@ pub struct Catalog {
 
 impl Catalog {
     /// A catalog of `[from, to)` with nothing listed yet.
-    pub(crate) fn empty(client: ApiClient, from: OffsetDateTime, to: OffsetDateTime) -> Catalog {
+    pub(crate) fn empty(client: Meta, from: OffsetDateTime, to: OffsetDateTime) -> Catalog {
         Catalog {
-            tenant: client.config().tenant(),
+            tenant: client.tenant(),
             client,
             from,
             to: RwLock::new(to),
@@ -195,12 +198,12 @@ impl Catalog {
     /// re-listed in the background); nothing else is listed yet. Without saved days,
     /// one search of the window's last minute checks the API URL and credentials.
     pub async fn open(
-        client: ApiClient,
+        client: Arc<dyn MetaSource>,
         from: OffsetDateTime,
         to: OffsetDateTime,
         store: Option<CatalogStore>,
     ) -> Result<(Catalog, Opened), CatalogError> {
-        let mut catalog = Catalog::empty(client, from, to);
+        let mut catalog = Catalog::empty(Meta::from(client), from, to);
         let saved = store
             .as_ref()
             .map(|s| s.load_days(from, to))

@@ -141,27 +141,19 @@ async fn day_lane(catalog: &Catalog, policy: &Policy, max_rpm: Option<u32>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{ApiClient, ApiConfig, Credentials};
-    use crate::emulator::{self, EmulatorArgs};
+    use crate::meta::mock::{self, MockMeta};
+    use crate::meta::MetaSource;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_changed_file_is_invalidated() {
-        let emu = emulator::start(EmulatorArgs {
-            listen: "127.0.0.1:0".parse().expect("addr"),
-            interactions: 3,
-            ..EmulatorArgs::default()
-        })
-        .await
-        .expect("start the emulator");
-        let credentials = Credentials {
-            client_id: emu.client_id().to_string(),
-            client_secret: emu.client_secret().to_string(),
-        };
-        let api = ApiConfig::new(&emu.api_url, &emu.auth_url, credentials).expect("config");
-        let client = ApiClient::new(api).expect("client");
         let now = crate::util::now_secs();
+        let items = (1..=3)
+            .map(|n| mock::interaction(&mock::guid(n), now - time::Duration::hours(n.into())))
+            .collect();
+        let api = Arc::new(MockMeta::new(items));
+        let source: Arc<dyn MetaSource> = api.clone();
         let (catalog, _) = Catalog::open(
-            client,
+            source,
             now - time::Duration::days(31),
             now + time::Duration::minutes(1),
             None,
@@ -198,9 +190,7 @@ mod tests {
             policy,
             None,
         );
-        emu.tenant()
-            .mutate(&entry.guid(), &file.key, 60)
-            .expect("mutate");
+        assert!(api.mutate(&entry.guid(), &file.key, 60), "mutate");
         let seen = tokio::task::spawn_blocking(move || {
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
@@ -215,7 +205,6 @@ mod tests {
         .await
         .expect("join");
         task.abort();
-        emu.shutdown().await;
         assert!(seen, "the changed file's inode was not invalidated");
     }
 }

@@ -1,37 +1,35 @@
-//! Catalogs for tests: built in memory, and listings marked as saved until re-checked.
+//! Catalogs for tests: built in memory over the scriptable API (`meta::mock`), and
+//! listings marked as saved until re-checked.
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use time::OffsetDateTime;
 
 use super::{Catalog, DayState, Refresh};
-use crate::api::ApiClient;
+use crate::meta::mock::MockMeta;
+use crate::meta::Meta;
 use crate::model::Interaction;
 
 impl Catalog {
-    /// A catalog of `items` in `[from, to)`, for tests: its client points at a port
-    /// where nothing listens, so anything not listed fails at once.
+    /// A catalog of `items` in `[from, to)`, for tests: its API is unreachable, so
+    /// anything not listed fails at once.
     pub(crate) fn in_memory(
         from: OffsetDateTime,
         to: OffsetDateTime,
         items: Vec<Interaction>,
     ) -> Catalog {
-        let creds = crate::api::Credentials {
-            client_id: "test".into(),
-            client_secret: "secret".into(),
-        };
-        let unreachable = "http://127.0.0.1:9";
-        let mut cfg = crate::api::ApiConfig::new(
-            &format!("{unreachable}/interaction-content"),
-            &format!("{unreachable}/token"),
-            creds,
-        )
-        .expect("a valid test configuration");
-        cfg.retry_deadline = Duration::from_millis(200);
-        let client = ApiClient::new(cfg).expect("a test client");
-        let catalog = Catalog::empty(client, from, to);
+        let catalog = Catalog::with_mock(from, to, Arc::new(MockMeta::unreachable()));
         catalog.apply(items);
         catalog
+    }
+
+    /// A catalog of `[from, to)` over `api`, nothing listed yet.
+    pub(crate) fn with_mock(
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        api: Arc<MockMeta>,
+    ) -> Catalog {
+        Catalog::empty(Meta::mock(api), from, to)
     }
 
     /// Tests: the listing is as if read from saved days, until [`Catalog::recheck`].
@@ -41,9 +39,8 @@ impl Catalog {
 
     /// Tests: the API refuses (or accepts again) this client.
     pub(crate) fn set_revoked(&self, revoked: bool) {
-        match revoked {
-            true => self.client.inner.access.revoke("test"),
-            false => self.client.inner.access.restore(),
+        if let Some(api) = self.client.as_mock() {
+            api.set_revoked(revoked);
         }
     }
 

@@ -194,7 +194,7 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
     }
     let (catalog, opened) = rt
         .block_on(Catalog::open(
-            client.clone(),
+            Arc::new(client.clone()),
             opts.from,
             opts.to,
             tiers.catalog.clone(),
