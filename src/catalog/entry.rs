@@ -121,6 +121,15 @@ impl InteractionEntry {
             .max(self.start)
     }
 
+    /// `(direction, connectFrom, connectTo, handling agents)` as listed (views' names).
+    pub fn parties(&self) -> (Option<&str>, Option<&str>, Option<&str>, &[Arc<str>]) {
+        fn text(t: &Option<Text>) -> Option<&str> {
+            t.as_ref().map(Text::as_str)
+        }
+        let direction = self.direction.as_deref();
+        (direction, text(&self.connect_from), text(&self.connect_to), &self.agents)
+    }
+
     /// The names of its files, in listing order.
     pub fn keys(&self) -> impl Iterator<Item = Spelled<'_>> {
         self.metas().map(FileMeta::key)

@@ -273,6 +273,7 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
         let rt = rt.handle().clone();
         catalog.on_change(move |change| match change {
             Change::Invalidate(ino) => invalidate(Inval::Inode(ino)),
+            Change::Entry { parent, name } => invalidate(Inval::Entry { parent, name }),
             // A new version of one file: only the old version goes.
             Change::Purge(key) => {
                 if let Some(d) = &disk {
