@@ -82,13 +82,24 @@ pub fn facet(f: Facet, key: &str) -> u64 {
 
 /// `/by-agent/<id>/<day>` or `/by-number/<n>/<day>`.
 pub fn facet_day(f: Facet, key: &str, d: Date) -> u64 {
-    fnv1a(&[f.tag().as_bytes(), b"day", key.as_bytes(), d.to_string().as_bytes()])
+    fnv1a(&[
+        f.tag().as_bytes(),
+        b"day",
+        key.as_bytes(),
+        d.to_string().as_bytes(),
+    ])
 }
 
 /// The symlink `/by-agent/<id>/<day>/<name>` (or by-number) to the call of `guid`.
 pub fn facet_link(f: Facet, key: &str, d: Date, guid: &str) -> u64 {
     let tag = f.tag().as_bytes();
-    fnv1a(&[tag, b"link", key.as_bytes(), d.to_string().as_bytes(), guid.as_bytes()])
+    fnv1a(&[
+        tag,
+        b"link",
+        key.as_bytes(),
+        d.to_string().as_bytes(),
+        guid.as_bytes(),
+    ])
 }
 
 #[cfg(test)]

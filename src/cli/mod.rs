@@ -69,7 +69,7 @@ pub enum Command {
     ///
     /// Credentials: VCC_CLIENT_ID and VCC_CLIENT_SECRET in the environment, or
     /// --credentials FILE (lines VCC_CLIENT_ID=... and VCC_CLIENT_SECRET=..., mode 600).
-    Mount(MountArgs),
+    Mount(Box<MountArgs>),
     /// Unmount a vccfs mount.
     Unmount {
         /// The mountpoint to release.
@@ -85,7 +85,7 @@ pub enum Command {
     /// Mount a built-in synthetic contact center (no account needed) and show what to try.
     Demo(DemoArgs),
     /// Run the local Interaction Content API emulator (for tests, benchmarks, demos).
-    Emulator(EmulatorArgs),
+    Emulator(Box<EmulatorArgs>),
     /// A short summary of a running mount: window, listing, budget, cache tiers,
     /// errors (exit status 1 if the mount is dead).
     Status {
@@ -251,6 +251,10 @@ pub struct MountArgs {
     /// symlink is refused; reopened on SIGHUP). See "Access audit log" in the README.
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
+    /// Names of the directories of calls/<day>/: fields {date} {time} {direction}
+    /// {from} {to} {agent} {guid} {guid8}; names that collide get ~2, ~3, ...
+    #[arg(long, value_name = "TEMPLATE", default_value = crate::catalog::views::naming::DEFAULT_TEMPLATE)]
+    pub calls_name: String,
     /// Keep fetched content and listings here across mounts, one subdirectory per
     /// tenant (mode 0700: it holds call recordings). Default: $XDG_CACHE_HOME/vccfs,
     /// else ~/.cache/vccfs.
@@ -366,7 +370,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo(args) => demo::demo(args),
         Command::Emulator(args) => {
             let rt = mount::runtime()?;
-            Ok(rt.block_on(crate::emulator::run(args))?)
+            Ok(rt.block_on(crate::emulator::run(*args))?)
         }
         Command::Cache(c) => cache_command(c),
         Command::Warm {

@@ -201,6 +201,7 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
         ))
         .map_err(|e| startup_error(&opts.api, e))?;
     catalog.set_rolling(opts.rolling);
+    catalog.set_calls_name(opts.calls_name.clone());
     let catalog = Arc::new(catalog);
     tracing::info!(
         interactions = catalog.listed_len(),

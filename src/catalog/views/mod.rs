@@ -31,7 +31,7 @@ use super::{ino, Catalog, CatalogError, Change, InteractionEntry};
 
 pub mod naming;
 
-pub use naming::{Template, TemplateError, CALL_META};
+pub use naming::{Template, CALL_META};
 
 /// A view by one attribute of a call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -322,7 +322,10 @@ mod tests {
     fn fields_are_sanitised_and_cut() {
         let nasty = "a/b c;$(rm)\n\u{e9}'\"*?~`|&<>";
         assert_eq!(sanitize(Some(nasty)), "a_b_c___rm_____________");
-        assert_eq!(sanitize(Some("sip:alice@example.com")), "sip_alice@example.com");
+        assert_eq!(
+            sanitize(Some("sip:alice@example.com")),
+            "sip_alice@example.com"
+        );
         let long = "9".repeat(100);
         assert_eq!(sanitize(Some(&long)).len(), FIELD_MAX);
         let t = Template::parse("{agent}").expect("template");
@@ -353,7 +356,10 @@ mod tests {
         assert_eq!(ext("audio/wav").as_deref(), Some(".wav"));
         assert_eq!(ext("audio/x-wav").as_deref(), Some(".wav"));
         assert_eq!(ext("application/json").as_deref(), Some(".json"));
-        assert_eq!(ext("application/json; charset=utf-8").as_deref(), Some(".json"));
+        assert_eq!(
+            ext("application/json; charset=utf-8").as_deref(),
+            Some(".json")
+        );
         assert_eq!(ext("video/webm").as_deref(), Some(".webm"));
         assert_eq!(ext("Video/WebM").as_deref(), Some(".webm"));
         assert_eq!(ext("video/mp4").as_deref(), Some(".mp4"));

@@ -57,7 +57,9 @@ fn a_day_view_names_its_calls_and_indexes_agents_and_numbers() {
         call(A, "2026-11-20T09:00:00Z", None, "+222"),
         call(C, "2026-11-21T09:00:00Z", Some("8"), "+111"),
     ]);
-    let v = rt().block_on(c.day_view(date!(2026 - 11 - 20))).expect("view");
+    let v = rt()
+        .block_on(c.day_view(date!(2026 - 11 - 20)))
+        .expect("view");
     assert_eq!(
         names(&v),
         [
@@ -101,7 +103,9 @@ fn colliding_names_are_numbered_by_start_then_guid() {
     ];
     let c = catalog(items);
     c.set_calls_name(Template::parse("{date}_{agent}").expect("template"));
-    let v = rt().block_on(c.day_view(date!(2026 - 11 - 20))).expect("view");
+    let v = rt()
+        .block_on(c.day_view(date!(2026 - 11 - 20)))
+        .expect("view");
     let got: Vec<(String, String)> = v
         .calls()
         .iter()
