@@ -63,6 +63,13 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `--calls-name`: refused on the command line when it does not parse.
+fn calls_name(s: &str) -> Result<String, String> {
+    crate::catalog::views::Template::parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Mount the Interaction Content API of your Vonage Contact Center account.
@@ -253,7 +260,12 @@ pub struct MountArgs {
     pub audit_log: Option<PathBuf>,
     /// Names of the directories of calls/<day>/: fields {date} {time} {direction}
     /// {from} {to} {agent} {guid} {guid8}; names that collide get ~2, ~3, ...
-    #[arg(long, value_name = "TEMPLATE", default_value = crate::catalog::views::naming::DEFAULT_TEMPLATE)]
+    #[arg(
+        long,
+        value_name = "TEMPLATE",
+        default_value = crate::catalog::views::naming::DEFAULT_TEMPLATE,
+        value_parser = calls_name
+    )]
     pub calls_name: String,
     /// Keep fetched content and listings here across mounts, one subdirectory per
     /// tenant (mode 0700: it holds call recordings). Default: $XDG_CACHE_HOME/vccfs,
