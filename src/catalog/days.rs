@@ -74,7 +74,7 @@ impl Catalog {
         (a.max(from), b.min(to))
     }
 
-    fn in_window(&self, day: Date) -> bool {
+    pub(super) fn in_window(&self, day: Date) -> bool {
         let (a, b) = self.part(day);
         a < b
     }
@@ -257,6 +257,7 @@ impl Catalog {
         }
         refresh.dirs.sort_unstable();
         refresh.dirs.dedup();
+        self.relisted(day);
         refresh
     }
 

@@ -76,6 +76,14 @@ struct ItemRest {
     extra: Map<String, Value>,
 }
 
+/// `(direction, connectFrom, connectTo, handling agents)` of an interaction.
+pub type Parties<'a> = (
+    Option<&'a str>,
+    Option<&'a str>,
+    Option<&'a str>,
+    &'a [Arc<str>],
+);
+
 /// One interaction: a directory of files.
 #[derive(Debug)]
 pub struct InteractionEntry {
@@ -119,6 +127,20 @@ impl InteractionEntry {
             .max()
             .unwrap_or(self.start)
             .max(self.start)
+    }
+
+    /// `(direction, connectFrom, connectTo, handling agents)` as listed (views' names).
+    pub fn parties(&self) -> Parties<'_> {
+        fn text(t: &Option<Text>) -> Option<&str> {
+            t.as_ref().map(Text::as_str)
+        }
+        let direction = self.direction.as_deref();
+        (
+            direction,
+            text(&self.connect_from),
+            text(&self.connect_to),
+            &self.agents,
+        )
     }
 
     /// The names of its files, in listing order.

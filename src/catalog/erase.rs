@@ -94,6 +94,9 @@ impl Catalog {
                 .map(|k| (entry.ino(), k.to_string()))
                 .chain([(entry.ino(), META_NAME.to_string())]),
         );
+        let (inos, entries) = self.forget_views(day, guid);
+        out.inos.extend(inos);
+        out.entries.extend(entries);
         out.versions = self.version_keys(&entry);
         out.contents = self.erase_versions(&out.versions);
         if self.unsave(day, guid).await {

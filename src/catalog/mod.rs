@@ -50,6 +50,7 @@ mod probe;
 mod refresh;
 #[cfg(test)]
 mod testing;
+pub mod views;
 
 pub use entry::{DayDiff, FileEntry, InteractionEntry, Refresh};
 pub use erase::Forgotten;
@@ -163,6 +164,8 @@ pub struct Catalog {
     erased: RwLock<std::collections::HashSet<crate::cache::ContentId>>,
     /// When each guid of `extra` was last looked up (re-checked by age, `erase.rs`).
     extra_checked: Mutex<HashMap<String, OffsetDateTime>>,
+    /// The views' names (`calls/`, `by-agent/`, `by-number/`), per day, built lazily.
+    views: views::Views,
 }
 
 impl Catalog {
@@ -191,6 +194,7 @@ impl Catalog {
             hook: Hook(OnceLock::new()),
             erased: RwLock::new(std::collections::HashSet::new()),
             extra_checked: Mutex::new(HashMap::new()),
+            views: views::Views::default(),
         }
     }
 
@@ -395,11 +399,13 @@ impl Catalog {
             .into_iter()
             .map(|(key, version)| (guid.to_string(), key, version))
             .collect();
+        let day = entry.start_date();
         let replaced = self.listing.write().replace(Arc::clone(&entry));
         if !replaced {
             self.extra.write().insert(guid.to_string(), entry);
         }
         self.notify(&refresh);
+        self.relisted(day);
         Ok(())
     }
 

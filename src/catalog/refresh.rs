@@ -19,6 +19,9 @@ use crate::version::ContentKey;
 pub enum Change {
     /// Drop what the kernel caches of this inode (pages, attributes, listing).
     Invalidate(u64),
+    /// Drop the directory entry `name` of `parent` (a view's name now means another
+    /// call, or nothing).
+    Entry { parent: u64, name: String },
     /// Drop what the tiers keep of this content version (it changed).
     Purge(ContentKey),
     /// The API no longer has interaction `guid` (a re-list no longer shows it, or

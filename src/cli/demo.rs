@@ -64,6 +64,7 @@ pub fn demo(args: DemoArgs) -> Result<(), CliError> {
         refresh: Duration::from_secs(600),
         log_file: None,
         audit_log: None,
+        calls_name: Default::default(),
         banner: Some(banner),
         // A fresh emulator each time: nothing worth keeping.
         disk: None,

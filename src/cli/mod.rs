@@ -63,13 +63,20 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// `--calls-name`: refused on the command line when it does not parse.
+fn calls_name(s: &str) -> Result<String, String> {
+    crate::catalog::views::Template::parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Mount the Interaction Content API of your Vonage Contact Center account.
     ///
     /// Credentials: VCC_CLIENT_ID and VCC_CLIENT_SECRET in the environment, or
     /// --credentials FILE (lines VCC_CLIENT_ID=... and VCC_CLIENT_SECRET=..., mode 600).
-    Mount(MountArgs),
+    Mount(Box<MountArgs>),
     /// Unmount a vccfs mount.
     Unmount {
         /// The mountpoint to release.
@@ -85,7 +92,7 @@ pub enum Command {
     /// Mount a built-in synthetic contact center (no account needed) and show what to try.
     Demo(DemoArgs),
     /// Run the local Interaction Content API emulator (for tests, benchmarks, demos).
-    Emulator(EmulatorArgs),
+    Emulator(Box<EmulatorArgs>),
     /// A short summary of a running mount: window, listing, budget, cache tiers,
     /// errors (exit status 1 if the mount is dead).
     Status {
@@ -251,6 +258,15 @@ pub struct MountArgs {
     /// symlink is refused; reopened on SIGHUP). See "Access audit log" in the README.
     #[arg(long, value_name = "FILE")]
     pub audit_log: Option<PathBuf>,
+    /// Names of the directories of calls/<day>/: fields {date} {time} {direction}
+    /// {from} {to} {agent} {guid} {guid8}; names that collide get ~2, ~3, ...
+    #[arg(
+        long,
+        value_name = "TEMPLATE",
+        default_value = crate::catalog::views::naming::DEFAULT_TEMPLATE,
+        value_parser = calls_name
+    )]
+    pub calls_name: String,
     /// Keep fetched content and listings here across mounts, one subdirectory per
     /// tenant (mode 0700: it holds call recordings). Default: $XDG_CACHE_HOME/vccfs,
     /// else ~/.cache/vccfs.
@@ -366,7 +382,7 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo(args) => demo::demo(args),
         Command::Emulator(args) => {
             let rt = mount::runtime()?;
-            Ok(rt.block_on(crate::emulator::run(args))?)
+            Ok(rt.block_on(crate::emulator::run(*args))?)
         }
         Command::Cache(c) => cache_command(c),
         Command::Warm {

@@ -72,6 +72,8 @@ pub fn mount_options(a: &MountArgs) -> Result<MountOptions, CliError> {
         refresh: Duration::from_secs(a.refresh),
         log_file: a.log_file.clone(),
         audit_log: audit_log(a)?,
+        calls_name: crate::catalog::views::Template::parse(&a.calls_name)
+            .map_err(|e| CliError::Usage(e.to_string()))?,
         banner: None,
         disk: disk_options(a)?,
         redis: redis_options(a)?,
@@ -340,7 +342,7 @@ mod tests {
         let mut argv = vec!["vccfs", "mount", "/m"];
         argv.extend_from_slice(extra);
         match super::super::Cli::try_parse_from(argv).map(|c| c.command) {
-            Ok(super::super::Command::Mount(a)) => a,
+            Ok(super::super::Command::Mount(a)) => *a,
             other => panic!("not a mount: {other:?}"),
         }
     }

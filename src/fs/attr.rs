@@ -28,7 +28,8 @@ fn attr(
         crtime: t,
         kind,
         perm,
-        nlink: if kind == FileType::Directory { 2 } else { 1 },
+        // Every file has two names: interactions/<guid>/<key> and its calls/ twin.
+        nlink: if kind == FileType::Symlink { 1 } else { 2 },
         uid: owner.uid,
         gid: owner.gid,
         rdev: 0,

@@ -5,6 +5,9 @@
 //! /interactions/<guid>/<contentKey>          content, exactly as the API serves it
 //! /interactions/<guid>/.interaction.json     the interaction's metadata
 //! /by-date/<YYYY-MM-DD>/<guid>               symlink to ../../interactions/<guid>
+//! /calls/<YYYY-MM-DD>/<name>/<type><ext>     the same inodes as interactions/<guid>/
+//! /by-agent/<id>/<YYYY-MM-DD>/<name>         symlink to ../../../calls/<day>/<name>
+//! /by-number/<n>/<YYYY-MM-DD>/<name>         symlink to ../../../calls/<day>/<name>
 //! ```
 //!
 //! Invariants:
@@ -45,6 +48,9 @@ mod tests;
 mod tests_access;
 #[cfg(test)]
 mod tests_erase;
+#[cfg(test)]
+mod tests_views;
+mod views;
 mod xattr;
 
 pub use access::{parse_mode, Access};

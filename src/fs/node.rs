@@ -34,6 +34,9 @@ pub(crate) enum Node {
         day: Date,
         guid: String,
     },
+    /// `calls/`, `by-agent/`, `by-number/` and what is below them (`views`); the
+    /// files of `calls/<day>/<name>/` are `File` and `Meta`.
+    View(super::views::ViewNode),
 }
 
 /// One directory entry: inode, type, name.

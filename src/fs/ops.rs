@@ -11,8 +11,9 @@
 //!   is dropped, so the table shrinks back as the kernel evicts its inodes. A plain
 //!   readdir hands out names only (the kernel looks each one up before using it), so
 //!   it remembers nothing, and listing a big window does not grow the table.
-//! - **The fixed directories are never dropped.** Root, `interactions` and `by-date`
-//!   are answered from their constant inode numbers, outside the counted table.
+//! - **The fixed directories are never dropped.** Root, `interactions`, `by-date` and
+//!   the views' `calls`, `by-agent`, `by-number` (`views`) are answered from their
+//!   constant inode numbers, outside the counted table.
 //! - **Dropping a node loses nothing.** A node is only a name: a later lookup
 //!   rebuilds it from its parent and the catalog, and an open file's handle holds its
 //!   own source and version (or bytes), so reads go on after its inode is forgotten.
@@ -32,17 +33,18 @@ use fuser::{FileAttr, FileType};
 use parking_lot::{Mutex, RwLock};
 use time::OffsetDateTime;
 
-use super::access::{Access, Caller};
+use super::access::Access;
 use super::attr;
 use super::errno::FsError;
 use super::node::{link_target, parse_day, DirEntry, Node};
 use super::page::Page;
 use super::passthrough::Offer;
-use super::xattr;
+use super::views;
 use crate::catalog::{ino, Catalog, Checked, FileEntry, InteractionEntry, META_NAME};
 use crate::prefetch::{Prefetcher, ReadAhead, Retention, Source};
 
 mod audit;
+mod meta;
 
 /// Entry and attribute cache lifetime given to the kernel. Content is immutable unless
 /// `lastModified` changes, and then we invalidate explicitly.
@@ -210,6 +212,7 @@ impl Ops {
                 let len = link_target(guid).len() as u64;
                 attr::symlink(o, ino::link(*day, guid), len, start)
             }
+            Node::View(v) => views::attr(&self.catalog, o, self.mounted_at, v)?,
         })
     }
 
@@ -246,7 +249,10 @@ impl Ops {
             Node::Root => match name {
                 "interactions" => self.entry(ino::INTERACTIONS, Node::Interactions, TTL),
                 "by-date" => self.entry(ino::BY_DATE, Node::ByDate, TTL),
-                _ => Err(FsError::NotFound),
+                _ => match views::root(name) {
+                    Some((ino, node)) => self.entry(ino, node, TTL),
+                    None => Err(FsError::NotFound),
+                },
             },
             Node::Interactions => {
                 if !crate::model::is_guid(name) || self.catalog.known_missing(name) {
@@ -289,6 +295,15 @@ impl Ops {
                 let guid = name.to_string();
                 self.entry(ino::link(day, &guid), Node::Link { day, guid }, SHORT_TTL)
             }
+            Node::View(v) => {
+                let (ino, node, ttl) = views::lookup(&self.catalog, &v, name).await?;
+                if let Node::File { guid, key } = &node {
+                    let e = self.catalog.known(guid).ok_or(FsError::NotFound)?;
+                    let f = self.catalog.file(&e, key).ok_or(FsError::NotFound)?;
+                    self.sized(guid, &f).await?;
+                }
+                self.entry(ino, node, ttl)
+            }
             Node::Meta { .. } | Node::File { .. } | Node::Link { .. } => Err(FsError::NotDir),
         }
     }
@@ -317,6 +332,7 @@ impl Ops {
         let attr = self.attr_of(&node).ok_or(FsError::NotFound)?;
         let ttl = match node {
             Node::Day { .. } | Node::Link { .. } => SHORT_TTL,
+            Node::View(v) => views::ttl(&v),
             _ => TTL,
         };
         Ok(Entry { attr, ttl })
@@ -325,6 +341,7 @@ impl Ops {
     pub(crate) fn readlink(&self, ino: u64) -> Result<String, FsError> {
         match self.node(ino) {
             Ok(Node::Link { guid, .. }) => Ok(link_target(&guid)),
+            Ok(Node::View(v)) => views::readlink(&self.catalog, &v),
             _ => Err(FsError::NotLink),
         }
     }
@@ -494,6 +511,7 @@ impl Ops {
             Node::Root | Node::Interactions | Node::ByDate => ino::ROOT,
             Node::Interaction { .. } => ino::INTERACTIONS,
             Node::Day { .. } => ino::BY_DATE,
+            Node::View(v) => views::parent(v).ok_or(FsError::NotDir)?,
             _ => return Err(FsError::NotDir),
         };
         let mut page = Page::new(offset);
@@ -503,7 +521,11 @@ impl Ops {
             Node::Root => {
                 page.push(ino::INTERACTIONS, FileType::Directory, "interactions");
                 page.push(ino::BY_DATE, FileType::Directory, "by-date");
+                for (ino, name) in views::ROOT {
+                    page.push(ino, FileType::Directory, name);
+                }
             }
+            Node::View(v) => views::readdir(&self.catalog, v, &mut page).await?,
             Node::Interactions => {
                 // Only the part asked for: a big listing is not copied per call.
                 let from = page.skip_to();
@@ -539,38 +561,6 @@ impl Ops {
         }
         Ok(page.entries)
     }
-
-    pub(crate) fn statfs(&self) -> FsStats {
-        let (bytes, files) = self.catalog.totals();
-        FsStats {
-            blocks: bytes.div_ceil(4096),
-            files,
-        }
-    }
-
-    /// Only for a caller who could read a file (the attributes hold phone numbers).
-    pub(crate) fn getxattr(&self, ino: u64, name: &OsStr, who: &Caller) -> Result<String, FsError> {
-        if !self.access.may_read_file(who) {
-            return Err(FsError::Denied);
-        }
-        let node = self.node(ino).map_err(|_| FsError::NoAttr)?;
-        xattr::get(&self.catalog, &node, name).ok_or(FsError::NoAttr)
-    }
-
-    pub(crate) fn listxattr(&self, ino: u64) -> Vec<u8> {
-        self.node(ino)
-            .map(|n| xattr::list(&self.catalog, &n))
-            .unwrap_or_default()
-    }
-
-    /// access(2): everything is readable, nothing writable.
-    pub(crate) fn access(&self, ino: u64, write: bool) -> Result<(), FsError> {
-        self.node(ino)?;
-        if write {
-            return Err(FsError::ReadOnly);
-        }
-        Ok(())
-    }
 }
 
 /// The fixed directories, which are never counted or dropped.
@@ -579,6 +569,6 @@ fn fixed(ino: u64) -> Option<Node> {
         ino::ROOT => Some(Node::Root),
         ino::INTERACTIONS => Some(Node::Interactions),
         ino::BY_DATE => Some(Node::ByDate),
-        _ => None,
+        _ => views::fixed(ino),
     }
 }

@@ -86,7 +86,7 @@ impl Rig {
         Rig { rt, ops, catalog }
     }
 
-    fn mock() -> Rig {
+    pub(super) fn mock() -> Rig {
         Rig::new(|| Arc::new(MockSource::new(0)))
     }
 
@@ -94,7 +94,7 @@ impl Rig {
         self.rt.block_on(self.ops.lookup(parent, OsStr::new(name)))
     }
 
-    fn file_ino(&self, guid: &str, key: &str) -> u64 {
+    pub(super) fn file_ino(&self, guid: &str, key: &str) -> u64 {
         let dir = self.lookup(ino::INTERACTIONS, guid).expect("guid");
         self.lookup(dir.attr.ino.0, key).expect("file").attr.ino.0
     }
@@ -103,7 +103,7 @@ impl Rig {
         self.rt.block_on(self.ops.read(fh, offset, size))
     }
 
-    fn names(&self, ino: u64, offset: u64) -> Vec<String> {
+    pub(super) fn names(&self, ino: u64, offset: u64) -> Vec<String> {
         let entries = self
             .rt
             .block_on(self.ops.readdir(ino, offset))
@@ -128,7 +128,15 @@ fn the_tree_is_the_catalog() {
     let rig = Rig::mock();
     assert_eq!(
         rig.names(ino::ROOT, 0),
-        [".", "..", "interactions", "by-date"]
+        [
+            ".",
+            "..",
+            "interactions",
+            "by-date",
+            "calls",
+            "by-agent",
+            "by-number"
+        ]
     );
     let mut want = vec![".".to_string(), "..".to_string()];
     want.extend(GUIDS.iter().map(|g| g.to_string()));
@@ -439,7 +447,7 @@ fn the_node_table_shrinks_back_once_the_kernel_forgets() {
     }
     rig.ops.forget(0xdead_beef, 3); // unknown: ignored
     assert_eq!(rig.ops.node_count(), 0);
-    assert_eq!(rig.names(ino::ROOT, 0).len(), 4);
+    assert_eq!(rig.names(ino::ROOT, 0).len(), 7);
     // Looked up again, a dropped node is whole again: attributes, children, links.
     let d = rig.lookup(ino::INTERACTIONS, GUIDS[2]).expect("again");
     assert_eq!(d.attr.ino.0, handed[8]);

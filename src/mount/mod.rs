@@ -130,6 +130,8 @@ pub struct MountOptions {
     pub log_file: Option<PathBuf>,
     /// `--audit-log FILE` (absolute): one line per open (see `audit`).
     pub audit_log: Option<PathBuf>,
+    /// `--calls-name`: how `calls/<day>/` names calls.
+    pub calls_name: crate::catalog::views::Template,
     /// Printed once the mount is live (the demo's hints).
     pub banner: Option<String>,
     /// The persistent cache, unless `--no-disk-cache`.

@@ -201,6 +201,7 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
         ))
         .map_err(|e| startup_error(&opts.api, e))?;
     catalog.set_rolling(opts.rolling);
+    catalog.set_calls_name(opts.calls_name.clone());
     let catalog = Arc::new(catalog);
     tracing::info!(
         interactions = catalog.listed_len(),
@@ -273,6 +274,7 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
         let rt = rt.handle().clone();
         catalog.on_change(move |change| match change {
             Change::Invalidate(ino) => invalidate(Inval::Inode(ino)),
+            Change::Entry { parent, name } => invalidate(Inval::Entry { parent, name }),
             // A new version of one file: only the old version goes.
             Change::Purge(key) => {
                 if let Some(d) = &disk {

@@ -22,3 +22,4 @@ mod revoke;
 mod scale;
 mod sealed;
 mod versions;
+mod views;
