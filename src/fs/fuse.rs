@@ -32,8 +32,10 @@ pub struct VccFs {
     pub(super) audit: Option<Arc<FsAudit>>,
 }
 
+/// The request's span: at `warn`, so a failed request's warning (the default log
+/// level) names its op, inode and request id.
 fn span(req: &Request, op: &'static str, ino: u64) -> tracing::Span {
-    tracing::debug_span!("fuse", req = req.unique().0, op, ino)
+    tracing::warn_span!("fuse", req = req.unique().0, op, ino)
 }
 
 /// The errno for `e`, counted; failures of the layers below are logged (in the

@@ -3,8 +3,9 @@
 //! the signal handler, the refresh loop, and the "mounted" line (or the daemon's ready
 //! line). Returns when the session ends.
 //!
-//! Invariants: the catalog lists the window before the session is created, so a start-up
-//! failure leaves nothing mounted; the ready line is printed only after the session is
+//! Invariants: the catalog is opened before the session is created (a saved listing
+//! or one short search checks the credentials and the API; days are listed on demand
+//! and in the background afterwards), so a start-up failure leaves nothing mounted; the ready line is printed only after the session is
 //! live; kernel invalidations run on their own thread, never on a runtime worker
 //! (queued from the start, sent once the session exists); every erasure — by command,
 //! or of what the API no longer has — goes through the one [`Eraser`].

@@ -61,8 +61,6 @@
 //! - Secrets (the root key, a password in the URL) are never logged or printed; the
 //!   URLs (which may hold a password) are wiped from memory when dropped.
 
-// Until the mount wires `--redis`, only the tests use this module.
-
 use std::future::Future;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Weak};
@@ -90,11 +88,10 @@ mod testing;
 #[cfg(test)]
 mod tests;
 
-// What the mount will use once `--redis` is wired.
-#[allow(unused_imports)]
-pub use budget::{fallback_rpm, SharedBudget, Turn, FLEET_WINDOW};
-#[allow(unused_imports)]
-pub use lease::{Lease, SharedSource};
+pub use budget::SharedBudget;
+#[cfg(test)]
+pub(crate) use budget::{fallback_rpm, Turn, FLEET_WINDOW};
+pub use lease::SharedSource;
 pub use stats::SharedStats;
 pub use store::SharedStore;
 
