@@ -9,7 +9,7 @@ pub use private_file::{read_private_file, PrivateFileError};
 
 use time::format_description::well_known::Rfc3339;
 use time::macros::format_description;
-use time::{Date, Duration, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+use time::{Date, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
 
 /// Now, to the second (what file times and the window are measured in).
 pub fn now_secs() -> OffsetDateTime {
@@ -17,20 +17,9 @@ pub fn now_secs() -> OffsetDateTime {
     now.replace_nanosecond(0).unwrap_or(now)
 }
 
-/// `1.5 GiB`-style sizes, for people.
+/// `1.5 GiB`-style sizes, for people (binary units, by `bytesize`).
 pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
+    bytesize::ByteSize(bytes).display().iec().to_string()
 }
 
 /// Format an instant as an RFC 9110 IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`).
@@ -52,57 +41,39 @@ pub fn format_rfc3339(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".to_string())
 }
 
-/// Parse a byte size: `4096`, `64K`, `8MiB`, `1.5G`, `256MB` (binary multiples throughout).
+/// Parse a byte size: `4096`, `64K`, `8MiB`, `1.5G`, `256MB` (binary multiples
+/// throughout, by `parse-size`).
 pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let value: f64 = num.parse().map_err(|_| {
-        format!("invalid size {s:?}: expected a number with an optional unit like 64K, 256M, 1G")
-    })?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        "t" | "tb" | "tib" => 1 << 40,
-        other => {
-            return Err(format!(
-                "invalid size {s:?}: unknown unit {other:?} (use K, M, G or T)"
-            ))
-        }
-    };
-    let bytes = value * mult as f64;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > u64::MAX as f64 / 2.0 {
+    let bytes = parse_size::Config::new()
+        .with_binary()
+        .parse_size(s.trim())
+        .map_err(|e| {
+            format!("invalid size {s:?}: {e} (a number with an optional unit like 64K, 256M, 1G)")
+        })?;
+    if bytes > u64::MAX / 2 {
         return Err(format!("invalid size {s:?}: out of range"));
     }
-    Ok(bytes as u64)
+    Ok(bytes)
 }
 
-/// Parse a length of time like `30d`, `12h`, `90m`, `2w`, `45s` (the relative forms
-/// of [`parse_time_spec`]).
+/// The longest length of time accepted anywhere (`--from 100y` is nonsense).
+const MAX_DURATION: std::time::Duration = std::time::Duration::from_secs(36_500 * 86_400);
+
+/// Parse a length of time like `30d`, `12h`, `90m`, `2w`, `45s` (and the other forms
+/// `humantime` reads, like `1h30m`), at most 100 years.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let t = s.trim();
-    let bad = || format!("invalid duration {s:?}: use a number and a unit, like 30d, 12h, 90m, 2w");
-    if t.len() < 2 || !t.is_ascii() {
-        return Err(bad());
+    if s.contains('.') {
+        return Err(format!(
+            "invalid duration {s:?}: whole numbers only, like 36h"
+        ));
     }
-    let (num, unit) = t.split_at(t.len() - 1);
-    let n: u64 = num.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "w" => 7 * 86_400,
-        "d" => 86_400,
-        "h" => 3600,
-        "m" => 60,
-        "s" => 1,
-        _ => return Err(bad()),
-    };
-    if n > 36_500 * 86_400 / secs {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        format!("invalid duration {s:?}: {e} (use a number and a unit, like 30d, 12h, 90m, 2w)")
+    })?;
+    if d > MAX_DURATION {
         return Err(format!("invalid duration {s:?}: more than 100 years"));
     }
-    Ok(std::time::Duration::from_secs(n * secs))
+    Ok(d)
 }
 
 /// Parse a point in time for `--from`/`--to`: RFC 3339 (`2026-11-01T08:00:00Z`), a date
@@ -134,24 +105,13 @@ pub fn parse_time_spec(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, S
     ) {
         return Ok(p.assume_utc());
     }
-    if t.len() >= 2 && t.is_ascii() {
-        let (num, unit) = t.split_at(t.len() - 1);
-        if let Ok(n) = num.parse::<i64>() {
-            let d = match unit {
-                "w" => Some(Duration::weeks(n)),
-                "d" => Some(Duration::days(n)),
-                "h" => Some(Duration::hours(n)),
-                "m" => Some(Duration::minutes(n)),
-                "s" => Some(Duration::seconds(n)),
-                _ => None,
-            };
-            if let Some(d) = d {
-                if (0..=36_500 * 86_400).contains(&n) {
-                    return now
-                        .checked_sub(d)
-                        .ok_or_else(|| format!("invalid time {s:?}: out of range"));
-                }
-            }
+    if t.starts_with(|c: char| c.is_ascii_digit()) {
+        if let Ok(d) = parse_duration(t) {
+            let d = time::Duration::try_from(d)
+                .map_err(|_| format!("invalid time {s:?}: out of range"))?;
+            return now
+                .checked_sub(d)
+                .ok_or_else(|| format!("invalid time {s:?}: out of range"));
         }
     }
     Err(format!(
@@ -162,6 +122,13 @@ pub fn parse_time_spec(s: &str, now: OffsetDateTime) -> Result<OffsetDateTime, S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes_print_in_binary_units() {
+        assert_eq!(human_bytes(100), "100 B");
+        assert_eq!(human_bytes(1536), "1.5 KiB");
+        assert_eq!(human_bytes(3 << 29), "1.5 GiB");
+    }
 
     #[test]
     fn durations_parse_like_relative_times() {
