@@ -79,7 +79,7 @@ impl Catalog {
         a < b
     }
 
-    fn day_lock(&self, day: Date) -> Arc<tokio::sync::Mutex<()>> {
+    pub(super) fn day_lock(&self, day: Date) -> Arc<tokio::sync::Mutex<()>> {
         Arc::clone(self.day_locks.lock().entry(day).or_default())
     }
 
@@ -107,7 +107,11 @@ impl Catalog {
     }
 
     /// Search `range` and apply what it lists; days it covers whole become `Listed`.
-    async fn list(&self, range: Range, pace: Option<Duration>) -> Result<Refresh, CatalogError> {
+    pub(super) async fn list(
+        &self,
+        range: Range,
+        pace: Option<Duration>,
+    ) -> Result<Refresh, CatalogError> {
         let seq = self.search_seq.fetch_add(1, Ordering::Relaxed);
         let began = crate::util::now_secs();
         let items = self.search(range, pace).await?;
@@ -200,6 +204,9 @@ impl Catalog {
         entries: Entries,
         state: Option<DayState>,
     ) -> Refresh {
+        // A day out of memory comes back first (what the listing replaces is compared
+        // with what it held); without a saved day, `splice` starts it afresh.
+        self.reload_saved(day);
         let mut refresh = Refresh::default();
         let mut diff = DayDiff::default();
         let mut looked_up = Vec::new();
@@ -258,6 +265,7 @@ impl Catalog {
         refresh.dirs.sort_unstable();
         refresh.dirs.dedup();
         self.relisted(day);
+        self.enforce(Some(day));
         refresh
     }
 
@@ -350,7 +358,7 @@ impl Catalog {
             for day in days {
                 if let (Some(d), false) = (l.day(day), needs_listing(l.state(day))) {
                     let (a, b) = self.part(day);
-                    seen += d.entries.len();
+                    seen += d.len();
                     secs += (b - a).whole_seconds().max(0);
                 }
             }
@@ -408,12 +416,7 @@ impl Catalog {
             if !matches!(self.state(day), Some(DayState::Saved)) {
                 self.list_day(day, None, false).await?;
             }
-            let l = self.listing.read();
-            let guids = l
-                .day(day)
-                .map(|d| d.entries.iter().map(|e| e.guid().to_string()).collect())
-                .unwrap_or_default();
-            return Ok(Arc::new(guids));
+            return Ok(Arc::new(self.resident_guids(day).await?));
         }
         if let Some(d) = self.days.lock().get(&day) {
             return Ok(Arc::clone(d));
@@ -456,8 +459,12 @@ impl Catalog {
     /// saved days at all)?
     pub fn is_checked(&self, guid: &str) -> bool {
         let l = self.listing.read();
-        match l.get(guid) {
-            Some(e) => l.state(e.start_date()) != Some(DayState::Saved),
+        match l
+            .get(guid)
+            .map(|e| e.start_date())
+            .or_else(|| l.away_day_of(guid))
+        {
+            Some(day) => l.state(day) != Some(DayState::Saved),
             None => true,
         }
     }
@@ -468,7 +475,11 @@ impl Catalog {
         if self.is_checked(guid) {
             return Checked::Yes;
         }
-        let Some(day) = self.known(guid).map(|e| e.start_date()) else {
+        let Some(day) = self
+            .known(guid)
+            .map(|e| e.start_date())
+            .or_else(|| self.listing.read().away_day_of(guid))
+        else {
             return Checked::Yes;
         };
         match self.list_day(day, None, false).await {

@@ -60,6 +60,13 @@ impl Catalog {
             guid: guid.to_string(),
             ..Forgotten::default()
         };
+        // A day out of memory comes back first, so its guid leaves it like any other.
+        let away = self.listing.read().away_day_of(guid);
+        if let Some(day) = away {
+            if let Err(e) = self.ensure_day(day).await {
+                tracing::warn!(error = %e, %day, "cannot bring a day back to erase from it");
+            }
+        }
         let listed = self.listing.write().remove(guid);
         let looked_up = self.extra.write().remove(guid);
         self.extra_checked.lock().remove(guid);

@@ -171,4 +171,11 @@ fn a_listed_interaction_costs_a_few_hundred_heap_bytes() {
         per < 560.0,
         "per interaction: {per:.0} bytes, {allocs:.1} allocations"
     );
+    // The memory budget's estimate (`resident.rs`) follows what is allocated.
+    let estimated = catalog.memory().bytes as f64 / N as f64;
+    eprintln!("estimated by the budget: {estimated:.0} bytes per interaction");
+    assert!(
+        (0.8..1.25).contains(&(estimated / per)),
+        "estimated {estimated:.0} bytes per interaction, allocated {per:.0}"
+    );
 }

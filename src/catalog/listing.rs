@@ -10,9 +10,16 @@
 //!   and each day's entries are in start order (the order the API lists them);
 //! - `len` is the sum of the days' lengths;
 //! - a day's state only moves forward to `Listed` by a listing of its whole part of
-//!   the window; a range re-list of part of a day leaves its state as it was.
+//!   the window; a range re-list of part of a day leaves its state as it was;
+//! - a day is either **in memory** (its entries, indexed by guid) or **away** (out of
+//!   memory under the catalog's memory budget, `resident.rs`): then it has no entries
+//!   and no slots in `by_guid`, only an [`Away`] — its length, totals and the sorted
+//!   64-bit hashes of its guids, so a lookup finds which day to bring back — and it
+//!   keeps its state (a day listed stays listed: eviction never causes a search);
+//! - `bytes` is the sum of the in-memory days' estimated bytes (`resident::day_bytes`).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use time::{Date, OffsetDateTime};
@@ -96,6 +103,63 @@ pub enum DayState {
 pub(super) struct Day {
     pub entries: Vec<Arc<InteractionEntry>>,
     pub state: DayState,
+    /// Out of memory: what is kept of the day (then `entries` is empty).
+    pub away: Option<Away>,
+    /// Estimated bytes of `entries` in memory (0 when away).
+    pub bytes: u64,
+    /// When it was last used (the listing's clock), for least recently used first.
+    pub touched: AtomicU64,
+    /// Changed in memory since it was last saved (a lookup found a new version).
+    pub dirty: bool,
+}
+
+impl Day {
+    fn new(state: DayState) -> Day {
+        Day {
+            entries: Vec::new(),
+            state,
+            away: None,
+            bytes: 0,
+            touched: AtomicU64::new(0),
+            dirty: false,
+        }
+    }
+
+    /// How many interactions it holds, in memory or not.
+    pub fn len(&self) -> usize {
+        self.away.as_ref().map_or(self.entries.len(), |a| a.len)
+    }
+}
+
+/// What stays in memory of a day that left it.
+#[derive(Debug)]
+pub(super) struct Away {
+    pub len: usize,
+    /// Listed bytes and files (with two per interaction), for statfs.
+    pub totals: (u64, u64),
+    /// `ino::interaction` of each guid, sorted: 8 bytes an interaction.
+    hashes: Box<[u64]>,
+}
+
+impl Away {
+    pub fn has(&self, hash: u64) -> bool {
+        self.hashes.binary_search(&hash).is_ok()
+    }
+}
+
+/// Listed bytes and files (each interaction's directory and metadata file counted).
+pub(super) fn totals<'a>(
+    entries: impl IntoIterator<Item = &'a Arc<InteractionEntry>>,
+) -> (u64, u64) {
+    let (mut bytes, mut files) = (0, 0);
+    for e in entries {
+        for m in e.metas() {
+            bytes += m.size().unwrap_or(0);
+            files += 1;
+        }
+        files += 2;
+    }
+    (bytes, files)
 }
 
 #[derive(Debug, Default)]
@@ -103,9 +167,111 @@ pub(super) struct Listing {
     days: BTreeMap<Date, Day>,
     by_guid: Index,
     len: usize,
+    /// Estimated bytes of the days in memory.
+    bytes: u64,
+    clock: AtomicU64,
 }
 
 impl Listing {
+    /// Note that `day` was used now.
+    pub fn touch(&self, day: Date) {
+        if let Some(d) = self.days.get(&day) {
+            let now = self.clock.fetch_add(1, Ordering::Relaxed) + 1;
+            d.touched.store(now, Ordering::Relaxed);
+        }
+    }
+
+    /// Estimated bytes of the days in memory.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    pub fn is_away(&self, day: Date) -> bool {
+        self.days.get(&day).is_some_and(|d| d.away.is_some())
+    }
+
+    /// The day out of memory that may hold `guid` (by its hash; the day, once back,
+    /// says whether it really does).
+    pub fn away_day_of(&self, guid: &str) -> Option<Date> {
+        let hash = super::ino::interaction(guid);
+        self.days
+            .iter()
+            .find(|(_, d)| d.away.as_ref().is_some_and(|a| a.has(hash)))
+            .map(|(day, _)| *day)
+    }
+
+    /// The least recently used day in memory holding anything, other than `keep`, that
+    /// `may_leave` lets go.
+    pub fn coldest(
+        &self,
+        keep: Option<Date>,
+        may_leave: impl Fn(Date, &Day) -> bool,
+    ) -> Option<Date> {
+        self.days
+            .iter()
+            .filter(|(day, d)| {
+                Some(**day) != keep && d.away.is_none() && d.bytes > 0 && may_leave(**day, d)
+            })
+            .min_by_key(|(_, d)| d.touched.load(Ordering::Relaxed))
+            .map(|(day, _)| *day)
+    }
+
+    /// Take `day`'s entries out of memory (it keeps its state, length and guid
+    /// hashes); returns them, to be dropped outside the lock.
+    pub fn evict(&mut self, day: Date) -> Vec<Arc<InteractionEntry>> {
+        let Some(d) = self.days.get_mut(&day) else {
+            return Vec::new();
+        };
+        if d.away.is_some() {
+            return Vec::new();
+        }
+        let entries = std::mem::take(&mut d.entries);
+        let mut hashes: Vec<u64> = entries.iter().map(|e| e.ino()).collect();
+        hashes.sort_unstable();
+        d.away = Some(Away {
+            len: entries.len(),
+            totals: totals(&entries),
+            hashes: hashes.into_boxed_slice(),
+        });
+        self.bytes -= d.bytes;
+        d.bytes = 0;
+        for e in &entries {
+            self.by_guid.remove(e.guid_key());
+        }
+        entries
+    }
+
+    /// Bring `day` back into memory with `entries` (in start order), keeping its state.
+    /// False if the day was not away.
+    pub fn restore(&mut self, day: Date, entries: Vec<Arc<InteractionEntry>>) -> bool {
+        let bytes = super::resident::day_bytes(&entries);
+        let Some(d) = self.days.get_mut(&day) else {
+            return false;
+        };
+        let Some(away) = d.away.take() else {
+            return false;
+        };
+        self.len = self.len - away.len + entries.len();
+        for (i, e) in entries.iter().enumerate() {
+            self.by_guid.set(e.guid_key(), (day, i as u32));
+        }
+        d.entries = entries;
+        d.bytes = bytes;
+        self.bytes += bytes;
+        let now = self.clock.fetch_add(1, Ordering::Relaxed) + 1;
+        d.touched.store(now, Ordering::Relaxed);
+        true
+    }
+
+    /// Estimate `day`'s bytes in memory again (its entries changed).
+    fn account(&mut self, day: Date) {
+        if let Some(d) = self.days.get_mut(&day) {
+            let bytes = super::resident::day_bytes(&d.entries);
+            self.bytes = self.bytes - d.bytes + bytes;
+            d.bytes = bytes;
+        }
+    }
+
     pub fn get(&self, guid: &str) -> Option<&Arc<InteractionEntry>> {
         let (day, i) = self.by_guid.get(guid)?;
         self.days.get(day)?.entries.get(*i as usize)
@@ -139,16 +305,42 @@ impl Listing {
     /// Position of `guid` in the whole listing (days in order, each in start order).
     pub fn position(&self, guid: &str) -> Option<usize> {
         let (day, i) = self.by_guid.get(guid)?;
-        let before: usize = self.days.range(..*day).map(|(_, d)| d.entries.len()).sum();
+        let before: usize = self.days.range(..*day).map(|(_, d)| d.len()).sum();
         Some(before + *i as usize)
     }
 
-    /// The entries at positions `[from, to)` of the whole listing.
+    /// The days holding positions `[from, to)` of the whole listing, each with the
+    /// part of it (positions in the day) that falls in the range.
+    pub fn days_of_range(&self, from: usize, to: usize) -> Vec<(Date, usize, usize)> {
+        let mut out = Vec::new();
+        let mut at = 0usize;
+        for (day, d) in &self.days {
+            let n = d.len();
+            if at + n > from && at < to {
+                out.push((*day, from.saturating_sub(at), (to - at).min(n)));
+            }
+            at += n;
+            if at >= to {
+                break;
+            }
+        }
+        out
+    }
+
+    /// The entries at positions `[from, to)` of the whole listing (days out of memory
+    /// count, but give nothing).
     pub fn range(&self, from: usize, to: usize) -> Vec<Arc<InteractionEntry>> {
         let mut out = Vec::with_capacity(to.saturating_sub(from).min(4096));
         let mut at = 0usize;
         for day in self.days.values() {
-            let n = day.entries.len();
+            let n = day.len();
+            if day.away.is_some() {
+                at += n;
+                if at >= to {
+                    break;
+                }
+                continue;
+            }
             if at + n > from && at < to {
                 let a = from.saturating_sub(at);
                 let b = (to - at).min(n);
@@ -164,13 +356,12 @@ impl Listing {
 
     /// Set `day`'s state (a listing covered it whole).
     pub fn set_state(&mut self, day: Date, state: DayState) {
-        self.days
-            .entry(day)
-            .or_insert(Day {
-                entries: Vec::new(),
-                state,
-            })
-            .state = state;
+        let d = self.days.entry(day).or_insert_with(|| Day::new(state));
+        d.state = state;
+        if matches!(state, DayState::Listed { .. }) {
+            // Listed whole: what memory holds is what was saved.
+            d.dirty = false;
+        }
     }
 
     /// Set every day's state (tests: as if read from the saved catalog).
@@ -200,10 +391,19 @@ impl Listing {
             }
         }
         let fresh: HashSet<&Guid> = new.iter().map(|e| e.guid_key()).collect();
-        let d = self.days.entry(day).or_insert(Day {
-            entries: Vec::new(),
-            state: DayState::Partial,
-        });
+        let d = self
+            .days
+            .entry(day)
+            .or_insert_with(|| Day::new(DayState::Partial));
+        if let Some(away) = d.away.take() {
+            // Out of memory and not brought back (no saved day to read): what it
+            // held is unknown here; unless this listing covers it whole, it must be
+            // listed whole again.
+            self.len -= away.len;
+            if state.is_none() {
+                d.state = DayState::Partial;
+            }
+        }
         let old = std::mem::take(&mut d.entries);
         let old_len = old.len();
         let (mut before, mut after, mut gone) = (Vec::new(), Vec::new(), Vec::new());
@@ -234,6 +434,7 @@ impl Listing {
         for (i, e) in d.entries.iter().enumerate() {
             self.by_guid.set(e.guid_key(), (day, i as u32));
         }
+        self.account(day);
         gone
     }
 
@@ -242,13 +443,13 @@ impl Listing {
         let Some(&(day, i)) = self.by_guid.get_key(entry.guid_key()) else {
             return false;
         };
-        match self
-            .days
-            .get_mut(&day)
-            .and_then(|d| d.entries.get_mut(i as usize))
-        {
+        let Some(d) = self.days.get_mut(&day) else {
+            return false;
+        };
+        match d.entries.get_mut(i as usize) {
             Some(slot) => {
                 *slot = entry;
+                d.dirty = true;
                 true
             }
             None => false,
@@ -275,5 +476,6 @@ impl Listing {
         for (i, e) in d.entries.iter().enumerate() {
             self.by_guid.update(e.guid_key(), (day, i as u32));
         }
+        self.account(day);
     }
 }

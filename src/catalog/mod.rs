@@ -48,6 +48,7 @@ mod persist;
 pub mod policy;
 mod probe;
 mod refresh;
+mod resident;
 #[cfg(test)]
 mod testing;
 pub mod views;
@@ -166,6 +167,8 @@ pub struct Catalog {
     extra_checked: Mutex<HashMap<String, OffsetDateTime>>,
     /// The views' names (`calls/`, `by-agent/`, `by-number/`), per day, built lazily.
     views: views::Views,
+    /// The memory budget: which days stay in memory (`resident.rs`).
+    resident: resident::Resident,
 }
 
 impl Catalog {
@@ -195,6 +198,7 @@ impl Catalog {
             erased: RwLock::new(std::collections::HashSet::new()),
             extra_checked: Mutex::new(HashMap::new()),
             views: views::Views::default(),
+            resident: resident::Resident::default(),
         }
     }
 
@@ -207,15 +211,37 @@ impl Catalog {
         to: OffsetDateTime,
         store: Option<CatalogStore>,
     ) -> Result<(Catalog, Opened), CatalogError> {
+        Catalog::open_within(client, from, to, store, u64::MAX).await
+    }
+
+    /// [`Catalog::open`] with at most `budget` bytes of the listing in memory
+    /// (`--catalog-memory`): saved days are read one at a time, oldest first, and the
+    /// older ones leave memory as the newer come in (`resident.rs`).
+    pub async fn open_within(
+        client: Arc<dyn MetaSource>,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+        store: Option<CatalogStore>,
+        budget: u64,
+    ) -> Result<(Catalog, Opened), CatalogError> {
         let mut catalog = Catalog::empty(Meta::from(client), from, to);
+        catalog.resident = resident::Resident::within(budget);
         let saved = store
             .as_ref()
-            .map(|s| s.load_days(from, to))
+            .map(|s| s.saved_days(from, to))
             .unwrap_or_default();
         catalog.store = store;
-        let days = saved.len();
-        for (day, items) in saved {
+        let mut days = 0;
+        for day in saved {
             let part = catalog.part(day);
+            let Some(items) = catalog
+                .store
+                .as_ref()
+                .and_then(|s| s.load_day_in(day, part.0, part.1))
+            else {
+                continue;
+            };
+            days += 1;
             let entries = items
                 .into_iter()
                 .map(|i| Arc::new(catalog.entry(i)))
@@ -308,10 +334,28 @@ impl Catalog {
         self.listing.read().range(from, to)
     }
 
-    /// A known interaction (listed, or looked up before), without any request.
+    /// A known interaction (listed, or looked up before), without any request: a day
+    /// that left memory is read back from the saved catalog (without a disk cache, see
+    /// [`Catalog::known_async`]).
     pub fn known(&self, guid: &str) -> Option<Arc<InteractionEntry>> {
-        if let Some(e) = self.listing.read().get(guid) {
-            return Some(Arc::clone(e));
+        if let Some(e) = self.known_here(guid) {
+            return Some(e);
+        }
+        let day = self.listing.read().away_day_of(guid)?;
+        if self.reload_saved(day) {
+            return self.known_here(guid);
+        }
+        None
+    }
+
+    /// A known interaction in memory (listed, or looked up before).
+    pub(crate) fn known_here(&self, guid: &str) -> Option<Arc<InteractionEntry>> {
+        {
+            let l = self.listing.read();
+            if let Some(e) = l.get(guid) {
+                l.touch(e.start_date());
+                return Some(Arc::clone(e));
+            }
         }
         self.extra.read().get(guid).cloned()
     }
@@ -335,7 +379,7 @@ impl Catalog {
         if !is_guid(guid) {
             return Ok(None);
         }
-        if let Some(e) = self.known(guid) {
+        if let Some(e) = self.known_async(guid).await? {
             return Ok(Some(e));
         }
         if self.known_missing(guid) {
@@ -470,16 +514,14 @@ impl Catalog {
     /// what is listed, for statfs.
     pub fn totals(&self) -> (u64, u64) {
         let l = self.listing.read();
-        let mut bytes = 0;
-        let mut files = 0;
+        let (mut bytes, mut files) = (0, 0);
         for (_, day) in l.days() {
-            for e in &day.entries {
-                for m in e.metas() {
-                    bytes += m.size().unwrap_or(0);
-                    files += 1;
-                }
-                files += 2;
-            }
+            let (b, f) = match &day.away {
+                Some(away) => away.totals,
+                None => listing::totals(&day.entries),
+            };
+            bytes += b;
+            files += f;
         }
         (bytes, files)
     }

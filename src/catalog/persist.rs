@@ -120,16 +120,20 @@ impl CatalogStore {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> Vec<(Date, Vec<Interaction>)> {
+        self.saved_days(from, to)
+            .into_iter()
+            .filter_map(|day| Some((day, self.load_day_in(day, from, to)?)))
+            .collect()
+    }
+
+    /// The days with a part in `[from, to)` that have a saved file, oldest first
+    /// (nothing is read but the directory).
+    pub fn saved_days(&self, from: OffsetDateTime, to: OffsetDateTime) -> Vec<Date> {
         let mut out = Vec::new();
         let mut day = from.date();
         while day.midnight().assume_utc() < to {
-            if let Some(items) = self.load_day(day) {
-                let mut items: Vec<Interaction> = items
-                    .into_iter()
-                    .filter(|i| i.start >= from && i.start < to)
-                    .collect();
-                items.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.guid.cmp(&b.guid)));
-                out.push((day, items));
+            if self.day_path(day).exists() {
+                out.push(day);
             }
             match day.next_day() {
                 Some(d) => day = d,
@@ -137,6 +141,23 @@ impl CatalogStore {
             }
         }
         out
+    }
+
+    /// `day`'s saved interactions that started in `[from, to)`, in start order; `None`
+    /// if it has no saved file, or one that does not open (then removed).
+    pub fn load_day_in(
+        &self,
+        day: Date,
+        from: OffsetDateTime,
+        to: OffsetDateTime,
+    ) -> Option<Vec<Interaction>> {
+        let mut items: Vec<Interaction> = self
+            .load_day(day)?
+            .into_iter()
+            .filter(|i| i.start >= from && i.start < to)
+            .collect();
+        items.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.guid.cmp(&b.guid)));
+        Some(items)
     }
 
     /// Tests: all of [`CatalogStore::load_days`] at once, and how many days it read.

@@ -56,6 +56,7 @@ pub fn demo(args: DemoArgs) -> Result<(), CliError> {
         from: now - time::Duration::days(31),
         to: now + time::Duration::minutes(1),
         cache_size: args.cache_size,
+        catalog_memory: 256 << 20,
         block_size: BLOCK_SIZE,
         allow_other: false,
         allow_root: false,

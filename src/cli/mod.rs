@@ -200,6 +200,13 @@ pub struct MountArgs {
     /// Memory for cached content, e.g. 256M, 1G.
     #[arg(long, default_value = "256M", value_name = "SIZE", value_parser = parse_size)]
     pub cache_size: u64,
+    /// Memory for the catalog (the window's listing), whatever the window, e.g. 256M:
+    /// days beyond it leave memory, least recently used first, and come back from the
+    /// saved catalog on disk when a lookup, readdir or read needs them (a day is never
+    /// searched again because it left memory). With --no-disk-cache there is no saved
+    /// catalog: a day that left memory is listed again from the API when needed.
+    #[arg(long, default_value = "256M", value_name = "SIZE", value_parser = parse_size)]
+    pub catalog_memory: u64,
     /// Unit of caching and of the smallest ranged request, e.g. 256K, 1M.
     #[arg(long, default_value = "256K", value_name = "SIZE", value_parser = parse_size)]
     pub block_size: u64,

@@ -53,6 +53,11 @@ pub fn mount_options(a: &MountArgs) -> Result<MountOptions, CliError> {
     // A stalled body is abandoned after a quarter of the retry time, so it can be retried.
     api.read_timeout = Duration::from_secs((a.io_timeout / 4).clamp(1, 10));
     check_sizes(a.cache_size, a.block_size)?;
+    if a.catalog_memory == 0 {
+        return Err(CliError::Usage(
+            "--catalog-memory must be more than 0 (e.g. 256M)".into(),
+        ));
+    }
     if let Some(path) = &a.cache_key_file {
         // Checked now, so a bad key file is a one-line error before anything mounts.
         crate::seal::RootKey::from_key_file(path, api.tenant())
@@ -64,6 +69,7 @@ pub fn mount_options(a: &MountArgs) -> Result<MountOptions, CliError> {
         from,
         to,
         cache_size: a.cache_size,
+        catalog_memory: a.catalog_memory,
         block_size: a.block_size,
         allow_other: a.allow_other,
         allow_root: a.allow_root,

@@ -226,6 +226,48 @@ impl Collector for Snapshots {
         )?;
         gauge(
             &mut enc,
+            "vccfs_catalog_days_in_memory",
+            "listed days whose entries are in memory (--catalog-memory)",
+            &[(Vec::new(), signed(s.catalog_days_in_memory))],
+        )?;
+        gauge(
+            &mut enc,
+            "vccfs_catalog_days_on_disk_only",
+            "listed days that left memory (on the saved catalog only)",
+            &[(Vec::new(), signed(s.catalog_days_on_disk_only))],
+        )?;
+        gauge(
+            &mut enc,
+            "vccfs_catalog_memory_bytes",
+            "estimated bytes of the catalog's days in memory",
+            &[(Vec::new(), signed(s.catalog_memory_bytes))],
+        )?;
+        gauge(
+            &mut enc,
+            "vccfs_catalog_memory_budget_bytes",
+            "the catalog's memory budget (--catalog-memory)",
+            &[(Vec::new(), signed(s.catalog_memory_budget_bytes))],
+        )?;
+        counter(
+            &mut enc,
+            "vccfs_catalog_day_evictions",
+            "days that left memory",
+            &one(s.catalog_day_evictions),
+        )?;
+        counter(
+            &mut enc,
+            "vccfs_catalog_day_reloads",
+            "days brought back into memory from the saved catalog",
+            &one(s.catalog_day_reloads),
+        )?;
+        counter(
+            &mut enc,
+            "vccfs_catalog_day_relists",
+            "days listed again from the API because they were neither in memory nor saved",
+            &one(s.catalog_day_relists),
+        )?;
+        gauge(
+            &mut enc,
             "vccfs_nodes",
             "inodes the kernel holds (looked up, not yet forgotten)",
             &[(Vec::new(), signed(s.nodes))],

@@ -94,6 +94,27 @@ pub struct Snapshot {
     pub days_in_window: u64,
     /// Days of the window not listed yet (listed on demand and in the background).
     pub days_unlisted: u64,
+    /// Listed days whose entries are in memory (`--catalog-memory`).
+    #[serde(default)]
+    pub catalog_days_in_memory: u64,
+    /// Listed days that left memory (on the saved catalog only).
+    #[serde(default)]
+    pub catalog_days_on_disk_only: u64,
+    /// Estimated bytes of the catalog's days in memory.
+    #[serde(default)]
+    pub catalog_memory_bytes: u64,
+    /// `--catalog-memory`.
+    #[serde(default)]
+    pub catalog_memory_budget_bytes: u64,
+    /// Days that left memory since the mount.
+    #[serde(default)]
+    pub catalog_day_evictions: u64,
+    /// Days brought back into memory from the saved catalog.
+    #[serde(default)]
+    pub catalog_day_reloads: u64,
+    /// Days listed again from the API because they were neither in memory nor saved.
+    #[serde(default)]
+    pub catalog_day_relists: u64,
     /// Inodes the kernel holds (it forgets them as it evicts its caches).
     #[serde(default)]
     pub nodes: u64,
@@ -162,6 +183,7 @@ impl Sources {
         let counters = self.client.counters();
         let sent = self.client.sent_last_minute() as u64;
         let days = self.catalog.day_counts();
+        let memory = self.catalog.memory();
         let (from, to) = self.catalog.window();
         let mem = self.cache.stats();
         let mut tiers = vec![TierUse {
@@ -226,6 +248,13 @@ impl Sources {
             days_pending: days.saved as u64,
             days_in_window: days.window as u64,
             days_unlisted: days.window.saturating_sub(days.listed + days.saved) as u64,
+            catalog_days_in_memory: memory.days_in_memory,
+            catalog_days_on_disk_only: memory.days_on_disk_only,
+            catalog_memory_bytes: memory.bytes,
+            catalog_memory_budget_bytes: memory.budget,
+            catalog_day_evictions: memory.evictions,
+            catalog_day_reloads: memory.reloads,
+            catalog_day_relists: memory.relists,
             nodes: self.fs.nodes(),
             passthrough_opens: self.fs.passthrough_opens(),
             max_rpm: self.max_rpm,

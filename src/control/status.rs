@@ -246,6 +246,18 @@ pub fn render(s: &Snapshot) -> String {
             }
         ),
     );
+    if s.catalog_memory_budget_bytes > 0 {
+        line(
+            "catalog",
+            format!(
+                "{} KiB of {} KiB in memory: {} days in memory, {} on disk only",
+                s.catalog_memory_bytes >> 10,
+                s.catalog_memory_budget_bytes >> 10,
+                s.catalog_days_in_memory,
+                s.catalog_days_on_disk_only
+            ),
+        );
+    }
     line("nodes", format!("{} inodes held by the kernel", s.nodes));
     let budget = match s.max_rpm {
         Some(rpm) => format!(

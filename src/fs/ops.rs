@@ -268,7 +268,11 @@ impl Ops {
                 }
             }
             Node::Interaction { guid } => {
-                let e = self.catalog.known(&guid).ok_or(FsError::NotFound)?;
+                let e = self
+                    .catalog
+                    .known_async(&guid)
+                    .await?
+                    .ok_or(FsError::NotFound)?;
                 if name == META_NAME {
                     return self.entry(e.meta_ino(), Node::Meta { guid }, TTL);
                 }
@@ -324,6 +328,10 @@ impl Ops {
 
     pub(crate) async fn getattr(&self, ino: u64) -> Result<Entry, FsError> {
         let node = self.node(ino)?;
+        if let Node::Interaction { guid } | Node::Meta { guid } | Node::File { guid, .. } = &node {
+            // Its day may have left memory (`--catalog-memory`): back first.
+            self.catalog.known_async(guid).await?;
+        }
         if let Node::File { guid, key } = &node {
             let e = self.catalog.known(guid).ok_or(FsError::NotFound)?;
             let f = self.catalog.file(&e, key).ok_or(FsError::NotFound)?;
@@ -534,7 +542,8 @@ impl Ops {
                     self.catalog.list_window().await?;
                 }
                 page.advance(from);
-                for e in self.catalog.listed_range(from, from + READDIR_BATCH) {
+                // Day by day: days out of memory come back one at a time (the budget).
+                for e in self.catalog.listed_page(from, READDIR_BATCH).await? {
                     page.push(e.ino(), FileType::Directory, &e.guid());
                 }
             }

@@ -116,6 +116,8 @@ pub struct MountOptions {
     pub from: OffsetDateTime,
     pub to: OffsetDateTime,
     pub cache_size: u64,
+    /// `--catalog-memory`: bytes of the listing kept in memory (`catalog::resident`).
+    pub catalog_memory: u64,
     pub block_size: u64,
     /// `--allow-other`: every local user may reach the mount (the kernel then checks
     /// `access`).

@@ -194,11 +194,12 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
         client.join_fleet(Arc::new(budget));
     }
     let (catalog, opened) = rt
-        .block_on(Catalog::open(
+        .block_on(Catalog::open_within(
             Arc::new(client.clone()),
             opts.from,
             opts.to,
             tiers.catalog.clone(),
+            opts.catalog_memory,
         ))
         .map_err(|e| startup_error(&opts.api, e))?;
     catalog.set_rolling(opts.rolling);

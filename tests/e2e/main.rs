@@ -7,6 +7,7 @@ mod common;
 
 mod access;
 mod audit;
+mod catalog_memory;
 mod cli;
 mod doctor;
 mod erase;

@@ -253,6 +253,14 @@ pub(super) struct Views {
     days: Mutex<HashMap<Date, Arc<DayView>>>,
 }
 
+impl Views {
+    /// `day` left memory: its view goes too (built again when asked for).
+    pub(super) fn forget_day(&self, day: Date) {
+        let gone = self.days.lock().remove(&day);
+        drop(gone);
+    }
+}
+
 impl Catalog {
     /// Name calls by `template` (`--calls-name`) from now on.
     pub fn set_calls_name(&self, template: Template) {
@@ -271,14 +279,22 @@ impl Catalog {
         if let Some(v) = self.cached_view(day) {
             return Ok(v);
         }
-        self.day(day).await?;
-        let mut days = self.views.days.lock();
-        if let Some(v) = days.get(&day) {
-            return Ok(Arc::clone(v));
+        // The day may leave memory between being listed (or brought back) and being
+        // read here: then it is brought back again (`resident.rs`).
+        for _ in 0..4 {
+            self.day(day).await?;
+            let mut days = self.views.days.lock();
+            if let Some(v) = days.get(&day) {
+                return Ok(Arc::clone(v));
+            }
+            if self.in_window(day) && self.listing.read().is_away(day) {
+                continue;
+            }
+            let v = Arc::new(self.build_view(day));
+            days.insert(day, Arc::clone(&v));
+            return Ok(v);
         }
-        let v = Arc::new(self.build_view(day));
-        days.insert(day, Arc::clone(&v));
-        Ok(v)
+        Ok(Arc::new(self.build_view(day)))
     }
 
     /// The views of every day of the window (listing what is not listed yet).
@@ -300,7 +316,7 @@ impl Catalog {
             let guids = self.days.lock().get(&day).cloned().unwrap_or_default();
             guids
                 .iter()
-                .filter_map(|g| self.known(g))
+                .filter_map(|g| self.known_here(g))
                 .filter(|e| e.start_date() == day)
                 .collect()
         };
@@ -314,6 +330,11 @@ impl Catalog {
         let Some(old) = days.get(&day).cloned() else {
             return Default::default();
         };
+        if self.in_window(day) && self.listing.read().is_away(day) {
+            // Out of memory: its view goes with it (built again when asked for).
+            days.remove(&day);
+            return Default::default();
+        }
         let new = Arc::new(self.build_view(day));
         days.insert(day, Arc::clone(&new));
         drop(days);

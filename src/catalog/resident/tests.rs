@@ -1,0 +1,200 @@
+//! The memory budget over the scriptable API (`meta::mock`), with and without a saved
+//! catalog: days leave memory least recently used first, come back exactly as they
+//! were without a search (from disk), or with one counted apart (no disk, or a saved
+//! day gone), and erasure, pages of `/interactions` and lookups reach days out of
+//! memory.
+
+use std::sync::Arc;
+
+use time::macros::{date, datetime};
+use time::{Date, OffsetDateTime};
+
+use crate::catalog::{Catalog, CatalogStore};
+use crate::meta::mock::{self, Call, MockMeta};
+use crate::model::Interaction;
+
+const FROM: OffsetDateTime = datetime!(2026-11-16 00:00 UTC);
+const TO: OffsetDateTime = datetime!(2026-11-20 00:00 UTC);
+const PER_DAY: u32 = 200;
+
+fn days() -> Vec<Date> {
+    vec![
+        date!(2026 - 11 - 16),
+        date!(2026 - 11 - 17),
+        date!(2026 - 11 - 18),
+        date!(2026 - 11 - 19),
+    ]
+}
+
+/// `PER_DAY` interactions on each day, every 5 minutes from midnight.
+fn tenant() -> Vec<Interaction> {
+    let mut out = Vec::new();
+    for (d, day) in days().into_iter().enumerate() {
+        for i in 0..PER_DAY {
+            let n = d as u32 * PER_DAY + i + 1;
+            let start = day.midnight().assume_utc() + time::Duration::minutes(5 * i64::from(i));
+            out.push(mock::interaction(&mock::guid(n), start));
+        }
+    }
+    out
+}
+
+fn guids_of(items: &[Interaction], day: Date) -> Vec<String> {
+    items
+        .iter()
+        .filter(|i| i.start.date() == day)
+        .map(|i| i.guid.clone())
+        .collect()
+}
+
+fn store(dir: &std::path::Path) -> CatalogStore {
+    let tenant = crate::version::TenantId::new("https://api.example", "client");
+    let sealer =
+        crate::seal::RootKey::from_secret(&[7; 32], tenant).sealer(crate::seal::Purpose::Catalog);
+    CatalogStore::open(&dir.join("catalog"), sealer).expect("a store")
+}
+
+/// A catalog of the whole window listed (with a saved catalog in `dir`, if given),
+/// then held to a budget of about two and a half days.
+async fn listed(api: &Arc<MockMeta>, dir: Option<&std::path::Path>) -> Catalog {
+    let mut c = Catalog::with_mock(FROM, TO, Arc::clone(api));
+    c.store = dir.map(store);
+    c.list_window().await.expect("listed");
+    let day = c.listing.read().day(days()[0]).map_or(0, |d| d.bytes);
+    assert!(day > 0);
+    c.set_memory_budget(day * 5 / 2);
+    c
+}
+
+#[tokio::test]
+async fn days_beyond_the_budget_leave_memory_and_come_back_from_disk_without_a_search() {
+    let items = tenant();
+    let api = Arc::new(MockMeta::new(items.clone()));
+    let dir = tempfile::tempdir().expect("a dir");
+    let c = listed(&api, Some(dir.path())).await;
+    let m = c.memory();
+    assert_eq!((m.days_in_memory, m.days_on_disk_only), (2, 2), "{m:?}");
+    assert!(m.bytes <= m.budget, "{m:?}");
+    assert_eq!(c.listed_len(), items.len());
+    let searches = api.calls(Call::Search);
+    // Twice over every day: exactly as listed, never searched again.
+    for _ in 0..2 {
+        for day in days() {
+            assert_eq!(*c.day(day).await.expect("a day"), guids_of(&items, day));
+            let m = c.memory();
+            assert!(m.days_in_memory <= 2 && m.bytes <= m.budget, "{m:?}");
+        }
+    }
+    // A guid of a day out of memory, by name: from disk, no lookup.
+    let first = &items[0].guid;
+    assert!(c.listing.read().away_day_of(first).is_some());
+    let e = c.known(first).expect("known from disk");
+    assert_eq!(e.guid().to_string(), *first);
+    assert!(c
+        .lookup(&items[PER_DAY as usize].guid)
+        .await
+        .expect("lookup")
+        .is_some());
+    // Every page of /interactions, day by day, in the listing's order.
+    let mut all = Vec::new();
+    while all.len() < items.len() {
+        let page = c.listed_page(all.len(), 150).await.expect("a page");
+        assert!(!page.is_empty());
+        all.extend(page.iter().map(|e| e.guid().to_string()));
+        assert!(c.memory().days_in_memory <= 2);
+    }
+    let want: Vec<String> = items.iter().map(|i| i.guid.clone()).collect();
+    assert_eq!(all, want);
+    assert_eq!(
+        api.calls(Call::Search),
+        searches,
+        "a day was searched again"
+    );
+    assert_eq!(api.calls(Call::Interaction), 0);
+    let m = c.memory();
+    assert!(
+        m.reloads >= 8 && m.relists == 0 && m.evictions >= 8,
+        "{m:?}"
+    );
+    assert_eq!(c.totals().1, 3 * items.len() as u64);
+}
+
+#[tokio::test]
+async fn the_least_recently_used_day_leaves_first() {
+    let items = tenant();
+    let api = Arc::new(MockMeta::new(items.clone()));
+    let dir = tempfile::tempdir().expect("a dir");
+    let c = listed(&api, Some(dir.path())).await;
+    let [d0, d1, d2, d3] = days()[..] else {
+        unreachable!()
+    };
+    let in_memory = |d: Date| !c.listing.read().is_away(d);
+    c.day(d0).await.expect("d0");
+    c.day(d1).await.expect("d1");
+    assert!(in_memory(d0) && in_memory(d1));
+    // d0 used again (a lookup of one of its guids): d1 is now the colder one.
+    c.known(&guids_of(&items, d0)[3]).expect("known");
+    c.day(d2).await.expect("d2");
+    assert!(in_memory(d0) && !in_memory(d1) && in_memory(d2));
+    c.day(d3).await.expect("d3");
+    assert!(!in_memory(d0) && in_memory(d2) && in_memory(d3));
+}
+
+#[tokio::test]
+async fn without_a_disk_cache_a_day_out_of_memory_is_listed_again_when_needed() {
+    let items = tenant();
+    let api = Arc::new(MockMeta::new(items.clone()));
+    let c = listed(&api, None).await;
+    assert_eq!(c.memory().days_on_disk_only, 2);
+    let searches = api.calls(Call::Search);
+    // Newest first: the two days in memory answer, the two that left are listed again.
+    for day in days().into_iter().rev() {
+        assert_eq!(*c.day(day).await.expect("a day"), guids_of(&items, day));
+    }
+    let m = c.memory();
+    assert!(m.bytes <= m.budget && m.days_in_memory <= 2, "{m:?}");
+    assert_eq!(m.relists, 2, "{m:?}");
+    assert_eq!(api.calls(Call::Search) - searches, 2);
+    // A guid of a day out of memory is found by listing its day, not looking it up.
+    let first = &items[0].guid;
+    assert!(c.known_async(first).await.expect("known").is_some());
+    assert_eq!(api.calls(Call::Interaction), 0);
+}
+
+#[tokio::test]
+async fn a_saved_day_gone_from_disk_is_listed_again_and_counted_apart() {
+    let items = tenant();
+    let api = Arc::new(MockMeta::new(items.clone()));
+    let dir = tempfile::tempdir().expect("a dir");
+    let c = listed(&api, Some(dir.path())).await;
+    let day = days()[0];
+    assert!(c.listing.read().is_away(day));
+    std::fs::remove_file(dir.path().join("catalog").join(format!("{day}.day"))).expect("rm");
+    let searches = api.calls(Call::Search);
+    assert_eq!(*c.day(day).await.expect("the day"), guids_of(&items, day));
+    assert_eq!(api.calls(Call::Search) - searches, 1);
+    assert_eq!(c.memory().relists, 1);
+}
+
+#[tokio::test]
+async fn an_interaction_of_a_day_out_of_memory_is_erased_from_it_and_from_disk() {
+    let items = tenant();
+    let api = Arc::new(MockMeta::new(items.clone()));
+    let dir = tempfile::tempdir().expect("a dir");
+    let c = listed(&api, Some(dir.path())).await;
+    let day = days()[0];
+    assert!(c.listing.read().is_away(day));
+    let victim = guids_of(&items, day)[7].clone();
+    let forgotten = c.forget(&victim, None).await;
+    assert_eq!(forgotten.day, Some(day));
+    assert_eq!(forgotten.records, 2, "listing and saved day");
+    // Evicted again (the other days used), then back from disk: still without it.
+    for d in days() {
+        c.day(d).await.expect("a day");
+    }
+    assert!(c.listing.read().is_away(day));
+    let guids = c.day(day).await.expect("the day");
+    assert!(!guids.contains(&victim));
+    assert_eq!(guids.len(), PER_DAY as usize - 1);
+    assert_eq!(c.listed_len(), items.len() - 1);
+}
