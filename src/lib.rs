@@ -23,6 +23,7 @@ mod control;
 mod doctor;
 pub mod emulator;
 pub mod erase;
+mod fleet;
 mod fs;
 mod memory;
 pub mod meta;
@@ -31,7 +32,6 @@ mod mount;
 mod prefetch;
 mod safe_fs;
 pub mod seal;
-mod shared;
 mod source;
 pub mod util;
 mod version;
@@ -39,6 +39,6 @@ mod version;
 /// The layers below the mount that the integration tests drive directly.
 pub mod testing {
     pub use crate::cache::{BlockCache, ContentId};
-    pub use crate::prefetch::{Prefetcher, ReadAhead, ReadAheadConfig, Retention, Source};
+    pub use crate::prefetch::{OpenVersion, Prefetcher, ReadAhead, ReadAheadConfig, Retention};
     pub use crate::version::{ContentVersion, TenantId};
 }

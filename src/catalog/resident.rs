@@ -14,7 +14,7 @@
 //! sealed and bound to its day, `persist.rs`) — the same listing it had, since every
 //! listing saves its day before applying it — or, when there is no disk cache or the
 //! file is missing or damaged, by listing the day again from the API (counted apart:
-//! `relists`). Open handles keep their own `Source`, so reads of open files go on.
+//! `relists`). Open handles keep their own `OpenVersion`, so reads of open files go on.
 //!
 //! Invariants:
 //! - **Eviction never causes a search of a day that is on disk.** An away day keeps

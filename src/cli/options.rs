@@ -183,7 +183,7 @@ fn check_redis_url(flag: &str, url: &str, allow_plaintext: bool) -> Result<(), C
     } else {
         flag
     };
-    crate::shared::check_url(url).map_err(|e| CliError::Usage(format!("{named}: {e}")))?;
+    crate::fleet::check_url(url).map_err(|e| CliError::Usage(format!("{named}: {e}")))?;
     let parsed = url::Url::parse(url).map_err(|e| CliError::Usage(format!("{named}: {e}")))?;
     if parsed.password().is_some() {
         return Err(CliError::Usage(format!(

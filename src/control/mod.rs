@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use crate::api::{Access, ApiClient};
 use crate::cache::BlockCache;
 use crate::catalog::Catalog;
+use crate::fleet::Fleet;
 use crate::fs::{FsCounters, LastError};
-use crate::shared::Shared;
 use crate::source::disk::DiskStore;
 use crate::util::format_rfc3339;
 
@@ -41,7 +41,7 @@ pub struct Sources {
     pub catalog: Arc<Catalog>,
     pub cache: Arc<BlockCache>,
     pub disk: Option<Arc<DiskStore>>,
-    pub shared: Option<Shared>,
+    pub shared: Option<Fleet>,
     pub fs: Arc<FsCounters>,
     /// The mount's one erasure path (`erase GUID...` on the status socket).
     pub eraser: Arc<crate::erase::Eraser>,

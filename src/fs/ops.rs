@@ -41,7 +41,7 @@ use super::page::Page;
 use super::passthrough::Offer;
 use super::views;
 use crate::catalog::{ino, Catalog, Checked, FileEntry, InteractionEntry, META_NAME};
-use crate::prefetch::{Prefetcher, ReadAhead, Retention, Source};
+use crate::prefetch::{OpenVersion, Prefetcher, ReadAhead, Retention};
 
 mod audit;
 mod meta;
@@ -67,7 +67,7 @@ pub(crate) struct Entry {
 #[derive(Debug)]
 enum Handle {
     Content {
-        source: Source,
+        source: OpenVersion,
         ra: Mutex<ReadAhead>,
         retention: Retention,
         /// Opened on a listing not yet checked against the API: the first read waits
@@ -111,8 +111,8 @@ struct Known {
     lookups: u64,
 }
 
-fn source_of(f: &FileEntry) -> Source {
-    Source {
+fn source_of(f: &FileEntry) -> OpenVersion {
+    OpenVersion {
         content: f.content,
         version: Arc::clone(&f.version),
     }
@@ -459,7 +459,7 @@ impl Ops {
     }
 
     /// A handle of an erased version reads nothing more.
-    fn not_erased(&self, source: &Source) -> Result<(), FsError> {
+    fn not_erased(&self, source: &OpenVersion) -> Result<(), FsError> {
         match self.catalog.is_erased(source.content) {
             true => Err(FsError::Erased),
             false => Ok(()),
@@ -469,7 +469,7 @@ impl Ops {
     /// The first use of a handle opened on a listing not yet checked waits for the
     /// check: a saved listing may be out of date, and a version the API has replaced
     /// is never served (its bytes may still be on disk).
-    async fn current(&self, source: &Source, unchecked: &AtomicBool) -> Result<(), FsError> {
+    async fn current(&self, source: &OpenVersion, unchecked: &AtomicBool) -> Result<(), FsError> {
         if unchecked.load(Ordering::Relaxed) {
             let checked = self.catalog.check(&source.version.guid).await;
             if checked == Checked::Yes && !self.catalog.is_current(&source.version) {

@@ -17,13 +17,13 @@ use futures::future::{BoxFuture, FutureExt};
 use tokio::runtime::Handle;
 
 use crate::erase::{Broadcast, EraseTier, Eraser, Erasure};
-use crate::shared::Shared;
+use crate::fleet::Fleet;
 use crate::source::disk::DiskStore;
 
 /// The tiers to ask, in order: disk, then (once wired) the shared Redis.
 pub(super) fn tiers(
     disk: Option<&Arc<DiskStore>>,
-    shared: Option<&Shared>,
+    shared: Option<&Fleet>,
 ) -> Vec<Arc<dyn EraseTier>> {
     let mut out: Vec<Arc<dyn EraseTier>> = Vec::new();
     if let Some(d) = disk {
@@ -36,14 +36,14 @@ pub(super) fn tiers(
 }
 
 /// The fleet's announcements of erasures (with `--redis`).
-pub(super) fn broadcast(shared: Option<&Shared>) -> Option<Arc<dyn Broadcast>> {
+pub(super) fn broadcast(shared: Option<&Fleet>) -> Option<Arc<dyn Broadcast>> {
     shared.map(|s| Arc::new(SharedErase(s.clone())) as Arc<dyn Broadcast>)
 }
 
 /// The fleet's Redis: every block value of the interaction (all versions and block
 /// sizes; for one file gone, its interaction's values all go too — a refetch, never a
 /// wrong byte), and the tombstone other hosts hear.
-struct SharedErase(Shared);
+struct SharedErase(Fleet);
 
 impl EraseTier for SharedErase {
     fn tier(&self) -> &'static str {
@@ -71,7 +71,7 @@ const PERSIST_FOR: Duration = Duration::from_secs(10);
 async fn persist<T, F, Fut>(mut op: F) -> Result<T, String>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, crate::shared::SharedError>>,
+    Fut: std::future::Future<Output = Result<T, crate::fleet::FleetError>>,
 {
     let deadline = tokio::time::Instant::now() + PERSIST_FOR;
     let mut pause = Duration::from_millis(100);
@@ -95,7 +95,7 @@ const CATCH_UP_FOR: Duration = Duration::from_secs(120);
 /// Erase here what the fleet announces from now on, and first what it announced while
 /// this host was away: tombstones newer than the time kept in `seen` (a file beside
 /// the disk cache, which is what could hold copies; without one, none are read).
-pub(super) fn listen(rt: &Handle, shared: Shared, eraser: Arc<Eraser>, seen: Option<PathBuf>) {
+pub(super) fn listen(rt: &Handle, shared: Fleet, eraser: Arc<Eraser>, seen: Option<PathBuf>) {
     let mut heard = {
         let _rt = rt.enter();
         shared.subscribe_erasures()

@@ -35,9 +35,9 @@ use time::OffsetDateTime;
 
 use crate::api::{ApiConfig, ApiError};
 
-mod budget;
 mod daemon;
 mod erase_tiers;
+mod memory_plan;
 mod mountinfo;
 mod mountpoint;
 mod serve;
@@ -173,10 +173,10 @@ impl Drop for RedisOptions {
 impl std::fmt::Debug for RedisOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisOptions")
-            .field("url", &crate::shared::redacted(&self.url))
+            .field("url", &crate::fleet::redacted(&self.url))
             .field(
                 "control_url",
-                &self.control_url.as_deref().map(crate::shared::redacted),
+                &self.control_url.as_deref().map(crate::fleet::redacted),
             )
             .field("fallback_rpm", &self.fallback_rpm)
             .finish()

@@ -21,14 +21,14 @@ use crate::cache::BlockCache;
 use crate::catalog::{spawn_refresher, Catalog, CatalogError, CatalogStore, Change, Policy};
 use crate::control::{self, Sources};
 use crate::erase::{Eraser, Inval};
+use crate::fleet::{Fleet, FleetBudget, FleetConfig, FleetSource};
 use crate::fs::{FsAudit, VccFs};
 use crate::prefetch::Prefetcher;
 use crate::seal::{Purpose, RootKey};
-use crate::shared::{Shared, SharedBudget, SharedConfig, SharedSource};
 use crate::source::disk::{DiskConfig, DiskEncryption, DiskError, DiskStore};
 use crate::source::{BlockSource, BlockStore, Served, TaggedSource, TaggedStore, Tiered};
 
-use super::budget::memory_plan;
+use super::memory_plan::memory_plan;
 use super::{daemon, mountpoint, MountError, MountOptions};
 
 /// What is kept across mounts, when the disk cache is on and this mount manages it,
@@ -36,7 +36,7 @@ use super::{daemon, mountpoint, MountError, MountOptions};
 struct Tiers {
     disk: Option<Arc<DiskStore>>,
     catalog: Option<CatalogStore>,
-    shared: Option<Shared>,
+    shared: Option<Fleet>,
 }
 
 impl Tiers {
@@ -62,9 +62,9 @@ impl Tiers {
         };
         let shared = match (&opts.redis, &root) {
             (Some(r), Some(key)) => {
-                let mut cfg = SharedConfig::new(r.url.clone(), tenant, key.clone());
+                let mut cfg = FleetConfig::new(r.url.clone(), tenant, key.clone());
                 cfg.control_url = r.control_url.clone().map(zeroize::Zeroizing::new);
-                Some(Shared::connect(cfg))
+                Some(Fleet::connect(cfg))
             }
             _ => None,
         };
@@ -140,7 +140,7 @@ impl Tiers {
         let mut origin = tag(Arc::new(client.clone()), Tier::Api);
         if let Some(shared) = &self.shared {
             origin = tag(
-                Arc::new(SharedSource::new(shared.clone(), origin)),
+                Arc::new(FleetSource::new(shared.clone(), origin)),
                 Tier::Redis,
             );
         }
@@ -190,7 +190,7 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
     if let (Some(shared), Some(rpm)) = (&tiers.shared, opts.api.max_rpm) {
         // --max-rpm is the fleet's: every request takes its turn in the shared schedule.
         let fallback = opts.redis.as_ref().and_then(|r| r.fallback_rpm);
-        let budget = SharedBudget::new(shared.clone(), rpm, fallback);
+        let budget = FleetBudget::new(shared.clone(), rpm, fallback);
         client.join_fleet(Arc::new(budget));
     }
     let (catalog, opened) = rt

@@ -55,7 +55,7 @@ pub use window::{ReadAhead, ReadAheadConfig};
 
 /// What a read reads: one version of one file.
 #[derive(Debug, Clone)]
-pub struct Source {
+pub struct OpenVersion {
     pub content: ContentId,
     pub version: Arc<ContentVersion>,
 }
@@ -76,7 +76,7 @@ pub enum ReadError {
 }
 
 impl ReadError {
-    fn block(src: &Source, index: u64, detail: String) -> ReadError {
+    fn block(src: &OpenVersion, index: u64, detail: String) -> ReadError {
         ReadError::Block {
             guid: src.version.guid.clone(),
             key: src.version.key.clone(),
@@ -149,7 +149,7 @@ impl Prefetcher {
     }
 
     /// Keep `first`, bytes already fetched as block 0 of `src` (a size probe's).
-    pub fn seed(&self, src: &Source, first: Bytes) {
+    pub fn seed(&self, src: &OpenVersion, first: Bytes) {
         let (start, end) = self.cache.math().block_range(0, src.version.size);
         if first.len() as u64 == end - start && end > start {
             self.cache.insert(
@@ -207,7 +207,7 @@ impl Prefetcher {
         &self,
         key: &str,
         position: usize,
-        siblings: impl FnOnce(usize, usize) -> Vec<Source>,
+        siblings: impl FnOnce(usize, usize) -> Vec<OpenVersion>,
     ) {
         let Some((from, to)) = self.scan.on_open(key, position) else {
             return;
@@ -226,7 +226,7 @@ impl Prefetcher {
     /// `ra` is the reader's read-ahead state (per open file).
     pub async fn read(
         &self,
-        src: &Source,
+        src: &OpenVersion,
         ra: &parking_lot::Mutex<ReadAhead>,
         offset: u64,
         size: u64,
@@ -279,7 +279,7 @@ impl Prefetcher {
     /// whole of a small file, the head or the tail of a large one (see the essay) —
     /// when its first block is neither cached nor in flight (a first touch, or the
     /// cache let go of it), so a read of cached blocks costs one look, not a scan.
-    fn around(&self, src: &Source, offset: u64, first: u64) -> Started {
+    fn around(&self, src: &OpenVersion, offset: u64, first: u64) -> Started {
         let id = BlockId {
             content: src.content,
             index: first,
@@ -317,7 +317,7 @@ impl Prefetcher {
     /// cut bytes `offset..end` out of them.
     async fn assemble(
         &self,
-        src: &Source,
+        src: &OpenVersion,
         started: &[(Run, Vec<BlockFetch>)],
         offset: u64,
         end: u64,
@@ -363,7 +363,7 @@ impl Prefetcher {
     }
 
     /// One block, from the cache, a fetch in flight, or a new fetch.
-    async fn block(&self, src: &Source, index: u64) -> Result<Bytes, ReadError> {
+    async fn block(&self, src: &OpenVersion, index: u64) -> Result<Bytes, ReadError> {
         let id = BlockId {
             content: src.content,
             index,
@@ -398,7 +398,7 @@ impl Prefetcher {
     /// runs lined up on multiples of `chunk`.
     fn fetch_missing(
         &self,
-        src: &Source,
+        src: &OpenVersion,
         from: u64,
         to: u64,
         chunk: Option<u64>,
@@ -411,7 +411,14 @@ impl Prefetcher {
         self.start(src, want, purpose)
     }
 
-    fn want(&self, src: &Source, from: u64, to: u64, max_run: u64, budget: Option<u64>) -> Want {
+    fn want(
+        &self,
+        src: &OpenVersion,
+        from: u64,
+        to: u64,
+        max_run: u64,
+        budget: Option<u64>,
+    ) -> Want {
         Want {
             content: src.content,
             file_size: src.version.size,
@@ -423,7 +430,7 @@ impl Prefetcher {
     }
 
     /// Start the runs of `want`, each one streaming request to the source.
-    fn start(&self, src: &Source, want: Want, purpose: Purpose) -> Started {
+    fn start(&self, src: &OpenVersion, want: Want, purpose: Purpose) -> Started {
         let math = self.cache.math();
         self.cache
             .fetch_missing(&self.rt, want, |run, sink: Arc<dyn BlockSink>| {

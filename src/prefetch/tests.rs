@@ -45,8 +45,8 @@ fn blockwise() -> ReadAheadConfig {
     }
 }
 
-fn file(n: u64) -> Source {
-    Source {
+fn file(n: u64) -> OpenVersion {
+    OpenVersion {
         content: ContentId(n),
         version: file_version(SIZE),
     }
@@ -59,7 +59,7 @@ fn truth(offset: u64, len: u64) -> Vec<u8> {
 fn read(
     rt: &tokio::runtime::Runtime,
     p: &Prefetcher,
-    src: &Source,
+    src: &OpenVersion,
     offset: u64,
     len: u64,
 ) -> Result<Bytes, ReadError> {
@@ -230,8 +230,8 @@ const MIB: u64 = 1 << 20;
 /// A large file: 40 MiB and a bit, 8 MiB = 128 blocks.
 const LARGE: u64 = 40 * MIB + 1000;
 
-fn large(n: u64) -> Source {
-    Source {
+fn large(n: u64) -> OpenVersion {
+    OpenVersion {
         content: ContentId(n),
         version: file_version(LARGE),
     }

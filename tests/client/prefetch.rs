@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use vccfs::api::{ApiClient, ApiConfig, Credentials};
 use vccfs::emulator::{self, EmulatorArgs, RunningEmulator};
 use vccfs::testing::{BlockCache, ContentId, ContentVersion};
-use vccfs::testing::{Prefetcher, ReadAhead, ReadAheadConfig, Retention, Source};
+use vccfs::testing::{OpenVersion, Prefetcher, ReadAhead, ReadAheadConfig, Retention};
 
 const BLOCK: u64 = 256 << 10;
 
@@ -55,7 +55,7 @@ impl Rig {
     }
 
     /// The big screen recording: (source, ground-truth reader).
-    fn big(&self, content: u64) -> (Source, String, String) {
+    fn big(&self, content: u64) -> (OpenVersion, String, String) {
         let (guid, key) = self.emu.tenant().big_file().expect("big file");
         let item = self.emu.tenant().item(&guid, &key).expect("item");
         let v = ContentVersion::new(
@@ -66,7 +66,7 @@ impl Rig {
             item.last_modified,
         );
         (
-            Source {
+            OpenVersion {
                 content: ContentId(content),
                 version: Arc::new(v),
             },
@@ -145,7 +145,7 @@ fn streamed_files_hand_blocks_to_the_page_cache_others_stay_cached() {
         max_window: 8 << 20,
         ..ReadAheadConfig::default()
     };
-    let stream = |p: &Prefetcher, src: &Source, retention: &Retention, step: u64| {
+    let stream = |p: &Prefetcher, src: &OpenVersion, retention: &Retention, step: u64| {
         let ra = Mutex::new(ReadAhead::default());
         let mut peak = 0;
         let mut off = 0u64;
@@ -213,7 +213,7 @@ fn small_files_cost_one_request() {
                 size,
                 c.last_modified,
             );
-            let src = Source {
+            let src = OpenVersion {
                 content: ContentId(1000 + k as u64 * 100 + n),
                 version: Arc::new(v),
             };

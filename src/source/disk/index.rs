@@ -13,7 +13,7 @@ pub(super) type Key = [u8; 32];
 
 /// One block of one version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) struct BlockId {
+pub(super) struct StoredBlock {
     pub key: Key,
     pub index: u64,
 }
@@ -40,7 +40,7 @@ struct Entry {
 #[derive(Debug)]
 pub(super) struct Index {
     /// Block → file length and last use; least recently used first out.
-    lru: LruCache<BlockId, Entry>,
+    lru: LruCache<StoredBlock, Entry>,
     /// Blocks held per version (a version's directory goes when it reaches 0).
     per_key: HashMap<Key, u32>,
     /// Bytes of the files indexed.
@@ -51,7 +51,7 @@ pub(super) struct Index {
     /// The cap a full disk set (`ENOSPC`, `EDQUOT`): the usage at that moment.
     disk_full_cap: Option<u64>,
     scanning: bool,
-    early: Vec<BlockId>,
+    early: Vec<StoredBlock>,
 }
 
 impl Index {
@@ -83,17 +83,17 @@ impl Index {
         self.lru.len() as u64
     }
 
-    pub fn contains(&self, id: &BlockId) -> bool {
+    pub fn contains(&self, id: &StoredBlock) -> bool {
         self.lru.contains(id)
     }
 
     /// Index a file of `len` bytes as the most recently used; false (and no change) if
     /// it is indexed already.
-    pub fn insert(&mut self, id: BlockId, len: u64) -> bool {
+    pub fn insert(&mut self, id: StoredBlock, len: u64) -> bool {
         self.insert_at(id, len, SystemTime::now())
     }
 
-    fn insert_at(&mut self, id: BlockId, len: u64, used: SystemTime) -> bool {
+    fn insert_at(&mut self, id: StoredBlock, len: u64, used: SystemTime) -> bool {
         if self.lru.contains(&id) {
             return false;
         }
@@ -105,7 +105,7 @@ impl Index {
 
     /// A hit: `id` becomes the most recently used. False if it is not indexed (during
     /// the start-up scan the hit is remembered and applied when the scan lands).
-    pub fn touch(&mut self, id: BlockId) -> bool {
+    pub fn touch(&mut self, id: StoredBlock) -> bool {
         if let Some(e) = self.lru.get_mut(&id) {
             e.used = SystemTime::now();
             return true;
@@ -117,7 +117,7 @@ impl Index {
     }
 
     /// Forget `id`; its file length if it was indexed.
-    pub fn remove(&mut self, id: &BlockId) -> Option<u64> {
+    pub fn remove(&mut self, id: &StoredBlock) -> Option<u64> {
         let len = self.lru.pop(id)?.len;
         self.used -= len;
         if let Some(n) = self.per_key.get_mut(&id.key) {
@@ -144,7 +144,7 @@ impl Index {
         if !self.holds_key(key) {
             return (0, 0);
         }
-        let ids: Vec<BlockId> = self
+        let ids: Vec<StoredBlock> = self
             .lru
             .iter()
             .filter(|(id, _)| &id.key == key)
@@ -174,7 +174,7 @@ impl Index {
         &mut self,
         size: u64,
         headroom: Option<u64>,
-    ) -> Result<Vec<(BlockId, u64)>, NoRoom> {
+    ) -> Result<Vec<(StoredBlock, u64)>, NoRoom> {
         let need = self.need(size, headroom)?;
         if need > self.used {
             return Err(NoRoom::Disk);
@@ -199,7 +199,7 @@ impl Index {
         size: u64,
         headroom: Option<u64>,
         keep: &Key,
-    ) -> Result<Vec<(BlockId, u64)>, NoRoom> {
+    ) -> Result<Vec<(StoredBlock, u64)>, NoRoom> {
         let need = self.need(size, headroom)?;
         let mut chosen = Vec::new();
         let mut freed = 0;
@@ -223,14 +223,14 @@ impl Index {
         Ok(victims)
     }
 
-    fn pop_lru(&mut self) -> Option<(BlockId, u64)> {
+    fn pop_lru(&mut self) -> Option<(StoredBlock, u64)> {
         let (id, _) = self.lru.peek_lru()?;
         let id = *id;
         self.remove(&id).map(|len| (id, len))
     }
 
     /// The reserved block was written as `id`.
-    pub fn commit(&mut self, id: BlockId, size: u64) {
+    pub fn commit(&mut self, id: StoredBlock, size: u64) {
         self.release(size);
         self.insert(id, size);
     }
@@ -247,7 +247,7 @@ impl Index {
 
     /// Forget least recently used blocks until the usage is within the cap; the
     /// blocks to delete.
-    pub fn trim(&mut self) -> Vec<(BlockId, u64)> {
+    pub fn trim(&mut self) -> Vec<(StoredBlock, u64)> {
         let mut victims = Vec::new();
         while self.used() > self.cap() {
             match self.pop_lru() {
@@ -260,7 +260,7 @@ impl Index {
 
     /// The start-up scan found `found` (file length and mtime): index what is not
     /// indexed yet, oldest mtime least recently used, then the hits seen meanwhile.
-    pub fn scanned(&mut self, mut found: Vec<(BlockId, u64, SystemTime)>) {
+    pub fn scanned(&mut self, mut found: Vec<(StoredBlock, u64, SystemTime)>) {
         found.sort_by_key(|&(_, _, mtime)| mtime);
         for (id, len, mtime) in found {
             self.insert_at(id, len, mtime);
@@ -276,7 +276,7 @@ impl Index {
 
     /// Forget the blocks last used before `before` (the least recently used, which
     /// are the oldest); the blocks to delete.
-    pub fn expire(&mut self, before: SystemTime) -> Vec<(BlockId, u64)> {
+    pub fn expire(&mut self, before: SystemTime) -> Vec<(StoredBlock, u64)> {
         let mut victims = Vec::new();
         while self.lru.peek_lru().is_some_and(|(_, e)| e.used < before) {
             match self.pop_lru() {
@@ -298,7 +298,7 @@ impl Index {
 
     /// Blocks from least to most recently used (tests).
     #[cfg(test)]
-    pub fn order(&self) -> Vec<BlockId> {
+    pub fn order(&self) -> Vec<StoredBlock> {
         self.lru.iter().rev().map(|(id, _)| *id).collect()
     }
 }
@@ -308,8 +308,8 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn b(index: u64) -> BlockId {
-        BlockId {
+    fn b(index: u64) -> StoredBlock {
+        StoredBlock {
             key: [(index % 2) as u8; 32],
             index,
         }

@@ -99,7 +99,7 @@ use futures::FutureExt;
 use parking_lot::{Condvar, Mutex};
 
 use self::format::Identity;
-use self::index::{BlockId, Index, Key};
+use self::index::{Index, Key, StoredBlock};
 use self::writer::{Cmd, Queue};
 use super::{BlockRequest, BlockStore, Fetched, StoreError};
 use crate::version::{ContentKey, ContentVersion, TenantId};
@@ -285,10 +285,10 @@ impl DiskStore {
         let blocks = whole::blocks(version, self.shared.cfg.block_size);
         let key = self.shared.key_of(version);
         let ix = self.shared.index.lock();
-        ix.contains(&BlockId {
+        ix.contains(&StoredBlock {
             key,
             index: whole::WHOLE,
-        }) || (0..blocks).all(|index| ix.contains(&BlockId { key, index }))
+        }) || (0..blocks).all(|index| ix.contains(&StoredBlock { key, index }))
     }
 
     /// Delete every block of the version `key` (it changed, or is gone). Queued: done
@@ -382,7 +382,7 @@ impl Shared {
         self.guid_dir(&key[..16]).join(admin::hex(&key[16..]))
     }
 
-    fn block_path(&self, id: &BlockId) -> PathBuf {
+    fn block_path(&self, id: &StoredBlock) -> PathBuf {
         let dir = self.version_dir(&id.key);
         match id.index {
             whole::WHOLE => dir.join(whole::WHOLE_FILE),
@@ -513,7 +513,7 @@ impl BlockStore for DiskStore {
         if s.sealer.is_some() {
             return futures::future::ready(None).boxed(); // sealed: not for the kernel
         }
-        let id = BlockId {
+        let id = StoredBlock {
             key: s.key_of(version),
             index: whole::WHOLE,
         };
@@ -541,7 +541,7 @@ impl BlockStore for DiskStore {
     }
 
     fn discard(&self, version: &Arc<ContentVersion>, index: u64) {
-        self.shared.send(Cmd::Delete(BlockId {
+        self.shared.send(Cmd::Delete(StoredBlock {
             key: self.shared.key_of(version),
             index,
         }));

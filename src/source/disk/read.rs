@@ -17,7 +17,7 @@ use std::time::SystemTime;
 
 use super::at_rest::{aad, Segment};
 use super::format::{self, Identity};
-use super::index::BlockId;
+use super::index::StoredBlock;
 use super::whole;
 use super::writer::Cmd;
 use super::{Shared, Stored, READERS, TOUCH_AFTER};
@@ -95,7 +95,7 @@ impl Shared {
 
     /// A hit on `id`, read from `file`: a use, for the LRU order now (an entry the
     /// index does not know yet is adopted) and after a restart (the mtime).
-    pub(super) fn used(&self, id: BlockId, file: &File, meta: &std::fs::Metadata) {
+    pub(super) fn used(&self, id: StoredBlock, file: &File, meta: &std::fs::Metadata) {
         let unknown = {
             let mut ix = self.index.lock();
             !ix.touch(id) && !ix.scanning()
@@ -118,7 +118,7 @@ impl Shared {
         block_size: u64,
         pool: &BlockPool,
     ) -> Result<Option<Stored>, StoreError> {
-        let id = BlockId {
+        let id = StoredBlock {
             key: self.key_of(version),
             index,
         };

@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 
 use super::admin::parse_hex;
 use super::at_rest;
-use super::index::{BlockId, Key};
+use super::index::{Key, StoredBlock};
 use super::whole::{WHOLE, WHOLE_FILE, WHOLE_IDX};
 use super::Shared;
 use crate::safe_fs::{Entry, Kind};
@@ -88,7 +88,7 @@ fn wait_for_test_gate(_: &Shared) -> bool {
 }
 
 /// Every block file of the tree; `None` if the store shut down meanwhile.
-fn walk(s: &Shared, report: &mut Report) -> Option<Vec<(BlockId, u64, SystemTime)>> {
+fn walk(s: &Shared, report: &mut Report) -> Option<Vec<(StoredBlock, u64, SystemTime)>> {
     let mut found = Vec::new();
     for prefix in entries(s, &s.tree) {
         if s.stopping() {
@@ -135,7 +135,7 @@ fn scan_guid(
     s: &Shared,
     dir: &Path,
     g: [u8; 16],
-    found: &mut Vec<(BlockId, u64, SystemTime)>,
+    found: &mut Vec<(StoredBlock, u64, SystemTime)>,
     report: &mut Report,
 ) -> usize {
     let mut kept = 0;
@@ -171,7 +171,7 @@ fn scan_version(
     s: &Shared,
     dir: &Path,
     key: Key,
-    found: &mut Vec<(BlockId, u64, SystemTime)>,
+    found: &mut Vec<(StoredBlock, u64, SystemTime)>,
     report: &mut Report,
 ) -> usize {
     let all = entries(s, dir);
@@ -180,7 +180,7 @@ fn scan_version(
     if let Some((data, idx)) = &whole {
         let mtime = idx.modified;
         let len = data.len + idx.len;
-        found.push((BlockId { key, index: WHOLE }, len, mtime));
+        found.push((StoredBlock { key, index: WHOLE }, len, mtime));
         report.files += 2;
         report.bytes += len;
     }
@@ -197,7 +197,7 @@ fn scan_version(
                 kept += 1
             }
             (true, Some(index)) if e.is_file() && whole.is_none() => {
-                found.push((BlockId { key, index }, e.len, e.modified));
+                found.push((StoredBlock { key, index }, e.len, e.modified));
                 report.files += 1;
                 report.bytes += e.len;
                 kept += 1;

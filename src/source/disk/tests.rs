@@ -96,7 +96,7 @@ pub(super) async fn get(store: &DiskStore, v: &Arc<ContentVersion>, index: u64) 
 }
 
 pub(super) fn path(store: &DiskStore, v: &ContentVersion, index: u64) -> PathBuf {
-    store.shared.block_path(&BlockId {
+    store.shared.block_path(&StoredBlock {
         key: store.shared.key_of(v),
         index,
     })

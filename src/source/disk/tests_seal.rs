@@ -34,7 +34,7 @@ fn open_with(root: &Path, cfg: DiskConfig) -> Arc<DiskStore> {
 }
 
 fn path(store: &DiskStore, v: &ContentVersion, index: u64) -> PathBuf {
-    store.shared.block_path(&BlockId {
+    store.shared.block_path(&StoredBlock {
         key: store.shared.key_of(v),
         index,
     })

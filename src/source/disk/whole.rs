@@ -48,7 +48,7 @@ use std::sync::Arc;
 use super::admin::ignore_missing;
 use super::at_rest::{aad, Segment};
 use super::format::{self, Corrupt, Identity};
-use super::index::{BlockId, Key};
+use super::index::{Key, StoredBlock};
 use super::read::agrees;
 use super::writer::Cmd;
 use super::{Shared, Stored, READERS};
@@ -168,7 +168,7 @@ impl Shared {
             return Ok(None);
         };
         let table = Arc::new(table);
-        let id = BlockId {
+        let id = StoredBlock {
             key: *key,
             index: WHOLE,
         };
@@ -240,7 +240,7 @@ impl Shared {
 
     /// Delete the pair of `version` if `why` says it is unusable; the read is a miss.
     fn refuse(&self, version: &ContentVersion, key: &Key, why: Unusable) -> Result<(), StoreError> {
-        let id = BlockId {
+        let id = StoredBlock {
             key: *key,
             index: WHOLE,
         };
@@ -267,7 +267,7 @@ impl Shared {
 
     /// A hit on the pair `key`, whose index is `idx`.
     fn used_whole(&self, key: &Key, idx: &File) {
-        let id = BlockId {
+        let id = StoredBlock {
             key: *key,
             index: WHOLE,
         };
@@ -393,7 +393,7 @@ impl Shared {
         // so `n` entries and no whole file means every block.
         let ready = {
             let ix = self.index.lock();
-            n >= 2 && !ix.contains(&BlockId { key, index: WHOLE }) && ix.count(&key) == n
+            n >= 2 && !ix.contains(&StoredBlock { key, index: WHOLE }) && ix.count(&key) == n
         };
         if !ready || self.stopping() {
             return;
@@ -442,12 +442,12 @@ impl Shared {
             return;
         }
         for index in 0..n {
-            ix.remove(&BlockId { key, index });
+            ix.remove(&StoredBlock { key, index });
         }
-        ix.insert(BlockId { key, index: WHOLE }, total);
+        ix.insert(StoredBlock { key, index: WHOLE }, total);
         drop(ix);
         for index in 0..n {
-            self.unlink(&BlockId { key, index });
+            self.unlink(&StoredBlock { key, index });
         }
         self.n.promotions.fetch_add(1, Ordering::Relaxed);
     }
@@ -475,7 +475,7 @@ impl Shared {
             if self.stopping() {
                 return Err(io::ErrorKind::Interrupted.into());
             }
-            let id = BlockId { key: *key, index };
+            let id = StoredBlock { key: *key, index };
             raw.clear();
             self.fs.read(&self.block_path(&id))?.read_to_end(&mut raw)?;
             let who = self.identity(version, index, bs);

@@ -22,7 +22,7 @@ use bytes::Bytes;
 use super::admin::ignore_missing;
 use super::at_rest::{self, Segment};
 use super::format;
-use super::index::{BlockId, Key, NoRoom};
+use super::index::{Key, NoRoom, StoredBlock};
 use super::whole::{promotable, WHOLE, WHOLE_FILE, WHOLE_IDX};
 use super::Shared;
 use crate::version::{ContentVersion, Validator};
@@ -37,7 +37,7 @@ pub(super) enum Cmd {
         validator: Option<Validator>,
     },
     /// Delete a block (refused by a reader, or discarded).
-    Delete(BlockId),
+    Delete(StoredBlock),
     /// Delete the directory of every version of this content key.
     Purge([u8; 16]),
     /// Delete every version of the interaction whose guid has this name; tell `done`
@@ -47,7 +47,7 @@ pub(super) enum Cmd {
         done: std::sync::mpsc::Sender<u64>,
     },
     /// A reader found an intact block the index does not know: index it.
-    Adopt(BlockId),
+    Adopt(StoredBlock),
 }
 
 impl Cmd {
@@ -196,7 +196,7 @@ impl Shared {
     }
 
     fn write(&self, version: &ContentVersion, index: u64, data: &[u8], v: Option<&Validator>) {
-        let id = BlockId {
+        let id = StoredBlock {
             key: self.key_of(version),
             index,
         };
@@ -219,7 +219,7 @@ impl Shared {
             }
         };
         let size = (file.0.len() + file.1.map_or(0, <[u8]>::len)) as u64;
-        let whole = BlockId {
+        let whole = StoredBlock {
             key: id.key,
             index: WHOLE,
         };
@@ -296,7 +296,7 @@ impl Shared {
     /// Write the block file for `id` (`header` then `data`): a temporary file in its
     /// directory, renamed into place (no fsync: a torn file is caught by its
     /// checksums, or does not open).
-    fn write_file(&self, id: &BlockId, header: &[u8], data: &[u8]) -> io::Result<()> {
+    fn write_file(&self, id: &StoredBlock, header: &[u8], data: &[u8]) -> io::Result<()> {
         let dir = self.version_dir(&id.key);
         let tmp = self.tmp_path(&dir, &id.index.to_string());
         let mut file: File = match self.fs.create_new(&tmp) {
@@ -333,7 +333,7 @@ impl Shared {
     }
 
     /// Delete `victims` (already forgotten by the index).
-    pub(super) fn evict(&self, victims: Vec<(BlockId, u64)>) {
+    pub(super) fn evict(&self, victims: Vec<(StoredBlock, u64)>) {
         let mut keys = HashSet::new();
         for (id, _) in victims {
             self.unlink(&id);
@@ -351,7 +351,7 @@ impl Shared {
         self.evict(victims);
     }
 
-    pub(super) fn unlink(&self, id: &BlockId) {
+    pub(super) fn unlink(&self, id: &StoredBlock) {
         let path = self.block_path(id);
         let removed = if id.index == WHOLE {
             self.unlink_whole(&id.key)

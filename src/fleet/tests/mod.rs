@@ -5,16 +5,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::testing::RedisServer;
-use super::{Shared, SharedConfig};
+use super::{Fleet, FleetConfig};
 use crate::memory::BlockPool;
 use crate::source::mock::MockSource;
 use crate::source::BlockRequest;
 use crate::version::{ContentVersion, TenantId};
 
-mod budget;
 mod erase;
 mod lease;
 mod outage;
+mod schedule;
 mod store;
 
 /// The tenant of the mock source's versions.
@@ -28,8 +28,8 @@ fn root(secret: &str) -> crate::seal::RootKey {
 }
 
 /// A configuration for tests: the defaults, with quick breaker and lease timings.
-fn config(server: &RedisServer) -> SharedConfig {
-    let mut cfg = SharedConfig::new(server.url(), tenant(), root("secret"));
+fn config(server: &RedisServer) -> FleetConfig {
+    let mut cfg = FleetConfig::new(server.url(), tenant(), root("secret"));
     cfg.breaker_threshold = 3;
     cfg.breaker_cooldown = Duration::from_millis(300);
     cfg.lease_ttl = Duration::from_secs(5);
@@ -37,13 +37,13 @@ fn config(server: &RedisServer) -> SharedConfig {
 }
 
 /// A client, once it has connected.
-async fn client(cfg: SharedConfig) -> Shared {
-    let shared = Shared::connect(cfg);
+async fn client(cfg: FleetConfig) -> Fleet {
+    let shared = Fleet::connect(cfg);
     healthy_within(&shared, Duration::from_secs(10)).await;
     shared
 }
 
-async fn healthy_within(shared: &Shared, limit: Duration) {
+async fn healthy_within(shared: &Fleet, limit: Duration) {
     let start = tokio::time::Instant::now();
     while !shared.healthy() {
         assert!(
@@ -56,7 +56,7 @@ async fn healthy_within(shared: &Shared, limit: Duration) {
 }
 
 /// Wait until `shared` has written `n` blocks in the background.
-async fn stored(shared: &Shared, n: u64) {
+async fn stored(shared: &Fleet, n: u64) {
     let start = tokio::time::Instant::now();
     while shared.stats().stored < n {
         assert!(

@@ -6,9 +6,9 @@ use redis::AsyncCommands;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 use super::{client, config, root, tenant};
+use crate::fleet::testing::RedisServer;
+use crate::fleet::{Fleet, FleetStore};
 use crate::seal::Purpose;
-use crate::shared::testing::RedisServer;
-use crate::shared::{Shared, SharedStore};
 use crate::version::ContentVersion;
 
 fn version(guid: &str, key: &str) -> Arc<ContentVersion> {
@@ -28,10 +28,7 @@ async fn erase_guid_removes_exactly_that_interactions_blocks() {
         return;
     };
     let a = client(config(&server)).await;
-    let (s4, s8) = (
-        SharedStore::new(a.clone(), 4),
-        SharedStore::new(a.clone(), 8),
-    );
+    let (s4, s8) = (FleetStore::new(a.clone(), 4), FleetStore::new(a.clone(), 8));
     let blocks = [Bytes::from_static(b"abcd"), Bytes::from_static(b"efgh")];
     let (a_call, a_screen) = (
         version("guid-a", "callRecording"),
@@ -44,7 +41,7 @@ async fn erase_guid_removes_exactly_that_interactions_blocks() {
     s8.write(&a_call, 0, &[Bytes::from_static(b"abcdefgh")], None)
         .await
         .expect("write");
-    a.reserve(60, crate::shared::FLEET_WINDOW)
+    a.reserve(60, crate::fleet::FLEET_WINDOW)
         .await
         .expect("a budget key");
     let before = all_keys(&server).await;
@@ -79,7 +76,7 @@ async fn erase_guid_removes_exactly_that_interactions_blocks() {
 }
 
 /// Wait until `n` connections listen on the erasure channel.
-async fn listeners(server: &RedisServer, shared: &Shared, n: u64) {
+async fn listeners(server: &RedisServer, shared: &Fleet, n: u64) {
     let channel = shared.inner.keys.erase_channel.clone();
     let mut raw = server.raw().await;
     let start = tokio::time::Instant::now();

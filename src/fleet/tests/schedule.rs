@@ -4,13 +4,13 @@ use futures::future::join_all;
 use redis::AsyncCommands;
 
 use super::{client, config};
-use crate::shared::testing::RedisServer;
-use crate::shared::{fallback_rpm, Shared, SharedBudget, Turn, FLEET_WINDOW};
+use crate::fleet::testing::RedisServer;
+use crate::fleet::{fallback_rpm, Fleet, FleetBudget, Turn, FLEET_WINDOW};
 
 /// Reserve `n` slots on each client at once under a budget of `per` in any `window`;
 /// every slot as server µs (now + wait).
 /// (Third: the server's clock at the reservation.)
-async fn slots(clients: &[Shared], n: usize, per: u32, window: Duration) -> Vec<(usize, u64, u64)> {
+async fn slots(clients: &[Fleet], n: usize, per: u32, window: Duration) -> Vec<(usize, u64, u64)> {
     let per_host = clients.iter().enumerate().map(|(h, c)| async move {
         let mut out = Vec::new();
         for _ in 0..n {
@@ -239,11 +239,11 @@ async fn without_redis_the_budget_falls_back_to_this_hosts_share() {
     }
     // 9 in any 2 s for the fleet: 3 for this host alone.
     let window = Duration::from_secs(2);
-    let budget = SharedBudget::with_window(hosts[0].clone(), 9, window, None);
-    assert_eq!(budget.wait_turn().await, Turn::Shared);
+    let budget = FleetBudget::with_window(hosts[0].clone(), 9, window, None);
+    assert_eq!(budget.wait_turn().await, Turn::Fleet);
     assert_eq!(budget.fallback_rpm(), 3, "a third of the fleet's budget");
     assert_eq!(
-        SharedBudget::new(hosts[0].clone(), 6000, Some(7)).fallback_rpm(),
+        FleetBudget::new(hosts[0].clone(), 6000, Some(7)).fallback_rpm(),
         7
     );
     drop(server);

@@ -3,10 +3,10 @@ use std::sync::Arc;
 use redis::AsyncCommands;
 
 use super::{client, config, expected, req, root, stored, tenant, BS};
+use crate::fleet::format;
+use crate::fleet::testing::RedisServer;
+use crate::fleet::FleetStore;
 use crate::seal::Purpose;
-use crate::shared::format;
-use crate::shared::testing::RedisServer;
-use crate::shared::SharedStore;
 use crate::source::mock::MockSource;
 use crate::source::{BlockSource, Tiered};
 use crate::version::{TenantId, Validator};
@@ -18,7 +18,7 @@ async fn blocks_round_trip_to_another_host_without_origin_requests() {
     };
     let (a, b) = (client(config(&server)).await, client(config(&server)).await);
     let origin_a = Arc::new(MockSource::new(30));
-    let tiered_a = Tiered::new(Arc::new(SharedStore::new(a.clone(), BS)), origin_a.clone());
+    let tiered_a = Tiered::new(Arc::new(FleetStore::new(a.clone(), BS)), origin_a.clone());
     let got = tiered_a
         .fetch(req(&origin_a.version(), 0, 8))
         .await
@@ -30,7 +30,7 @@ async fn blocks_round_trip_to_another_host_without_origin_requests() {
 
     // Host B: its own origin and its own (unpinned) version of the same file.
     let origin_b = Arc::new(MockSource::new(30));
-    let tiered_b = Tiered::new(Arc::new(SharedStore::new(b.clone(), BS)), origin_b.clone());
+    let tiered_b = Tiered::new(Arc::new(FleetStore::new(b.clone(), BS)), origin_b.clone());
     let version_b = origin_b.version();
     let got = tiered_b.fetch(req(&version_b, 0, 8)).await.expect("fetch");
     assert_eq!(got.blocks.concat(), origin_b.bytes().to_vec());
@@ -43,10 +43,10 @@ async fn blocks_round_trip_to_another_host_without_origin_requests() {
         "the stored validator pins the version"
     );
     // Blocks are keyed by block size too: another block size is another set of blocks.
-    let other_size = SharedStore::new(b.clone(), 8);
+    let other_size = FleetStore::new(b.clone(), 8);
     assert_ne!(
         other_size.key(&version_b, 1),
-        SharedStore::new(b, BS).key(&version_b, 1)
+        FleetStore::new(b, BS).key(&version_b, 1)
     );
 }
 
@@ -57,7 +57,7 @@ async fn spoiled_values_are_misses_never_data() {
     };
     let a = client(config(&server)).await;
     let origin = Arc::new(MockSource::new(30));
-    let store = SharedStore::new(a.clone(), BS);
+    let store = FleetStore::new(a.clone(), BS);
     let tiered = Tiered::new(Arc::new(store.clone()), origin.clone());
     let v = origin.version();
     tiered.fetch(req(&v, 0, 8)).await.expect("fill");
@@ -106,7 +106,7 @@ async fn spoiled_values_are_misses_never_data() {
     // Another host reads: the spoiled blocks come from its origin, the intact one not.
     let b = client(config(&server)).await;
     let origin_b = Arc::new(MockSource::new(30));
-    let tiered_b = Tiered::new(Arc::new(SharedStore::new(b.clone(), BS)), origin_b.clone());
+    let tiered_b = Tiered::new(Arc::new(FleetStore::new(b.clone(), BS)), origin_b.clone());
     let got = tiered_b
         .fetch(req(&origin_b.version(), 0, 8))
         .await
@@ -142,7 +142,7 @@ async fn with_a_control_redis_the_budget_and_leases_live_there_and_blocks_in_the
     );
     // A block fetched by A through its lease is a hit for B.
     let origin = Arc::new(MockSource::new(30));
-    let source_a = crate::shared::SharedSource::new(a.clone(), origin.clone());
+    let source_a = crate::fleet::FleetSource::new(a.clone(), origin.clone());
     let got = source_a
         .fetch(req(&origin.version(), 0, 2))
         .await
@@ -150,7 +150,7 @@ async fn with_a_control_redis_the_budget_and_leases_live_there_and_blocks_in_the
     assert_eq!(got.blocks.concat(), expected(&origin, 0, 2));
     stored(&a, 2).await;
     let other = Arc::new(MockSource::with_version(origin.version()));
-    let source_b = crate::shared::SharedSource::new(b.clone(), other.clone());
+    let source_b = crate::fleet::FleetSource::new(b.clone(), other.clone());
     let got = source_b
         .fetch(req(&origin.version(), 0, 2))
         .await

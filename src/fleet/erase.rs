@@ -1,21 +1,21 @@
 //! Erasing an interaction from the fleet: its blocks out of the shared Redis, and a
 //! tombstone every host hears of (to drop its own copies), now or when it comes back.
 //!
-//! - [`Shared::erase_guid`] unlinks every block value of one interaction, whatever its
+//! - [`Fleet::erase_guid`] unlinks every block value of one interaction, whatever its
 //!   content version, block size or format version: block keys start with
 //!   `vccfs:<tenant>:v<format>:b:<g>:`, `<g>` the keyed name of the guid, so one
 //!   `SCAN MATCH … COUNT 1000` walk finds them (on the cache's Redis; a single instance,
 //!   not a Redis Cluster).
-//! - [`Shared::announce_erasure`] adds a tombstone to `vccfs:{<tenant>}:erased` (a
+//! - [`Fleet::announce_erasure`] adds a tombstone to `vccfs:{<tenant>}:erased` (a
 //!   sorted set on the control Redis, scored by the *server's* time in ms, trimmed to
 //!   `block_ttl`: no block can outlive that, so neither need its tombstone) and
 //!   publishes the same tombstone on the channel `vccfs:{<tenant>}:erase`, in one
 //!   `MULTI`.
-//! - [`Shared::subscribe_erasures`] runs a task with its own pub/sub connection that
+//! - [`Fleet::subscribe_erasures`] runs a task with its own pub/sub connection that
 //!   delivers every announced guid, this host's own included (callers dedupe): it
 //!   reconnects with backoff, pings to notice a dead link, and after a reconnection
 //!   catches up from the tombstones, so an outage loses none (it may repeat some).
-//! - [`Shared::erasures_since`] lists the tombstones newer than a time, for a host that
+//! - [`Fleet::erasures_since`] lists the tombstones newer than a time, for a host that
 //!   was down.
 //!
 //! Invariants:
@@ -25,7 +25,7 @@
 //!   open (garbage, another key or tenant) is ignored and counted
 //!   (`erasures_rejected`), never delivered.
 //! - **Never panics, never blocks a read**: the listener is a background task that
-//!   ends when its receiver or the last [`Shared`] is dropped.
+//!   ends when its receiver or the last [`Fleet`] is dropped.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 
 use super::format::FORMAT;
 use super::stats::bump;
-use super::{clients, Inner, Lane, Shared, SharedError, CONNECT_TIMEOUT};
+use super::{clients, Fleet, FleetError, Inner, Lane, CONNECT_TIMEOUT};
 
 const TOMBSTONE_LABEL: &[u8] = b"vccfs-erasure-v1";
 /// Keys asked for per `SCAN` step, tombstones per page.
@@ -45,7 +45,7 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 /// How far back a catch-up after a reconnection reaches before the last mark.
 const CATCH_UP_MARGIN: u64 = 1000;
 
-impl Shared {
+impl Fleet {
     /// `vccfs:<tenant>:v<format>:b:<g>:`: the start of every block key of `guid`.
     pub(super) fn guid_prefix(&self, guid: &str) -> String {
         let g = self.inner.cfg.root.name(guid.as_bytes());
@@ -54,7 +54,7 @@ impl Shared {
 
     /// Remove every block value of interaction `guid` (all content versions, block
     /// sizes and format versions) from the cache's Redis; how many keys went.
-    pub async fn erase_guid(&self, guid: &str) -> Result<u64, SharedError> {
+    pub async fn erase_guid(&self, guid: &str) -> Result<u64, FleetError> {
         let g = self.inner.cfg.root.name(guid.as_bytes());
         let pattern = format!("{}:v*:b:{g}:*", self.inner.keys.base);
         let mut cursor = 0u64;
@@ -99,7 +99,7 @@ impl Shared {
     }
 
     /// The control Redis's clock, in unix ms.
-    async fn server_ms(&self) -> Result<u64, SharedError> {
+    async fn server_ms(&self) -> Result<u64, FleetError> {
         let (secs, micros): (u64, u64) = self
             .run(Lane::Control, |mut c| async move {
                 redis::cmd("TIME").query_async(&mut c).await
@@ -133,8 +133,8 @@ impl Shared {
 
     /// Tell the fleet that interaction `guid` was erased: a tombstone (kept for
     /// `block_ttl`) and a message to every subscriber, this host's included. It does
-    /// not remove the blocks: see [`Shared::erase_guid`].
-    pub async fn announce_erasure(&self, guid: &str) -> Result<(), SharedError> {
+    /// not remove the blocks: see [`Fleet::erase_guid`].
+    pub async fn announce_erasure(&self, guid: &str) -> Result<(), FleetError> {
         let now = self.server_ms().await?;
         let mut plain = now.to_le_bytes().to_vec();
         plain.extend_from_slice(guid.as_bytes());
@@ -173,7 +173,7 @@ impl Shared {
         };
         match send().await {
             // Not a sorted set: not what we write; reset it and try again.
-            Err(SharedError::Refused(e)) => {
+            Err(FleetError::Refused(e)) => {
                 tracing::warn!(error = %e, "shared tier: tombstone set reset");
                 bump(&self.counters().resets);
                 let key = keys.erased.clone();
@@ -195,7 +195,7 @@ impl Shared {
     pub async fn erasures_since(
         &self,
         since_unix_ms: u64,
-    ) -> Result<Vec<(String, u64)>, SharedError> {
+    ) -> Result<Vec<(String, u64)>, FleetError> {
         let mut out = Vec::new();
         let mut offset = 0usize;
         loop {
@@ -218,7 +218,7 @@ impl Shared {
                 .await;
             let page = match page {
                 // Not a sorted set: nothing we wrote, so no tombstones.
-                Err(SharedError::Refused(e)) => {
+                Err(FleetError::Refused(e)) => {
                     bump(&self.counters().erasures_rejected);
                     tracing::debug!(error = %e, "shared tier: tombstone set unreadable");
                     Vec::new()
@@ -270,7 +270,7 @@ async fn subscribe(
     Ok(ps.split())
 }
 
-/// The listener of [`Shared::subscribe_erasures`] (see the module essay).
+/// The listener of [`Fleet::subscribe_erasures`] (see the module essay).
 async fn listen(
     weak: Weak<Inner>,
     client: redis::Client,
@@ -306,7 +306,7 @@ async fn listen(
             let Some(inner) = weak.upgrade() else {
                 return;
             };
-            let shared = Shared { inner };
+            let shared = Fleet { inner };
             let caught_up = match mark {
                 None => true,
                 Some(m) => match shared
@@ -340,7 +340,7 @@ async fn listen(
                     let Some(inner) = weak.upgrade() else {
                         return;
                     };
-                    let shared = Shared { inner };
+                    let shared = Fleet { inner };
                     if let Some((guid, ms)) = shared.open_tombstone(msg.get_payload_bytes()) {
                         mark = mark.map(|m| m.max(ms));
                         bump(&shared.counters().erasures_received);

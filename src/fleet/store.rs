@@ -1,4 +1,4 @@
-//! [`SharedStore`]: the shared content tier as a [`BlockStore`] (see the module essay
+//! [`FleetStore`]: the shared content tier as a [`BlockStore`] (see the module essay
 //! of `shared` for the key and value format's guarantees).
 
 use std::sync::atomic::Ordering;
@@ -9,32 +9,32 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 
 use super::format::{self, Expect};
-use super::{bump, Lane, Shared, SharedError};
+use super::{bump, Fleet, FleetError, Lane};
 use crate::source::{BlockRequest, BlockStore, Fetched, StoreError};
 use crate::version::{ContentVersion, Validator};
 
 /// Blocks of one block size, kept in the shared Redis.
 #[derive(Debug, Clone)]
-pub struct SharedStore {
-    shared: Shared,
+pub struct FleetStore {
+    shared: Fleet,
     block_size: u64,
 }
 
-impl SharedStore {
+impl FleetStore {
     /// The store for blocks of `block_size` bytes (the mount's `--block-size`).
-    pub fn new(shared: Shared, block_size: u64) -> SharedStore {
-        SharedStore {
+    pub fn new(shared: Fleet, block_size: u64) -> FleetStore {
+        FleetStore {
             shared,
             block_size: block_size.max(1),
         }
     }
 
-    pub fn shared(&self) -> &Shared {
+    pub fn shared(&self) -> &Fleet {
         &self.shared
     }
 
     /// `vccfs:<tenant>:v2:b:<g>:<content key>:<block size>:<index>`, `<g>` the keyed
-    /// name of the version's guid (see [`Shared::guid_prefix`]).
+    /// name of the version's guid (see [`Fleet::guid_prefix`]).
     pub(super) fn key(&self, version: &ContentVersion, index: u64) -> String {
         format!(
             "{}{}:{}:{index}",
@@ -52,7 +52,7 @@ impl SharedStore {
         index: u64,
         len: u64,
         count_miss: bool,
-    ) -> Result<Option<(Bytes, Option<Validator>)>, SharedError> {
+    ) -> Result<Option<(Bytes, Option<Validator>)>, FleetError> {
         let key = self.key(version, index);
         let k = key.clone();
         let value = self
@@ -70,7 +70,7 @@ impl SharedStore {
         let c = self.shared.counters();
         let value = match value {
             // Something that is not a string under a block's key: a spoiled value.
-            Err(SharedError::Refused(e)) => {
+            Err(FleetError::Refused(e)) => {
                 bump(&c.rejected);
                 tracing::debug!(error = %e, index, "shared tier: value refused");
                 return Ok(None);
@@ -111,7 +111,7 @@ impl SharedStore {
         first: u64,
         blocks: &[Bytes],
         validator: Option<&Validator>,
-    ) -> Result<(), SharedError> {
+    ) -> Result<(), FleetError> {
         if blocks.is_empty() {
             return Ok(());
         }
@@ -198,7 +198,7 @@ impl SharedStore {
     }
 }
 
-impl BlockStore for SharedStore {
+impl BlockStore for FleetStore {
     fn name(&self) -> &'static str {
         "shared"
     }

@@ -1,17 +1,17 @@
 //! The shared tier: one Redis (`--redis URL`) that all hosts of a fleet use, so N hosts
 //! cost the API requests of one and together never exceed the tenant's budget.
 //!
-//! Three building blocks over one [`Shared`] handle:
-//! - **One request budget** ([`Shared::reserve`], [`SharedBudget`]): a schedule of
+//! Three building blocks over one [`Fleet`] handle:
+//! - **One request budget** ([`Fleet::reserve`], [`FleetBudget`]): a schedule of
 //!   slots kept inside Redis by a Lua script that reads the *server's* clock (`TIME`),
 //!   so host clocks never matter — GCRA's virtual scheduling, with a whole minute as
 //!   its burst: slot `k` is no earlier than slot `k - N` plus the window. A reservation
 //!   returns how long to wait before sending: first come, first served across hosts,
-//!   no polling. A 429 seen by any host ([`Shared::push_back`]) moves the shared
+//!   no polling. A 429 seen by any host ([`Fleet::push_back`]) moves the shared
 //!   schedule past its `Retry-After`, so every host backs off together (slots reserved
 //!   before it are not taken back), and paces it for a window after. In any 60 s the
 //!   schedule admits at most `--max-rpm` requests, whichever hosts ask.
-//! - **A content tier** ([`SharedStore`], a `BlockStore`): blocks under
+//! - **A content tier** ([`FleetStore`], a `BlockStore`): blocks under
 //!   `vccfs:<tenant>:v2:b:<g>:<content key>:<block size>:<index>` with a TTL, where
 //!   `<g>` is the keyed name of the interaction's guid (`RootKey::name`: the same on
 //!   every host with the key, the guid to nobody else), so one interaction's blocks are
@@ -20,24 +20,24 @@
 //!   bytes it holds (see `format`). A value that is truncated, garbage, moved, another
 //!   tenant's or version's, or does not open is a miss (counted as `rejected`), never
 //!   served.
-//! - **Erasure** (`erase`): [`Shared::erase_guid`] unlinks every block of one
-//!   interaction; [`Shared::announce_erasure`] records a tombstone (the guid sealed,
+//! - **Erasure** (`erase`): [`Fleet::erase_guid`] unlinks every block of one
+//!   interaction; [`Fleet::announce_erasure`] records a tombstone (the guid sealed,
 //!   with the server's time) in `vccfs:{<tenant>}:erased` and publishes it on
-//!   `vccfs:{<tenant>}:erase`, which [`Shared::subscribe_erasures`] delivers to every
-//!   host and [`Shared::erasures_since`] lists for a host that was away.
-//! - **Cross-host single-flight** ([`Shared::lease`], [`SharedSource`]): a block missing
+//!   `vccfs:{<tenant>}:erase`, which [`Fleet::subscribe_erasures`] delivers to every
+//!   host and [`Fleet::erasures_since`] lists for a host that was away.
+//! - **Cross-host single-flight** ([`Fleet::lease`], [`FleetSource`]): a block missing
 //!   from Redis is fetched by the one host that wins its lease (`SET NX PX`, random
 //!   token, compare-and-delete release); the others wait for the value, and take over
 //!   when the holder dies (its lease expires with no value).
 //!
 //! Invariants:
-//! - **Redis is never a reason to fail or stall.** [`Shared::connect`] returns at once
+//! - **Redis is never a reason to fail or stall.** [`Fleet::connect`] returns at once
 //!   and connects in the background (`ConnectionManager` reconnects by itself); every
 //!   operation has a short timeout (`op_timeout`); after `breaker_threshold`
 //!   consecutive failures a circuit breaker skips Redis for `breaker_cooldown`, then a
 //!   probe (the presence heartbeat, or any operation) closes it again. A failed or
 //!   skipped operation is a miss for the content tier, a fetch from the next source for
-//!   [`SharedSource`], and an `Err` from [`Shared::reserve`], on which the caller uses
+//!   [`FleetSource`], and an `Err` from [`Fleet::reserve`], on which the caller uses
 //!   its local limiter at the fallback rate ([`fallback_rpm`]).
 //! - **Nothing read from Redis is trusted.** Block values are opened whole (AES-GCM
 //!   with their key name and every identity field as associated data), tombstones
@@ -48,7 +48,7 @@
 //!   block keys carry none, so they spread over shards; lease keys are tagged by the
 //!   content key (`vccfs:<tenant>:lease:{<key>}:<block size>:<index>`), so one script
 //!   can take the leases of a run. No script touches keys of two hash tags.
-//! - **Writes never block a read.** `SharedStore::put` spawns its `SET`s with a bounded
+//! - **Writes never block a read.** `FleetStore::put` spawns its `SET`s with a bounded
 //!   number of blocks in flight; beyond that it drops them (counted). Each handle has
 //!   three connections (lanes): control (budget, leases, presence), block reads and
 //!   block writes, so a reservation never queues behind a block transfer, nor a read
@@ -77,10 +77,10 @@ use crate::seal::{Purpose, RootKey, Sealer};
 use crate::version::TenantId;
 
 mod breaker;
-mod budget;
 mod erase;
 mod format;
 mod lease;
+mod schedule;
 mod stats;
 mod store;
 #[cfg(test)]
@@ -88,19 +88,19 @@ mod testing;
 #[cfg(test)]
 mod tests;
 
-pub use budget::SharedBudget;
+pub use lease::FleetSource;
+pub use schedule::FleetBudget;
 #[cfg(test)]
-pub(crate) use budget::{fallback_rpm, Turn, FLEET_WINDOW};
-pub use lease::SharedSource;
-pub use stats::SharedStats;
-pub use store::SharedStore;
+pub(crate) use schedule::{fallback_rpm, Turn, FLEET_WINDOW};
+pub use stats::FleetStats;
+pub use store::FleetStore;
 
 use breaker::{Breaker, Position};
 use stats::{bump, get, Counters};
 
 /// How to reach the shared Redis, and how to use it.
 #[derive(Clone)]
-pub struct SharedConfig {
+pub struct FleetConfig {
     /// `redis://[user:password@]host[:port][/db]` or `rediss://…` (TLS); wiped when
     /// dropped (it may hold a password).
     pub url: Zeroizing<String>,
@@ -130,9 +130,9 @@ pub struct SharedConfig {
     pub ca_pem: Option<Vec<u8>>,
 }
 
-impl SharedConfig {
-    pub fn new(url: impl Into<String>, tenant: TenantId, root: RootKey) -> SharedConfig {
-        SharedConfig {
+impl FleetConfig {
+    pub fn new(url: impl Into<String>, tenant: TenantId, root: RootKey) -> FleetConfig {
+        FleetConfig {
             url: Zeroizing::new(url.into()),
             control_url: None,
             tenant,
@@ -149,9 +149,9 @@ impl SharedConfig {
     }
 }
 
-impl std::fmt::Debug for SharedConfig {
+impl std::fmt::Debug for FleetConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SharedConfig")
+        f.debug_struct("FleetConfig")
             .field("url", &redacted(&self.url))
             .field(
                 "control_url",
@@ -183,24 +183,24 @@ pub fn redacted(url: &str) -> String {
     }
 }
 
-/// Is `url` one [`Shared::connect`] can use? (For flag parsing; `connect` itself
+/// Is `url` one [`Fleet::connect`] can use? (For flag parsing; `connect` itself
 /// never fails.)
-pub fn check_url(url: &str) -> Result<(), SharedError> {
+pub fn check_url(url: &str) -> Result<(), FleetError> {
     let ok = url.starts_with("redis://") || url.starts_with("rediss://");
     if !ok {
-        return Err(SharedError::Redis(format!(
+        return Err(FleetError::Redis(format!(
             "{}: not a redis:// or rediss:// URL",
             redacted(url)
         )));
     }
     redis::Client::open(url)
         .map(|_| ())
-        .map_err(|e| SharedError::Redis(format!("{}: {e}", redacted(url))))
+        .map_err(|e| FleetError::Redis(format!("{}: {e}", redacted(url))))
 }
 
 /// The clients for `cfg`'s URLs (and CA): the cache's, and the control keys' (the
 /// same unless `control_url` names another).
-fn clients(cfg: &SharedConfig) -> Result<(redis::Client, redis::Client), SharedError> {
+fn clients(cfg: &FleetConfig) -> Result<(redis::Client, redis::Client), FleetError> {
     let data = client(cfg, &cfg.url)?;
     let control = match cfg.control_url.as_deref() {
         Some(url) => client(cfg, url)?,
@@ -209,7 +209,7 @@ fn clients(cfg: &SharedConfig) -> Result<(redis::Client, redis::Client), SharedE
     Ok((data, control))
 }
 
-fn client(cfg: &SharedConfig, url: &str) -> Result<redis::Client, SharedError> {
+fn client(cfg: &FleetConfig, url: &str) -> Result<redis::Client, FleetError> {
     check_url(url)?;
     let client = match &cfg.ca_pem {
         Some(pem) if url.starts_with("rediss://") => redis::Client::build_with_tls(
@@ -221,12 +221,12 @@ fn client(cfg: &SharedConfig, url: &str) -> Result<redis::Client, SharedError> {
         ),
         _ => redis::Client::open(url),
     };
-    client.map_err(|e| SharedError::Redis(e.to_string()))
+    client.map_err(|e| FleetError::Redis(e.to_string()))
 }
 
 /// Why a shared operation did not happen.
 #[derive(Debug, Clone, thiserror::Error)]
-pub enum SharedError {
+pub enum FleetError {
     /// Not connected yet, or the breaker is open: Redis was not asked.
     #[error("shared tier unavailable (not connected, or cooling down after failures)")]
     Unavailable,
@@ -309,7 +309,7 @@ impl Conns {
 }
 
 struct Inner {
-    cfg: SharedConfig,
+    cfg: FleetConfig,
     keys: Keys,
     /// `cfg.root`'s sealer for Redis values and tombstones.
     sealer: Sealer,
@@ -328,13 +328,13 @@ struct Inner {
 
 /// A handle on the shared Redis (cheap to clone; see the module essay).
 #[derive(Clone)]
-pub struct Shared {
+pub struct Fleet {
     inner: Arc<Inner>,
 }
 
-impl std::fmt::Debug for Shared {
+impl std::fmt::Debug for Fleet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
+        f.debug_struct("Fleet")
             .field("url", &redacted(&self.inner.cfg.url))
             .field("tenant", &self.inner.cfg.tenant)
             .field("host", &self.inner.host)
@@ -343,12 +343,12 @@ impl std::fmt::Debug for Shared {
     }
 }
 
-impl Shared {
+impl Fleet {
     /// Start using the Redis at `cfg.url`. Never fails and never waits: the connection
     /// is made (and remade) in the background on the current tokio runtime, and until
-    /// it is up every operation answers [`SharedError::Unavailable`] at once. A URL
+    /// it is up every operation answers [`FleetError::Unavailable`] at once. A URL
     /// that cannot be used is logged, and the tier stays unavailable.
-    pub fn connect(cfg: SharedConfig) -> Shared {
+    pub fn connect(cfg: FleetConfig) -> Fleet {
         let host = format!("{:016x}", rand::rng().random::<u64>());
         let inner = Arc::new(Inner {
             keys: Keys::new(cfg.tenant),
@@ -378,7 +378,7 @@ impl Shared {
             (Err(e), _) => tracing::warn!(%url, error = %e, "shared tier disabled"),
             (_, Err(_)) => tracing::warn!(%url, "shared tier disabled: no tokio runtime"),
         }
-        Shared { inner }
+        Fleet { inner }
     }
 
     /// Connected, and the breaker closed: worth asking.
@@ -387,10 +387,10 @@ impl Shared {
             && self.inner.breaker.position(Instant::now()) == Position::Closed
     }
 
-    pub fn stats(&self) -> SharedStats {
+    pub fn stats(&self) -> FleetStats {
         let c = &self.inner.counters;
         let hosts = self.inner.hosts.load(Ordering::Relaxed);
-        SharedStats {
+        FleetStats {
             connected: self.inner.conn.read().is_some(),
             healthy: self.healthy(),
             breaker_open: self.inner.breaker.position(Instant::now()) == Position::Open,
@@ -420,7 +420,7 @@ impl Shared {
         }
     }
 
-    pub fn config(&self) -> &SharedConfig {
+    pub fn config(&self) -> &FleetConfig {
         &self.inner.cfg
     }
 
@@ -429,7 +429,7 @@ impl Shared {
     }
 
     /// Run one Redis operation on `lane` with the op timeout, through the breaker.
-    async fn run<T, F, Fut>(&self, lane: Lane, op: F) -> Result<T, SharedError>
+    async fn run<T, F, Fut>(&self, lane: Lane, op: F) -> Result<T, FleetError>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
@@ -437,12 +437,12 @@ impl Shared {
         self.run_sized(lane, 0, op).await
     }
 
-    /// [`Shared::run`] for an operation moving `bytes` of values: its timeout grows by
+    /// [`Fleet::run`] for an operation moving `bytes` of values: its timeout grows by
     /// 10 ms a MiB (a link of 100 MB/s), so a large block is not a failure.
     /// An operation that fails because its connection had died is tried once more (on
     /// the connection its manager is remaking), within the same timeout: every
     /// operation is idempotent, or (a reservation) errs on the safe side if repeated.
-    async fn run_sized<T, F, Fut>(&self, lane: Lane, bytes: usize, op: F) -> Result<T, SharedError>
+    async fn run_sized<T, F, Fut>(&self, lane: Lane, bytes: usize, op: F) -> Result<T, FleetError>
     where
         F: Fn(ConnectionManager) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
@@ -451,7 +451,7 @@ impl Shared {
         let conn = inner.conn.read().as_ref().map(|c| c.lane(lane));
         let Some(conn) = conn.filter(|_| inner.breaker.allows(Instant::now())) else {
             bump(&inner.counters.skipped);
-            return Err(SharedError::Unavailable);
+            return Err(FleetError::Unavailable);
         };
         let timeout = inner.cfg.op_timeout + Duration::from_nanos(bytes as u64 * 10);
         let attempts = async {
@@ -482,16 +482,16 @@ impl Shared {
                 );
                 if answered {
                     inner.breaker.success();
-                    Err(SharedError::Refused(e.to_string()))
+                    Err(FleetError::Refused(e.to_string()))
                 } else {
                     self.failed();
-                    Err(SharedError::Redis(e.to_string()))
+                    Err(FleetError::Redis(e.to_string()))
                 }
             }
             Err(_) => {
                 bump(&inner.counters.timeouts);
                 self.failed();
-                Err(SharedError::Timeout(timeout))
+                Err(FleetError::Timeout(timeout))
             }
         }
     }
@@ -506,7 +506,7 @@ impl Shared {
     }
 }
 
-fn manager_config(cfg: &SharedConfig) -> ConnectionManagerConfig {
+fn manager_config(cfg: &FleetConfig) -> ConnectionManagerConfig {
     ConnectionManagerConfig::new()
         .set_connection_timeout(Some(CONNECT_TIMEOUT))
         // A backstop: every operation has its own, shorter timeout.
@@ -530,7 +530,7 @@ async fn connect_all(
 }
 
 /// Connects, then keeps this host's presence fresh and probes a half-open breaker,
-/// until the last [`Shared`] is dropped.
+/// until the last [`Fleet`] is dropped.
 async fn keeper(weak: Weak<Inner>, client: (redis::Client, redis::Client)) {
     let mut backoff = Duration::from_millis(100);
     let conns = loop {
@@ -563,7 +563,7 @@ async fn keeper(weak: Weak<Inner>, client: (redis::Client, redis::Client)) {
             .lock()
             .is_none_or(|t| now.duration_since(t) >= PRESENCE_EVERY);
         if probe || due {
-            let shared = Shared { inner };
+            let shared = Fleet { inner };
             if shared.register().await.is_ok() {
                 *shared.inner.last_presence.lock() = Some(Instant::now());
             }

@@ -2,8 +2,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{client, config, expected, healthy_within, req, stored};
-use crate::shared::testing::RedisServer;
-use crate::shared::{Shared, SharedConfig, SharedError, SharedSource, SharedStore, FLEET_WINDOW};
+use crate::fleet::testing::RedisServer;
+use crate::fleet::{Fleet, FleetConfig, FleetError, FleetSource, FleetStore, FLEET_WINDOW};
 use crate::source::mock::MockSource;
 use crate::source::{BlockSource, Tiered};
 
@@ -22,13 +22,13 @@ async fn connect_never_fails_or_waits() {
         "redis://[bad".to_string(),
     ] {
         let start = Instant::now();
-        let shared = Shared::connect(SharedConfig::new(url.clone(), tenant, key.clone()));
+        let shared = Fleet::connect(FleetConfig::new(url.clone(), tenant, key.clone()));
         assert!(start.elapsed() < Duration::from_millis(50), "{url}");
         assert!(!shared.healthy());
         let r = shared.reserve(60, FLEET_WINDOW).await;
-        assert!(matches!(r, Err(SharedError::Unavailable)), "{url}: {r:?}");
+        assert!(matches!(r, Err(FleetError::Unavailable)), "{url}: {r:?}");
         let origin = Arc::new(MockSource::new(30));
-        let source = SharedSource::new(shared.clone(), origin.clone());
+        let source = FleetSource::new(shared.clone(), origin.clone());
         let got = source
             .fetch(req(&origin.version(), 0, 8))
             .await
@@ -37,12 +37,12 @@ async fn connect_never_fails_or_waits() {
         assert_eq!(shared.stats().budget_fallbacks, 1);
         assert!(start.elapsed() < Duration::from_millis(200), "{url}");
     }
-    assert!(crate::shared::check_url("redis://127.0.0.1:6379/").is_ok());
-    assert!(crate::shared::check_url("rediss://cache.example:6380/0").is_ok());
-    assert!(crate::shared::check_url("http://x/").is_err());
+    assert!(crate::fleet::check_url("redis://127.0.0.1:6379/").is_ok());
+    assert!(crate::fleet::check_url("rediss://cache.example:6380/0").is_ok());
+    assert!(crate::fleet::check_url("http://x/").is_err());
     let secret = "redis://user:hunter2@cache.example:6379/";
-    assert!(!crate::shared::redacted(secret).contains("hunter2"));
-    let cfg = SharedConfig::new(secret, tenant, key);
+    assert!(!crate::fleet::redacted(secret).contains("hunter2"));
+    let cfg = FleetConfig::new(secret, tenant, key);
     assert!(!format!("{cfg:?}").contains("hunter2"));
 }
 
@@ -54,8 +54,8 @@ async fn redis_killed_reads_go_on_and_it_comes_back_by_itself() {
     let (a, b) = (client(config(&server)).await, client(config(&server)).await);
     let origin = Arc::new(MockSource::new(64));
     let v = origin.version();
-    let source_a = SharedSource::new(a.clone(), origin.clone());
-    let tiered_b = Tiered::new(Arc::new(SharedStore::new(b.clone(), 4)), origin.clone());
+    let source_a = FleetSource::new(a.clone(), origin.clone());
+    let tiered_b = Tiered::new(Arc::new(FleetStore::new(b.clone(), 4)), origin.clone());
     source_a.fetch(req(&v, 0, 4)).await.expect("read");
     stored(&a, 4).await;
 
@@ -107,8 +107,8 @@ async fn a_frozen_redis_costs_a_timeout_not_a_hang() {
     let a = client(config(&server)).await;
     let origin = Arc::new(MockSource::new(64));
     let v = origin.version();
-    let source = SharedSource::new(a.clone(), origin.clone());
-    let store = Tiered::new(Arc::new(SharedStore::new(a.clone(), 4)), origin.clone());
+    let source = FleetSource::new(a.clone(), origin.clone());
+    let store = Tiered::new(Arc::new(FleetStore::new(a.clone(), 4)), origin.clone());
     source.fetch(req(&v, 0, 4)).await.expect("read");
     stored(&a, 4).await;
     server.pause();
@@ -139,7 +139,7 @@ async fn rediss_with_a_private_ca() {
     let a = client(cfg).await;
     assert!(a.reserve(60, FLEET_WINDOW).await.is_ok());
     let origin = Arc::new(MockSource::new(30));
-    let source = SharedSource::new(a.clone(), origin.clone());
+    let source = FleetSource::new(a.clone(), origin.clone());
     let got = source
         .fetch(req(&origin.version(), 0, 8))
         .await
@@ -147,10 +147,10 @@ async fn rediss_with_a_private_ca() {
     assert_eq!(got.blocks.concat(), origin.bytes().to_vec());
     stored(&a, 8).await;
     // Without the CA the certificate is not trusted: never healthy, reads go on.
-    let untrusting = Shared::connect(config(&server));
+    let untrusting = Fleet::connect(config(&server));
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!untrusting.healthy());
-    let source = SharedSource::new(untrusting, origin.clone());
+    let source = FleetSource::new(untrusting, origin.clone());
     let got = source
         .fetch(req(&origin.version(), 0, 8))
         .await

@@ -1,8 +1,8 @@
 //! Cross-host single-flight: [`Lease`]s (`SET NX PX` with a random token, released by
-//! compare-and-delete), and [`SharedSource`], which fetches each block missing from
+//! compare-and-delete), and [`FleetSource`], which fetches each block missing from
 //! Redis on the one host that wins its lease.
 //!
-//! [`SharedSource::fetch`], for each block of a run:
+//! [`FleetSource::fetch`], for each block of a run:
 //! 1. look in Redis; an intact block of the version is an answer;
 //! 2. for the missing ones, try their leases
 //!    (`vccfs:<tenant>:lease:{<key>}:<block size>:<index>`) all in one script, so the
@@ -33,7 +33,7 @@ use futures::FutureExt;
 use rand::Rng;
 use redis::Script;
 
-use super::{bump, Lane, Shared, SharedError, SharedStore};
+use super::{bump, Fleet, FleetError, FleetStore, Lane};
 use crate::source::{BlockRequest, BlockSource, Fetched, SourceError};
 
 const RELEASE: &str = r#"
@@ -72,7 +72,7 @@ pub const MAX_LEASE_WAIT: Duration = Duration::from_secs(600);
 /// or it is released. Dropped unreleased, it is released in the background.
 #[derive(Debug)]
 pub struct Lease {
-    shared: Shared,
+    shared: Fleet,
     key: String,
     token: String,
     held: bool,
@@ -80,7 +80,7 @@ pub struct Lease {
 
 /// Takes every lease in KEYS that is free, at once. ARGV: token, ttl ms. Returns one
 /// flag per key: 1 if taken (or already ours: the script may run twice, see
-/// `Shared::run_sized`), 2 if taken over from a key that no holder can have written
+/// `Fleet::run_sized`), 2 if taken over from a key that no holder can have written
 /// (not a token, or no expiry, or one past ARGV[3] ms, an hour: a lease nobody renews
 /// must never be waited for), 0 if another host holds it.
 const TAKE: &str = r#"
@@ -109,10 +109,10 @@ return won
 
 static TAKE_SCRIPT: std::sync::LazyLock<Script> = std::sync::LazyLock::new(|| Script::new(TAKE));
 
-impl Shared {
+impl Fleet {
     /// Take the lease `name` for `ttl` if nobody holds it: `Ok(None)` if somebody does.
     #[cfg(test)]
-    pub async fn lease(&self, name: &str, ttl: Duration) -> Result<Option<Lease>, SharedError> {
+    pub async fn lease(&self, name: &str, ttl: Duration) -> Result<Option<Lease>, FleetError> {
         let mut got = self.leases(&[name.to_string()], ttl).await?;
         Ok(got.pop().flatten())
     }
@@ -123,7 +123,7 @@ impl Shared {
         &self,
         names: &[String],
         ttl: Duration,
-    ) -> Result<Vec<Option<Lease>>, SharedError> {
+    ) -> Result<Vec<Option<Lease>>, FleetError> {
         if names.is_empty() {
             return Ok(Vec::new());
         }
@@ -146,7 +146,7 @@ impl Shared {
             })
             .await?;
         if won.len() != keys.len() {
-            return Err(SharedError::Refused("lease script: wrong answer".into()));
+            return Err(FleetError::Refused("lease script: wrong answer".into()));
         }
         let reset = won.iter().filter(|&&w| w == 2).count() as u64;
         if reset > 0 {
@@ -223,13 +223,13 @@ impl KeepAlive {
 impl Lease {
     /// Give the lease up (only if it is still ours); true if it was.
     #[cfg(test)]
-    pub async fn release(mut self) -> Result<bool, SharedError> {
+    pub async fn release(mut self) -> Result<bool, FleetError> {
         self.held = false;
         release(&self.shared, &self.key, &self.token).await
     }
 }
 
-async fn release(shared: &Shared, key: &str, token: &str) -> Result<bool, SharedError> {
+async fn release(shared: &Fleet, key: &str, token: &str) -> Result<bool, FleetError> {
     let (k, t) = (key.to_string(), token.to_string());
     shared
         .run(Lane::Control, move |mut c| {
@@ -265,30 +265,30 @@ impl Drop for Lease {
 /// The shared tier in front of `next`, with cross-host single-flight (see the module
 /// essay).
 #[derive(Debug, Clone)]
-pub struct SharedSource {
-    shared: Shared,
+pub struct FleetSource {
+    shared: Fleet,
     next: Arc<dyn BlockSource>,
 }
 
-impl SharedSource {
-    pub fn new(shared: Shared, next: Arc<dyn BlockSource>) -> SharedSource {
-        SharedSource { shared, next }
+impl FleetSource {
+    pub fn new(shared: Fleet, next: Arc<dyn BlockSource>) -> FleetSource {
+        FleetSource { shared, next }
     }
 
     #[cfg(test)]
-    pub fn shared(&self) -> &Shared {
+    pub fn shared(&self) -> &Fleet {
         &self.shared
     }
 }
 
-impl BlockSource for SharedSource {
+impl BlockSource for FleetSource {
     fn fetch(&self, req: BlockRequest) -> BoxFuture<'static, Result<Fetched, SourceError>> {
         if !self.shared.healthy() {
             bump(&self.shared.counters().bypassed);
             return self.next.fetch(req);
         }
         let run = Run {
-            store: SharedStore::new(self.shared.clone(), req.block_size),
+            store: FleetStore::new(self.shared.clone(), req.block_size),
             next: Arc::clone(&self.next),
             req,
         };
@@ -307,15 +307,15 @@ enum Claim {
     Free,
 }
 
-/// One fetch of a [`SharedSource`].
+/// One fetch of a [`FleetSource`].
 struct Run {
-    store: SharedStore,
+    store: FleetStore,
     next: Arc<dyn BlockSource>,
     req: BlockRequest,
 }
 
 impl Run {
-    fn shared(&self) -> &Shared {
+    fn shared(&self) -> &Fleet {
         self.store.shared()
     }
 

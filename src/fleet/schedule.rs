@@ -16,7 +16,7 @@
 //! not burst into a limit that just told it to stop.
 //!
 //! Presence: each host adds itself to a sorted set scored by the server's clock every
-//! few seconds; members older than a minute are dropped, so [`Shared::hosts_seen`] is
+//! few seconds; members older than a minute are dropped, so [`Fleet::hosts_seen`] is
 //! the number of hosts alive lately, from which a host that lost Redis computes its
 //! share of the budget ([`fallback_rpm`]).
 
@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use redis::Script;
 
-use super::{bump, Lane, Shared, SharedError, PRESENCE_MAX_AGE};
+use super::{bump, Fleet, FleetError, Lane, PRESENCE_MAX_AGE};
 
 /// A control value further ahead than this is corrupt (no legitimate queue or
 /// `Retry-After` is an hour long).
@@ -167,11 +167,11 @@ pub(super) struct Reservation {
     pub now_us: u64,
 }
 
-impl Shared {
+impl Fleet {
     /// Reserve a slot for one request under the fleet's budget of `n` requests in any
     /// `window` (in production [`FLEET_WINDOW`]), and say how long to wait before
     /// sending it. An `Err` means Redis could not be asked: use the local limiter.
-    pub async fn reserve(&self, n: u32, window: Duration) -> Result<Duration, SharedError> {
+    pub async fn reserve(&self, n: u32, window: Duration) -> Result<Duration, FleetError> {
         self.reserve_slot(n, window).await.map(|r| r.wait)
     }
 
@@ -179,7 +179,7 @@ impl Shared {
         &self,
         n: u32,
         window: Duration,
-    ) -> Result<Reservation, SharedError> {
+    ) -> Result<Reservation, FleetError> {
         let keys = (
             self.inner.keys.budget.clone(),
             self.inner.keys.budget_log.clone(),
@@ -263,7 +263,7 @@ impl Shared {
     }
 
     /// Say this host is alive; the number of hosts seen lately.
-    pub(super) async fn register(&self) -> Result<u32, SharedError> {
+    pub(super) async fn register(&self) -> Result<u32, FleetError> {
         let key = self.inner.keys.hosts.clone();
         let host = self.inner.host.clone();
         let age = u64::try_from(PRESENCE_MAX_AGE.as_millis()).unwrap_or(u64::MAX);
@@ -345,7 +345,7 @@ impl LocalWindow {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Turn {
     /// By the fleet's shared schedule.
-    Shared,
+    Fleet,
     /// By the local limiter at the fallback rate (Redis out of reach).
     Local,
 }
@@ -353,28 +353,28 @@ pub enum Turn {
 /// The fleet's budget for one host: the shared schedule while Redis answers, else a
 /// local limiter at `fallback_rpm` (by default `rpm` over the hosts last seen).
 #[derive(Debug)]
-pub struct SharedBudget {
-    shared: Shared,
+pub struct FleetBudget {
+    shared: Fleet,
     rpm: u32,
     window: Duration,
     fallback: Option<u32>,
     local: Mutex<LocalWindow>,
 }
 
-impl SharedBudget {
+impl FleetBudget {
     /// `rpm` for the whole fleet; `fallback_rpm` overrides the local rate.
-    pub fn new(shared: Shared, rpm: u32, fallback_rpm: Option<u32>) -> Self {
+    pub fn new(shared: Fleet, rpm: u32, fallback_rpm: Option<u32>) -> Self {
         Self::with_window(shared, rpm, FLEET_WINDOW, fallback_rpm)
     }
 
     /// `n` requests in any `window` (tests use short windows).
     pub(super) fn with_window(
-        shared: Shared,
+        shared: Fleet,
         n: u32,
         window: Duration,
         fallback_rpm: Option<u32>,
     ) -> Self {
-        SharedBudget {
+        FleetBudget {
             shared,
             rpm: n.max(1),
             window,
@@ -392,7 +392,7 @@ impl SharedBudget {
     /// Wait for this host's next turn to send one request.
     pub async fn wait_turn(&self) -> Turn {
         let (wait, turn) = match self.shared.reserve(self.rpm, self.window).await {
-            Ok(wait) => (wait, Turn::Shared),
+            Ok(wait) => (wait, Turn::Fleet),
             Err(_) => {
                 let n = self.fallback_rpm();
                 let wait = self.local.lock().reserve(Instant::now(), n, self.window);
@@ -407,7 +407,7 @@ impl SharedBudget {
 }
 
 /// The client's budget takes turns in the fleet's schedule.
-impl crate::api::FleetPacer for SharedBudget {
+impl crate::api::FleetPacer for FleetBudget {
     fn wait_turn(&self) -> futures::future::BoxFuture<'_, ()> {
         Box::pin(async move {
             self.wait_turn().await;

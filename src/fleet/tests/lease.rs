@@ -5,9 +5,9 @@ use futures::future::join_all;
 use redis::AsyncCommands;
 
 use super::{client, config, expected, req, stored};
-use crate::shared::lease::lease_name;
-use crate::shared::testing::RedisServer;
-use crate::shared::SharedSource;
+use crate::fleet::lease::lease_name;
+use crate::fleet::testing::RedisServer;
+use crate::fleet::FleetSource;
 use crate::source::mock::MockSource;
 use crate::source::{BlockSource, Fetched};
 
@@ -54,9 +54,9 @@ async fn three_hosts_reading_one_block_cost_one_origin_fetch() {
         client(config(&server)).await,
     ];
     let origin = Arc::new(MockSource::new(30).delayed(Duration::from_millis(300)));
-    let sources: Vec<SharedSource> = hosts
+    let sources: Vec<FleetSource> = hosts
         .iter()
-        .map(|h| SharedSource::new(h.clone(), origin.clone()))
+        .map(|h| FleetSource::new(h.clone(), origin.clone()))
         .collect();
     let v = origin.version();
     let got = join_all(sources.iter().map(|s| s.fetch(req(&v, 2, 3)))).await;
@@ -98,7 +98,7 @@ async fn a_dead_holder_is_taken_over_after_its_lease_expires() {
     let held = dead.lease(&lease_name(&r, 0), Duration::from_secs(1)).await;
     std::mem::forget(held.expect("lease").expect("free"));
     let start = Instant::now();
-    let got = SharedSource::new(b.clone(), origin.clone())
+    let got = FleetSource::new(b.clone(), origin.clone())
         .fetch(r)
         .await
         .expect("fetch");
@@ -130,7 +130,7 @@ async fn a_holder_that_fails_lets_a_waiter_fetch_at_once() {
     let r = req(&v, 0, 1);
     let lease = a.lease(&lease_name(&r, 0), Duration::from_secs(30)).await;
     let lease = lease.expect("lease").expect("free");
-    let waiter = tokio::spawn(SharedSource::new(b.clone(), origin.clone()).fetch(r));
+    let waiter = tokio::spawn(FleetSource::new(b.clone(), origin.clone()).fetch(r));
     tokio::time::sleep(Duration::from_millis(200)).await;
     let start = Instant::now();
     lease.release().await.expect("release"); // as a failed fetch does
@@ -154,11 +154,11 @@ async fn a_holder_slower_than_its_lease_keeps_it_and_is_waited_for() {
     let (a, b) = (client(cfg.clone()).await, client(cfg).await);
     let slow = Arc::new(MockSource::new(30).delayed(Duration::from_millis(1500)));
     let v = slow.version();
-    let first = tokio::spawn(SharedSource::new(a.clone(), slow.clone()).fetch(req(&v, 0, 2)));
+    let first = tokio::spawn(FleetSource::new(a.clone(), slow.clone()).fetch(req(&v, 0, 2)));
     tokio::time::sleep(Duration::from_millis(200)).await;
     // The second host must not fetch, although the holder outlives its TTL.
     let other = Arc::new(MockSource::with_version(v.clone()));
-    let got = SharedSource::new(b.clone(), other.clone())
+    let got = FleetSource::new(b.clone(), other.clone())
         .fetch(req(&v, 0, 2))
         .await
         .expect("fetch");
@@ -197,7 +197,7 @@ async fn a_lease_key_no_holder_wrote_is_taken_over_not_waited_for() {
             let _: () = raw.pexpire(&key, *px as i64).await.expect("pexpire");
         }
         let start = Instant::now();
-        let got = SharedSource::new(a.clone(), origin.clone())
+        let got = FleetSource::new(a.clone(), origin.clone())
             .fetch(r.clone())
             .await
             .expect("fetch");
@@ -212,7 +212,7 @@ async fn a_lease_key_no_holder_wrote_is_taken_over_not_waited_for() {
     std::mem::forget(held.expect("lease").expect("free"));
     let b = client(config(&server)).await;
     let start = Instant::now();
-    SharedSource::new(b, origin.clone())
+    FleetSource::new(b, origin.clone())
         .fetch(r)
         .await
         .expect("fetch");

@@ -4,7 +4,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 /// What the shared tier has done, for the stats file.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
-pub struct SharedStats {
+pub struct FleetStats {
     /// A connection exists (it may still be failing).
     pub connected: bool,
     /// Connected and the breaker closed.
