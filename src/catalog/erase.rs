@@ -7,7 +7,9 @@
 //! [`super::NEGATIVE_TTL`], so its next lookup is `ENOENT` and no readdir shows it.
 //! Its file versions in use are taken out of use: their `ContentId`s are remembered
 //! as erased (reads of open handles fail, `fs::ops`), and the next lookup builds new
-//! entries with new ids. What the other layers must drop is returned as a
+//! entries with new ids; the guid's erasure is counted ([`Catalog::erasures_of`]), so
+//! an open `.interaction.json` (whose bytes `fs` holds) reads nothing more either, even
+//! if the API lists the guid again later. What the other layers must drop is returned as a
 //! [`Forgotten`]; the catalog itself touches no cache, no kernel and no tier
 //! (`crate::erase` does).
 //!
@@ -63,6 +65,11 @@ impl Catalog {
         let listed = self.listing.write().remove(guid);
         let looked_up = self.extra.write().remove(guid);
         self.extra_checked.lock().remove(guid);
+        *self
+            .forgotten
+            .write()
+            .entry(guid.to_ascii_lowercase())
+            .or_default() += 1;
         out.records += u64::from(listed.is_some()) + u64::from(looked_up.is_some());
         self.negative
             .lock()
@@ -118,6 +125,19 @@ impl Catalog {
             versions: vec![version],
             records: 1,
         }
+    }
+
+    /// How many times `guid` was erased (forgotten) so far: a handle opened when it was
+    /// `n` must read nothing once it is more.
+    pub fn erasures_of(&self, guid: &str) -> u64 {
+        let forgotten = self.forgotten.read();
+        if forgotten.is_empty() {
+            return 0;
+        }
+        forgotten
+            .get(&guid.to_ascii_lowercase())
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Has version `content` been erased (its handles must not read)?
