@@ -17,7 +17,9 @@
 //! - a forgotten guid is in no listing, `extra`, outside day or saved day when
 //!   `forget` returns (a listing that began before may add it back: then the API
 //!   still lists it, and the API is the source of truth);
-//! - an erased `ContentId` is never handed out again (ids are never reused);
+//! - an erased `ContentId` is never handed out again (ids are never reused), and
+//!   erasing a guid erases every version of it still in use, older ones a handle
+//!   opened before a re-list included;
 //! - interactions in `extra` are looked up again once their day's age policy says a
 //!   re-list of that day would be due ([`Policy::staleness`]), at most
 //!   [`EXTRA_PER_TICK`] lookups per `--refresh` tick, most overdue first, so the
@@ -86,6 +88,13 @@ impl Catalog {
         }
         out.entries.push((ino::INTERACTIONS, guid.to_string()));
         out.inos.extend([ino::INTERACTIONS, ino::interaction(guid)]);
+        // Versions a handle still holds that the listing has since replaced (or of
+        // an entry already gone): erased too, or that handle would read their
+        // cached bytes.
+        let older = self.live.take_guid(guid);
+        out.versions.extend(older.iter().map(|f| f.version.id));
+        out.contents.extend(older.iter().map(|f| f.content));
+        self.erased.write().extend(older.iter().map(|f| f.content));
         let Some(entry) = removed.or(listed).or(looked_up) else {
             return out;
         };
@@ -104,8 +113,13 @@ impl Catalog {
         let (inos, entries) = self.forget_views(day, guid);
         out.inos.extend(inos);
         out.entries.extend(entries);
-        out.versions = self.version_keys(&entry);
-        out.contents = self.erase_versions(&out.versions);
+        let current = self.version_keys(&entry);
+        out.contents.extend(self.erase_versions(&current));
+        for v in current {
+            if !out.versions.contains(&v) {
+                out.versions.push(v);
+            }
+        }
         if self.unsave(day, guid).await {
             out.records += 1;
         }
