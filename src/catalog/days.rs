@@ -239,6 +239,17 @@ impl Catalog {
                 }
             }
         }
+        {
+            // What the API lists exists: no longer "no such guid" (an erased guid the
+            // API lists again, or one looked up before it existed), or the listing
+            // would show a name whose lookup is ENOENT.
+            let mut negative = self.negative.lock();
+            if !negative.is_empty() {
+                for entry in &entries {
+                    negative.remove(&*entry.guid());
+                }
+            }
+        }
         let gone = self.listing.write().splice(day, range, entries, state);
         diff.removed
             .extend(gone.iter().map(|e| e.guid().to_string()));

@@ -7,7 +7,9 @@
 //! [`super::NEGATIVE_TTL`], so its next lookup is `ENOENT` and no readdir shows it.
 //! Its file versions in use are taken out of use: their `ContentId`s are remembered
 //! as erased (reads of open handles fail, `fs::ops`), and the next lookup builds new
-//! entries with new ids. What the other layers must drop is returned as a
+//! entries with new ids; the guid's erasure is counted ([`Catalog::erasures_of`]), so
+//! an open `.interaction.json` (whose bytes `fs` holds) reads nothing more either, even
+//! if the API lists the guid again later. What the other layers must drop is returned as a
 //! [`Forgotten`]; the catalog itself touches no cache, no kernel and no tier
 //! (`crate::erase` does).
 //!
@@ -15,7 +17,9 @@
 //! - a forgotten guid is in no listing, `extra`, outside day or saved day when
 //!   `forget` returns (a listing that began before may add it back: then the API
 //!   still lists it, and the API is the source of truth);
-//! - an erased `ContentId` is never handed out again (ids are never reused);
+//! - an erased `ContentId` is never handed out again (ids are never reused), and
+//!   erasing a guid erases every version of it still in use, older ones a handle
+//!   opened before a re-list included;
 //! - interactions in `extra` are looked up again once their day's age policy says a
 //!   re-list of that day would be due ([`Policy::staleness`]), at most
 //!   [`EXTRA_PER_TICK`] lookups per `--refresh` tick, most overdue first, so the
@@ -70,6 +74,11 @@ impl Catalog {
         let listed = self.listing.write().remove(guid);
         let looked_up = self.extra.write().remove(guid);
         self.extra_checked.lock().remove(guid);
+        *self
+            .forgotten
+            .write()
+            .entry(guid.to_ascii_lowercase())
+            .or_default() += 1;
         out.records += u64::from(listed.is_some()) + u64::from(looked_up.is_some());
         self.negative
             .lock()
@@ -86,6 +95,13 @@ impl Catalog {
         }
         out.entries.push((ino::INTERACTIONS, guid.to_string()));
         out.inos.extend([ino::INTERACTIONS, ino::interaction(guid)]);
+        // Versions a handle still holds that the listing has since replaced (or of
+        // an entry already gone): erased too, or that handle would read their
+        // cached bytes.
+        let older = self.live.take_guid(guid);
+        out.versions.extend(older.iter().map(|f| f.version.id));
+        out.contents.extend(older.iter().map(|f| f.content));
+        self.erased.write().extend(older.iter().map(|f| f.content));
         let Some(entry) = removed.or(listed).or(looked_up) else {
             return out;
         };
@@ -104,8 +120,13 @@ impl Catalog {
         let (inos, entries) = self.forget_views(day, guid);
         out.inos.extend(inos);
         out.entries.extend(entries);
-        out.versions = self.version_keys(&entry);
-        out.contents = self.erase_versions(&out.versions);
+        let current = self.version_keys(&entry);
+        out.contents.extend(self.erase_versions(&current));
+        for v in current {
+            if !out.versions.contains(&v) {
+                out.versions.push(v);
+            }
+        }
         if self.unsave(day, guid).await {
             out.records += 1;
         }
@@ -125,6 +146,19 @@ impl Catalog {
             versions: vec![version],
             records: 1,
         }
+    }
+
+    /// How many times `guid` was erased (forgotten) so far: a handle opened when it was
+    /// `n` must read nothing once it is more.
+    pub fn erasures_of(&self, guid: &str) -> u64 {
+        let forgotten = self.forgotten.read();
+        if forgotten.is_empty() {
+            return 0;
+        }
+        forgotten
+            .get(&guid.to_ascii_lowercase())
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Has version `content` been erased (its handles must not read)?

@@ -131,6 +131,27 @@ impl LiveFiles {
         recent.or(weak)
     }
 
+    /// Take every version of `guid` still in use out of use (its interaction is
+    /// erased): the current versions and any older one a handle still holds.
+    pub fn take_guid(&self, guid: &str) -> Vec<Arc<FileEntry>> {
+        let mut s = self.inner.lock();
+        let ids: Vec<ContentKey> = s
+            .weak
+            .iter()
+            .filter_map(|(id, w)| {
+                let f = w.upgrade()?;
+                f.version.guid.eq_ignore_ascii_case(guid).then_some(*id)
+            })
+            .collect();
+        ids.iter()
+            .filter_map(|id| {
+                let recent = s.recent.pop(id);
+                let weak = s.weak.remove(id).and_then(|w| w.upgrade());
+                recent.or(weak)
+            })
+            .collect()
+    }
+
     pub fn learned(&self, unsized_key: &ContentKey) -> Option<u64> {
         self.learned.lock().get(unsized_key).copied()
     }

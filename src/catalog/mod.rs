@@ -163,6 +163,9 @@ pub struct Catalog {
     hook: Hook,
     /// File versions erased while in use: never served again.
     erased: RwLock<std::collections::HashSet<crate::cache::ContentId>>,
+    /// How many times each guid was forgotten (erased): open `.interaction.json`
+    /// handles of an erased guid read nothing more (`erase.rs`).
+    forgotten: RwLock<HashMap<String, u64>>,
     /// When each guid of `extra` was last looked up (re-checked by age, `erase.rs`).
     extra_checked: Mutex<HashMap<String, OffsetDateTime>>,
     /// The views' names (`calls/`, `by-agent/`, `by-number/`), per day, built lazily.
@@ -196,6 +199,7 @@ impl Catalog {
             store: None,
             hook: Hook(OnceLock::new()),
             erased: RwLock::new(std::collections::HashSet::new()),
+            forgotten: RwLock::new(HashMap::new()),
             extra_checked: Mutex::new(HashMap::new()),
             views: views::Views::default(),
             resident: resident::Resident::default(),

@@ -314,8 +314,12 @@ impl Filesystem for VccFs {
         }
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        reply_bytes(&self.ops.listxattr(ino.0), size, reply);
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let _span = span(req, "listxattr", ino.0).entered();
+        match self.ops.listxattr(ino.0) {
+            Ok(names) => reply_bytes(&names, size, reply),
+            Err(e) => reply.error(report(&self.counters, e)),
+        }
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {

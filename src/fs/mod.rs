@@ -43,6 +43,8 @@ mod ops;
 mod page;
 mod passthrough;
 #[cfg(test)]
+mod reftest;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_access;

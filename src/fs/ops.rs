@@ -18,7 +18,11 @@
 //!   rebuilds it from its parent and the catalog, and an open file's handle holds its
 //!   own source and version (or bytes), so reads go on after its inode is forgotten.
 //! - **A revoked tenant serves nothing.** While access is revoked (one atomic load),
-//!   lookups and readdirs below the root, opens and reads (from any tier) are `EACCES`.
+//!   lookups and readdirs below the root, opens, reads (from any tier), readlink and
+//!   the xattrs are `EACCES`; getattr, statfs and access(2) still answer (sizes,
+//!   times and modes, never a name or value the catalog holds).
+//! - **An erased interaction reads nothing**, through a content handle (its version
+//!   is erased) or an `.interaction.json` handle (its guid's erasure count moved).
 //! - A lookup reply the kernel refuses (its request was interrupted) leaves one count
 //!   behind; that inode stays until unmount, a bounded leak, never a missing node.
 
@@ -74,7 +78,13 @@ enum Handle {
         /// for that check and fails with ESTALE if the version has changed since.
         unchecked: AtomicBool,
     },
-    Meta(Bytes),
+    /// `.interaction.json`: its bytes at the open, and how many times its guid had
+    /// been erased then (a later erasure makes it read `ENOENT`).
+    Meta {
+        guid: String,
+        erasures: u64,
+        bytes: Bytes,
+    },
 }
 
 /// Sizes for statfs.
@@ -347,6 +357,7 @@ impl Ops {
     }
 
     pub(crate) fn readlink(&self, ino: u64) -> Result<String, FsError> {
+        self.allowed()?;
         match self.node(ino) {
             Ok(Node::Link { guid, .. }) => Ok(link_target(&guid)),
             Ok(Node::View(v)) => views::readlink(&self.catalog, &v),
@@ -391,14 +402,21 @@ impl Ops {
                 }
             }
             Node::Meta { guid } => {
+                // Counted before the entry is taken: an erasure in between is seen.
+                let erasures = self.catalog.erasures_of(&guid);
                 let e = self.catalog.known(&guid).ok_or(FsError::NotFound)?;
-                Handle::Meta(e.meta_json())
+                let bytes = e.meta_json();
+                Handle::Meta {
+                    guid,
+                    erasures,
+                    bytes,
+                }
             }
             _ => return Err(FsError::IsDir),
         };
         let seen_as = match &handle {
             Handle::Content { source, .. } => source.content.0,
-            Handle::Meta(bytes) => {
+            Handle::Meta { bytes, .. } => {
                 use std::hash::{Hash, Hasher};
                 let mut h = std::collections::hash_map::DefaultHasher::new();
                 bytes.hash(&mut h);
@@ -421,11 +439,11 @@ impl Ops {
         self.allowed()?;
         let handle = self.handle(fh)?;
         match &*handle {
-            Handle::Meta(bytes) => {
-                let start = usize::try_from(offset).map_or(bytes.len(), |o| o.min(bytes.len()));
-                let end = start.saturating_add(size as usize).min(bytes.len());
-                Ok(bytes.slice(start..end))
-            }
+            Handle::Meta {
+                guid,
+                erasures,
+                bytes,
+            } => self.read_meta(guid, *erasures, bytes, offset, size),
             Handle::Content {
                 source,
                 ra,

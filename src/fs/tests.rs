@@ -29,7 +29,7 @@ const TRANSCRIPT: u64 = 5_000;
 pub(super) struct Rig {
     pub(super) rt: tokio::runtime::Runtime,
     pub(super) ops: Arc<Ops>,
-    catalog: Arc<Catalog>,
+    pub(super) catalog: Arc<Catalog>,
 }
 
 fn interactions() -> Vec<Interaction> {

@@ -127,3 +127,52 @@ fn xattrs_are_answered_only_to_who_could_read_a_file() {
         assert_eq!(e.errno(), Errno::EACCES, "{name}");
     }
 }
+
+#[test]
+fn xattrs_and_links_are_refused_while_access_is_revoked() {
+    let rig = rig(Access::default());
+    let dir = rig.lookup(ino::INTERACTIONS, GUIDS[0]).expect("guid");
+    let dir = dir.attr.ino.0;
+    let file = rig.lookup(dir, "callRecording").expect("file").attr.ino.0;
+    let day = rig
+        .lookup(ino::BY_DATE, "2026-11-20")
+        .expect("day")
+        .attr
+        .ino
+        .0;
+    let link = rig.lookup(day, GUIDS[0]).expect("link").attr.ino.0;
+    let root = Caller {
+        uid: 0,
+        gid: 0,
+        pid: 0,
+    };
+    let direction = |r: &Rig| r.ops.getxattr(dir, OsStr::new("user.vcc.direction"), &root);
+    assert_eq!(direction(&rig).ok().as_deref(), Some("Inbound"));
+    assert!(!rig.ops.listxattr(file).expect("names").is_empty());
+    assert!(rig.ops.readlink(link).is_ok());
+
+    rig.catalog.set_revoked(true);
+    let errno = |r: Result<(), super::errno::FsError>| r.map_err(|e| e.errno());
+    assert_eq!(errno(direction(&rig).map(|_| ())), Err(Errno::EACCES));
+    let content_type = rig
+        .ops
+        .getxattr(file, OsStr::new("user.vcc.contentType"), &root);
+    assert_eq!(errno(content_type.map(|_| ())), Err(Errno::EACCES));
+    for ino in [dir, file] {
+        assert_eq!(
+            errno(rig.ops.listxattr(ino).map(|_| ())),
+            Err(Errno::EACCES)
+        );
+    }
+    assert_eq!(
+        errno(rig.ops.readlink(link).map(|_| ())),
+        Err(Errno::EACCES)
+    );
+    // Attributes name nothing the catalog holds: still answered.
+    assert!(rig.rt.block_on(rig.ops.getattr(file)).is_ok());
+    assert!(rig.rt.block_on(rig.ops.getattr(link)).is_ok());
+
+    rig.catalog.set_revoked(false);
+    assert_eq!(direction(&rig).ok().as_deref(), Some("Inbound"));
+    assert!(rig.ops.readlink(link).is_ok());
+}

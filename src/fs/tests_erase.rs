@@ -316,3 +316,28 @@ fn a_second_erasure_of_a_guid_waits_for_the_first_to_reach_the_kernel() {
     assert_eq!(rig.eraser.erasures(), 1);
     assert!(rig.read(fh, 0, 4096).is_err());
 }
+
+#[test]
+fn an_open_interaction_json_reads_enoent_once_erased_even_if_listed_again() {
+    let rig = Rig::new();
+    let fh = rig.open(GUIDS[0], crate::catalog::META_NAME);
+    let other = rig.open(GUIDS[1], crate::catalog::META_NAME);
+    let json = rig.read(fh, 0, 1 << 20).expect("read");
+    assert_eq!(
+        json,
+        rig.catalog.known(GUIDS[0]).expect("known").meta_json()
+    );
+
+    rig.rt.block_on(rig.eraser.erase(GUIDS[0]));
+    let e = rig
+        .read(fh, 0, 1 << 20)
+        .expect_err("erased metadata must not read");
+    assert_eq!(e.errno(), fuser::Errno::ENOENT);
+    // Another interaction's metadata is untouched.
+    assert!(rig.read(other, 0, 10).is_ok());
+    // The API lists it again: a new open reads, the old handle still does not.
+    rig.catalog.recheck(interactions());
+    assert!(rig.read(fh, 0, 10).is_err());
+    let again = rig.open(GUIDS[0], crate::catalog::META_NAME);
+    assert_eq!(rig.read(again, 0, 1 << 20).expect("reopened"), json);
+}

@@ -1,5 +1,7 @@
 //! Test sources: an in-memory origin ([`MockSource`]), a fault-injecting wrapper
-//! ([`Faulty`]) and an in-memory store ([`MemStore`]), for unit tests of the tiers,
+//! ([`Faulty`]), an in-memory store ([`MemStore`]) and an origin whose files change
+//! ([`VersionedSource`]: bytes of each `(guid, key, version)` differ, and a version
+//! the origin no longer serves answers as the API does), for unit tests of the tiers,
 //! the prefetcher and the filesystem ops without HTTP or FUSE.
 
 use std::collections::HashMap;
@@ -303,5 +305,85 @@ impl BlockStore for MemStore {
 
     fn discard(&self, version: &Arc<ContentVersion>, index: u64) {
         self.blocks.lock().remove(&(version.id, index));
+    }
+}
+
+/// Byte `i` of version `(guid, key, last_modified)` of a [`VersionedSource`] file:
+/// versions of one file (and files of one interaction) differ at almost every byte.
+pub fn versioned_byte(guid: &str, key: &str, last_modified: i64, i: u64) -> u8 {
+    let mut seed: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in guid
+        .bytes()
+        .chain(key.bytes())
+        .chain(last_modified.to_le_bytes())
+    {
+        seed = (seed ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    ((i.wrapping_mul(31).wrapping_add(seed)) % 251) as u8
+}
+
+/// An origin of files that change: each `(guid, key)` has one current version (its
+/// size and `lastModified`), set by the test. A request for the current version gets
+/// its bytes ([`versioned_byte`]) under an ETag naming it; for any other version
+/// `Changed` (the API serves other bytes now: `ESTALE`); for a file it does not have,
+/// `NotFound` (404).
+#[derive(Debug, Default)]
+pub struct VersionedSource {
+    current: Mutex<HashMap<(String, String), (u64, i64)>>,
+}
+
+impl VersionedSource {
+    /// `(guid, key)` is now `size` bytes last modified at `last_modified` (unix seconds).
+    pub fn set(&self, guid: &str, key: &str, size: u64, last_modified: i64) {
+        let k = (guid.to_string(), key.to_string());
+        self.current.lock().insert(k, (size, last_modified));
+    }
+
+    /// `guid` has no files any more.
+    pub fn remove(&self, guid: &str) {
+        self.current.lock().retain(|(g, _), _| g != guid);
+    }
+}
+
+impl BlockSource for VersionedSource {
+    fn fetch(&self, req: BlockRequest) -> BoxFuture<'static, Result<Fetched, SourceError>> {
+        let v = &req.version;
+        let what = format!("{}/{}", v.guid, v.key);
+        let now = self
+            .current
+            .lock()
+            .get(&(v.guid.clone(), v.key.clone()))
+            .copied();
+        let asked = (v.size, v.last_modified.map_or(0, |t| t.unix_timestamp()));
+        let answer = match now {
+            None => Err(SourceError::Origin(ApiError::NotFound { what })),
+            Some(now) if now != asked => Err(SourceError::Origin(ApiError::Changed {
+                what,
+                detail: "another version".into(),
+            })),
+            Some((_, lm)) => {
+                let etag = Validator::ETag(format!("\"{lm}\""));
+                if !v.pin(&etag) {
+                    Err(SourceError::Origin(ApiError::Changed {
+                        what,
+                        detail: "ETag differs".into(),
+                    }))
+                } else {
+                    let blocks = (req.first..req.first + req.count)
+                        .map(|i| {
+                            let (a, b) = req.block_range(i);
+                            (a..b)
+                                .map(|j| versioned_byte(&v.guid, &v.key, lm, j))
+                                .collect()
+                        })
+                        .collect();
+                    Ok(Fetched {
+                        blocks,
+                        validator: Some(etag),
+                    })
+                }
+            }
+        };
+        futures::future::ready(answer).boxed()
     }
 }

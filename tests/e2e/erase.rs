@@ -97,6 +97,15 @@ fn vccfs_erase_takes_an_interaction_out_of_every_tier() {
     let mut open = std::fs::File::open(&mine[0]).expect("open");
     let mut head = vec![0u8; 64];
     open.read_exact(&mut head).expect("read before the erase");
+    // Its metadata, held open across the erasure too.
+    let json = m
+        .path
+        .join("interactions")
+        .join(&guid)
+        .join(".interaction.json");
+    let mut meta = std::fs::File::open(&json).expect("open .interaction.json");
+    meta.read_exact(&mut head[..1])
+        .expect("read the metadata before the erase");
     let of: HashMap<PathBuf, Vec<u8>> =
         mine.iter().map(|p| (p.clone(), files[p].clone())).collect();
     read_exactly(&of);
@@ -124,6 +133,14 @@ fn vccfs_erase_takes_an_interaction_out_of_every_tier() {
     let mut again = Vec::new();
     let read = open.read_to_end(&mut again);
     assert!(read.is_err(), "an erased file read {} bytes", again.len());
+    meta.seek(SeekFrom::Start(0)).expect("seek");
+    let mut again = Vec::new();
+    let read = meta.read_to_end(&mut again);
+    assert!(
+        read.is_err(),
+        "an erased .interaction.json read {} bytes",
+        again.len()
+    );
     read_exactly(&others);
 
     // Not a GUID: one line of usage, non-zero; a dead mount: one line too.
@@ -147,7 +164,7 @@ fn vccfs_erase_takes_an_interaction_out_of_every_tier() {
         .expect("vccfs status");
     let status: Value = serde_json::from_slice(&out.stdout).expect("status json");
     assert_eq!(status["erasures"], 1);
-    drop(open);
+    drop((open, meta));
     m.stop();
 }
 
