@@ -33,6 +33,7 @@ mod safe_fs;
 pub mod seal;
 mod shared;
 mod source;
+mod sync;
 pub mod util;
 mod version;
 

@@ -28,10 +28,9 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
-use parking_lot::{Mutex, MutexGuard};
-
+use crate::sync::{AtomicBool, Mutex, MutexGuard};
 use crate::version::ContentKey;
 
 /// How one open inode is served.
