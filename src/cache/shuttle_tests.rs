@@ -44,6 +44,9 @@ struct Log {
     fetches: AtomicUsize,
     /// Blocks handed over, by index.
     handed: [AtomicUsize; BLOCKS as usize],
+    /// The fetch tasks spawned, to be joined before the schedule ends (shuttle drops
+    /// a task left running then, and a destructor may not take a lock).
+    tasks: std::sync::Mutex<Vec<shuttle::future::JoinHandle<()>>>,
 }
 
 fn byte(i: u64) -> u8 {
@@ -90,11 +93,19 @@ fn start(cache: &BlockCache, log: &Arc<Log>, blocks: std::ops::Range<u64>, death
         }
     });
     for (task, dies) in tasks.into_iter().zip(doomed.into_inner()) {
-        match (dies, death) {
-            (true, Death::Dropped) => drop(task),
-            (true, Death::Aborted) => shuttle::future::spawn(task).abort(),
-            _ => drop(shuttle::future::spawn(task)),
-        }
+        let handle = match (dies, death) {
+            (true, Death::Dropped) => {
+                drop(task);
+                continue;
+            }
+            (true, Death::Aborted) => {
+                let handle = shuttle::future::spawn(task);
+                handle.abort();
+                handle
+            }
+            _ => shuttle::future::spawn(task),
+        };
+        log.tasks.lock().expect("tasks").push(handle);
     }
 }
 
@@ -142,6 +153,10 @@ fn readers(death: Death) {
     for h in handles {
         let heard = h.join().expect("a reader panicked");
         assert!(heard <= 1, "a reader heard of one dead fetch {heard} times");
+    }
+    let tasks = std::mem::take(&mut *log.tasks.lock().expect("tasks"));
+    for task in tasks {
+        let _ = shuttle::future::block_on(task); // an aborted one ends in an error
     }
     for (index, n) in log.handed.iter().enumerate() {
         let n = n.load(Ordering::SeqCst);
