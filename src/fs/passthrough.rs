@@ -169,6 +169,10 @@ impl<B> Deciding<'_, B> {
     }
 }
 
+#[cfg(all(feature = "shuttle", test))]
+#[path = "passthrough_shuttle.rs"]
+mod shuttle_tests;
+
 #[cfg(test)]
 mod tests {
     use super::*;
