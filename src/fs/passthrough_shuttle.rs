@@ -49,7 +49,11 @@ impl Drop for Backing {
             self.0,
             k.opens
         );
-        assert!(k.registered.remove(&self.0), "backing {} closed twice", self.0);
+        assert!(
+            k.registered.remove(&self.0),
+            "backing {} closed twice",
+            self.0
+        );
         k.closed += 1;
     }
 }
@@ -84,7 +88,9 @@ fn open_and_release(
         match via {
             Via::Kernel(backing) => {
                 assert!(
-                    k.opens.iter().all(|&(b, v)| b == Some(backing.0) && v == version),
+                    k.opens
+                        .iter()
+                        .all(|&(b, v)| b == Some(backing.0) && v == version),
                     "passthrough open on backing {} of version {version} beside {:?}",
                     backing.0,
                     k.opens
@@ -104,7 +110,9 @@ fn open_and_release(
             }
             Via::Busy => {
                 assert!(
-                    k.unreleased.iter().any(|&(b, v)| b.is_some() && v != version),
+                    k.unreleased
+                        .iter()
+                        .any(|&(b, v)| b.is_some() && v != version),
                     "EBUSY for version {version} with no passthrough open of another: {:?}",
                     k.unreleased
                 );
