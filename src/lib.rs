@@ -33,6 +33,7 @@ mod prefetch;
 mod safe_fs;
 pub mod seal;
 mod source;
+mod sync;
 pub mod util;
 mod version;
 

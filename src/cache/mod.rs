@@ -34,10 +34,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
-use parking_lot::Mutex;
 
 use crate::memory::BlockPool;
 use crate::source::{BlockSink, SourceError};
+use crate::sync::Mutex;
 
 mod math;
 pub use math::BlockMath;
@@ -140,15 +140,23 @@ impl Filling {
     /// Take block `index`'s registration out of the in-flight map; cache `block`.
     fn settle(&self, index: u64, block: Option<&Bytes>) {
         let mut s = self.state.lock();
-        s.inflight_bytes = s.inflight_bytes.saturating_sub(self.block_len(index));
-        let id = BlockId {
-            content: self.content,
-            index,
-        };
-        s.inflight.remove(&id);
+        self.unregister_locked(&mut s, index);
         if let Some(b) = block {
+            let id = BlockId {
+                content: self.content,
+                index,
+            };
             insert_locked(&mut s, id, b.clone());
         }
+    }
+
+    /// Take block `index`'s registration (and its in-flight bytes) out of `s`.
+    fn unregister_locked(&self, s: &mut State, index: u64) {
+        s.inflight_bytes = s.inflight_bytes.saturating_sub(self.block_len(index));
+        s.inflight.remove(&BlockId {
+            content: self.content,
+            index,
+        });
     }
 
     /// Deliver block `index`: cached and sent, or (wrong length) failed.
@@ -187,11 +195,7 @@ impl Filling {
         {
             let mut s = self.state.lock();
             for &(index, _) in &failed {
-                s.inflight_bytes = s.inflight_bytes.saturating_sub(self.block_len(index));
-                s.inflight.remove(&BlockId {
-                    content: self.content,
-                    index,
-                });
+                self.unregister_locked(&mut s, index);
             }
         }
         for (index, tx) in failed {
@@ -240,13 +244,20 @@ impl BlockSink for Filling {
 }
 
 impl Drop for Filling {
+    /// As in [`Filling::finish`]: every registration left goes under one lock before
+    /// any waiter hears (its sender is dropped) that the fetch died, so a reader who
+    /// tries again never waits on this dead fetch a second time.
     fn drop(&mut self) {
-        let slots = std::mem::take(&mut self.slots.get_mut().senders);
-        for (index, tx) in (self.run.first..).zip(slots) {
-            if tx.is_some() {
-                self.settle(index, None);
+        let senders = std::mem::take(&mut self.slots.get_mut().senders);
+        {
+            let mut s = self.state.lock();
+            for (index, tx) in (self.run.first..).zip(&senders) {
+                if tx.is_some() {
+                    self.unregister_locked(&mut s, index);
+                }
             }
         }
+        drop(senders);
     }
 }
 
@@ -363,6 +374,24 @@ impl BlockCache {
         F: Fn(Run, Arc<dyn BlockSink>) -> Fut,
         Fut: Future<Output = Result<(), SourceError>> + Send + 'static,
     {
+        let (started, tasks) = self.start_missing(want, fetch);
+        for task in tasks {
+            rt.spawn(task);
+        }
+        started
+    }
+
+    /// [`BlockCache::fetch_missing`] less the spawning: the fetch of each run started,
+    /// as a task to run on its own (one dropped unfinished is a fetch that died).
+    fn start_missing<F, Fut>(
+        &self,
+        want: Want,
+        fetch: F,
+    ) -> (Started, Vec<impl Future<Output = ()> + Send + 'static>)
+    where
+        F: Fn(Run, Arc<dyn BlockSink>) -> Fut,
+        Fut: Future<Output = Result<(), SourceError>> + Send + 'static,
+    {
         let mut started = Started::default();
         let mut senders = Vec::new();
         {
@@ -378,6 +407,7 @@ impl BlockCache {
             }
             evict_locked(&mut s);
         }
+        let mut tasks = Vec::with_capacity(senders.len());
         for (&(run, _), senders) in started.runs.iter().zip(senders) {
             let filling = Arc::new(Filling {
                 state: Arc::clone(&self.state),
@@ -390,12 +420,12 @@ impl BlockCache {
                 }),
             });
             let fetch = fetch(run, Arc::clone(&filling) as Arc<dyn BlockSink>);
-            rt.spawn(async move {
+            tasks.push(async move {
                 let result = fetch.await;
                 filling.finish(result);
             });
         }
-        started
+        (started, tasks)
     }
 
     /// Put a block in the cache (evicting least recently used ones to stay in budget).
@@ -560,5 +590,7 @@ fn evict_locked(s: &mut State) {
     }
 }
 
+#[cfg(all(feature = "shuttle", test))]
+mod shuttle_tests;
 #[cfg(test)]
 mod tests;

@@ -561,6 +561,8 @@ fn needs_listing(state: Option<DayState>) -> bool {
 
 #[cfg(test)]
 mod mock_tests;
+#[cfg(all(feature = "shuttle", test))]
+mod shuttle_tests;
 
 #[cfg(test)]
 mod tests {

@@ -23,16 +23,16 @@
 //!   `ContentId` is remembered as erased and a new lookup builds a new one.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use parking_lot::{Mutex, RwLock};
 use time::{Date, OffsetDateTime};
 
 use crate::api::ApiError;
 use crate::meta::{Meta, MetaSource};
 use crate::model::is_guid;
+use crate::sync::{AtomicBool, AtomicU64, Mutex, RwLock};
 use crate::version::{ContentVersion, TenantId};
 
 mod compact;

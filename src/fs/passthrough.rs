@@ -28,10 +28,9 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
-use parking_lot::{Mutex, MutexGuard};
-
+use crate::sync::{AtomicBool, Mutex, MutexGuard};
 use crate::version::ContentKey;
 
 /// How one open inode is served.
@@ -169,6 +168,10 @@ impl<B> Deciding<'_, B> {
         }
     }
 }
+
+#[cfg(all(feature = "shuttle", test))]
+#[path = "passthrough_shuttle.rs"]
+mod shuttle_tests;
 
 #[cfg(test)]
 mod tests {
