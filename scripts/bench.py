@@ -2,7 +2,9 @@
 """vccfs benchmarks; run through scripts/bench.sh [CASE...]. Every vccfs figure has a
 baseline measured in the same run (curl against the same emulator, or local files).
 Case `scale` (scripts/bench_scale.py: a big tenant, listing speed, memory, idle
-searches) runs only when named; its size is set by --scale-interactions N and friends."""
+searches) runs only when named; its size is set by --scale-interactions N and friends.
+So does case `window` (scripts/bench_window.py: a long live window within the catalog's
+memory budget), sized by --window-interactions N and --window-days D."""
 
 import json
 import os
@@ -17,6 +19,7 @@ import urllib.parse
 import urllib.request
 
 import bench_scale
+import bench_window
 
 BIN = os.path.abspath(os.environ.get("VCCFS_BIN", os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release/vccfs")))
 # An older build to compare with in the media case (e.g. a copy of main's binary).
@@ -492,19 +495,23 @@ def free_port():
         return s.getsockname()[1]
 
 
-CASES = ("sequential", "random", "grep", "persist", "rsync", "fleet", "media", "audit", "scale")
+CASES = ("sequential", "random", "grep", "persist", "rsync", "fleet", "media", "audit", "scale", "window")
+# Long cases, run only when named.
+NAMED_ONLY = ("scale", "window")
 
 
 def wanted(name):
-    """Cases to run: all but `scale`, or those named on the command line (CASES)."""
+    """Cases to run: all but `scale` and `window`, or those named on the command line
+    (CASES)."""
     if len(sys.argv) < 2:
-        return name != "scale"
+        return name not in NAMED_ONLY
     return name in sys.argv[1:]
 
 
 def main():
     t0 = time.time()
     scale_knobs = bench_scale.take_knobs(sys.argv)
+    window_knobs = bench_window.take_knobs(sys.argv)
     unknown = [a for a in sys.argv[1:] if a not in CASES]
     if unknown:
         raise SystemExit(f"unknown case {' '.join(unknown)} (choose from: {' '.join(CASES)})")
@@ -546,6 +553,8 @@ def main():
         fleet_case()
     if wanted("scale"):
         bench_scale.scale_case(BIN, Emulator, row, log, scale_knobs)
+    if wanted("window"):
+        bench_window.window_case(BIN, Emulator, row, log, window_knobs)
     if not rows:
         raise SystemExit(f"no case selected (choose from: {' '.join(CASES)})")
     os.makedirs(os.path.dirname(OUT), exist_ok=True)

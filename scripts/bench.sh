@@ -6,6 +6,8 @@
 # Usage: scripts/bench.sh [CASE...]  (sequential random grep persist rsync fleet media audit; all by
 # default). `scale` runs only when named, e.g. small:
 #   scripts/bench.sh scale --scale-interactions 50000 --scale-days 7
+# `window` (issue 24: a live 60-day window within --catalog-memory) likewise:
+#   scripts/bench.sh window --window-interactions 2000000 --window-days 60
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh bench

@@ -30,8 +30,8 @@
 //! tail is 3 pages a refresh; the schedule above asks about 1.5 pages a minute for a
 //! 30-day window, 1.8 for 365 days and 2.0 for 730, all under the duty cycle's 3: with
 //! `--refresh 60`, 4.5 to 5 searches a minute on average and never more than 3 + 9 =
-//! 12 in a minute. [`tests::idle_cost_has_a_ceiling_whatever_the_window`] checks it by
-//! simulation for 30, 365 and 730 days.
+//! 12 in a minute. [`simulated_idle_cost`] simulates it and
+//! [`tests::idle_cost_has_a_ceiling_whatever_the_window`] checks it for 30, 365 and 730 days.
 //!
 //! Invariants: the plan depends only on its inputs (no clock, no I/O); a tail never
 //! starts before the window nor ends after it; only days listed whole are ever due.
@@ -155,6 +155,70 @@ impl Policy {
     }
 }
 
+/// An idle mount of 1M interactions a month with `--refresh 60`, simulated minute by
+/// minute for three days, with every day of the window listed whole once at a time
+/// spread over its staleness (the steady state): searches a minute, counting pages
+/// of 1,000 as the API serves them, pacing whole-day re-lists and resting after
+/// each as the refresher does. Returns (mean searches a minute, the worst minute). Also
+/// printed by the hidden `vccfs debug policy-cost` (for `scripts/bench.sh window`).
+pub fn simulated_idle_cost(window_days: i64) -> (f64, u64) {
+    let p = Policy::new(Some(Duration::from_secs(60)));
+    let per_day = 1_000_000.0 / 30.0;
+    let pages = |secs: f64| ((per_day * secs / 86_400.0) / 1000.0).ceil().max(1.0) as u64;
+    let start = time::macros::datetime!(2026-12-01 09:00 UTC);
+    let window_from = start - time::Duration::days(window_days);
+    let mut days: Vec<(Date, DayState)> = (0..=window_days)
+        .map(|n| {
+            let day = start.date() - time::Duration::days(n);
+            let stale = p.staleness(start, day).as_secs() as i64 / 60;
+            let at = start - time::Duration::minutes((n * 7919) % stale.max(1));
+            (day, DayState::Listed { at })
+        })
+        .collect();
+    let mut per_minute = Vec::new();
+    let mut last_tail = Some(start);
+    let (mut relist_pages_left, mut took, mut rest_until) = (0u64, 0i64, 0i64);
+    for minute in 0..3 * 24 * 60 {
+        let now = start + time::Duration::minutes(minute);
+        let window = (window_from, now + time::Duration::MINUTE);
+        let mut n = 0;
+        if let Some((a, b)) = p.tail(now, window, last_tail) {
+            n += pages((b - a).as_seconds_f64());
+            last_tail = Some(b);
+        }
+        if relist_pages_left == 0 && minute >= rest_until {
+            if let Some(day) = p.due(now, days.iter().copied()) {
+                let whole = if day == now.date() {
+                    (now - day.midnight().assume_utc()).as_seconds_f64()
+                } else {
+                    86_400.0
+                };
+                relist_pages_left = pages(whole);
+                took = 0;
+                for d in &mut days {
+                    if d.0 == day {
+                        d.1 = DayState::Listed { at: now };
+                    }
+                }
+            }
+        }
+        if relist_pages_left > 0 {
+            let paced = relist_pages_left.min(u64::from(p.relist_rpm));
+            relist_pages_left -= paced;
+            n += paced;
+            took += 1;
+            if relist_pages_left == 0 {
+                let rest = p.rest_after(Duration::from_secs(60 * took as u64));
+                rest_until = minute + 1 + (rest.as_secs() / 60) as i64;
+            }
+        }
+        per_minute.push(n);
+    }
+    let worst = per_minute.iter().max().copied().unwrap_or(0);
+    let mean = per_minute.iter().sum::<u64>() as f64 / per_minute.len() as f64;
+    (mean, worst)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,73 +289,10 @@ mod tests {
         );
     }
 
-    /// An idle mount of 1M interactions a month with `--refresh 60`, simulated minute by
-    /// minute for three days, with every day of the window listed whole once at a time
-    /// spread over its staleness (the steady state): searches a minute, counting pages
-    /// of 1,000 as the API serves them, pacing whole-day re-lists and resting after
-    /// each as the refresher does.
-    fn idle_cost(window_days: i64) -> (f64, u64) {
-        let p = Policy::new(Some(Duration::from_secs(60)));
-        let per_day = 1_000_000.0 / 30.0;
-        let pages = |secs: f64| ((per_day * secs / 86_400.0) / 1000.0).ceil().max(1.0) as u64;
-        let start = datetime!(2026-12-01 09:00 UTC);
-        let window_from = start - time::Duration::days(window_days);
-        let mut days: Vec<(Date, DayState)> = (0..=window_days)
-            .map(|n| {
-                let day = start.date() - time::Duration::days(n);
-                let stale = p.staleness(start, day).as_secs() as i64 / 60;
-                let at = start - time::Duration::minutes((n * 7919) % stale.max(1));
-                (day, DayState::Listed { at })
-            })
-            .collect();
-        let mut per_minute = Vec::new();
-        let mut last_tail = Some(start);
-        let (mut relist_pages_left, mut took, mut rest_until) = (0u64, 0i64, 0i64);
-        for minute in 0..3 * 24 * 60 {
-            let now = start + time::Duration::minutes(minute);
-            let window = (window_from, now + time::Duration::MINUTE);
-            let mut n = 0;
-            if let Some((a, b)) = p.tail(now, window, last_tail) {
-                n += pages((b - a).as_seconds_f64());
-                last_tail = Some(b);
-            }
-            if relist_pages_left == 0 && minute >= rest_until {
-                if let Some(day) = p.due(now, days.iter().copied()) {
-                    let whole = if day == now.date() {
-                        (now - day.midnight().assume_utc()).as_seconds_f64()
-                    } else {
-                        86_400.0
-                    };
-                    relist_pages_left = pages(whole);
-                    took = 0;
-                    for d in &mut days {
-                        if d.0 == day {
-                            d.1 = DayState::Listed { at: now };
-                        }
-                    }
-                }
-            }
-            if relist_pages_left > 0 {
-                let paced = relist_pages_left.min(u64::from(p.relist_rpm));
-                relist_pages_left -= paced;
-                n += paced;
-                took += 1;
-                if relist_pages_left == 0 {
-                    let rest = p.rest_after(Duration::from_secs(60 * took as u64));
-                    rest_until = minute + 1 + (rest.as_secs() / 60) as i64;
-                }
-            }
-            per_minute.push(n);
-        }
-        let worst = per_minute.iter().max().copied().unwrap_or(0);
-        let mean = per_minute.iter().sum::<u64>() as f64 / per_minute.len() as f64;
-        (mean, worst)
-    }
-
     #[test]
     fn idle_cost_has_a_ceiling_whatever_the_window() {
         for window in [30, 365, 730] {
-            let (mean, worst) = idle_cost(window);
+            let (mean, worst) = super::simulated_idle_cost(window);
             eprintln!("{window} days: mean {mean:.2} searches a minute, worst minute {worst}");
             assert!(worst <= 12, "{window} days: worst minute {worst} searches");
             assert!(

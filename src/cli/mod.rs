@@ -93,6 +93,10 @@ pub enum Command {
     Demo(DemoArgs),
     /// Run the local Interaction Content API emulator (for tests, benchmarks, demos).
     Emulator(Box<EmulatorArgs>),
+    /// Print the refresh policy's simulated idle cost (searches a minute) of a window
+    /// of 30, 365 and 730 days, as `scripts/bench.sh window` reports it.
+    #[command(hide = true)]
+    PolicyCost,
     /// A short summary of a running mount: window, listing, budget, cache tiers,
     /// errors (exit status 1 if the mount is dead).
     Status {
@@ -438,6 +442,13 @@ pub fn run(cli: Cli) -> Result<(), CliError> {
                 "{}",
                 crate::control::refresh::render(&answer, days.is_empty())
             );
+            Ok(())
+        }
+        Command::PolicyCost => {
+            for window in [30, 365, 730] {
+                let (mean, worst) = crate::catalog::policy::simulated_idle_cost(window);
+                println!("{window} days: mean {mean:.2} searches a minute, worst minute {worst}");
+            }
             Ok(())
         }
         Command::Status { mountpoint, json } => {

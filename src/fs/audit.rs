@@ -182,20 +182,26 @@ impl FsAudit {
     }
 }
 
+/// Who sent the kernel's request `req`, read when it arrives.
+pub(super) fn caller_of(req: &fuser::Request) -> Caller {
+    Caller::of(req.uid(), req.gid(), req.pid())
+}
+
 /// The adapter's hook at open: `opened` is the handle, or the errno name of the
-/// failure; `req` the kernel's request (who asked).
+/// failure; `caller` who asked ([`caller_of`], taken when there is an audit log).
 pub(super) fn on_open(
     audit: Option<&FsAudit>,
     ops: &super::ops::Ops,
-    req: &fuser::Request,
+    caller: Option<Caller>,
     ino: u64,
     opened: Result<u64, &'static str>,
 ) {
-    let Some(audit) = audit else { return };
+    let (Some(audit), Some(caller)) = (audit, caller) else {
+        return;
+    };
     let Some((guid, key)) = ops.audit_names(ino) else {
         return;
     };
-    let caller = Caller::of(req.uid(), req.gid(), req.pid());
     match opened {
         Ok(fh) => audit.opened(fh, caller, guid, key),
         Err(errno) => audit.refused(caller, guid, key, errno),

@@ -153,24 +153,28 @@ impl Filesystem for VccFs {
 
     /// Passthrough when the disk tier holds the file whole (see `passthrough`); the
     /// check of a local file runs on the runtime, never on this thread.
+    /// The open runs on the runtime too: the file's day may have left memory
+    /// (`--catalog-memory`) and come back from disk or the API first.
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let span = span(req, "open", ino.0);
         let counters = Arc::clone(&self.counters);
-        let opened = span.in_scope(|| self.ops.open_keeping(ino.0, flags.0));
-        let logged = opened.as_ref().map(|o| o.0).map_err(errno_of);
-        audit::on_open(self.audit.as_deref(), &self.ops, req, ino.0, logged);
-        let (fh, keep) = match opened {
-            Ok(x) => x,
-            Err(e) => return reply.error(report(&counters, e)),
-        };
-        // Pages cached of this inode may be of another version: the kernel drops them.
-        let flags = match keep {
-            true => FopenFlags::FOPEN_KEEP_CACHE,
-            false => FopenFlags::empty(),
-        };
+        // Who asked, read now (the caller's process name) while it waits for us.
+        let caller = self.audit.as_ref().map(|_| audit::caller_of(req));
         let (ops, pt) = (Arc::clone(&self.ops), Arc::clone(&self.passthrough));
         let audit = self.audit.clone();
         self.answer(span, async move {
+            let opened = ops.open_resident(ino.0, flags.0).await;
+            let logged = opened.as_ref().map(|o| o.0).map_err(errno_of);
+            audit::on_open(audit.as_deref(), &ops, caller, ino.0, logged);
+            let (fh, keep) = match opened {
+                Ok(x) => x,
+                Err(e) => return reply.error(report(&counters, e)),
+            };
+            // Pages cached of this inode may be of another version: the kernel drops them.
+            let flags = match keep {
+                true => FopenFlags::FOPEN_KEEP_CACHE,
+                false => FopenFlags::empty(),
+            };
             // The open failed after all: its line says why.
             let failed = |errno: Errno| {
                 if let Some(a) = &audit {

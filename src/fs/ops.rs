@@ -268,7 +268,8 @@ impl Ops {
                 if !crate::model::is_guid(name) || self.catalog.known_missing(name) {
                     return Err(FsError::NotFound);
                 }
-                if let Some(e) = self.catalog.known(name) {
+                // Its day may have left memory: back (no lookup for a listed guid).
+                if let Some(e) = self.catalog.known_async(name).await? {
                     return self.interaction_entry(&e);
                 }
                 // Not listed: one GET /interactions/{guid}.
@@ -368,20 +369,48 @@ impl Ops {
     /// Open `ino` with open(2) `flags`; returns the file handle.
     #[cfg(test)]
     pub(crate) fn open(&self, ino: u64, flags: i32) -> Result<u64, FsError> {
-        self.open_keeping(ino, flags).map(|(fh, _)| fh)
+        self.open_entry(ino, flags, None).map(|(fh, _)| fh)
     }
 
-    /// [`Ops::open`], and whether the kernel may keep the pages it caches of `ino`
-    /// (false when they may be of another version: never mixed bytes).
-    pub(crate) fn open_keeping(&self, ino: u64, flags: i32) -> Result<(u64, bool), FsError> {
+    /// Open `ino` with open(2) `flags`: the handle, and whether the kernel may keep the
+    /// pages it caches of `ino` (false when they may be of another version: never
+    /// mixed bytes). The file's day is brought back into memory first if it left
+    /// (`--catalog-memory`): from the saved catalog, or, without one, listed again
+    /// from the API. What the FUSE adapter calls.
+    pub(crate) async fn open_resident(&self, ino: u64, flags: i32) -> Result<(u64, bool), FsError> {
+        self.allowed()?;
+        let known = match self.node(ino)? {
+            Node::File { guid, .. } | Node::Meta { guid } => {
+                self.catalog.known_async(&guid).await?
+            }
+            _ => None,
+        };
+        self.open_entry(ino, flags, known)
+    }
+
+    /// The open itself; `known` is the node's entry when the caller already holds it
+    /// (so a day that leaves memory again in between does not fail the open).
+    fn open_entry(
+        &self,
+        ino: u64,
+        flags: i32,
+        known: Option<Arc<InteractionEntry>>,
+    ) -> Result<(u64, bool), FsError> {
         self.allowed()?;
         if flags & libc::O_ACCMODE != libc::O_RDONLY || flags & (libc::O_TRUNC | libc::O_CREAT) != 0
         {
             return Err(FsError::ReadOnly);
         }
+        let known = |guid: &str| {
+            known
+                .clone()
+                .filter(|e| e.guid().to_string() == guid)
+                .or_else(|| self.catalog.known(guid))
+                .ok_or(FsError::NotFound)
+        };
         let handle = match self.node(ino)? {
             Node::File { guid, key } => {
-                let e = self.catalog.known(&guid).ok_or(FsError::NotFound)?;
+                let e = known(&guid)?;
                 let f = self.catalog.file(&e, &key).ok_or(FsError::NotFound)?;
                 if let Some(position) = self.catalog.position(&guid) {
                     self.prefetcher.on_open(&key, position, |from, to| {
@@ -404,8 +433,7 @@ impl Ops {
             Node::Meta { guid } => {
                 // Counted before the entry is taken: an erasure in between is seen.
                 let erasures = self.catalog.erasures_of(&guid);
-                let e = self.catalog.known(&guid).ok_or(FsError::NotFound)?;
-                let bytes = e.meta_json();
+                let bytes = known(&guid)?.meta_json();
                 Handle::Meta {
                     guid,
                     erasures,
@@ -571,7 +599,12 @@ impl Ops {
                 }
             }
             Node::Interaction { guid } => {
-                let e = self.catalog.known(guid).ok_or(FsError::NotFound)?;
+                // Its day may have left memory (`--catalog-memory`): back first.
+                let e = self
+                    .catalog
+                    .known_async(guid)
+                    .await?
+                    .ok_or(FsError::NotFound)?;
                 page.push(e.meta_ino(), FileType::RegularFile, META_NAME);
                 for key in e.keys() {
                     page.push(ino::file(guid, &key), FileType::RegularFile, &key);

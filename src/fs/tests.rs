@@ -563,3 +563,107 @@ fn a_revoked_tenant_serves_nothing_until_restored() {
     assert_eq!(rig.read(fh, 0, 4096).expect("read again"), truth(0, 4096));
     assert!(rig.ops.open(file, libc::O_RDONLY).is_ok());
 }
+
+/// `--catalog-memory` without a disk cache: a file whose day left memory between its
+/// lookup and its open is opened all the same (its day listed again from the API, not
+/// ENOENT), and reads exactly.
+#[test]
+fn a_file_whose_day_left_memory_after_its_lookup_opens_and_reads_exactly() {
+    use crate::meta::mock::{self, Call, MockMeta};
+    use time::macros::{date, datetime};
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let days = [
+        date!(2026 - 11 - 16),
+        date!(2026 - 11 - 17),
+        date!(2026 - 11 - 18),
+        date!(2026 - 11 - 19),
+    ];
+    let mut items = Vec::new();
+    for (d, day) in days.iter().enumerate() {
+        for i in 0..100u32 {
+            let start = day.midnight().assume_utc() + time::Duration::minutes(10 * i64::from(i));
+            items.push(mock::interaction(
+                &mock::guid(d as u32 * 100 + i + 1),
+                start,
+            ));
+        }
+    }
+    let api = Arc::new(MockMeta::new(items.clone()));
+    // No saved catalog: a day that leaves memory can only come back from the API.
+    let catalog = Arc::new(Catalog::with_mock(
+        datetime!(2026-11-16 00:00 UTC),
+        datetime!(2026-11-20 00:00 UTC),
+        Arc::clone(&api),
+    ));
+    rt.block_on(catalog.list_window()).expect("listed");
+    let whole = catalog.memory().bytes;
+    // About a day and a half: one day in memory at a time (the one in use).
+    catalog.set_memory_budget(whole * 3 / 8);
+    let prefetcher = Arc::new(Prefetcher::new(
+        Arc::new(MockSource::new(0)),
+        Arc::new(BlockCache::new(64 << 20, 64 << 10)),
+        ReadAheadConfig::default(),
+        rt.handle().clone(),
+    ));
+    let ops = Arc::new(Ops::new(Arc::clone(&catalog), prefetcher));
+    let guid = &items[0].guid;
+    let dir = rt
+        .block_on(ops.lookup(ino::INTERACTIONS, OsStr::new(guid)))
+        .expect("the guid");
+    let file = rt
+        .block_on(ops.lookup(dir.attr.ino.0, OsStr::new("transcript")))
+        .expect("its transcript");
+    let file_ino = file.attr.ino.0;
+    // Its day leaves memory: the other days are used after it.
+    for day in &days[1..] {
+        rt.block_on(catalog.day(*day)).expect("a day");
+    }
+    assert!(catalog.known_here(guid).is_none(), "its day left memory");
+    let relists = catalog.memory().relists;
+    let searches = api.calls(Call::Search);
+    let (fh, _) = rt
+        .block_on(ops.open_resident(file_ino, libc::O_RDONLY))
+        .expect("opened, not ENOENT");
+    assert_eq!(
+        catalog.memory().relists,
+        relists + 1,
+        "its day listed again"
+    );
+    assert!(api.calls(Call::Search) > searches);
+    assert_eq!(api.calls(Call::Interaction), 0, "no lookup by guid");
+    let bytes = rt.block_on(ops.read(fh, 0, 4096)).expect("read");
+    assert_eq!(bytes.as_ref(), &truth(0, 1000)[..]);
+    ops.release(fh);
+    // The same for its metadata file, its day gone again.
+    let meta = rt
+        .block_on(ops.lookup(dir.attr.ino.0, OsStr::new(META_NAME)))
+        .expect("its metadata")
+        .attr
+        .ino
+        .0;
+    for day in &days[1..] {
+        rt.block_on(catalog.day(*day)).expect("a day");
+    }
+    assert!(catalog.known_here(guid).is_none(), "its day left memory");
+    let (fh, _) = rt
+        .block_on(ops.open_resident(meta, libc::O_RDONLY))
+        .expect("opened, not ENOENT");
+    let json = rt.block_on(ops.read(fh, 0, 1 << 16)).expect("read");
+    assert!(String::from_utf8_lossy(&json).contains(guid.as_str()));
+    // And `ls` of the interaction's directory, its day gone once more.
+    for day in &days[1..] {
+        rt.block_on(catalog.day(*day)).expect("a day");
+    }
+    let names: Vec<String> = rt
+        .block_on(ops.readdir(dir.attr.ino.0, 0))
+        .expect("readdir")
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert!(names.iter().any(|n| n == "transcript"), "{names:?}");
+}
