@@ -83,7 +83,7 @@ impl Catalog {
         Arc::clone(self.day_locks.lock().entry(day).or_default())
     }
 
-    fn state(&self, day: Date) -> Option<DayState> {
+    pub(super) fn state(&self, day: Date) -> Option<DayState> {
         self.listing.read().state(day)
     }
 
@@ -424,11 +424,13 @@ impl Catalog {
     /// days cost one search, remembered.
     pub async fn day(&self, day: Date) -> Result<Arc<Vec<String>>, CatalogError> {
         if self.in_window(day) {
-            if !matches!(self.state(day), Some(DayState::Saved)) {
-                self.list_day(day, None, false).await?;
-            }
-            return Ok(Arc::new(self.resident_guids(day).await?));
+            return self.window_day_page(day, 0, usize::MAX).await.map(Arc::new);
         }
+        self.outside_day(day).await
+    }
+
+    /// [`Catalog::day`] of a day outside the window: one search, remembered.
+    pub(super) async fn outside_day(&self, day: Date) -> Result<Arc<Vec<String>>, CatalogError> {
         if let Some(d) = self.days.lock().get(&day) {
             return Ok(Arc::clone(d));
         }
@@ -507,15 +509,23 @@ impl Catalog {
         self.roll();
         let now = crate::util::now_secs();
         let last = *self.last_tail.lock();
-        let Some(range) = policy.tail(now, self.window(), last) else {
+        let Some(tail) = policy.tail(now, self.window(), last) else {
             // No tail to search (the window ended long ago): still ask the token
             // endpoint, so a revoked (or restored) client is found out.
             self.client.probe_access().await;
             return Ok(Refresh::default());
         };
-        let r = self.list(range, None).await?;
+        let r = self.list(tail.range, None).await?;
+        let listed = if tail.whole {
+            self.listing.read().count_between(tail.range)
+        } else {
+            0
+        };
         let mut last = self.last_tail.lock();
-        *last = Some(last.map_or(range.1, |l| l.max(range.1)));
+        last.end = Some(last.end.map_or(tail.range.1, |l| l.max(tail.range.1)));
+        if tail.whole {
+            last.reached = Some((now, listed));
+        }
         Ok(r)
     }
 
@@ -528,7 +538,11 @@ impl Catalog {
             return Err(RelistError::OutOfWindow { day, from, to });
         }
         if days.is_empty() {
-            let policy = Policy::new(Some(Duration::from_secs(60)));
+            // As the next `--refresh` would, reaching back the whole tail.
+            let policy = Policy {
+                reach_every: Duration::ZERO,
+                ..Policy::new(Some(Duration::from_secs(60)))
+            };
             return Ok(self.refresh_tail(&policy).await?);
         }
         let mut all = Refresh::default();

@@ -191,6 +191,26 @@ fn render(i: &Interaction) -> Vec<u8> {
     out
 }
 
+/// `render(i).len()`, counted as it is written (nothing allocated: every interaction
+/// a listing or a reload makes an entry of is measured).
+fn rendered_len(i: &Interaction) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len() as u64;
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut n = Count(0);
+    match serde_json::to_writer_pretty(&mut n, i) {
+        Ok(()) => n.0 + 1,
+        Err(_) => 1,
+    }
+}
+
 impl FileMeta {
     /// Its content key, as the API spelled it.
     pub fn key(&self) -> Spelled<'_> {
@@ -371,7 +391,7 @@ impl Catalog {
 
     /// The compact entry of `interaction`.
     pub(super) fn entry(&self, interaction: Interaction) -> InteractionEntry {
-        let meta_len = u32::try_from(render(&interaction).len()).unwrap_or(u32::MAX);
+        let meta_len = u32::try_from(rendered_len(&interaction)).unwrap_or(u32::MAX);
         let Interaction {
             guid,
             start,

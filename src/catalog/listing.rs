@@ -327,6 +327,21 @@ impl Listing {
         out
     }
 
+    /// How many listed interactions started in `[a, b)` (days out of memory count
+    /// whole when the range covers them, else not at all).
+    pub fn count_between(&self, (a, b): (OffsetDateTime, OffsetDateTime)) -> usize {
+        let mut n = 0;
+        for d in self.days.range(a.date()..=b.date()).map(|(_, d)| d) {
+            if d.away.is_some() {
+                continue;
+            }
+            let first = d.entries.partition_point(|e| e.start < a);
+            let end = d.entries.partition_point(|e| e.start < b);
+            n += end.saturating_sub(first);
+        }
+        n
+    }
+
     /// The entries at positions `[from, to)` of the whole listing (days out of memory
     /// count, but give nothing).
     pub fn range(&self, from: usize, to: usize) -> Vec<Arc<InteractionEntry>> {

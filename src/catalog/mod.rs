@@ -57,7 +57,7 @@ pub use entry::{DayDiff, FileEntry, InteractionEntry, Refresh};
 pub use erase::Forgotten;
 pub use listing::DayState;
 pub use persist::{CatalogStore, Checked};
-pub use policy::Policy;
+pub use policy::{Policy, TailMark};
 pub use refresh::{spawn_refresher, Change};
 
 use listing::Listing;
@@ -73,6 +73,10 @@ pub enum CatalogError {
     /// A search or lookup failed.
     #[error(transparent)]
     Api(#[from] ApiError),
+    /// A day brought back into memory left again before it could be read, time after
+    /// time: the catalog's memory budget is too small for the readers at once.
+    #[error("{day} left memory again each time it came back (--catalog-memory too small for the readers at once)")]
+    Unsettled { day: Date },
 }
 
 /// Why `vccfs refresh` could not re-list.
@@ -147,8 +151,8 @@ pub struct Catalog {
     /// Ranges applied by listings, with the sequence number of when each search began.
     applied: Mutex<Vec<(u64, OffsetDateTime, OffsetDateTime)>>,
     search_seq: AtomicU64,
-    /// End of the last tail re-listed (the next tail reaches back to it).
-    last_tail: Mutex<Option<OffsetDateTime>>,
+    /// What the last tails re-listed (the next tail reaches back to it).
+    last_tail: Mutex<TailMark>,
     /// Serialises writes of the saved days, and listings from choosing what they may
     /// change to applying it (`days.rs`).
     save_lock: tokio::sync::Mutex<()>,
@@ -190,7 +194,7 @@ impl Catalog {
             day_locks: Mutex::new(HashMap::new()),
             applied: Mutex::new(Vec::new()),
             search_seq: AtomicU64::new(0),
-            last_tail: Mutex::new(None),
+            last_tail: Mutex::new(TailMark::default()),
             save_lock: tokio::sync::Mutex::new(()),
             probe_lock: tokio::sync::Mutex::new(()),
             next_content: AtomicU64::new(1),
@@ -238,18 +242,14 @@ impl Catalog {
         let mut days = 0;
         for day in saved {
             let part = catalog.part(day);
-            let Some(items) = catalog
+            let Some(entries) = catalog
                 .store
                 .as_ref()
-                .and_then(|s| s.load_day_in(day, part.0, part.1))
+                .and_then(|s| catalog.load_saved(s, day))
             else {
                 continue;
             };
             days += 1;
-            let entries = items
-                .into_iter()
-                .map(|i| Arc::new(catalog.entry(i)))
-                .collect();
             catalog.apply_day(day, part, entries, Some(DayState::Saved));
         }
         if days > 0 {

@@ -21,7 +21,7 @@
 //!   interaction at a time ([`Record`]), never as one big buffer.
 
 use std::collections::BTreeMap;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -151,12 +151,45 @@ impl CatalogStore {
         from: OffsetDateTime,
         to: OffsetDateTime,
     ) -> Option<Vec<Interaction>> {
-        let mut items: Vec<Interaction> = self
-            .load_day(day)?
-            .into_iter()
-            .filter(|i| i.start >= from && i.start < to)
-            .collect();
-        items.sort_by(|a, b| a.start.cmp(&b.start).then_with(|| a.guid.cmp(&b.guid)));
+        self.load_day_with(
+            day,
+            (from, to),
+            |i| i,
+            |a, b| a.start.cmp(&b.start).then_with(|| a.guid.cmp(&b.guid)),
+        )
+    }
+
+    /// `day`'s saved interactions that started in `[from, to)`, each made a `T` by
+    /// `make` as it is read, sorted by `order`; `None` if it has no saved file, or one
+    /// that does not open (then removed). Streamed from the sealed file: neither the
+    /// day's body nor its parsed interactions are ever held whole (a day of 33k calls
+    /// would otherwise cost tens of MiB of passing heap on every reload), and nothing
+    /// is returned unless the whole file opened.
+    pub fn load_day_with<T>(
+        &self,
+        day: Date,
+        (from, to): (OffsetDateTime, OffsetDateTime),
+        mut make: impl FnMut(Interaction) -> T,
+        order: impl Fn(&T, &T) -> std::cmp::Ordering,
+    ) -> Option<Vec<T>> {
+        let file = self.open_day(day)?;
+        let read = SealReader::new(&self.sealer, &Self::aad(day), BufReader::new(file))
+            .ok()
+            .and_then(|r| {
+                let mut de = serde_json::Deserializer::from_reader(BufReader::new(r));
+                let each = Each {
+                    range: (from, to),
+                    make: &mut make,
+                    made: std::marker::PhantomData,
+                };
+                let items = serde::Deserializer::deserialize_seq(&mut de, each).ok()?;
+                de.end().ok()?;
+                Some(items)
+            });
+        let mut items = self.parsed(day, read)?;
+        if !items.is_sorted_by(|a, b| order(a, b) != std::cmp::Ordering::Greater) {
+            items.sort_by(order);
+        }
         Some(items)
     }
 
@@ -176,23 +209,29 @@ impl CatalogStore {
     /// The opened body of `day`'s file: `None` if there is none, `Some(None)` if it
     /// does not open (damaged, cut, another day or key).
     fn read_day(&self, day: Date) -> Option<Option<Vec<u8>>> {
+        let file = self.open_day(day)?;
+        let mut body = Vec::new();
+        let opened = SealReader::new(&self.sealer, &Self::aad(day), BufReader::new(file))
+            .and_then(|mut r| r.read_to_end(&mut body));
+        Some(opened.ok().map(|_| body))
+    }
+
+    /// `day`'s file, open for reading (never through a link); `None` if there is none
+    /// or it cannot be opened.
+    fn open_day(&self, day: Date) -> Option<std::fs::File> {
         let path = self.day_path(day);
-        let file = match std::fs::OpenOptions::new()
+        match std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&path)
         {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Ok(f) => Some(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot read a saved day");
-                return None;
+                None
             }
-        };
-        let mut body = Vec::new();
-        let opened = SealReader::new(&self.sealer, &Self::aad(day), std::io::BufReader::new(file))
-            .and_then(|mut r| r.read_to_end(&mut body));
-        Some(opened.ok().map(|_| body))
+        }
     }
 
     /// `decoded`, or (the file of `day` was damaged) nothing, and the file removed.
@@ -359,6 +398,33 @@ fn kept(body: &[u8]) -> Option<Vec<Kept<'_>>> {
             })
         })
         .collect()
+}
+
+/// Reads a day's JSON array one interaction at a time, keeping those that started in
+/// `range`, each as `make` makes it.
+struct Each<'a, T, F> {
+    range: (OffsetDateTime, OffsetDateTime),
+    make: &'a mut F,
+    made: std::marker::PhantomData<T>,
+}
+
+impl<'de, T, F: FnMut(Interaction) -> T> serde::de::Visitor<'de> for Each<'_, T, F> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a day's interactions")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+        let (from, to) = self.range;
+        let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+        while let Some(i) = seq.next_element::<Interaction>()? {
+            if i.start >= from && i.start < to {
+                out.push((self.make)(i));
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]

@@ -192,18 +192,34 @@ impl Catalog {
         if !self.listing.read().is_away(day) {
             return true;
         }
-        let (a, b) = self.part(day);
-        let Some(items) = store.load_day_in(day, a, b) else {
+        let Some(entries) = self.load_saved(store, day) else {
             return false;
         };
-        let entries: Vec<Arc<InteractionEntry>> =
-            items.into_iter().map(|i| Arc::new(self.entry(i))).collect();
         if self.listing.write().restore(day, entries) {
             self.resident.reloads.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%day, "a day came back from the saved catalog");
         }
         self.enforce(Some(day));
         true
+    }
+
+    /// `day`'s part of the window from its saved file, made entries one at a time as
+    /// the file is read (`CatalogStore::load_day_with`), in start order.
+    pub(super) fn load_saved(
+        &self,
+        store: &super::persist::CatalogStore,
+        day: Date,
+    ) -> Option<Vec<Arc<InteractionEntry>>> {
+        store.load_day_with(
+            day,
+            self.part(day),
+            |i| Arc::new(self.entry(i)),
+            |a, b| {
+                a.start
+                    .cmp(&b.start)
+                    .then_with(|| (*a.guid()).cmp(&*b.guid()))
+            },
+        )
     }
 
     /// Make sure `day` is in memory: from its saved file, else (no disk cache, or the
@@ -245,9 +261,13 @@ impl Catalog {
         }
     }
 
-    /// Listed interactions at positions `[from, from + n)`, one day at a time: days
-    /// out of memory are brought back (and others may leave), so a walk of the whole
-    /// window stays within the budget.
+    /// Listed interactions at positions `[from, from + n)`, or the first part of them
+    /// that needs at most one day brought back into memory: the first day is brought
+    /// back if it left (and others may leave), later days give their part only while
+    /// they are in memory. So a walk of the whole window stays within the budget, and
+    /// a page never needs two days brought back at once (with a budget of about one
+    /// day, the page that straddles two would bring each back in turn for every part
+    /// of it the kernel asks for again).
     pub async fn listed_page(
         &self,
         from: usize,
@@ -257,38 +277,90 @@ impl Catalog {
             .listing
             .read()
             .days_of_range(from, from.saturating_add(n));
-        let mut out = Vec::with_capacity(n.min(4096));
-        for (day, a, b) in parts {
-            for _ in 0..4 {
-                self.ensure_day(day).await?;
-                let l = self.listing.read();
-                if let Some(d) = l.day(day).filter(|d| d.away.is_none()) {
+        let Some(&(day, a, b)) = parts.first() else {
+            return Ok(Vec::new());
+        };
+        let mut out = self
+            .with_day(day, |d| {
+                let b = b.min(d.entries.len());
+                d.entries[a.min(b)..b].to_vec()
+            })
+            .await?;
+        if out.len() < b - a {
+            // The day changed meanwhile: what follows would not be at its position.
+            return Ok(out);
+        }
+        let l = self.listing.read();
+        for &(day, a, b) in &parts[1..] {
+            match l.day(day) {
+                Some(d) if d.away.is_none() && b <= d.entries.len() => {
                     l.touch(day);
-                    let b = b.min(d.entries.len());
                     out.extend(d.entries[a.min(b)..b].iter().cloned());
-                    break;
                 }
+                _ => break,
             }
         }
         Ok(out)
     }
 
-    /// The guids of `day` (of the window) in start order, brought back into memory
-    /// first if it left.
-    pub(super) async fn resident_guids(&self, day: Date) -> Result<Vec<String>, CatalogError> {
+    /// `read` of `day`'s entries, the day brought back into memory first (and touched):
+    /// empty if the window has no such day.
+    async fn with_day<T: Default>(
+        &self,
+        day: Date,
+        read: impl Fn(&super::listing::Day) -> T,
+    ) -> Result<T, CatalogError> {
         for _ in 0..4 {
             self.ensure_day(day).await?;
             let l = self.listing.read();
             match l.day(day) {
-                None => return Ok(Vec::new()),
+                None => return Ok(T::default()),
                 Some(d) if d.away.is_none() => {
                     l.touch(day);
-                    return Ok(d.entries.iter().map(|e| e.guid().to_string()).collect());
+                    return Ok(read(d));
                 }
+                // Gone again before this reader had it (others made room).
                 Some(_) => {}
             }
         }
-        Ok(Vec::new())
+        Err(CatalogError::Unsettled { day })
+    }
+
+    /// Guids of `day` at positions `[from, from + n)` of its listing (start order):
+    /// what one `readdir` of `by-date/<day>` hands out, so a day of 33k calls is not
+    /// copied whole for each of the hundreds of pages the kernel asks for.
+    pub async fn day_page(
+        &self,
+        day: Date,
+        from: usize,
+        n: usize,
+    ) -> Result<Vec<String>, CatalogError> {
+        if self.in_window(day) {
+            return self.window_day_page(day, from, n).await;
+        }
+        let all = self.outside_day(day).await?;
+        Ok(all.iter().skip(from).take(n).cloned().collect())
+    }
+
+    /// [`Catalog::day_page`] of a day of the window: listed first if it is not yet
+    /// (saved days answer at once), brought back into memory if it left.
+    pub(super) async fn window_day_page(
+        &self,
+        day: Date,
+        from: usize,
+        n: usize,
+    ) -> Result<Vec<String>, CatalogError> {
+        if !matches!(self.state(day), Some(DayState::Saved)) {
+            self.list_day(day, None, false).await?;
+        }
+        self.with_day(day, |d| {
+            let to = from.saturating_add(n).min(d.entries.len());
+            d.entries[from.min(to)..to]
+                .iter()
+                .map(|e| e.guid().to_string())
+                .collect()
+        })
+        .await
     }
 }
 

@@ -253,11 +253,11 @@ pub struct MountArgs {
     /// Give up on a failing read after this many seconds of retrying (it then fails with EIO).
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub io_timeout: u64,
-    /// Re-list the recent tail of the window (the last 2 hours) this often, to pick up
-    /// new interactions and late content; whole days are re-listed by age (today and
-    /// yesterday hourly, the next two days every 6 hours, then daily, every 3 days
-    /// after a week, weekly after a month, monthly after 90 days), within at most 3
-    /// searches a minute on average whatever the window. 0: never re-list (days are
+    /// Re-list the recent tail of the window this often (since the last tail; the last
+    /// 2 hours every 15 minutes), to pick up new interactions and late content; whole
+    /// days are re-listed by age (today and yesterday hourly, the next two days every 6
+    /// hours, then daily, every 3 days after a week, weekly after a month, monthly
+    /// after 90 days), within at most 3 searches a minute whatever the window. 0: never re-list (days are
     /// still listed once, on demand and in the background).
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     pub refresh: u64,

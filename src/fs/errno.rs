@@ -76,6 +76,7 @@ impl FsError {
             FsError::Read(ReadError::Fetch(FetchError::Source(e))) => source_errno(e),
             FsError::Read(_) => Errno::EIO,
             FsError::Catalog(CatalogError::Api(e)) => api_errno(e),
+            FsError::Catalog(CatalogError::Unsettled { .. }) => Errno::EIO,
         }
     }
 }

@@ -523,8 +523,10 @@ impl Ops {
             Node::Day { day } => {
                 // Days outside the window may need a search.
                 let day = *day;
-                for guid in self.catalog.day(day).await?.iter() {
-                    page.push(ino::link(day, guid), FileType::Symlink, guid);
+                let from = page.skip_to();
+                page.advance(from);
+                for guid in self.catalog.day_page(day, from, READDIR_BATCH).await? {
+                    page.push(ino::link(day, &guid), FileType::Symlink, &guid);
                 }
             }
             _ => {}

@@ -91,6 +91,8 @@ pub enum MountError {
     },
     #[error("{0}")]
     Audit(#[from] crate::audit::AuditError),
+    #[error("mount failed: {0}")]
+    Catalog(crate::catalog::CatalogError),
     #[error("mount failed: session ended with an error: {0}")]
     SessionEnded(#[source] std::io::Error),
     /// The `--daemon` child failed; its own error line, as it printed it.

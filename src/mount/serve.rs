@@ -448,7 +448,10 @@ fn spawn_invalidator(
 
 /// Say what a failure to list at start-up most likely means.
 fn startup_error(api: &ApiConfig, e: CatalogError) -> MountError {
-    let CatalogError::Api(e) = e;
+    let e = match e {
+        CatalogError::Api(e) => e,
+        other => return MountError::Catalog(other),
+    };
     match e {
         ApiError::NotFound { .. } => MountError::NotAnApi {
             api_url: api.api_url.clone(),

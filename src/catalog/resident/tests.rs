@@ -198,3 +198,69 @@ async fn an_interaction_of_a_day_out_of_memory_is_erased_from_it_and_from_disk()
     assert_eq!(guids.len(), PER_DAY as usize - 1);
     assert_eq!(c.listed_len(), items.len() - 1);
 }
+
+/// With room for about one day, a walk of `/interactions` in pages that straddle days
+/// (each asked for again from every offset in it, as the kernel does when a reply
+/// holds only part of a page) brings each day back once, lists every interaction
+/// once in order, and never needs two days at once.
+#[tokio::test]
+async fn a_walk_with_room_for_one_day_brings_each_day_back_once() {
+    let items = tenant();
+    let api = Arc::new(MockMeta::new(items.clone()));
+    let dir = tempfile::tempdir().expect("a dir");
+    let c = listed(&api, Some(dir.path())).await;
+    let day = {
+        let l = c.listing.read();
+        days()
+            .into_iter()
+            .filter_map(|d| l.day(d).map(|d| d.bytes))
+            .max()
+            .unwrap_or(0)
+    };
+    assert!(day > 0);
+    c.set_memory_budget(day * 6 / 5);
+    let before = c.memory();
+    assert_eq!(before.days_in_memory, 1, "{before:?}");
+    let searches = api.calls(Call::Search);
+    // Pages of 150 (days hold 200), each consumed 20 at a time: the pages from 60 to
+    // 180 of each day straddle it and the next.
+    let (mut at, mut seen) = (0, Vec::new());
+    loop {
+        let page = c.listed_page(at, 150).await.expect("a page");
+        if page.is_empty() {
+            break;
+        }
+        let took = page.len().min(20);
+        seen.extend(page[..took].iter().map(|e| e.guid().to_string()));
+        at += took;
+    }
+    let want: Vec<String> = days()
+        .into_iter()
+        .flat_map(|d| guids_of(&items, d))
+        .collect();
+    assert_eq!(seen, want, "every interaction once, in order");
+    let after = c.memory();
+    assert!(
+        after.reloads - before.reloads <= days().len() as u64,
+        "each day came back at most once: {after:?}"
+    );
+    assert_eq!(api.calls(Call::Search), searches, "no search");
+}
+
+/// A page of `by-date/<day>` is the part of the day asked for, brought back from disk.
+#[tokio::test]
+async fn a_day_page_is_the_part_asked_for() {
+    let items = tenant();
+    let api = Arc::new(MockMeta::new(items.clone()));
+    let dir = tempfile::tempdir().expect("a dir");
+    let c = listed(&api, Some(dir.path())).await;
+    let searches = api.calls(Call::Search);
+    for day in days() {
+        let all = guids_of(&items, day);
+        assert_eq!(c.day_page(day, 0, usize::MAX).await.expect("all"), all);
+        assert_eq!(c.day_page(day, 190, 50).await.expect("tail"), all[190..]);
+        assert_eq!(c.day_page(day, 10, 5).await.expect("part"), all[10..15]);
+        assert!(c.day_page(day, 500, 5).await.expect("past").is_empty());
+    }
+    assert_eq!(api.calls(Call::Search), searches, "no search");
+}
