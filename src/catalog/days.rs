@@ -36,7 +36,7 @@ const APPLIED_KEEP: usize = 512;
 
 type Range = (OffsetDateTime, OffsetDateTime);
 
-fn day_range(day: Date) -> Range {
+pub(super) fn day_range(day: Date) -> Range {
     let start = day.midnight().assume_utc();
     (start, start + time::Duration::DAY)
 }

@@ -26,6 +26,7 @@ use time::{Date, OffsetDateTime};
 
 use super::compact::Guid;
 use super::entry::InteractionEntry;
+use super::persist::DayIndex;
 use crate::model::guid_bytes;
 
 /// Where each listed interaction is: its day and its position in the day.
@@ -214,6 +215,23 @@ impl Listing {
             })
             .min_by_key(|(_, d)| d.touched.load(Ordering::Relaxed))
             .map(|(day, _)| *day)
+    }
+
+    /// Add `day`, not in the listing yet, as out of memory in `state`: what its saved
+    /// index holds. False (and nothing changes) if the day is there already.
+    pub fn add_away(&mut self, day: Date, state: DayState, index: DayIndex) -> bool {
+        if self.days.contains_key(&day) {
+            return false;
+        }
+        let mut d = Day::new(state);
+        d.away = Some(Away {
+            len: index.len,
+            totals: index.totals,
+            hashes: index.hashes,
+        });
+        self.len += index.len;
+        self.days.insert(day, d);
+        true
     }
 
     /// Take `day`'s entries out of memory (it keeps its state, length and guid

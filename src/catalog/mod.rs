@@ -242,6 +242,21 @@ impl Catalog {
         let mut days = 0;
         for day in saved {
             let part = catalog.part(day);
+            // A whole day of the window with an index stays on disk until it is
+            // needed: 8 bytes an interaction read, not the day parsed.
+            let index = (part == days::day_range(day))
+                .then(|| catalog.store.as_ref().and_then(|s| s.day_index(day)))
+                .flatten();
+            if let Some(index) = index {
+                if catalog
+                    .listing
+                    .write()
+                    .add_away(day, DayState::Saved, index)
+                {
+                    days += 1;
+                }
+                continue;
+            }
             let Some(entries) = catalog
                 .store
                 .as_ref()

@@ -18,7 +18,11 @@
 //! - The interactions are stored as the API returned them (`model::Interaction`
 //!   keeps unknown fields; a compact entry gives its interaction back unchanged), so
 //!   `.interaction.json` reads the same after a remount. A day is written one
-//!   interaction at a time ([`Record`]), never as one big buffer.
+//!   interaction at a time ([`Record`]), never as one big buffer, and read back the
+//!   same way (`load_day_with`).
+//! - Beside each day file written from a whole listing, its index (`<day>.idx`,
+//!   `index.rs`): what the day keeps while out of memory, so opening a long window
+//!   reads no day whole.
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -30,43 +34,14 @@ use time::{Date, OffsetDateTime};
 use crate::model::Interaction;
 use crate::seal::{SealReader, SealWriter, Sealer};
 
+mod index;
+mod record;
+pub use index::{DayIndex, IndexEntry};
+pub use record::Record;
+use record::{kept, Kept};
+
 /// Bound into every day file's seal with its day.
 const TAG: &str = "vccfs-catalog-v2";
-
-/// One interaction of a day file, written as the API returned it.
-pub trait Record {
-    fn start(&self) -> OffsetDateTime;
-    /// Write its JSON (compact, as `serde_json::to_writer` does).
-    fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()>;
-}
-
-impl Record for Interaction {
-    fn start(&self) -> OffsetDateTime {
-        self.start
-    }
-    fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        serde_json::to_writer(out, self).map_err(std::io::Error::other)
-    }
-}
-
-/// A compact entry gives the interaction back as the API returned it.
-impl Record for super::InteractionEntry {
-    fn start(&self) -> OffsetDateTime {
-        self.start
-    }
-    fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        serde_json::to_writer(out, &self.interaction()).map_err(std::io::Error::other)
-    }
-}
-
-impl<T: Record + ?Sized> Record for std::sync::Arc<T> {
-    fn start(&self) -> OffsetDateTime {
-        (**self).start()
-    }
-    fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        (**self).write_json(out)
-    }
-}
 
 /// Has an interaction's listing been checked against the API?
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -239,6 +214,7 @@ impl CatalogStore {
         if decoded.is_none() {
             let path = self.day_path(day);
             tracing::warn!(path = %path.display(), "a saved day is damaged: ignored and removed");
+            let _ = self.drop_index(day);
             let _ = std::fs::remove_file(&path);
         }
         decoded
@@ -283,10 +259,13 @@ impl CatalogStore {
                     merged.sort_by_key(|a| a.start());
                     self.write_day(day, &merged)?;
                 }
-                None if whole => match std::fs::remove_file(self.day_path(day)) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-                    _ => {}
-                },
+                None if whole => {
+                    self.drop_index(day)?;
+                    match std::fs::remove_file(self.day_path(day)) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                        _ => {}
+                    }
+                }
                 None => {}
             }
             match day.next_day() {
@@ -313,6 +292,7 @@ impl CatalogStore {
             .map(|i| i as &dyn Record)
             .collect();
         if kept.is_empty() {
+            self.drop_index(day)?;
             std::fs::remove_file(self.day_path(day))?;
         } else {
             self.write_day(day, &kept)?;
@@ -341,7 +321,14 @@ impl CatalogStore {
             let _ = std::fs::remove_file(&tmp);
             return Err(e);
         }
-        std::fs::rename(&tmp, self.day_path(day))
+        // The old index goes first: an index is never older than its day file.
+        self.drop_index(day)?;
+        std::fs::rename(&tmp, self.day_path(day))?;
+        if let Err(e) = self.write_index(day, items) {
+            tracing::warn!(%day, error = %e, "cannot write a saved day's index (it is read whole instead)");
+            let _ = self.drop_index(day);
+        }
+        Ok(())
     }
 
     /// A new temporary file for `day`: a random name, created `O_EXCL|O_NOFOLLOW`, 0600
@@ -364,40 +351,6 @@ impl CatalogStore {
             }
         }
     }
-}
-
-/// An interaction of a day file, kept as the file spells it.
-struct Kept<'a> {
-    start: OffsetDateTime,
-    json: &'a serde_json::value::RawValue,
-}
-
-impl Record for Kept<'_> {
-    fn start(&self) -> OffsetDateTime {
-        self.start
-    }
-    fn write_json(&self, out: &mut dyn Write) -> std::io::Result<()> {
-        out.write_all(self.json.get().as_bytes())
-    }
-}
-
-/// The interactions of a day file's `body`, each with only its start parsed.
-fn kept(body: &[u8]) -> Option<Vec<Kept<'_>>> {
-    #[derive(serde::Deserialize)]
-    struct Start {
-        #[serde(with = "time::serde::rfc3339")]
-        start: OffsetDateTime,
-    }
-    let all: Vec<&serde_json::value::RawValue> = serde_json::from_slice(body).ok()?;
-    all.into_iter()
-        .map(|json| {
-            let s: Start = serde_json::from_str(json.get()).ok()?;
-            Some(Kept {
-                start: s.start,
-                json,
-            })
-        })
-        .collect()
 }
 
 /// Reads a day's JSON array one interaction at a time, keeping those that started in

@@ -12,9 +12,16 @@
 //!
 //! A day comes back when something needs it: from its saved file (`<day>.day`,
 //! sealed and bound to its day, `persist.rs`) — the same listing it had, since every
-//! listing saves its day before applying it — or, when there is no disk cache or the
-//! file is missing or damaged, by listing the day again from the API (counted apart:
-//! `relists`). Open handles keep their own `OpenVersion`, so reads of open files go on.
+//! listing saves its day before applying it — streamed and made compact one
+//! interaction at a time, or, when there is no disk cache or the file is missing or
+//! damaged, by listing the day again from the API (counted apart: `relists`). Open
+//! handles keep their own `OpenVersion`, so reads of open files go on.
+//!
+//! A catalog opened on saved days starts with the window's whole days out of memory,
+//! as their indexes (`<day>.idx`, `persist/index.rs`) describe them: a remount reads 8
+//! bytes an interaction, not every day parsed, so it is live at once whatever the
+//! window. Days without a usable index (the window's partial first and last days, an
+//! index stale or damaged) are read whole, as a listing would apply them.
 //!
 //! Invariants:
 //! - **Eviction never causes a search of a day that is on disk.** An away day keeps

@@ -264,3 +264,86 @@ async fn a_day_page_is_the_part_asked_for() {
     }
     assert_eq!(api.calls(Call::Search), searches, "no search");
 }
+
+/// A catalog opened on saved days reads only the indexes of the window's whole days:
+/// every day is on disk only, nothing is searched, and the listing (length, totals,
+/// pages, lookups by guid) is the one saved.
+#[tokio::test]
+async fn a_reopened_catalog_reads_only_the_indexes_of_whole_days() {
+    let items = tenant();
+    let api = Arc::new(MockMeta::new(items.clone()));
+    let dir = tempfile::tempdir().expect("a dir");
+    let first = listed(&api, Some(dir.path())).await;
+    let totals = first.totals();
+    drop(first);
+    let searches = api.calls(Call::Search);
+    let source: Arc<dyn crate::meta::MetaSource> = api.clone();
+    let (c, opened) = Catalog::open_within(source, FROM, TO, Some(store(dir.path())), u64::MAX)
+        .await
+        .expect("open");
+    assert_eq!(opened, crate::catalog::Opened::Saved { days: 4 });
+    let m = c.memory();
+    assert_eq!(
+        (m.days_in_memory, m.days_on_disk_only, m.bytes),
+        (0, 4, 0),
+        "{m:?}"
+    );
+    assert_eq!(c.listed_len(), items.len());
+    assert_eq!(c.totals(), totals);
+    let guid = &items[PER_DAY as usize + 7].guid;
+    assert_eq!(c.known(guid).expect("known").guid().to_string(), *guid);
+    let mut all = Vec::new();
+    while all.len() < items.len() {
+        let page = c.listed_page(all.len(), 150).await.expect("a page");
+        assert!(!page.is_empty());
+        all.extend(page.iter().map(|e| e.guid().to_string()));
+    }
+    let want: Vec<String> = items.iter().map(|i| i.guid.clone()).collect();
+    assert_eq!(all, want);
+    assert_eq!(api.calls(Call::Search), searches, "nothing searched");
+    assert_eq!(api.calls(Call::Interaction), 0);
+}
+
+/// An index that does not match its day file (another size: the day was written
+/// since), or does not open, is ignored and removed, and the day is read whole.
+#[tokio::test]
+async fn a_stale_or_damaged_index_is_ignored() {
+    let items = tenant();
+    let dir = tempfile::tempdir().expect("a dir");
+    let s = store(dir.path());
+    s.save(FROM, TO, &items).expect("save");
+    let (first, day) = (days()[0], days()[1]);
+    let ix = s.day_index(day).expect("an index");
+    assert_eq!(ix.len, PER_DAY as usize);
+    let mut want: Vec<u64> = guids_of(&items, day)
+        .iter()
+        .map(|g| crate::catalog::ino::interaction(g))
+        .collect();
+    want.sort_unstable();
+    assert_eq!(&*ix.hashes, &want[..]);
+    assert_eq!(ix.totals.1, 3 * u64::from(PER_DAY));
+    let path = |d: Date| dir.path().join("catalog").join(format!("{d}.idx"));
+    let old = std::fs::read(path(first)).expect("the first day's index");
+    // The first day written again with one interaction fewer: a new index.
+    let fewer: Vec<Interaction> = items.iter().skip(1).cloned().collect();
+    s.save(FROM, TO, &fewer).expect("save");
+    assert_eq!(
+        s.day_index(first).map(|ix| ix.len),
+        Some(PER_DAY as usize - 1)
+    );
+    // The old index put back beside the new day file: stale.
+    std::fs::write(path(first), &old).expect("put back");
+    assert_eq!(s.day_index(first), None, "a stale index");
+    assert!(!path(first).exists(), "removed");
+    let mut bad = std::fs::read(path(day)).expect("an index");
+    let at = bad.len() - 5;
+    bad[at] ^= 1;
+    std::fs::write(path(day), &bad).expect("damage");
+    assert_eq!(s.day_index(day), None, "a damaged index");
+    assert!(!path(day).exists(), "removed");
+    assert_eq!(
+        s.load_day_in(day, FROM, TO).map(|v| v.len()),
+        Some(PER_DAY as usize),
+        "the day itself still opens"
+    );
+}
