@@ -2,7 +2,8 @@
 //! 5,000 interactions held to about two days in memory. Every day lists exactly what
 //! the API lists, `/interactions` streams the whole window, reads are exact, the
 //! catalog's bytes stay within the budget, and no day is searched again because it
-//! left memory (searches counted at the emulator).
+//! left memory (searches counted at the emulator). Mounted again, the saved days open
+//! from their indexes, on disk only, and list exactly.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -77,11 +78,20 @@ fn two_days_in_memory_of_seven_every_day_exact_and_none_searched_again() {
     let busiest = truth.iter().map(BTreeSet::len).max().unwrap_or(0) as u64;
     let budget = busiest * 520 * 5 / 2;
     let budget_flag = budget.to_string();
+    let cache = tempfile::tempdir().expect("a cache dir");
+    let cache_flag = cache.path().display().to_string();
     let m = Mount::start_window(
         &emu,
         from,
         to,
-        &["--catalog-memory", &budget_flag, "--refresh", "0"],
+        &[
+            "--catalog-memory",
+            &budget_flag,
+            "--refresh",
+            "0",
+            "--cache-dir",
+            &cache_flag,
+        ],
     );
     // The background lister lists the window (each day once).
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -165,5 +175,40 @@ fn two_days_in_memory_of_seven_every_day_exact_and_none_searched_again() {
     assert!(peak_days <= 3, "{peak_days} days in memory at once");
     assert!(n(&s, "catalog_day_reloads") >= 10, "{s}");
     assert_eq!(n(&s, "catalog_day_relists"), 0, "{s}");
+    m.stop();
+
+    // Mounted again on the same cache, with room for the whole window: the saved days
+    // open from their indexes, on disk only (the background re-lists of saved days,
+    // at one search a minute, bring back at most one so far), and list exactly.
+    let m = Mount::start_window(
+        &emu,
+        from,
+        to,
+        &[
+            "--refresh",
+            "0",
+            "--max-rpm",
+            "1",
+            "--cache-dir",
+            &cache_flag,
+        ],
+    );
+    let s = status(&m);
+    assert_eq!(n(&s, "interactions_listed"), total as u64, "{s}");
+    assert!(
+        n(&s, "catalog_days_on_disk_only") >= 6,
+        "not opened from the indexes: {s}"
+    );
+    assert!(n(&s, "catalog_days_in_memory") <= 1, "{s}");
+    for (day, want) in days.iter().zip(&truth) {
+        let shown = names(&m.path.join("by-date").join(day.to_string()));
+        assert!(
+            shown == *want,
+            "remounted: by-date/{day} is not what the API lists"
+        );
+    }
+    let all = names(&m.interactions_dir());
+    let want: BTreeSet<String> = truth.iter().flatten().cloned().collect();
+    assert!(all == want, "remounted: /interactions is not the window");
     m.stop();
 }
