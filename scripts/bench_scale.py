@@ -42,15 +42,17 @@ class Failed(Exception):
     """A step of the case did not complete."""
 
 
-def take_knobs(argv):
-    """Remove the scale knobs from `argv` (`--flag N` or `--flag=N`); returns their
-    values, from the flag, else the environment, else the default."""
-    values = {f: int(os.environ.get(env, default)) for f, (env, default) in KNOBS.items()}
+def take_knobs(argv, knobs=None, prefix="--scale-"):
+    """Remove the knobs (`KNOBS` by default; `bench_window` passes its own) from `argv`
+    (`--flag N` or `--flag=N`); returns their values, keyed by the flag less `prefix`,
+    from the flag, else the environment, else the default."""
+    knobs = KNOBS if knobs is None else knobs
+    values = {f: int(os.environ.get(env, default)) for f, (env, default) in knobs.items()}
     rest, i = [], 0
     while i < len(argv):
         a = argv[i]
         name, eq, val = a.partition("=")
-        if name in KNOBS:
+        if name in knobs:
             if not eq:
                 if i + 1 >= len(argv):
                     raise SystemExit(f"{name} needs a value")
@@ -64,7 +66,7 @@ def take_knobs(argv):
             rest.append(a)
         i += 1
     argv[:] = rest
-    return {f.removeprefix("--scale-"): v for f, v in values.items()}
+    return {f.removeprefix(prefix): v for f, v in values.items()}
 
 
 def iso(t):
@@ -77,13 +79,15 @@ def get_json(url, timeout=60):
 
 
 def run(cmd, timeout, **kw):
-    """Run `cmd` (output captured as text); Failed if it fails or takes too long."""
+    """Run `cmd` (a list, or a string with shell=True; output captured as text); Failed
+    if it fails or takes too long."""
+    shown = cmd if isinstance(cmd, str) else " ".join(cmd)
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, **kw)
     except subprocess.TimeoutExpired:
-        raise Failed(f"{' '.join(cmd)}: no answer within {timeout} s")
+        raise Failed(f"{shown}: no answer within {timeout} s")
     if p.returncode != 0:
-        raise Failed(f"{' '.join(cmd)}: exit {p.returncode}: {p.stderr.strip()[:300]}")
+        raise Failed(f"{shown}: exit {p.returncode}: {p.stderr.strip()[:300]}")
     return p.stdout
 
 

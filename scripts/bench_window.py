@@ -37,6 +37,9 @@ import time
 import urllib.parse
 import urllib.request
 
+import bench_scale
+from bench_scale import Failed, iso, run
+
 KNOBS = {
     "--window-interactions": ("VCCFS_WINDOW_INTERACTIONS", 2_000_000),
     "--window-days": ("VCCFS_WINDOW_DAYS", 60),
@@ -47,48 +50,9 @@ REFRESH = 60
 MiB = 1024
 
 
-class Failed(Exception):
-    """A step of the case did not complete."""
-
-
 def take_knobs(argv):
-    """Remove the window knobs from `argv` (`--flag N` or `--flag=N`); returns their
-    values, from the flag, else the environment, else the default."""
-    values = {f: int(os.environ.get(env, default)) for f, (env, default) in KNOBS.items()}
-    rest, i = [], 0
-    while i < len(argv):
-        a = argv[i]
-        name, eq, val = a.partition("=")
-        if name in KNOBS:
-            if not eq:
-                if i + 1 >= len(argv):
-                    raise SystemExit(f"{name} needs a value")
-                i += 1
-                val = argv[i]
-            try:
-                values[name] = int(val)
-            except ValueError:
-                raise SystemExit(f"{name}: not a number: {val}")
-        else:
-            rest.append(a)
-        i += 1
-    argv[:] = rest
-    return {f.removeprefix("--window-"): v for f, v in values.items()}
-
-
-def iso(t):
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
-
-
-def run(cmd, timeout, shell=False, **kw):
-    """Run `cmd` (output captured as text); Failed if it fails or takes too long."""
-    try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, shell=shell, **kw)
-    except subprocess.TimeoutExpired:
-        raise Failed(f"{cmd}: no answer within {timeout} s")
-    if p.returncode != 0:
-        raise Failed(f"{cmd}: exit {p.returncode}: {p.stderr.strip()[:300]}")
-    return p.stdout
+    """Remove the window knobs from `argv` (as `bench_scale.take_knobs`)."""
+    return bench_scale.take_knobs(argv, KNOBS, "--window-")
 
 
 def proc_kib(pid, field):

@@ -50,6 +50,24 @@ impl Interaction {
     pub fn item(&self, key: &str) -> Option<&ContentItem> {
         self.content.iter().find(|c| c.content_key == key)
     }
+
+    /// Which content items are files of the interaction: the first of each usable key
+    /// (`is_content_key`), in order. One rule for the catalog's entries and the saved
+    /// day's index.
+    pub fn shown(&self) -> Vec<bool> {
+        let mut seen: Vec<&str> = Vec::with_capacity(self.content.len());
+        self.content
+            .iter()
+            .map(|c| {
+                let key = c.content_key.as_str();
+                let shown = is_content_key(key) && !seen.contains(&key);
+                if shown {
+                    seen.push(key);
+                }
+                shown
+            })
+            .collect()
+    }
 }
 
 /// One piece of content of an interaction.

@@ -392,6 +392,7 @@ impl Catalog {
     /// The compact entry of `interaction`.
     pub(super) fn entry(&self, interaction: Interaction) -> InteractionEntry {
         let meta_len = u32::try_from(rendered_len(&interaction)).unwrap_or(u32::MAX);
+        let shown_items = interaction.shown();
         let Interaction {
             guid,
             start,
@@ -403,12 +404,10 @@ impl Catalog {
             extra,
         } = interaction;
         let mut files: Vec<FileMeta> = Vec::with_capacity(content.len());
-        for item in content {
-            let usable = crate::model::is_content_key(&item.content_key);
-            if !usable {
+        for (item, shown) in content.into_iter().zip(shown_items) {
+            if !crate::model::is_content_key(&item.content_key) {
                 tracing::warn!(%guid, key = %item.content_key, "skipping content with an unusable key");
             }
-            let shown = usable && !files.iter().any(|f| f.shown && f.is(&item.content_key));
             let ContentItem {
                 content_key,
                 kind,

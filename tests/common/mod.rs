@@ -310,6 +310,20 @@ impl Mount {
         self.path.join("interactions")
     }
 
+    /// `vccfs status --json` of this mount (the command must succeed).
+    pub fn status(&self) -> Value {
+        let out = Command::new(BIN)
+            .args(["status", "--json", &self.path.to_string_lossy()])
+            .output()
+            .expect("vccfs status --json");
+        assert!(
+            out.status.success(),
+            "vccfs status: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("status json")
+    }
+
     /// The cache directory this mount uses unless the test named one.
     pub fn cache_dir(&self) -> PathBuf {
         self.dir.path().join("cache")

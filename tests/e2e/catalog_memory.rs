@@ -12,16 +12,6 @@ use serde_json::Value;
 
 use crate::common::{fuse_available, Emulator, Mount};
 
-const BIN: &str = env!("CARGO_BIN_EXE_vccfs");
-
-fn status(m: &Mount) -> Value {
-    let out = std::process::Command::new(BIN)
-        .args(["status", "--json", &m.path.display().to_string()])
-        .output()
-        .expect("vccfs status --json");
-    serde_json::from_slice(&out.stdout).expect("status json")
-}
-
 fn names(dir: &std::path::Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("ls {}: {e}", dir.display()))
@@ -96,7 +86,7 @@ fn two_days_in_memory_of_seven_every_day_exact_and_none_searched_again() {
     // The background lister lists the window (each day once).
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let s = status(&m);
+        let s = m.status();
         if n(&s, "days_unlisted") == 0 && n(&s, "days_listed") >= 7 {
             break;
         }
@@ -106,7 +96,7 @@ fn two_days_in_memory_of_seven_every_day_exact_and_none_searched_again() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let s = status(&m);
+    let s = m.status();
     assert_eq!(n(&s, "interactions_listed"), total as u64, "{s}");
     assert_eq!(n(&s, "catalog_memory_budget_bytes"), budget, "{s}");
     assert!(n(&s, "catalog_memory_bytes") <= budget, "{s}");
@@ -123,7 +113,7 @@ fn two_days_in_memory_of_seven_every_day_exact_and_none_searched_again() {
                 shown == *want,
                 "walk {walk}: by-date/{day} is not what the API lists"
             );
-            let s = status(&m);
+            let s = m.status();
             peak_days = peak_days.max(n(&s, "catalog_days_in_memory"));
             assert!(n(&s, "catalog_memory_bytes") <= budget, "{s}");
         }
@@ -131,7 +121,7 @@ fn two_days_in_memory_of_seven_every_day_exact_and_none_searched_again() {
         let all = names(&m.interactions_dir());
         let want: BTreeSet<String> = truth.iter().flatten().cloned().collect();
         assert!(all == want, "walk {walk}: /interactions is not the window");
-        let s = status(&m);
+        let s = m.status();
         assert!(n(&s, "catalog_memory_bytes") <= budget, "{s}");
     }
     // Reads, exact, of a sample across the days (their days left memory meanwhile).
@@ -159,7 +149,7 @@ fn two_days_in_memory_of_seven_every_day_exact_and_none_searched_again() {
         emu.stats()
     );
     assert_eq!(emu.stat("interaction_requests"), 0, "{}", emu.stats());
-    let s = status(&m);
+    let s = m.status();
     eprintln!(
         "CATALOG-MEMORY | {total} interactions, budget {budget} B | in memory {} B, {} days \
          (peak {peak_days}), {} on disk only | {} evictions, {} reloads, {} relists | \
@@ -193,7 +183,7 @@ fn two_days_in_memory_of_seven_every_day_exact_and_none_searched_again() {
             &cache_flag,
         ],
     );
-    let s = status(&m);
+    let s = m.status();
     assert_eq!(n(&s, "interactions_listed"), total as u64, "{s}");
     assert!(
         n(&s, "catalog_days_on_disk_only") >= 6,

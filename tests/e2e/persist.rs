@@ -329,16 +329,6 @@ fn a_full_disk_is_a_miss_and_reads_go_on_from_the_network() {
     m.stop();
 }
 
-/// `vccfs status --json` of a mount.
-fn status(m: &Mount) -> serde_json::Value {
-    let mnt = m.path.to_string_lossy().to_string();
-    let out = std::process::Command::new(crate::common::BIN)
-        .args(["status", "--json", &mnt])
-        .output()
-        .expect("vccfs status --json");
-    serde_json::from_slice(&out.stdout).expect("status json")
-}
-
 #[test]
 fn files_held_whole_are_read_by_the_kernel_itself_exactly() {
     if !fuse_available() {
@@ -382,7 +372,7 @@ fn files_held_whole_are_read_by_the_kernel_itself_exactly() {
     assert_eq!(emu.stat("content_requests"), 0, "content fetched again");
     if unsafe { libc::geteuid() } == 0 {
         // Root may hand the kernel backing files (Linux 6.9+, which CI runs).
-        let opens = status(&m)["passthrough_opens"].as_u64().unwrap_or(0);
+        let opens = m.status()["passthrough_opens"].as_u64().unwrap_or(0);
         assert!(opens >= 3, "{opens} passthrough opens");
     }
     m.stop();
@@ -400,7 +390,7 @@ fn files_held_whole_are_read_by_the_kernel_itself_exactly() {
         ],
     );
     read_exactly(&truth(&emu, &m));
-    assert_eq!(status(&m)["passthrough_opens"].as_u64(), Some(0));
+    assert_eq!(m.status()["passthrough_opens"].as_u64(), Some(0));
     m.stop();
 
     // Sealed (the default): the plain cache is discarded, refilled sealed, and read
@@ -409,7 +399,7 @@ fn files_held_whole_are_read_by_the_kernel_itself_exactly() {
         let m = remount(&emu, &cache);
         read_exactly(&truth(&emu, &m));
         settle(&cache);
-        assert_eq!(status(&m)["passthrough_opens"].as_u64(), Some(0));
+        assert_eq!(m.status()["passthrough_opens"].as_u64(), Some(0));
         m.stop();
     }
 }

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::common::{fuse_available, sh, Emulator, Mount, BIN};
 use crate::faults::truth;
@@ -42,12 +42,6 @@ fn cmp_all(pairs: &[(PathBuf, PathBuf)]) {
     }
 }
 
-fn status_json(m: &Mount) -> Value {
-    let out = vccfs(&["status", "--json", &m.path.to_string_lossy()]);
-    assert!(out.status.success(), "status: {}", text(&out.stderr));
-    serde_json::from_slice(&out.stdout).expect("status json")
-}
-
 fn one_line_error(out: &Output) -> String {
     assert!(!out.status.success(), "must fail: {}", text(&out.stdout));
     let err = text(&out.stderr);
@@ -67,7 +61,7 @@ fn a_revoked_client_reads_nothing_until_restored() {
     assert!(files.len() >= 6, "{} files", files.len());
     let pairs = expected_files(&m, &files);
     cmp_all(&pairs);
-    assert_eq!(status_json(&m)["access"], "ok");
+    assert_eq!(m.status()["access"], "ok");
 
     emu.control("/_emulator/client", json!({"revoked": true}));
     // The next request finds out: the on-demand re-list fails, saying why.
@@ -86,7 +80,7 @@ fn a_revoked_client_reads_nothing_until_restored() {
     assert!(!ok && err.contains("Permission denied"), "{err}");
     let (ok, _, err) = sh(&format!("ls '{}'", m.interactions_dir().display()));
     assert!(!ok && err.contains("Permission denied"), "{err}");
-    let s = status_json(&m);
+    let s = m.status();
     assert_eq!(s["access"], "revoked", "{s}");
     assert!(
         s["access_reason"].as_str().is_some_and(|r| !r.is_empty()),
@@ -104,7 +98,7 @@ fn a_revoked_client_reads_nothing_until_restored() {
         std::thread::sleep(Duration::from_millis(200));
     }
     cmp_all(&pairs);
-    assert_eq!(status_json(&m)["access"], "ok");
+    assert_eq!(m.status()["access"], "ok");
     m.stop();
 }
 

@@ -10,8 +10,6 @@ use serde_json::Value;
 
 use crate::common::{fuse_available, Emulator, Mount};
 
-const BIN: &str = env!("CARGO_BIN_EXE_vccfs");
-
 fn tenant() -> Emulator {
     Emulator::start(&["--interactions", "50000", "--days", "7", "--seed", "13"])
 }
@@ -28,14 +26,6 @@ fn last_week() -> (
         now - time::Duration::days(7),
         now + time::Duration::minutes(1),
     )
-}
-
-fn status(m: &Mount) -> Value {
-    let out = std::process::Command::new(BIN)
-        .args(["status", "--json", &m.path.display().to_string()])
-        .output()
-        .expect("vccfs status --json");
-    serde_json::from_slice(&out.stdout).expect("status json")
 }
 
 fn guids(items: &[Value]) -> Vec<String> {
@@ -61,7 +51,7 @@ fn live_before_any_day_is_listed_then_days_on_demand_exactly_as_the_api_lists_th
     // A budget, so the background lister takes its time (30 pages a minute, a day
     // of 8 pages at a time, newest first).
     let m = Mount::start_window(&emu, from, to, &["--max-rpm", "60"]);
-    let s = status(&m);
+    let s = m.status();
     // At most the newest day (just after midnight only minutes of calls: one page)
     // may be listed by the time we look; the others are not.
     assert!(
@@ -137,7 +127,7 @@ fn an_idle_mount_searches_only_the_recent_tail() {
     // The background lister gets through the whole window.
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        let s = status(&m);
+        let s = m.status();
         if s["days_unlisted"] == 0 && s["days_listed"].as_u64().unwrap_or(0) >= 7 {
             assert!(
                 s["interactions_listed"].as_u64().unwrap_or(0) > 49_000,

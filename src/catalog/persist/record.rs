@@ -30,12 +30,9 @@ impl Record for Interaction {
     fn index(&self) -> Option<IndexEntry> {
         // As its compact entry will count it (`Catalog::entry`, `listing::totals`):
         // the first file of each usable key.
-        let mut shown: Vec<&str> = Vec::with_capacity(self.content.len());
         let (mut bytes, mut files) = (0, 2);
-        for item in &self.content {
-            let key = item.content_key.as_str();
-            if crate::model::is_content_key(key) && !shown.contains(&key) {
-                shown.push(key);
+        for (item, shown) in self.content.iter().zip(self.shown()) {
+            if shown {
                 bytes += item.content_length.unwrap_or(0);
                 files += 1;
             }
