@@ -256,6 +256,11 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
             .map_err(|e| MountError::UnsafeDir(format!("status socket directory {e}")))?
     };
 
+    // Watched before the mount exists, so a signal never meets the default action.
+    let stop = {
+        let _rt = rt.enter();
+        Stop::watch()
+    };
     let config = fuse_config(opts.allow_other, opts.allow_root);
     let mut session = fuser::Session::new(fs, &opts.mountpoint, &config).map_err(|source| {
         MountError::Session {
@@ -264,7 +269,12 @@ pub fn serve(rt: &Runtime, opts: MountOptions) -> Result<(), MountError> {
         }
     })?;
     mountpoint::tune_kernel_readahead(&opts.mountpoint);
-    unmount_on_signal(rt, session.unmount_callable(), opts.mountpoint.clone());
+    unmount_on_signal(
+        rt,
+        stop,
+        session.unmount_callable(),
+        opts.mountpoint.clone(),
+    );
     let every = (!opts.refresh.is_zero()).then_some(opts.refresh);
     if let Some(shared) = &tiers.shared {
         let seen = tiers.disk.as_ref().map(|d| d.dir().join("erasures-seen"));
@@ -384,9 +394,18 @@ fn fuse_config(allow_other: bool, allow_root: bool) -> fuser::Config {
 }
 
 /// Unmount on SIGINT/SIGTERM; `session.run()` then returns.
-fn unmount_on_signal(rt: &Runtime, mut unmounter: fuser::SessionUnmounter, mnt: PathBuf) {
+///
+/// `stop` is watched before the mount exists, not from when this task first runs: a
+/// signal sent as soon as the mount appears would otherwise meet the default action and
+/// kill the daemon with the mount still in place.
+fn unmount_on_signal(
+    rt: &Runtime,
+    stop: Stop,
+    mut unmounter: fuser::SessionUnmounter,
+    mnt: PathBuf,
+) {
     rt.spawn(async move {
-        wait_for_signal().await;
+        stop.wait().await;
         tracing::info!("signal received: unmounting");
         if let Err(e) = unmounter.unmount() {
             // Busy (a shell inside it, an open file): detach it lazily and stop anyway;
@@ -487,18 +506,41 @@ fn reopen_on_hangup(rt: &Runtime, log: Arc<AuditLog>) {
     }
 }
 
-/// Until SIGTERM or SIGINT (forever if they cannot be watched).
-async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let term = signal(SignalKind::terminate());
-    let int = signal(SignalKind::interrupt());
-    match (term, int) {
-        (Ok(mut t), Ok(mut i)) => {
-            tokio::select! {
-                _ = t.recv() => {}
-                _ = i.recv() => {}
+/// SIGTERM and SIGINT, watched from the moment [`Stop::watch`] returns.
+enum Stop {
+    Watched {
+        term: tokio::signal::unix::Signal,
+        int: tokio::signal::unix::Signal,
+    },
+    Unwatched,
+}
+
+impl Stop {
+    /// Install the handlers now (needs the runtime entered).
+    fn watch() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Stop::Watched { term, int },
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM/SIGINT: only `vccfs unmount` stops this mount");
+                Stop::Unwatched
             }
         }
-        _ => std::future::pending::<()>().await,
+    }
+
+    /// Until SIGTERM or SIGINT (forever if they cannot be watched).
+    async fn wait(self) {
+        match self {
+            Stop::Watched { mut term, mut int } => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            Stop::Unwatched => std::future::pending::<()>().await,
+        }
     }
 }
