@@ -137,7 +137,7 @@ impl Catalog {
                 by_day.entry(i.start.date()).or_default().push(i);
             }
         }
-        self.save(&pieces, &by_day).await;
+        self.save(&pieces, &by_day, began).await;
         let mut refresh = Refresh::default();
         let mut day = range.0.date();
         while day_range(day).0 < range.1 {
@@ -170,9 +170,14 @@ impl Catalog {
         Ok(refresh)
     }
 
-    /// Save what a listing found in `pieces` (the saved days follow the listing); the
-    /// caller holds the save lock.
-    async fn save(&self, pieces: &[Range], by_day: &BTreeMap<Date, Entries>) {
+    /// Save what a listing begun at `began` found in `pieces` (the saved days follow
+    /// the listing); the caller holds the save lock.
+    async fn save(
+        &self,
+        pieces: &[Range],
+        by_day: &BTreeMap<Date, Entries>,
+        began: OffsetDateTime,
+    ) {
         let Some(store) = self.store.clone() else {
             return;
         };
@@ -185,7 +190,7 @@ impl Catalog {
                     .filter(|i| i.start >= a && i.start < b)
                     .cloned()
                     .collect();
-                store.save(a, b, &inside)
+                store.save(a, b, &inside, began)
             })
         })
         .await;
@@ -335,7 +340,7 @@ impl Catalog {
         &self,
         run: Vec<Date>,
         pace: Option<Duration>,
-        wanted: fn(&Catalog, Date) -> bool,
+        wanted: impl Fn(&Catalog, Date) -> bool,
     ) -> Result<(), CatalogError> {
         let locks: Vec<_> = run.iter().map(|d| self.day_lock(*d)).collect();
         let mut held = Vec::with_capacity(locks.len());
@@ -351,12 +356,13 @@ impl Catalog {
     }
 
     /// Background: list the newest days not listed from the API yet (saved ones
-    /// included), as many consecutive days as about one page holds at the density
+    /// included, unless their saved listing is still fresh by `policy`), as many consecutive days as about one page holds at the density
     /// seen so far (one day at a time for big tenants, up to 7 for small ones).
     /// `None` when every day is listed.
     pub(crate) async fn list_next_unlisted(
         &self,
         pace: Option<Duration>,
+        policy: &Policy,
     ) -> Option<Result<(), CatalogError>> {
         // The density seen so far, per hour of listed time (a partial day counts for
         // the part of it listed), as interactions a day.
@@ -378,7 +384,8 @@ impl Catalog {
             .checked_div(secs)
             .map_or(MAX_PAGE_LIMIT as usize, |n| n.max(0) as usize);
         let chunk = (MAX_PAGE_LIMIT as usize / per_day.max(1)).clamp(1, 7);
-        let unlisted = |c: &Catalog, d: Date| !matches!(c.state(d), Some(DayState::Listed { .. }));
+        let now = crate::util::now_secs();
+        let unlisted = |c: &Catalog, d: Date| policy.first_listing_due(now, d, c.state(d));
         let mut run: Vec<Date> = Vec::new();
         for day in self.window_days().into_iter().rev() {
             if unlisted(self, day) {
@@ -477,7 +484,7 @@ impl Catalog {
             .map(|e| e.start_date())
             .or_else(|| l.away_day_of(guid))
         {
-            Some(day) => l.state(day) != Some(DayState::Saved),
+            Some(day) => !matches!(l.state(day), Some(DayState::Saved { .. })),
             None => true,
         }
     }
@@ -570,7 +577,10 @@ impl Catalog {
 
 /// A day in `state` has nothing to show until it is listed (neither listed nor saved).
 fn needs_listing(state: Option<DayState>) -> bool {
-    !matches!(state, Some(DayState::Listed { .. } | DayState::Saved))
+    !matches!(
+        state,
+        Some(DayState::Listed { .. } | DayState::Saved { .. })
+    )
 }
 
 #[cfg(test)]

@@ -91,8 +91,10 @@ impl Index {
 /// How far a day of the window is listed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DayState {
-    /// Read from the saved catalog, not listed from the API since the mount.
-    Saved,
+    /// Read from the saved catalog, not listed from the API since the mount; `listed`:
+    /// when the saved listing was made whole, if known (the age policy re-lists it once
+    /// that is older than the day's staleness, as it would a day listed then).
+    Saved { listed: Option<OffsetDateTime> },
     /// Only ranges of it listed (tail re-lists of a day not yet listed whole).
     Partial,
     /// Listed whole from the API at `at`.

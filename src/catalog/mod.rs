@@ -248,11 +248,13 @@ impl Catalog {
                 .then(|| catalog.store.as_ref().and_then(|s| s.day_index(day)))
                 .flatten();
             if let Some(index) = index {
-                if catalog
-                    .listing
-                    .write()
-                    .add_away(day, DayState::Saved, index)
-                {
+                if catalog.listing.write().add_away(
+                    day,
+                    DayState::Saved {
+                        listed: index.listed,
+                    },
+                    index,
+                ) {
                     days += 1;
                 }
                 continue;
@@ -265,7 +267,7 @@ impl Catalog {
                 continue;
             };
             days += 1;
-            catalog.apply_day(day, part, entries, Some(DayState::Saved));
+            catalog.apply_day(day, part, entries, Some(DayState::Saved { listed: None }));
         }
         if days > 0 {
             return Ok((catalog, Opened::Saved { days }));
@@ -521,7 +523,7 @@ impl Catalog {
         for day in window {
             match l.state(day) {
                 Some(DayState::Listed { .. }) => c.listed += 1,
-                Some(DayState::Saved) => c.saved += 1,
+                Some(DayState::Saved { .. }) => c.saved += 1,
                 Some(DayState::Partial) => c.partial += 1,
                 None => {}
             }

@@ -220,13 +220,16 @@ impl CatalogStore {
         decoded
     }
 
-    /// Save the complete listing `items` of `[from, to)`: one file per day that has
-    /// interactions; days of the window without any lose their file.
+    /// Save the complete listing `items` of `[from, to)`, begun at `listed`: one file
+    /// per day that has interactions; days of the window without any lose their file.
+    /// A day inside `[from, to)` whole is recorded as listed whole at `listed` (in its
+    /// index); one only partly inside is merged, and gets no index.
     pub fn save<T: Record>(
         &self,
         from: OffsetDateTime,
         to: OffsetDateTime,
         items: &[T],
+        listed: OffsetDateTime,
     ) -> std::io::Result<()> {
         let mut by_day: BTreeMap<Date, Vec<&dyn Record>> = BTreeMap::new();
         for i in items {
@@ -238,7 +241,7 @@ impl CatalogStore {
             let whole = day.midnight().assume_utc() >= from
                 && day.midnight().assume_utc() + time::Duration::DAY <= to;
             match by_day.get(&day) {
-                Some(list) if whole => self.write_day(day, list)?,
+                Some(list) if whole => self.write_day(day, list, Some(listed))?,
                 Some(list) => {
                     // What the day's file has outside the window, as it is written
                     // there (only each interaction's start is parsed: a re-listed
@@ -257,7 +260,7 @@ impl CatalogStore {
                         .collect();
                     merged.extend(list.iter().copied());
                     merged.sort_by_key(|a| a.start());
-                    self.write_day(day, &merged)?;
+                    self.write_day(day, &merged, None)?;
                 }
                 None if whole => {
                     self.drop_index(day)?;
@@ -295,14 +298,26 @@ impl CatalogStore {
             self.drop_index(day)?;
             std::fs::remove_file(self.day_path(day))?;
         } else {
-            self.write_day(day, &kept)?;
+            self.write_day(day, &kept, self.listed_whole(day))?;
         }
         Ok(true)
     }
 
     /// Write `items` as `day`'s file: the body (a JSON array, as `serde_json::to_vec`
     /// writes one) is sealed and streamed an interaction at a time.
-    fn write_day(&self, day: Date, items: &[&dyn Record]) -> std::io::Result<()> {
+    /// When `day`'s file was last written from a whole-day listing, as its index says.
+    fn listed_whole(&self, day: Date) -> Option<OffsetDateTime> {
+        self.day_index(day).and_then(|ix| ix.listed)
+    }
+
+    /// Write `day`'s file of `items` (and its index; the day last listed whole at
+    /// `listed`).
+    fn write_day(
+        &self,
+        day: Date,
+        items: &[&dyn Record],
+        listed: Option<OffsetDateTime>,
+    ) -> std::io::Result<()> {
         let (tmp, f) = self.temp_file(day)?;
         let written = (|| {
             let out = BufWriter::with_capacity(1 << 16, f);
@@ -324,7 +339,7 @@ impl CatalogStore {
         // The old index goes first: an index is never older than its day file.
         self.drop_index(day)?;
         std::fs::rename(&tmp, self.day_path(day))?;
-        if let Err(e) = self.write_index(day, items) {
+        if let Err(e) = self.write_index(day, items, listed) {
             tracing::warn!(%day, error = %e, "cannot write a saved day's index (it is read whole instead)");
             let _ = self.drop_index(day);
         }
@@ -421,7 +436,7 @@ mod tests {
                 datetime!(2026-11-03 11:00 UTC),
             ),
         ];
-        store.save(from, to, &items).expect("save");
+        store.save(from, to, &items, to).expect("save");
         let (back, days) = store.load(from, to);
         assert_eq!(days, 2);
         assert_eq!(back, items, "unknown fields and order kept");
@@ -467,9 +482,9 @@ mod tests {
         assert!(!day.exists(), "a damaged day is removed");
 
         // A complete listing without that day's interactions removes its file.
-        store.save(from, to, &items[..1]).expect("save");
-        store.save(from, to, &items).expect("save again");
-        store.save(from, to, &items[..1]).expect("save less");
+        store.save(from, to, &items[..1], to).expect("save");
+        store.save(from, to, &items, to).expect("save again");
+        store.save(from, to, &items[..1], to).expect("save less");
         assert_eq!(store.load(from, to).0, items[..1]);
     }
 
@@ -489,15 +504,36 @@ mod tests {
             datetime!(2026-11-01 00:00 UTC),
             datetime!(2026-11-02 00:00 UTC),
         );
+        let listed = datetime!(2026-11-02 00:05 UTC);
         store
-            .save(day.0, day.1, &[early.clone(), late.clone()])
+            .save(day.0, day.1, &[early.clone(), late.clone()], listed)
             .expect("whole day");
-        // A window from noon: the morning's interaction is kept.
+        let listed_whole = |s: &CatalogStore| s.day_index(day.0.date()).and_then(|ix| ix.listed);
+        assert_eq!(listed_whole(&store), Some(listed));
+        // An erasure keeps the time of the last whole listing.
+        let other = interaction(
+            "10000000-0000-4000-8000-000000000003",
+            datetime!(2026-11-01 20:00 UTC),
+        );
+        store
+            .save(
+                day.0,
+                day.1,
+                &[early.clone(), late.clone(), other.clone()],
+                listed,
+            )
+            .expect("whole day");
+        assert!(store.erase(day.0.date(), &other.guid).expect("erase"));
+        assert_eq!(listed_whole(&store), Some(listed));
+        // A window from noon: the morning's interaction is kept. The merged day has no
+        // index (what is kept of the old file is not parsed), so no listing time: it
+        // is read whole, and listed again, after a remount.
         let noon = datetime!(2026-11-01 12:00 UTC);
         store
-            .save(noon, day.1, std::slice::from_ref(&late))
+            .save(noon, day.1, std::slice::from_ref(&late), day.1)
             .expect("afternoon");
         assert_eq!(store.load(day.0, day.1).0, [early, late]);
+        assert_eq!(listed_whole(&store), None);
     }
 
     #[test]
@@ -514,7 +550,7 @@ mod tests {
             datetime!(2026-11-01 09:00 UTC),
         );
         store
-            .save(from, to, std::slice::from_ref(&one))
+            .save(from, to, std::slice::from_ref(&one), to)
             .expect("save");
         // Moved to another day: does not open there.
         std::fs::copy(cat.join("2026-11-01.day"), cat.join("2026-11-02.day")).expect("copy");

@@ -166,7 +166,8 @@ impl Policy {
         by_age.max(self.every.unwrap_or(Duration::ZERO))
     }
 
-    /// The listed day most overdue for a whole re-list, if any is due.
+    /// The listed day most overdue for a whole re-list, if any is due. A saved day
+    /// whose listing time is known counts as listed then.
     pub fn due(
         &self,
         now: OffsetDateTime,
@@ -175,15 +176,35 @@ impl Policy {
         self.every?;
         days.into_iter()
             .filter_map(|(day, state)| match state {
-                DayState::Listed { at } => {
+                DayState::Listed { at } | DayState::Saved { listed: Some(at) } => {
                     let since = Duration::try_from(now - at).unwrap_or(Duration::ZERO);
                     let stale = self.staleness(now, day);
                     (since >= stale).then(|| (since.as_secs_f64() / stale.as_secs_f64(), day))
                 }
-                DayState::Saved | DayState::Partial => None,
+                DayState::Saved { listed: None } | DayState::Partial => None,
             })
             .max_by(|a, b| a.0.total_cmp(&b.0))
             .map(|(_, day)| day)
+    }
+
+    /// Does a day in `state` wait for its first listing since the mount? A saved day
+    /// does unless its saved listing is known and not yet stale: a remount re-lists
+    /// what the policy would have re-listed had the mount never stopped, not the whole
+    /// window. (With `--refresh 0` every saved day is listed once, as before.)
+    pub fn first_listing_due(
+        &self,
+        now: OffsetDateTime,
+        day: Date,
+        state: Option<DayState>,
+    ) -> bool {
+        match state {
+            Some(DayState::Listed { .. }) => false,
+            Some(DayState::Saved { listed: Some(at) }) if self.every.is_some() => {
+                let since = Duration::try_from(now - at).unwrap_or(Duration::ZERO);
+                at > now || since >= self.staleness(now, day)
+            }
+            _ => true,
+        }
     }
 
     /// The rest after a whole-day re-list that took `took`, so that re-lists take at
@@ -380,7 +401,10 @@ mod tests {
             p.due(now, [(today, listed(2)), (day(5), listed(72))]),
             Some(day(5))
         );
-        assert_eq!(p.due(now, [(today, DayState::Saved)]), None);
+        assert_eq!(
+            p.due(now, [(today, DayState::Saved { listed: None })]),
+            None
+        );
         assert_eq!(Policy::new(None).due(now, [(today, listed(99))]), None);
         let slow = Policy::new(Some(3 * HOUR));
         assert_eq!(
@@ -388,6 +412,42 @@ mod tests {
             3 * HOUR,
             "never above --refresh"
         );
+    }
+
+    #[test]
+    fn a_saved_day_waits_for_its_staleness_like_a_listed_one() {
+        let p = Policy::new(Some(Duration::from_secs(60)));
+        let now = datetime!(2026-12-01 12:00 UTC);
+        let day = |n: i64| now.date() - time::Duration::days(n);
+        let saved = |h: i64| {
+            Some(DayState::Saved {
+                listed: Some(now - time::Duration::hours(h)),
+            })
+        };
+        // Ended 9 days ago (stale after 3 days): saved 2 days ago waits, 4 days ago not.
+        assert!(!p.first_listing_due(now, day(10), saved(48)));
+        assert!(p.first_listing_due(now, day(10), saved(96)));
+        // Today (stale after an hour).
+        assert!(!p.first_listing_due(now, day(0), saved(0)));
+        assert!(p.first_listing_due(now, day(0), saved(2)));
+        // Unknown or future listing times, days never listed: listed first.
+        let unknown = Some(DayState::Saved { listed: None });
+        assert!(p.first_listing_due(now, day(10), unknown));
+        assert!(p.first_listing_due(now, day(10), saved(-5)));
+        assert!(p.first_listing_due(now, day(10), None));
+        assert!(p.first_listing_due(now, day(10), Some(DayState::Partial)));
+        assert!(!p.first_listing_due(now, day(10), Some(DayState::Listed { at: now })));
+        // --refresh 0: every saved day is listed once.
+        assert!(Policy::new(None).first_listing_due(now, day(10), saved(48)));
+        // Once listed in the first lane, or waiting: due like a listed day.
+        let stale = DayState::Saved {
+            listed: Some(now - time::Duration::days(4)),
+        };
+        assert_eq!(p.due(now, [(day(10), stale)]), Some(day(10)));
+        let fresh = DayState::Saved {
+            listed: Some(now - time::Duration::days(2)),
+        };
+        assert_eq!(p.due(now, [(day(10), fresh)]), None);
     }
 
     #[test]

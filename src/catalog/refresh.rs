@@ -98,7 +98,7 @@ async fn day_lane(catalog: &Catalog, policy: &Policy, max_rpm: Option<u32>) {
     let mut backoff = Duration::from_secs(1);
     loop {
         // Between listings, the same pause as between pages (no lock is held here).
-        let (listed, pause) = match catalog.list_next_unlisted(first).await {
+        let (listed, pause) = match catalog.list_next_unlisted(first, policy).await {
             Some(r) => (r, first),
             None => {
                 if !announced {

@@ -171,7 +171,7 @@ impl Catalog {
                     return;
                 }
                 l.coldest(keep, |_, d| {
-                    matches!(d.state, DayState::Listed { .. } | DayState::Saved)
+                    matches!(d.state, DayState::Listed { .. } | DayState::Saved { .. })
                         && !(saved && d.dirty)
                 })
             };
@@ -357,7 +357,7 @@ impl Catalog {
         from: usize,
         n: usize,
     ) -> Result<Vec<String>, CatalogError> {
-        if !matches!(self.state(day), Some(DayState::Saved)) {
+        if !matches!(self.state(day), Some(DayState::Saved { .. })) {
             self.list_day(day, None, false).await?;
         }
         self.with_day(day, |d| {

@@ -34,7 +34,9 @@ impl Catalog {
 
     /// Tests: the listing is as if read from saved days, until [`Catalog::recheck`].
     pub(crate) fn mark_unchecked(&self) {
-        self.listing.write().mark_all(DayState::Saved);
+        self.listing
+            .write()
+            .mark_all(DayState::Saved { listed: None });
     }
 
     /// Tests: the API refuses (or accepts again) this client.

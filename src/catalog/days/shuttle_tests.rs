@@ -73,7 +73,9 @@ fn listings() {
     {
         let c = Arc::clone(&c);
         threads.push(spawn(move || {
-            let listed = shuttle::future::block_on(c.list_next_unlisted(None));
+            let listed = shuttle::future::block_on(
+                c.list_next_unlisted(None, &crate::catalog::Policy::new(None)),
+            );
             listed
                 .expect("a day to list")
                 .expect("the background listing");

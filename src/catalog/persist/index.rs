@@ -14,18 +14,23 @@
 //!   depends on it.
 //! - Written only when every interaction of the day could be indexed (a day merged
 //!   from a partly parsed file has none: it is read whole, as before).
+//! - It records when the day was last listed whole from the API, if it was (a day
+//!   file written from a whole-day listing; kept when an erasure rewrites it): a
+//!   remount re-lists a saved day only once that listing is older than the day's
+//!   staleness (`policy`), as if the mount had never stopped. The time is sealed
+//!   with the rest: nobody without the key makes a day look fresher than it is.
 
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::PathBuf;
 
-use time::Date;
+use time::{Date, OffsetDateTime};
 
 use super::{CatalogStore, Record};
 use crate::seal::{SealReader, SealWriter};
 
 /// Bound into every index's seal with its day.
-const TAG: &str = "vccfs-catalog-index-v1";
+const TAG: &str = "vccfs-catalog-index-v2";
 /// Longest index read: 8 bytes an interaction, for 16M interactions a day.
 const MAX_LEN: u64 = 1 << 24;
 
@@ -37,7 +42,12 @@ pub struct DayIndex {
     pub totals: (u64, u64),
     /// `ino::interaction` of each guid, sorted.
     pub hashes: Box<[u64]>,
+    /// When the day was last listed whole from the API (`None`: not known).
+    pub listed: Option<OffsetDateTime>,
 }
+
+/// How an unknown listing time is written.
+const NOT_LISTED: u64 = u64::MAX;
 
 impl CatalogStore {
     fn index_path(&self, day: Date) -> PathBuf {
@@ -56,9 +66,14 @@ impl CatalogStore {
         }
     }
 
-    /// Write `day`'s index of `items` (its day file, just written): nothing if one of
-    /// them cannot be indexed.
-    pub(super) fn write_index(&self, day: Date, items: &[&dyn Record]) -> std::io::Result<()> {
+    /// Write `day`'s index of `items` (its day file, just written, last listed whole
+    /// at `listed`): nothing if one of them cannot be indexed.
+    pub(super) fn write_index(
+        &self,
+        day: Date,
+        items: &[&dyn Record],
+        listed: Option<OffsetDateTime>,
+    ) -> std::io::Result<()> {
         let mut hashes = Vec::with_capacity(items.len());
         let (mut bytes, mut files) = (0u64, 0u64);
         for i in items {
@@ -75,7 +90,10 @@ impl CatalogStore {
         let written = (|| {
             let out = BufWriter::with_capacity(1 << 16, f);
             let mut body = SealWriter::new(&self.sealer, &Self::index_aad(day), out)?;
-            for n in [day_len, hashes.len() as u64, bytes, files] {
+            let listed = listed
+                .and_then(|t| u64::try_from(t.unix_timestamp()).ok())
+                .unwrap_or(NOT_LISTED);
+            for n in [day_len, hashes.len() as u64, bytes, files, listed] {
                 body.write_all(&n.to_le_bytes())?;
             }
             for h in &hashes {
@@ -120,7 +138,7 @@ fn read_index(mut r: impl Read, day_len: u64) -> Option<DayIndex> {
         r.read_exact(&mut b).ok()?;
         Some(u64::from_le_bytes(b))
     };
-    let (of_len, len, bytes, files) = (word()?, word()?, word()?, word()?);
+    let (of_len, len, bytes, files, listed) = (word()?, word()?, word()?, word()?, word()?);
     if of_len != day_len || len > MAX_LEN {
         return None;
     }
@@ -139,6 +157,10 @@ fn read_index(mut r: impl Read, day_len: u64) -> Option<DayIndex> {
         len: len as usize,
         totals: (bytes, files),
         hashes: hashes.into_boxed_slice(),
+        listed: (listed != NOT_LISTED)
+            .then(|| i64::try_from(listed).ok())
+            .flatten()
+            .and_then(|t| OffsetDateTime::from_unix_timestamp(t).ok()),
     })
 }
 

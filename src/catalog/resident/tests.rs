@@ -311,7 +311,7 @@ async fn a_stale_or_damaged_index_is_ignored() {
     let items = tenant();
     let dir = tempfile::tempdir().expect("a dir");
     let s = store(dir.path());
-    s.save(FROM, TO, &items).expect("save");
+    s.save(FROM, TO, &items, TO).expect("save");
     let (first, day) = (days()[0], days()[1]);
     let ix = s.day_index(day).expect("an index");
     assert_eq!(ix.len, PER_DAY as usize);
@@ -322,11 +322,12 @@ async fn a_stale_or_damaged_index_is_ignored() {
     want.sort_unstable();
     assert_eq!(&*ix.hashes, &want[..]);
     assert_eq!(ix.totals.1, 3 * u64::from(PER_DAY));
+    assert_eq!(ix.listed, Some(TO), "listed whole when saved");
     let path = |d: Date| dir.path().join("catalog").join(format!("{d}.idx"));
     let old = std::fs::read(path(first)).expect("the first day's index");
     // The first day written again with one interaction fewer: a new index.
     let fewer: Vec<Interaction> = items.iter().skip(1).cloned().collect();
-    s.save(FROM, TO, &fewer).expect("save");
+    s.save(FROM, TO, &fewer, TO).expect("save");
     assert_eq!(
         s.day_index(first).map(|ix| ix.len),
         Some(PER_DAY as usize - 1)
@@ -346,4 +347,73 @@ async fn a_stale_or_damaged_index_is_ignored() {
         Some(PER_DAY as usize),
         "the day itself still opens"
     );
+}
+
+/// A remount re-lists a saved day only once its saved listing is stale by the age
+/// policy, as if the mount had never stopped: days listed whole a moment ago open
+/// with their listing time and cost the background no search; a policy under which
+/// that time is stale (or `--refresh 0`, no policy) lists them as before.
+#[tokio::test]
+async fn a_reopened_catalog_relists_a_saved_day_only_once_it_is_stale() {
+    use crate::catalog::listing::DayState;
+    use crate::catalog::Policy;
+    use std::time::Duration;
+    let items = tenant();
+    let api = Arc::new(MockMeta::new(items.clone()));
+    let dir = tempfile::tempdir().expect("a dir");
+    let before = crate::util::now_secs() - time::Duration::SECOND;
+    drop(listed(&api, Some(dir.path())).await);
+    let reopen = || async {
+        let source: Arc<dyn crate::meta::MetaSource> = api.clone();
+        Catalog::open_within(source, FROM, TO, Some(store(dir.path())), u64::MAX)
+            .await
+            .expect("open")
+            .0
+    };
+    let c = reopen().await;
+    for day in days() {
+        match c.state(day) {
+            Some(DayState::Saved { listed: Some(at) }) => assert!(at >= before, "{day}: {at}"),
+            other => panic!("{day}: {other:?}"),
+        }
+    }
+    let searches = api.calls(Call::Search);
+    let policy = Policy::new(Some(Duration::from_secs(60)));
+    assert!(c.list_next_unlisted(None, &policy).await.is_none());
+    assert_eq!(c.due_day(&policy), None);
+    assert_eq!(
+        api.calls(Call::Search),
+        searches,
+        "fresh saved days: no search"
+    );
+
+    // Stale at once: every day is listed again, newest first, then none is due.
+    let stale = Policy {
+        ages: Vec::new(),
+        old: Duration::ZERO,
+        ..Policy::new(Some(Duration::ZERO))
+    };
+    let mut lists = 0;
+    while let Some(r) = c.list_next_unlisted(None, &stale).await {
+        r.expect("listed");
+        lists += 1;
+        assert!(lists <= days().len(), "listing never ends");
+    }
+    assert!(lists >= 1);
+    assert!(api.calls(Call::Search) > searches);
+    for day in days() {
+        assert!(
+            matches!(c.state(day), Some(DayState::Listed { .. })),
+            "{day}"
+        );
+    }
+
+    // Without a tail refresh (`--refresh 0`), saved days are listed once, as before.
+    let c = reopen().await;
+    let searches = api.calls(Call::Search);
+    assert!(c
+        .list_next_unlisted(None, &Policy::new(None))
+        .await
+        .is_some());
+    assert!(api.calls(Call::Search) > searches);
 }
