@@ -1,6 +1,6 @@
 //! The locks of the protocols that are model-checked (issue 26): the cache's
 //! single-flight (`cache`), passthrough's decide/release (`fs::passthrough`) and the
-//! catalog's day listing (`catalog`). Those modules take their `Mutex`, `RwLock` and
+//! catalog's day listing (`catalog`, its views included). Those modules take their `Mutex`, `RwLock` and
 //! atomics from here, never from `parking_lot` or `std` directly.
 //!
 //! Invariants:

@@ -21,9 +21,7 @@ use std::time::Duration;
 use time::{Date, OffsetDateTime};
 
 use super::listing::DayState;
-use super::{
-    Catalog, CatalogError, Checked, DayDiff, InteractionEntry, Policy, Refresh, RelistError,
-};
+use super::{Catalog, CatalogError, Checked, DayDiff, InteractionEntry, Policy, Refresh};
 use crate::api::ApiError;
 #[cfg(test)]
 use crate::model::Interaction;
@@ -233,6 +231,12 @@ impl Catalog {
                     Some(p) => {
                         let files = refresh.files.len();
                         self.changes(p, entry, &mut refresh.files);
+                        // A file the API no longer lists (its interaction still
+                        // there): erased from every tier, as a lookup would.
+                        let gone = self.removed_files(p, entry).into_iter();
+                        refresh
+                            .content_gone
+                            .extend(gone.map(|(key, v)| (guid.to_string(), key, v)));
                         let same_keys = super::entry::same_keys(p, entry);
                         if !same_keys {
                             refresh.dirs.push(entry.ino());
@@ -509,69 +513,6 @@ impl Catalog {
                 Checked::Failed
             }
         }
-    }
-
-    /// Re-list the recent tail (moving a rolling window's end to now first).
-    pub(crate) async fn refresh_tail(&self, policy: &Policy) -> Result<Refresh, CatalogError> {
-        self.roll();
-        let now = crate::util::now_secs();
-        let last = *self.last_tail.lock();
-        let Some(tail) = policy.tail(now, self.window(), last) else {
-            // No tail to search (the window ended long ago): still ask the token
-            // endpoint, so a revoked (or restored) client is found out.
-            self.client.probe_access().await;
-            return Ok(Refresh::default());
-        };
-        let r = self.list(tail.range, None).await?;
-        let listed = if tail.whole {
-            self.listing.read().count_between(tail.range)
-        } else {
-            0
-        };
-        let mut last = self.last_tail.lock();
-        last.end = Some(last.end.map_or(tail.range.1, |l| l.max(tail.range.1)));
-        if tail.whole {
-            last.reached = Some((now, listed));
-        }
-        Ok(r)
-    }
-
-    /// Re-list now, for `vccfs refresh`: the recent tail (`days` empty, as the next
-    /// `--refresh` would), or each of `days` whole (each must be in the window: checked
-    /// before anything is sent). Returns what changed, by day.
-    pub async fn relist(&self, days: &[Date]) -> Result<Refresh, RelistError> {
-        if let Some(&day) = days.iter().find(|d| !self.in_window(**d)) {
-            let (from, to) = self.window();
-            return Err(RelistError::OutOfWindow { day, from, to });
-        }
-        if days.is_empty() {
-            // As the next `--refresh` would, reaching back the whole tail.
-            let policy = Policy {
-                reach_every: Duration::ZERO,
-                ..Policy::new(Some(Duration::from_secs(60)))
-            };
-            return Ok(self.refresh_tail(&policy).await?);
-        }
-        let mut all = Refresh::default();
-        for &day in days {
-            let lock = self.day_lock(day);
-            let _one = lock.lock().await;
-            all.merge(self.list(self.part(day), None).await?);
-        }
-        Ok(all)
-    }
-
-    /// The listed day most overdue by the age policy.
-    pub(crate) fn due_day(&self, policy: &Policy) -> Option<Date> {
-        let now = crate::util::now_secs();
-        let l = self.listing.read();
-        let days: Vec<(Date, DayState)> = self
-            .window_days()
-            .into_iter()
-            .filter_map(|d| l.state(d).map(|s| (d, s)))
-            .collect();
-        drop(l);
-        policy.due(now, days)
     }
 }
 

@@ -142,6 +142,13 @@ pub(super) struct Away {
     pub totals: (u64, u64),
     /// `ino::interaction` of each guid, sorted: 8 bytes an interaction.
     hashes: Box<[u64]>,
+    /// `ino::facet` of each of its agents and numbers, sorted, once known (a day opened
+    /// from its index learns them the first time it is in memory): a view by agent or
+    /// number asks them instead of bringing the day back.
+    facets: Option<Box<[u64]>>,
+    /// Which eviction made it: facets worked out after the lock was let go are kept
+    /// only by the same absence of the day.
+    epoch: u64,
 }
 
 impl Away {
@@ -230,6 +237,8 @@ impl Listing {
             len: index.len,
             totals: index.totals,
             hashes: index.hashes,
+            facets: None,
+            epoch: 0,
         });
         self.len += index.len;
         self.days.insert(day, d);
@@ -237,13 +246,15 @@ impl Listing {
     }
 
     /// Take `day`'s entries out of memory (it keeps its state, length and guid
-    /// hashes); returns them, to be dropped outside the lock.
-    pub fn evict(&mut self, day: Date) -> Vec<Arc<InteractionEntry>> {
+    /// hashes); returns them, to be dropped outside the lock, and the eviction's
+    /// epoch (for [`Listing::set_away_facets`]).
+    pub fn evict(&mut self, day: Date) -> (Vec<Arc<InteractionEntry>>, u64) {
+        let epoch = self.clock.fetch_add(1, Ordering::Relaxed) + 1;
         let Some(d) = self.days.get_mut(&day) else {
-            return Vec::new();
+            return (Vec::new(), epoch);
         };
         if d.away.is_some() {
-            return Vec::new();
+            return (Vec::new(), epoch);
         }
         let entries = std::mem::take(&mut d.entries);
         let mut hashes: Vec<u64> = entries.iter().map(|e| e.ino()).collect();
@@ -252,13 +263,32 @@ impl Listing {
             len: entries.len(),
             totals: totals(&entries),
             hashes: hashes.into_boxed_slice(),
+            facets: None,
+            epoch,
         });
         self.bytes -= d.bytes;
         d.bytes = 0;
         for e in &entries {
             self.by_guid.remove(e.guid_key());
         }
-        entries
+        (entries, epoch)
+    }
+
+    /// `day`, away since eviction `epoch`, has the agents and numbers `facets`
+    /// (sorted `ino::facet`s, worked out from what that eviction took).
+    pub fn set_away_facets(&mut self, day: Date, epoch: u64, facets: Box<[u64]>) {
+        if let Some(a) = self.days.get_mut(&day).and_then(|d| d.away.as_mut()) {
+            if a.epoch == epoch {
+                a.facets = Some(facets);
+            }
+        }
+    }
+
+    /// Does `day`, out of memory, have a call with the agent or number of `facet` (an
+    /// `ino::facet`)? `None` when the day is in memory or its facets are not known.
+    pub fn away_has_facet(&self, day: Date, facet: u64) -> Option<bool> {
+        let a = self.days.get(&day)?.away.as_ref()?;
+        a.facets.as_ref().map(|f| f.binary_search(&facet).is_ok())
     }
 
     /// Bring `day` back into memory with `entries` (in start order), keeping its state.

@@ -11,7 +11,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{Catalog, InteractionEntry, Policy};
+use time::Date;
+
+use super::listing::DayState;
+use super::{Catalog, CatalogError, InteractionEntry, Policy, Refresh, RelistError};
 use crate::version::ContentKey;
 
 /// What a listing change asks of the layers that cache content.
@@ -38,6 +41,72 @@ pub enum Change {
         key: String,
         version: ContentKey,
     },
+}
+
+/// What the refresher (and `vccfs refresh`) asks of the catalog.
+impl Catalog {
+    /// Re-list the recent tail (moving a rolling window's end to now first).
+    pub(crate) async fn refresh_tail(&self, policy: &Policy) -> Result<Refresh, CatalogError> {
+        self.roll();
+        let now = crate::util::now_secs();
+        let last = *self.last_tail.lock();
+        let Some(tail) = policy.tail(now, self.window(), last) else {
+            // No tail to search (the window ended long ago): still ask the token
+            // endpoint, so a revoked (or restored) client is found out.
+            self.client.probe_access().await;
+            return Ok(Refresh::default());
+        };
+        let r = self.list(tail.range, None).await?;
+        let listed = if tail.whole {
+            self.listing.read().count_between(tail.range)
+        } else {
+            0
+        };
+        let mut last = self.last_tail.lock();
+        last.end = Some(last.end.map_or(tail.range.1, |l| l.max(tail.range.1)));
+        if tail.whole {
+            last.reached = Some((now, listed));
+        }
+        Ok(r)
+    }
+
+    /// Re-list now, for `vccfs refresh`: the recent tail (`days` empty, as the next
+    /// `--refresh` would), or each of `days` whole (each must be in the window: checked
+    /// before anything is sent). Returns what changed, by day.
+    pub async fn relist(&self, days: &[Date]) -> Result<Refresh, RelistError> {
+        if let Some(&day) = days.iter().find(|d| !self.in_window(**d)) {
+            let (from, to) = self.window();
+            return Err(RelistError::OutOfWindow { day, from, to });
+        }
+        if days.is_empty() {
+            // As the next `--refresh` would, reaching back the whole tail.
+            let policy = Policy {
+                reach_every: Duration::ZERO,
+                ..Policy::new(Some(Duration::from_secs(60)))
+            };
+            return Ok(self.refresh_tail(&policy).await?);
+        }
+        let mut all = Refresh::default();
+        for &day in days {
+            let lock = self.day_lock(day);
+            let _one = lock.lock().await;
+            all.merge(self.list(self.part(day), None).await?);
+        }
+        Ok(all)
+    }
+
+    /// The listed day most overdue by the age policy.
+    pub(crate) fn due_day(&self, policy: &Policy) -> Option<Date> {
+        let now = crate::util::now_secs();
+        let l = self.listing.read();
+        let days: Vec<(Date, DayState)> = self
+            .window_days()
+            .into_iter()
+            .filter_map(|d| l.state(d).map(|s| (d, s)))
+            .collect();
+        drop(l);
+        policy.due(now, days)
+    }
 }
 
 /// Keep `catalog` listed and fresh by `policy`, on `rt`, until the task is aborted or

@@ -178,9 +178,13 @@ impl Catalog {
             let Some(day) = victim else {
                 return;
             };
-            let entries = self.listing.write().evict(day);
+            let (entries, epoch) = self.listing.write().evict(day);
             self.views.forget_day(day);
             tracing::debug!(%day, interactions = entries.len(), "a day left memory");
+            if !entries.is_empty() {
+                let facets = super::views::facet_hashes(&entries);
+                self.listing.write().set_away_facets(day, epoch, facets);
+            }
             drop(entries);
             self.resident.evictions.fetch_add(1, Ordering::Relaxed);
         }

@@ -105,6 +105,14 @@ fn aad(redis_key: &str, header: &[u8], version: &ContentVersion) -> Vec<u8> {
     out
 }
 
+/// The longest value a block of `len` bytes can have (with a validator as long as its
+/// length field allows). A read asks Redis for no more than this
+/// ([`FleetStore`](super::FleetStore)'s `GETRANGE`), so a value planted under a
+/// block's key costs a reader at most this much memory.
+pub(super) fn max_len(len: u64) -> u64 {
+    (HEADER + NONCE + OVERHEAD + 1 + u16::MAX as usize) as u64 + len
+}
+
 /// What is written under `redis_key` for block `index` of `version`.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn encode(
@@ -272,6 +280,22 @@ mod tests {
             decode(&s, with_lm, &expect(&v, 1, 4)).expect("ok").1,
             Some(lm)
         );
+    }
+
+    #[test]
+    fn no_block_value_is_longer_than_max_len() {
+        let s = sealer("k");
+        let v = version(10);
+        let longest = Validator::ETag("e".repeat(u16::MAX as usize));
+        for (validator, data) in [(None, &b"abcd"[..]), (Some(&longest), &b"ab"[..])] {
+            let value = encode(&s, KEY, tenant(), &v, 4, 2, validator, data);
+            assert!(
+                value.len() as u64 <= max_len(data.len() as u64),
+                "{}",
+                value.len()
+            );
+        }
+        assert!(max_len(4) < 70_000 + 4, "a bound near the block's length");
     }
 
     #[test]

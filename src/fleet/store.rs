@@ -55,14 +55,20 @@ impl FleetStore {
     ) -> Result<Option<(Bytes, Option<Validator>)>, FleetError> {
         let key = self.key(version, index);
         let k = key.clone();
+        // Never more than a block's value can be (a `GET` of a value someone planted
+        // under this key would read all of it): `GETRANGE` answers at most `most + 1`
+        // bytes, and an empty string for a missing key (no value is empty).
+        let most = format::max_len(len);
         let value = self
             .shared
             .run_sized(Lane::Read, len as usize, move |mut c| {
                 let key = k.clone();
                 async move {
-                    redis::cmd("GET")
+                    redis::cmd("GETRANGE")
                         .arg(key)
-                        .query_async::<Option<Vec<u8>>>(&mut c)
+                        .arg(0)
+                        .arg(most)
+                        .query_async::<Vec<u8>>(&mut c)
                         .await
                 }
             })
@@ -77,12 +83,17 @@ impl FleetStore {
             }
             other => other?,
         };
-        let Some(value) = value else {
+        if value.is_empty() {
             if count_miss {
                 bump(&c.misses);
             }
             return Ok(None);
-        };
+        }
+        if value.len() as u64 > most {
+            bump(&c.rejected);
+            tracing::debug!(index, "shared tier: value longer than any block's refused");
+            return Ok(None);
+        }
         let expect = Expect {
             redis_key: &key,
             tenant: self.shared.inner.cfg.tenant,

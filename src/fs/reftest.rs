@@ -1,7 +1,7 @@
 //! The reference-model property test of `fs::ops` (issue 26): random sequences of
 //! what the kernel does (lookup, open, read, release, forget) and of what happens at
-//! the API (an interaction added, changed, deleted; the tail re-listed; a day
-//! re-listed), applied to the real [`Ops`] (over a [`Catalog`] fed by the scriptable
+//! the API (an interaction added, changed, deleted; a content key dropped or
+//! added back; the tail re-listed; a day re-listed), applied to the real [`Ops`] (over a [`Catalog`] fed by the scriptable
 //! `MockMeta`, the real prefetcher and memory cache, a [`VersionedSource`] whose bytes
 //! differ per version, and the real [`Eraser`] driven by the catalog's hook) and to a
 //! simple model (`model`).
@@ -69,7 +69,8 @@ enum Step {
     Add {
         n: u8,
     },
-    /// `what`: 0, 1 a file changes; 2 `connectFrom` changes (the call's name).
+    /// `what`: 0, 1 a file changes; 2 `connectFrom` changes (the call's name); 3 the
+    /// transcript (key 1) goes, or comes back as a new version.
     Change {
         n: u8,
         what: u8,
@@ -91,7 +92,7 @@ fn step() -> impl Strategy<Value = Step> {
         1 => any::<u8>().prop_map(|handle| Step::Release { handle }),
         2 => (any::<u8>(), any::<bool>()).prop_map(|(ino, all)| Step::Forget { ino, all }),
         1 => any::<u8>().prop_map(|n| Step::Add { n }),
-        2 => (any::<u8>(), 0u8..3).prop_map(|(n, what)| Step::Change { n, what }),
+        2 => (any::<u8>(), 0u8..4).prop_map(|(n, what)| Step::Change { n, what }),
         1 => any::<u8>().prop_map(|n| Step::Delete { n }),
         1 => Just(Step::Tail),
         1 => any::<bool>().prop_map(|recent| Step::Relist { recent }),
@@ -114,6 +115,8 @@ struct Open {
     /// The interaction as the catalog showed it at the open.
     at_open: Inter,
     erasures: u64,
+    /// Erasures of this file alone when it was opened.
+    content_erasures: u64,
     /// `.interaction.json`: what its first read returned.
     meta: Option<Bytes>,
 }
@@ -218,7 +221,10 @@ impl Rig {
     fn serve(&mut self, i: Inter) {
         let g = guid(i.n);
         for (k, key) in KEYS.iter().enumerate() {
-            self.source.set(&g, key.0, i.size(k), i.last_modified(k));
+            match i.has(k) {
+                true => self.source.set(&g, key.0, i.size(k), i.last_modified(k)),
+                false => self.source.remove_key(&g, key.0),
+            }
         }
         self.api.put(i.json());
         self.model.server.insert(i.n, i);
@@ -234,6 +240,7 @@ impl Rig {
                 start,
                 party: v,
                 versions: [v, v],
+                transcript: true,
             };
             self.serve(i);
         }
@@ -326,13 +333,18 @@ impl Rig {
                 };
                 let (ino, n, key) = files[i];
                 let got = self.ops.open(ino, libc::O_RDONLY);
-                match (self.model.known(n).cloned(), got) {
+                // A file whose key the catalog no longer shows is gone, as its
+                // interaction is.
+                let known = self.model.known(n).cloned();
+                let known = known.filter(|i| key.is_none_or(|k| i.has(k)));
+                match (known, got) {
                     (Some(at_open), Ok(fh)) => self.open.push(Open {
                         fh,
                         n,
                         key,
                         at_open,
                         erasures: self.model.erasures(n),
+                        content_erasures: key.map_or(0, |k| self.model.content_erasures(n, k)),
                         meta: None,
                     }),
                     (None, Err(e)) if e.errno() == Errno::ENOENT => {}
@@ -372,6 +384,12 @@ impl Rig {
                 if let Some(mut i) = self.model.server.get(&member(n)).cloned() {
                     match what {
                         2 => i.party += 1,
+                        3 => {
+                            i.transcript = !i.transcript;
+                            if i.transcript {
+                                i.versions[1] += 1;
+                            }
+                        }
                         k => i.versions[usize::from(k)] += 1,
                     }
                     self.serve(i);
@@ -484,6 +502,50 @@ fn an_erased_interactions_old_version_reads_no_bytes() {
     assert_eq!(
         e.map_err(|e| e.errno()).map(|b| b.len()),
         Err(Errno::ENOENT)
+    );
+}
+
+/// A content key the API drops: an open handle of it reads no more bytes (not even
+/// those cached), the file leaves its directory, and when the key comes back it is a
+/// new version, read exactly.
+#[test]
+fn a_dropped_files_open_handle_reads_no_bytes() {
+    let mut rig = Rig::new();
+    let dir = rig.lookup_path(ino::INTERACTIONS, &guid(1), Kid::Dir(Dir::Interaction(1)));
+    let file = rig.lookup_path(dir, "transcript", Kid::File(1, Some(1)));
+    let fh = rig.ops.open(file, libc::O_RDONLY).expect("open");
+    let v = rig.model.known(1).cloned().expect("known");
+    let want = truth(&v, 1, 0, 4096);
+    assert_eq!(
+        rig.rt.block_on(rig.ops.read(fh, 0, 4096)).expect("read")[..],
+        want[..]
+    );
+    rig.apply(&Step::Change { n: 0, what: 3 })
+        .expect("drop the transcript");
+    rig.apply(&Step::Relist { recent: false }).expect("relist");
+    assert_eq!(rig.model.content_erasures(1, 1), 1);
+    let e = rig.rt.block_on(rig.ops.read(fh, 0, 4096));
+    assert_eq!(
+        e.map_err(|e| e.errno()).map(|b| b.len()),
+        Err(Errno::ENOENT)
+    );
+    let got = rig
+        .rt
+        .block_on(rig.ops.lookup(dir, OsStr::new("transcript")));
+    assert_eq!(
+        got.map(|e| e.attr.ino.0).map_err(|e| e.errno()),
+        Err(Errno::ENOENT)
+    );
+    rig.ops.release(fh);
+    rig.apply(&Step::Change { n: 0, what: 3 })
+        .expect("the transcript back");
+    rig.apply(&Step::Relist { recent: false }).expect("relist");
+    let v = rig.model.known(1).cloned().expect("known");
+    assert_eq!(v.versions[1], 1, "a new version");
+    let fh = rig.ops.open(file, libc::O_RDONLY).expect("open again");
+    assert_eq!(
+        rig.rt.block_on(rig.ops.read(fh, 0, 4096)).expect("read")[..],
+        truth(&v, 1, 0, 4096)[..]
     );
 }
 

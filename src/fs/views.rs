@@ -23,7 +23,6 @@
 //!   [`SHORT_TTL`]: a name a re-list changes is also invalidated explicitly
 //!   (`catalog::views`), this bounds what a lost invalidation could leave.
 
-use std::collections::BTreeSet;
 use std::time::Duration;
 
 use fuser::{FileAttr, FileType};
@@ -206,12 +205,7 @@ pub(super) async fn lookup(
             (ino::file(guid, &key), node, SHORT_TTL)
         }
         ViewNode::Facets(facet) => {
-            let any = catalog
-                .window_views()
-                .await?
-                .iter()
-                .any(|(_, v)| v.has(*facet, name));
-            if !any {
+            if catalog.facet_days(*facet, name).await?.is_empty() {
                 return Err(FsError::NotFound);
             }
             let key = name.to_string();
@@ -278,20 +272,14 @@ pub(super) async fn readdir(
             }
         }
         ViewNode::Facets(facet) => {
-            let mut keys = BTreeSet::new();
-            for (_, v) in catalog.window_views().await? {
-                keys.extend(v.facet_keys(*facet).map(str::to_string));
-            }
-            for key in keys {
+            for key in catalog.window_facet_keys(*facet).await? {
                 page.push(ino::facet(*facet, &key), FileType::Directory, &key);
             }
         }
         ViewNode::Facet { facet, key } => {
-            for (day, v) in catalog.window_views().await? {
-                if v.has(*facet, key) {
-                    let ino = ino::facet_day(*facet, key, day);
-                    page.push(ino, FileType::Directory, &day.to_string());
-                }
+            for day in catalog.facet_days(*facet, key).await? {
+                let ino = ino::facet_day(*facet, key, day);
+                page.push(ino, FileType::Directory, &day.to_string());
             }
         }
         ViewNode::FacetDay { facet, key, day } => {

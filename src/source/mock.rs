@@ -343,6 +343,13 @@ impl VersionedSource {
     pub fn remove(&self, guid: &str) {
         self.current.lock().retain(|(g, _), _| g != guid);
     }
+
+    /// `(guid, key)` is gone (404), the rest of `guid` stays.
+    pub fn remove_key(&self, guid: &str, key: &str) {
+        self.current
+            .lock()
+            .remove(&(guid.to_string(), key.to_string()));
+    }
 }
 
 impl BlockSource for VersionedSource {

@@ -417,3 +417,78 @@ async fn a_reopened_catalog_relists_a_saved_day_only_once_it_is_stale() {
         .is_some());
     assert!(api.calls(Call::Search) > searches);
 }
+
+/// Which days have an agent or a number, over a window held to about two and a half
+/// days of four: exact; a day out of memory answers from the hashes of its agents and
+/// numbers once it has been in memory (no day brought back); a day opened from its
+/// index is brought back once, one at a time; the budget holds throughout.
+#[tokio::test]
+async fn days_of_an_agent_or_a_number_are_found_within_the_budget() {
+    use crate::catalog::views::Facet;
+    use crate::model::IdRef;
+    let mut items = tenant();
+    let (d0, d2, d3) = (days()[0], days()[2], days()[3]);
+    for i in items.iter_mut() {
+        let day = i.start.date();
+        if (day == d0 || day == d2) && i.start.minute() == 5 {
+            i.handling_agents = vec![IdRef { id: "7".into() }];
+        }
+        if day == d3 && i.start.hour() == 9 {
+            i.connect_from = Some("+442000000001".into());
+        }
+    }
+    let api = Arc::new(MockMeta::new(items.clone()));
+    let dir = tempfile::tempdir().expect("a dir");
+    let c = listed(&api, Some(dir.path())).await;
+    let budget = c.memory().budget;
+    let searches = api.calls(Call::Search);
+    let check = |c: &Catalog| {
+        let m = c.memory();
+        assert!(m.bytes <= m.budget, "{m:?}");
+    };
+    let reloads = c.memory().reloads;
+    assert_eq!(
+        c.facet_days(Facet::Agent, "7").await.expect("agent"),
+        [d0, d2]
+    );
+    assert_eq!(
+        c.facet_days(Facet::Number, "+442000000001")
+            .await
+            .expect("number"),
+        [d3]
+    );
+    assert!(c
+        .facet_days(Facet::Agent, "8")
+        .await
+        .expect("none")
+        .is_empty());
+    assert_eq!(c.memory().reloads, reloads, "answered from the hashes");
+    check(&c);
+    let keys = c.window_facet_keys(Facet::Agent).await.expect("agents");
+    assert_eq!(keys.into_iter().collect::<Vec<_>>(), ["7"]);
+    check(&c);
+    drop(c);
+
+    // Opened from the indexes: the days' facets are not known until each has been in
+    // memory; the first walk brings them back one at a time, the second none.
+    let source: Arc<dyn crate::meta::MetaSource> = api.clone();
+    let (c, _) = Catalog::open_within(source, FROM, TO, Some(store(dir.path())), budget)
+        .await
+        .expect("open");
+    assert_eq!(c.memory().days_on_disk_only, 4);
+    assert_eq!(
+        c.facet_days(Facet::Agent, "7").await.expect("agent"),
+        [d0, d2]
+    );
+    check(&c);
+    let reloads = c.memory().reloads;
+    assert!(reloads >= 2, "{:?}", c.memory());
+    assert_eq!(
+        c.facet_days(Facet::Number, "+442000000001")
+            .await
+            .expect("number"),
+        [d3]
+    );
+    assert_eq!(c.memory().reloads, reloads, "answered from the hashes");
+    assert_eq!(api.calls(Call::Search), searches, "nothing searched");
+}

@@ -5,8 +5,11 @@
 //!
 //! Invariants:
 //! - **Per day, lazy.** A day's [`DayView`] is built the first time a view of that day
-//!   is asked for and kept while the catalog lives; no view is built for a day nobody
-//!   looked at, so the window is never materialised whole. A view holds a name and an
+//!   is asked for and kept while the day is in memory; no view is built for a day
+//!   nobody looked at, and a walk of the window (`by-agent/`, `by-number/<n>`) views
+//!   one day at a time, so the window is never materialised whole. A day that leaves
+//!   memory keeps the hashes of its agents and numbers ([`facet_hashes`]): which days
+//!   have an agent or a number is then answered without bringing any back. A view holds a name and an
 //!   `Arc` of the listing's own entry per call (no copy of the metadata).
 //! - **Always the listing's.** A view is built and replaced under one lock, each time
 //!   from the listing as it is then; every change of a day's listing (a re-list, a
@@ -24,7 +27,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use parking_lot::{Mutex, RwLock};
+use crate::sync::{Mutex, RwLock};
 use time::Date;
 
 use super::{ino, Catalog, CatalogError, Change, InteractionEntry};
@@ -94,6 +97,18 @@ pub fn facets_of(e: &InteractionEntry) -> BTreeSet<(Facet, String)> {
         .filter_map(naming::dir_name)
         .map(|k| (Facet::Number, k));
     agents.chain(numbers).collect()
+}
+
+/// `ino::facet` of each agent and number of `entries`, sorted, each once: what a day
+/// out of memory keeps of its views (8 bytes a key).
+pub fn facet_hashes(entries: &[Arc<InteractionEntry>]) -> Box<[u64]> {
+    let mut out: Vec<u64> = entries
+        .iter()
+        .flat_map(|e| facets_of(e).into_iter().map(|(f, k)| ino::facet(f, &k)))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out.into_boxed_slice()
 }
 
 /// `(name, content key)` of `e`'s files inside its call directory, in the API's order.
@@ -297,14 +312,37 @@ impl Catalog {
         Ok(Arc::new(self.build_view(day)))
     }
 
-    /// The views of every day of the window (listing what is not listed yet).
-    pub async fn window_views(&self) -> Result<Vec<(Date, Arc<DayView>)>, CatalogError> {
+    /// The days of the window with a call of agent or number `key` (listing what is
+    /// not listed yet). A day out of memory answers from its facet hashes when it
+    /// has them (no day brought back); another is viewed, one day at a time, so a
+    /// walk of the window holds no more of it than the memory budget does.
+    pub async fn facet_days(&self, facet: Facet, key: &str) -> Result<Vec<Date>, CatalogError> {
         self.list_window().await?;
+        let hash = ino::facet(facet, key);
         let mut out = Vec::new();
         for day in self.window_days() {
-            out.push((day, self.day_view(day).await?));
+            let known = self.listing.read().away_has_facet(day, hash);
+            let has = match known {
+                Some(has) => has,
+                None => self.day_view(day).await?.has(facet, key),
+            };
+            if has {
+                out.push(day);
+            }
         }
         Ok(out)
+    }
+
+    /// Every agent or number of the window, sorted (listing what is not listed yet):
+    /// each day is viewed in turn and let go, so only the names are held.
+    pub async fn window_facet_keys(&self, facet: Facet) -> Result<BTreeSet<String>, CatalogError> {
+        self.list_window().await?;
+        let mut keys = BTreeSet::new();
+        for day in self.window_days() {
+            let view = self.day_view(day).await?;
+            keys.extend(view.facet_keys(facet).map(str::to_string));
+        }
+        Ok(keys)
     }
 
     /// The view of `day` from what the catalog holds now (call with the views' lock).

@@ -121,6 +121,62 @@ async fn spoiled_values_are_misses_never_data() {
     );
 }
 
+/// Bytes Redis has sent its clients so far (`INFO stats`).
+async fn sent_by(raw: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(raw)
+        .await
+        .expect("info");
+    info.lines()
+        .find_map(|l| l.strip_prefix("total_net_output_bytes:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("total_net_output_bytes")
+}
+
+/// A value planted under a block's key, however long, costs a reader no more than a
+/// block's value can be (`GETRANGE`, not `GET`): refused, the block served from the
+/// origin, and Redis sent the reader a small part of the 32 MiB planted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_huge_value_is_read_no_further_than_a_block_can_be() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let a = client(config(&server)).await;
+    let origin = Arc::new(MockSource::new(30));
+    let store = FleetStore::new(a.clone(), BS);
+    let tiered = Tiered::new(Arc::new(store.clone()), origin.clone());
+    let v = origin.version();
+    tiered.fetch(req(&v, 0, 8)).await.expect("fill");
+    stored(&a, 8).await;
+    let mut raw = server.raw().await;
+    let planted = 32u64 << 20;
+    let _: () = redis::cmd("SETRANGE")
+        .arg(store.key(&v, 3))
+        .arg(planted - 1)
+        .arg("x")
+        .query_async(&mut raw)
+        .await
+        .expect("setrange");
+    let before = sent_by(&mut raw).await;
+    let b = client(config(&server)).await;
+    let origin_b = Arc::new(MockSource::new(30));
+    let tiered_b = Tiered::new(Arc::new(FleetStore::new(b.clone(), BS)), origin_b.clone());
+    let got = tiered_b
+        .fetch(req(&origin_b.version(), 0, 8))
+        .await
+        .expect("fetch");
+    assert_eq!(got.blocks.concat(), origin_b.bytes().to_vec());
+    assert_eq!(origin_b.requests(), [(3, 1)]);
+    let s = b.stats();
+    assert_eq!((s.rejected, s.hits), (1, 7), "{s:?}");
+    let sent = sent_by(&mut raw).await - before;
+    assert!(
+        sent < 1 << 20,
+        "Redis sent {sent} bytes to read 8 blocks of {BS} (32 MiB planted)"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_a_control_redis_the_budget_and_leases_live_there_and_blocks_in_the_cache() {
     let (Some(cache), Some(control)) = (RedisServer::start(), RedisServer::start()) else {

@@ -53,10 +53,12 @@ impl Rig {
                 (erased, got) => Err(format!("read meta of {n} (erased {erased}): {got:?}")),
             };
         };
+        let erased = erased || self.model.content_erasures(n, k) != o.content_erasures;
         let size = o.at_open.size(k);
         let offset = [0, 70_000, 140_000, size.saturating_sub(10), size + 5][usize::from(at) % 5];
         let want = truth(&o.at_open, k, offset, 20_000);
-        let server = self.model.server.get(&n);
+        // Does the API still serve this file, and this version of it?
+        let server = self.model.server.get(&n).filter(|s| s.has(k));
         let same = server.is_some_and(|s| s.versions[k] == o.at_open.versions[k]);
         let has = server.is_some();
         let got = self.rt.block_on(self.ops.read(fh, offset, 20_000));
@@ -121,7 +123,8 @@ impl Rig {
         for (ino, h) in &self.kernel {
             let want = match &h.kid {
                 Kid::File(n, k) => match (self.model.known(*n), k) {
-                    (Some(i), Some(k)) => Some(Some(i.size(*k))),
+                    (Some(i), Some(k)) if i.has(*k) => Some(Some(i.size(*k))),
+                    (Some(_), Some(_)) => None,
                     (Some(_), None) => Some(None),
                     (None, _) => None,
                 },

@@ -47,11 +47,23 @@ pub(super) struct Inter {
     pub party: u32,
     /// Per key: bumped when the file changes (size and `lastModified`).
     pub versions: [u32; 2],
+    /// Has it a transcript (key 1)? The recording (key 0) is always there.
+    pub transcript: bool,
 }
 
 impl Inter {
     pub fn day(&self) -> Date {
         self.start.date()
+    }
+
+    /// Has it content key `k`?
+    pub fn has(&self, k: usize) -> bool {
+        k == 0 || self.transcript
+    }
+
+    /// The content keys it has.
+    pub fn keys(&self) -> impl Iterator<Item = usize> + '_ {
+        (0..KEYS.len()).filter(|k| self.has(*k))
     }
 
     pub fn size(&self, k: usize) -> u64 {
@@ -93,7 +105,8 @@ impl Inter {
 
     /// As the API serves it.
     pub fn json(&self) -> Interaction {
-        let content: Vec<_> = (0..KEYS.len())
+        let content: Vec<_> = self
+            .keys()
             .map(|k| {
                 let (key, kind, ct, _, _) = KEYS[k];
                 let lm =
@@ -151,6 +164,8 @@ pub(super) struct Model {
     pub missing: BTreeSet<u32>,
     /// How many times each guid was erased.
     pub erasures: BTreeMap<u32, u64>,
+    /// How many times each file was erased alone (the API dropped that content key).
+    pub content_erasures: BTreeMap<(u32, usize), u64>,
     pub days: Vec<Date>,
 }
 
@@ -161,6 +176,19 @@ impl Model {
 
     pub fn erasures(&self, n: u32) -> u64 {
         self.erasures.get(&n).copied().unwrap_or(0)
+    }
+
+    pub fn content_erasures(&self, n: u32, k: usize) -> u64 {
+        self.content_erasures.get(&(n, k)).copied().unwrap_or(0)
+    }
+
+    /// The catalog learns `new` of an interaction it knew as `old`: each file `old`
+    /// had and `new` has not is erased alone.
+    fn files_gone(&mut self, old: Option<&Inter>, new: &Inter) {
+        let Some(old) = old else { return };
+        for k in old.keys().filter(|k| !new.has(*k)).collect::<Vec<_>>() {
+            *self.content_erasures.entry((new.n, k)).or_default() += 1;
+        }
     }
 
     /// The catalog forgets `n` (an erasure).
@@ -180,12 +208,18 @@ impl Model {
             .filter(|i| inside(i) && !self.server.contains_key(&i.n))
             .map(|i| i.n)
             .collect();
-        for (n, i) in &self.server {
-            if inside(i) {
-                self.listed.insert(*n, i.clone());
-                self.looked_up.remove(n);
-                self.missing.remove(n);
-            }
+        let shown: Vec<Inter> = self
+            .server
+            .values()
+            .filter(|i| inside(i))
+            .cloned()
+            .collect();
+        for i in shown {
+            let old = self.known(i.n).cloned();
+            self.files_gone(old.as_ref(), &i);
+            self.looked_up.remove(&i.n);
+            self.missing.remove(&i.n);
+            self.listed.insert(i.n, i);
         }
         for n in gone {
             self.erase(n);
@@ -218,12 +252,14 @@ impl Model {
         if self.known(n).is_none() {
             return;
         }
+        let old = self.known(n).cloned();
         match self.server.get(&n).cloned() {
-            Some(i) if self.listed.contains_key(&n) => {
-                self.listed.insert(n, i);
-            }
             Some(i) => {
-                self.looked_up.insert(n, i);
+                self.files_gone(old.as_ref(), &i);
+                match self.listed.contains_key(&n) {
+                    true => self.listed.insert(n, i),
+                    false => self.looked_up.insert(n, i),
+                };
             }
             None => self.erase(n),
         }
@@ -272,15 +308,18 @@ impl Model {
                 }
             }
             Dir::Interaction(n) | Dir::Call(n) => {
-                self.known(*n)?;
                 let g = guid(*n);
                 let meta = if matches!(dir, Dir::Call(_)) {
                     "interaction.json"
                 } else {
                     META_NAME
                 };
+                let known = self.known(*n)?.clone();
                 put(meta.into(), ino::meta(&g), Kid::File(*n, None));
                 for (k, (key, _, _, shown, _)) in KEYS.iter().enumerate() {
+                    if !known.has(k) {
+                        continue;
+                    }
                     let name = if matches!(dir, Dir::Call(_)) {
                         shown
                     } else {
