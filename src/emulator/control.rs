@@ -8,7 +8,9 @@
 //!   that item (new bytes, `lastModified` + `bumpSecs`, default 60); returns the item;
 //! - `POST /_emulator/delete` `{"guid"}`: the interaction is gone from then on (not
 //!   listed, `GET /interactions/{guid}` and its content 404); returns `{"guid"}`, 404
-//!   if it is not served;
+//!   if it is not served. With `"contentKey"`, only that item goes (the interaction is
+//!   listed and looked up without it, its content 404); 404 if there is no such item,
+//!   409 if it is the interaction's last;
 //! - `POST /_emulator/client` `{"revoked": true|false}`: while revoked, the token
 //!   endpoint answers 400 `{"error":"invalid_client"}` and the API 403 to tokens it
 //!   issued before (api.md §2, §6); restored, both serve as before (earlier tokens
@@ -153,6 +155,8 @@ pub(crate) async fn mutate(
 #[derive(Deserialize)]
 pub(crate) struct DeleteRequest {
     guid: String,
+    #[serde(rename = "contentKey")]
+    content_key: Option<String>,
 }
 
 /// `POST /_emulator/delete`.
@@ -164,6 +168,28 @@ pub(crate) async fn delete(
         Ok(Json(r)) => r,
         Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
     };
+    if let Some(key) = &req.content_key {
+        return match app.tenant.delete_item(&req.guid, key) {
+            Some(true) => {
+                tracing::info!(guid = %req.guid, %key, "content item deleted");
+                json_utf8(
+                    StatusCode::OK,
+                    &serde_json::json!({ "guid": req.guid, "contentKey": key }),
+                )
+            }
+            Some(false) => error(
+                StatusCode::CONFLICT,
+                format!(
+                    "'{key}' is the last item of '{}': delete the interaction",
+                    req.guid
+                ),
+            ),
+            None => error(
+                StatusCode::NOT_FOUND,
+                format!("No item '{key}' in interaction '{}'", req.guid),
+            ),
+        };
+    }
     if app.tenant.delete(&req.guid) {
         tracing::info!(guid = %req.guid, "interaction deleted");
         json_utf8(StatusCode::OK, &serde_json::json!({ "guid": req.guid }))

@@ -5,7 +5,8 @@
 //! - stored (`--data-dir`, see `datadir`): a small list of records in memory.
 //!
 //! Records are immutable except for `POST /_emulator/mutate`, whose new item versions
-//! live in a small overlay map laid over every record the backends produce.
+//! live in a small overlay map laid over every record the backends produce, and
+//! `POST /_emulator/delete`, which takes an interaction, or one of its items, out.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -45,6 +46,8 @@ pub struct Tenant {
     overlay: RwLock<HashMap<(u64, usize), ItemState>>,
     /// Deleted interactions (lowercase guids): never served again.
     deleted: RwLock<std::collections::HashSet<String>>,
+    /// Deleted items `(record id, item position)`: the interaction stays, without them.
+    dropped: RwLock<std::collections::HashSet<(u64, usize)>>,
 }
 
 impl std::fmt::Debug for Tenant {
@@ -65,6 +68,7 @@ impl Tenant {
             anchor,
             overlay: RwLock::new(HashMap::new()),
             deleted: RwLock::new(std::collections::HashSet::new()),
+            dropped: RwLock::new(std::collections::HashSet::new()),
         }
     }
 
@@ -75,6 +79,27 @@ impl Tenant {
             return false;
         }
         self.deleted.write().insert(guid.to_ascii_lowercase())
+    }
+
+    /// Delete item `key` of interaction `guid` (a recording a retention rule removed):
+    /// from now on the interaction is listed and looked up without it, and its content
+    /// is 404. `None` if there is no such item; `Some(false)` if it is the last one
+    /// left (the API never lists an interaction without content: delete it instead).
+    pub fn delete_item(&self, guid: &str, key: &str) -> Option<bool> {
+        let rec = self.raw_record(guid)?;
+        let n = rec.item_index(key)?;
+        let mut dropped = self.dropped.write();
+        if dropped.contains(&(rec.id, n)) {
+            return None;
+        }
+        let left = (0..rec.items.len())
+            .filter(|i| !dropped.contains(&(rec.id, *i)))
+            .count();
+        if left <= 1 {
+            return Some(false);
+        }
+        dropped.insert((rec.id, n));
+        Some(true)
     }
 
     fn is_deleted(&self, guid: &str) -> bool {
@@ -106,8 +131,23 @@ impl Tenant {
         )
     }
 
-    /// `rec` with its mutated items' current state.
-    fn overlaid(&self, mut rec: Record) -> Record {
+    /// `rec` with its mutated items' current state, without its deleted items.
+    fn overlaid(&self, rec: Record) -> Record {
+        let mut rec = self.mutated(rec);
+        let dropped = self.dropped.read();
+        if !dropped.is_empty() {
+            let id = rec.id;
+            let mut n = 0;
+            rec.items.retain(|_| {
+                n += 1;
+                !dropped.contains(&(id, n - 1))
+            });
+        }
+        rec
+    }
+
+    /// `rec` with its mutated items' current state (every item, in place).
+    fn mutated(&self, mut rec: Record) -> Record {
         let overlay = self.overlay.read();
         if !overlay.is_empty() {
             for (n, item) in rec.items.iter_mut().enumerate() {
@@ -121,6 +161,11 @@ impl Tenant {
 
     /// The record of `guid` (case-insensitive).
     pub(crate) fn record(&self, guid: &str) -> Option<Record> {
+        self.raw_record(guid).map(|rec| self.overlaid(rec))
+    }
+
+    /// The record of `guid` as its backend makes it (not deleted).
+    fn raw_record(&self, guid: &str) -> Option<Record> {
         let rec = match &self.backend {
             Backend::Stored(s) => s
                 .by_guid
@@ -132,7 +177,7 @@ impl Tenant {
         if self.is_deleted(&rec.guid) {
             return None;
         }
-        Some(self.overlaid(rec))
+        Some(rec)
     }
 
     /// A snapshot of one item (key matched case-insensitively).
@@ -274,8 +319,11 @@ impl Tenant {
     /// usually a new length for JSON), `lastModified` moved forward by `bump_secs`
     /// (at least 1). Returns the new metadata.
     pub fn mutate(&self, guid: &str, key: &str, bump_secs: u32) -> Option<ContentItem> {
-        let mut rec = self.record(guid)?;
+        let mut rec = self.raw_record(guid).map(|r| self.mutated(r))?;
         let n = rec.item_index(key)?;
+        if self.dropped.read().contains(&(rec.id, n)) {
+            return None;
+        }
         let item = rec.items.get_mut(n)?;
         {
             let mut overlay = self.overlay.write();
@@ -367,6 +415,17 @@ mod tests {
         );
         let guids: Vec<String> = after.map(|r| r.guid).collect();
         assert_eq!(guids, ["bbbbbbbb-0000-4000-8000-000000000000"]);
+    }
+
+    #[test]
+    fn the_last_item_of_an_interaction_is_not_deleted_alone() {
+        let t = tiny();
+        let g = "aaaaaaaa-0000-4000-8000-000000000000";
+        assert_eq!(t.delete_item(g, "nope"), None);
+        assert_eq!(t.delete_item(g, "note"), Some(false), "its only item");
+        assert!(t.item(g, "note").is_some(), "still served");
+        assert!(t.delete(g));
+        assert_eq!(t.delete_item(g, "note"), None, "a deleted interaction");
     }
 
     #[test]

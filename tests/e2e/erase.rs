@@ -250,3 +250,95 @@ fn deletions_at_the_api_reach_every_tier() {
     drop((open, cached));
     m.stop();
 }
+
+/// Content version directories in the disk cache (`<tenant>/v2/<xx>/<interaction>/<version>`).
+fn versions_on_disk(cache: &Path) -> usize {
+    let dirs = |p: &Path| -> Vec<PathBuf> {
+        std::fs::read_dir(p)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut level = vec![cache.to_path_buf()];
+    for _ in 0..5 {
+        level = level.iter().flat_map(|p| dirs(p)).collect();
+    }
+    level.len()
+}
+
+/// A content item the API deletes while its interaction stays (a retention rule took
+/// the recording): the next re-list erases that file alone — it leaves the directory,
+/// an open handle reads nothing (not even the bytes cached), its version leaves the
+/// disk cache — and the interaction's other file still reads exactly.
+#[test]
+fn a_file_the_api_drops_is_erased_alone() {
+    if !fuse_available() {
+        return;
+    }
+    let emu = Emulator::start(&["--interactions", "2000", "--days", "1", "--seed", "3"]);
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("ns");
+    let m = Mount::start_window(
+        &emu,
+        now - time::Duration::minutes(90),
+        now - time::Duration::minutes(5),
+        &["--refresh", "1"],
+    );
+    let (guid, _) = pick(&emu, &m, &[]);
+    let dir = m.interactions_dir().join(&guid);
+    let token = emu.token();
+    let keys: Vec<String> = std::fs::read_dir(&dir)
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|k| k != ".interaction.json")
+        .collect();
+    assert!(keys.len() >= 2, "{keys:?}");
+    let (dropped, kept) = (&keys[0], &keys[1]);
+    for k in [dropped, kept] {
+        let got = std::fs::read(dir.join(k)).expect("read");
+        assert!(got == emu.content(&token, &guid, k), "{k} differs");
+    }
+    let cache = m.cache_dir();
+    let mut before = versions_on_disk(&cache);
+    wait_until("the disk writes settle", Duration::from_secs(10), || {
+        std::thread::sleep(Duration::from_millis(300));
+        let now = versions_on_disk(&cache);
+        std::mem::replace(&mut before, now) == now && now >= 2
+    });
+    let mut open = std::fs::File::open(dir.join(dropped)).expect("open");
+
+    emu.control(
+        "/_emulator/delete",
+        json!({ "guid": guid, "contentKey": dropped }),
+    );
+    wait_until(
+        "the file leaves its directory",
+        Duration::from_secs(10),
+        || {
+            !std::fs::read_dir(&dir)
+                .expect("ls")
+                .filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy() == dropped.as_str())
+        },
+    );
+    assert!(
+        open.read_to_end(&mut Vec::new()).is_err(),
+        "an open handle of the dropped file read bytes"
+    );
+    assert!(std::fs::read(dir.join(dropped)).is_err());
+    wait_until(
+        "its version leaves the disk",
+        Duration::from_secs(10),
+        || versions_on_disk(&cache) == before - 1,
+    );
+    let got = std::fs::read(dir.join(kept)).expect("read the other file");
+    assert!(got == emu.content(&token, &guid, kept), "{kept} differs");
+    drop(open);
+    m.stop();
+}
