@@ -55,6 +55,11 @@ enum Step {
     Open {
         file: u8,
     },
+    /// `cat interactions/<guid>/<key>`: the lookups down the path, then an open.
+    OpenPath {
+        n: u8,
+        key: u8,
+    },
     Read {
         handle: u8,
         at: u8,
@@ -88,11 +93,12 @@ fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         6 => (any::<u8>(), any::<u8>()).prop_map(|(dir, name)| Step::Lookup { dir, name }),
         3 => any::<u8>().prop_map(|file| Step::Open { file }),
+        2 => (any::<u8>(), any::<u8>()).prop_map(|(n, key)| Step::OpenPath { n, key }),
         4 => (any::<u8>(), any::<u8>()).prop_map(|(handle, at)| Step::Read { handle, at }),
         1 => any::<u8>().prop_map(|handle| Step::Release { handle }),
         2 => (any::<u8>(), any::<bool>()).prop_map(|(ino, all)| Step::Forget { ino, all }),
         1 => any::<u8>().prop_map(|n| Step::Add { n }),
-        2 => (any::<u8>(), 0u8..4).prop_map(|(n, what)| Step::Change { n, what }),
+        3 => (any::<u8>(), 0u8..4).prop_map(|(n, what)| Step::Change { n, what }),
         1 => any::<u8>().prop_map(|n| Step::Delete { n }),
         1 => Just(Step::Tail),
         1 => any::<bool>().prop_map(|recent| Step::Relist { recent }),
@@ -311,20 +317,7 @@ impl Rig {
                 };
                 let names = self.model.candidates(&d);
                 let name = names[usize::from(name) % names.len()].clone();
-                let want = self.expect_lookup(&d, &name);
-                let got = self.rt.block_on(self.ops.lookup(pino, OsStr::new(&name)));
-                match (want, got) {
-                    (Some((ino, kid)), Ok(e)) if e.attr.ino.0 == ino => {
-                        if !is_fixed(ino) {
-                            let h = self.kernel.entry(ino).or_insert(Held { kid, lookups: 0 });
-                            h.lookups += 1;
-                        }
-                    }
-                    (None, Err(e)) if e.errno() == Errno::ENOENT => {}
-                    (want, got) => {
-                        return Err(format!("lookup {d:?}/{name}: want {want:?}, got {got:?}"))
-                    }
-                }
+                self.lookup_in(pino, &d, &name)?;
             }
             Step::Open { file } => {
                 let files = self.files();
@@ -332,26 +325,18 @@ impl Rig {
                     return Ok(());
                 };
                 let (ino, n, key) = files[i];
-                let got = self.ops.open(ino, libc::O_RDONLY);
-                // A file whose key the catalog no longer shows is gone, as its
-                // interaction is.
-                let known = self.model.known(n).cloned();
-                let known = known.filter(|i| key.is_none_or(|k| i.has(k)));
-                match (known, got) {
-                    (Some(at_open), Ok(fh)) => self.open.push(Open {
-                        fh,
-                        n,
-                        key,
-                        at_open,
-                        erasures: self.model.erasures(n),
-                        content_erasures: key.map_or(0, |k| self.model.content_erasures(n, k)),
-                        meta: None,
-                    }),
-                    (None, Err(e)) if e.errno() == Errno::ENOENT => {}
-                    (want, got) => {
-                        return Err(format!("open {n} {key:?}: want {want:?}, got {got:?}"))
-                    }
-                }
+                self.open_file(ino, n, key)?;
+            }
+            Step::OpenPath { n, key } => {
+                let (n, k) = (member(n), usize::from(key) % KEYS.len());
+                let g = guid(n);
+                let Some(dir) = self.lookup_in(ino::INTERACTIONS, &Dir::Interactions, &g)? else {
+                    return self.settle_and_check();
+                };
+                let Some(file) = self.lookup_in(dir, &Dir::Interaction(n), KEYS[k].0)? else {
+                    return self.settle_and_check();
+                };
+                self.open_file(file, n, Some(k))?;
             }
             Step::Read { handle, at } => {
                 let Some(i) = pick(handle, self.open.len()) else {
@@ -421,8 +406,53 @@ impl Rig {
                 self.model.relist(|i| i.day() == day);
             }
         }
+        self.settle_and_check()
+    }
+
+    fn settle_and_check(&mut self) -> Result<(), String> {
         self.settle();
         self.check()
+    }
+
+    /// The kernel looks `name` up in `pino` (the model's `d`); the inode, if found.
+    fn lookup_in(&mut self, pino: u64, d: &Dir, name: &str) -> Result<Option<u64>, String> {
+        let want = self.expect_lookup(d, name);
+        let got = self.rt.block_on(self.ops.lookup(pino, OsStr::new(name)));
+        match (want, got) {
+            (Some((ino, kid)), Ok(e)) if e.attr.ino.0 == ino => {
+                if !is_fixed(ino) {
+                    let h = self.kernel.entry(ino).or_insert(Held { kid, lookups: 0 });
+                    h.lookups += 1;
+                }
+                Ok(Some(ino))
+            }
+            (None, Err(e)) if e.errno() == Errno::ENOENT => Ok(None),
+            (want, got) => Err(format!("lookup {d:?}/{name}: want {want:?}, got {got:?}")),
+        }
+    }
+
+    /// The kernel opens file `ino` (`key` of interaction `n`, or its metadata).
+    fn open_file(&mut self, ino: u64, n: u32, key: Option<usize>) -> Result<(), String> {
+        let got = self.ops.open(ino, libc::O_RDONLY);
+        // A file whose key the catalog no longer shows is gone, as its interaction is.
+        let known = self.model.known(n).cloned();
+        let known = known.filter(|i| key.is_none_or(|k| i.has(k)));
+        match (known, got) {
+            (Some(at_open), Ok(fh)) => {
+                self.open.push(Open {
+                    fh,
+                    n,
+                    key,
+                    at_open,
+                    erasures: self.model.erasures(n),
+                    content_erasures: key.map_or(0, |k| self.model.content_erasures(n, k)),
+                    meta: None,
+                });
+                Ok(())
+            }
+            (None, Err(e)) if e.errno() == Errno::ENOENT => Ok(()),
+            (want, got) => Err(format!("open {n} {key:?}: want {want:?}, got {got:?}")),
+        }
     }
 }
 
