@@ -272,8 +272,12 @@ pub(super) async fn readdir(
             }
         }
         ViewNode::Facets(facet) => {
-            for key in catalog.window_facet_keys(*facet).await? {
-                page.push(ino::facet(*facet, &key), FileType::Directory, &key);
+            // Only the part asked for (a page at a time of a list kept for the next).
+            let keys = catalog.window_facet_keys(*facet).await?;
+            let from = page.skip_to().min(keys.len());
+            page.advance(from);
+            for key in keys[from..].iter().take(super::ops::READDIR_BATCH) {
+                page.push(ino::facet(*facet, key), FileType::Directory, key);
             }
         }
         ViewNode::Facet { facet, key } => {
