@@ -11,7 +11,7 @@ if [ "$want" != demo ]; then
   pairs+=("ffprobe:ffmpeg" "ffmpeg:ffmpeg" "rsync:rsync" "curl:curl" "cmp:diffutils" "getfattr:attr")
 fi
 if [ "$want" != demo ]; then
-  pairs+=("redis-server:redis-server")
+  pairs+=("redis-server:redis-server" "openssl:openssl")
 fi
 if [ "$want" = bench ]; then
   pairs+=("python3:python3")

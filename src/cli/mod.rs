@@ -329,6 +329,10 @@ pub struct MountArgs {
     /// (`allkeys-lru`). Same URL forms; --redis-credentials applies to both.
     #[arg(long, value_name = "URL", requires = "redis")]
     pub redis_control: Option<String>,
+    /// With rediss://: trust the CA certificates (PEM) in FILE instead of the system's,
+    /// for a Redis behind a private CA (applies to --redis-control too).
+    #[arg(long, value_name = "FILE", requires = "redis")]
+    pub redis_ca: Option<PathBuf>,
     /// Allow a plain redis:// URL to a host other than this one (default: refused; use
     /// rediss://). Without TLS, anyone on the network path reads the Redis password
     /// and, while values are sealed, the access pattern: which interactions are read,

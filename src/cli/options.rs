@@ -167,11 +167,55 @@ fn redis_options(a: &MountArgs) -> Result<Option<RedisOptions>, CliError> {
     if a.fallback_rpm == Some(0) {
         return Err(CliError::Usage("--fallback-rpm must be at least 1".into()));
     }
+    let ca_pem = a
+        .redis_ca
+        .as_deref()
+        .map(|path| read_ca(path, &url, control_url.as_deref()))
+        .transpose()?;
     Ok(Some(RedisOptions {
         url,
         control_url,
         fallback_rpm: a.fallback_rpm,
+        ca_pem,
     }))
+}
+
+/// Longest `--redis-ca` file read.
+const MAX_REDIS_CA: u64 = 1 << 20;
+
+/// `--redis-ca FILE`: PEM certificates a TLS client takes, for `rediss://` URLs only
+/// (a CA certificate is not secret: any owner and mode).
+fn read_ca(path: &std::path::Path, url: &str, control: Option<&str>) -> Result<Vec<u8>, CliError> {
+    use std::io::Read;
+    let shown = path.display();
+    let tls = |u: &str| u.starts_with("rediss://");
+    if !tls(url) || control.is_some_and(|c| !tls(c)) {
+        return Err(CliError::Usage(
+            "--redis-ca applies to rediss:// URLs only (TLS)".into(),
+        ));
+    }
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_REDIS_CA + 1).read_to_end(&mut pem))
+        .map_err(|e| CliError::Usage(format!("--redis-ca {shown}: {e}")))?;
+    if pem.len() as u64 > MAX_REDIS_CA {
+        return Err(CliError::Usage(format!("--redis-ca {shown}: over 1 MiB")));
+    }
+    if !pem.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") {
+        return Err(CliError::Usage(format!(
+            "--redis-ca {shown}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it"
+        )));
+    }
+    // What the client will be built with: refused here, in one line, not at connect.
+    redis::Client::build_with_tls(
+        url,
+        redis::TlsCertificates {
+            client_tls: None,
+            root_cert: Some(pem.clone()),
+        },
+    )
+    .map_err(|e| CliError::Usage(format!("--redis-ca {shown}: {e}")))?;
+    Ok(pem)
 }
 
 /// A Redis URL as given on the command line (or `REDIS_URL`, or fstab `redis=`): a
@@ -358,6 +402,48 @@ mod tests {
             Err(e) => e.to_string(),
             Ok(o) => panic!("accepted: {:?}", o.map(|o| o.fallback_rpm)),
         }
+    }
+
+    #[test]
+    fn redis_ca_is_pem_certificates_for_tls_urls_only() {
+        let dir = tempfile::tempdir().expect("a dir");
+        let file = |name: &str, body: &[u8]| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, body).expect("write");
+            p.to_string_lossy().to_string()
+        };
+        let junk = file("junk.pem", b"not a certificate");
+        let e = redis_err(&["--redis", "rediss://h:6380", "--redis-ca", &junk]);
+        assert!(
+            e.starts_with("--redis-ca ") && e.contains("no PEM certificate"),
+            "{e}"
+        );
+        let e = redis_err(&["--redis", "rediss://h", "--redis-ca", "/nonexistent/ca.pem"]);
+        assert!(e.starts_with("--redis-ca /nonexistent/ca.pem: "), "{e}");
+        let Some(ca) = crate::fleet::testing::test_ca() else {
+            return;
+        };
+        let ca = file("ca.pem", &ca);
+        let e = redis_err(&["--redis", "redis://127.0.0.1:6379", "--redis-ca", &ca]);
+        assert!(e.contains("rediss:// URLs only"), "{e}");
+        let e = redis_err(&[
+            "--redis",
+            "rediss://h",
+            "--redis-control",
+            "redis://127.0.0.1",
+            "--redis-ca",
+            &ca,
+        ]);
+        assert!(e.contains("rediss:// URLs only"), "{e}");
+        let o = redis_options(&mount_args(&[
+            "--redis",
+            "rediss://h:6380",
+            "--redis-ca",
+            &ca,
+        ]))
+        .expect("accepted")
+        .expect("redis options");
+        assert_eq!(o.ca_pem.as_deref(), std::fs::read(&ca).ok().as_deref());
     }
 
     #[test]

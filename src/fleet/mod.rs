@@ -84,7 +84,7 @@ mod schedule;
 mod stats;
 mod store;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 #[cfg(test)]
 mod tests;
 

@@ -190,6 +190,12 @@ impl RedisServer {
     }
 }
 
+/// A CA certificate (PEM) made for a test (`None` without the `openssl` command).
+pub(crate) fn test_ca() -> Option<Vec<u8>> {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    make_certificates(dir.path())
+}
+
 /// In `dir`: `ca.pem`, a CA made for the test, and `cert.pem` and `key.pem`, a
 /// certificate for `localhost` it signed (webpki takes no CA as a server's own). The
 /// CA's certificate (PEM), or `None` (said on stderr) without the `openssl` command.

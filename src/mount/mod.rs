@@ -160,6 +160,8 @@ pub struct RedisOptions {
     pub control_url: Option<String>,
     /// `--fallback-rpm`.
     pub fallback_rpm: Option<u32>,
+    /// `--redis-ca`: the CA certificates (PEM) to trust for `rediss://`.
+    pub ca_pem: Option<Vec<u8>>,
 }
 
 impl Drop for RedisOptions {
@@ -181,6 +183,7 @@ impl std::fmt::Debug for RedisOptions {
                 &self.control_url.as_deref().map(crate::fleet::redacted),
             )
             .field("fallback_rpm", &self.fallback_rpm)
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
             .finish()
     }
 }

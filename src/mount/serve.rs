@@ -64,6 +64,7 @@ impl Tiers {
             (Some(r), Some(key)) => {
                 let mut cfg = FleetConfig::new(r.url.clone(), tenant, key.clone());
                 cfg.control_url = r.control_url.clone().map(zeroize::Zeroizing::new);
+                cfg.ca_pem = r.ca_pem.clone();
                 Some(Fleet::connect(cfg))
             }
             _ => None,

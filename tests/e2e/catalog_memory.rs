@@ -21,6 +21,22 @@ fn names(dir: &std::path::Path) -> BTreeSet<String> {
         .collect()
 }
 
+/// Read the first content file of `guid` through the mount and compare it with the
+/// API's bytes; returns the interaction's directory.
+fn read_a_file_exactly(emu: &Emulator, m: &Mount, guid: &str) -> std::path::PathBuf {
+    let dir = m.interactions_dir().join(guid);
+    let key = names(&dir)
+        .into_iter()
+        .find(|k| k != ".interaction.json")
+        .expect("a content file");
+    let bytes = std::fs::read(dir.join(&key)).expect("read");
+    assert!(
+        bytes == emu.content(&emu.token(), guid, &key),
+        "{guid}/{key} differs"
+    );
+    dir
+}
+
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -128,16 +144,7 @@ fn two_days_in_memory_of_seven_every_day_exact_and_none_searched_again() {
     // Reads, exact, of a sample across the days (their days left memory meanwhile).
     for want in &truth {
         let guid = want.iter().next().expect("a guid");
-        let dir = m.interactions_dir().join(guid);
-        let key = names(&dir)
-            .into_iter()
-            .find(|k| k != ".interaction.json")
-            .expect("a content file");
-        let bytes = std::fs::read(dir.join(&key)).expect("read");
-        assert!(
-            bytes == emu.content(&token, guid, &key),
-            "{guid}/{key} differs"
-        );
+        let dir = read_a_file_exactly(&emu, &m, guid);
         let meta: Value =
             serde_json::from_slice(&std::fs::read(dir.join(".interaction.json")).expect("meta"))
                 .expect("json");
@@ -207,17 +214,7 @@ fn two_days_in_memory_of_seven_every_day_exact_and_none_searched_again() {
         "saved days searched again after a remount: {}",
         emu.stats()
     );
-    let guid = truth[3].iter().next().expect("a guid");
-    let dir = m.interactions_dir().join(guid);
-    let key = names(&dir)
-        .into_iter()
-        .find(|k| k != ".interaction.json")
-        .expect("a content file");
-    let bytes = std::fs::read(dir.join(&key)).expect("read");
-    assert!(
-        bytes == emu.content(&token, guid, &key),
-        "{guid}/{key} differs"
-    );
+    read_a_file_exactly(&emu, &m, truth[3].iter().next().expect("a guid"));
     assert_eq!(
         emu.stat("search_requests"),
         searches + 1,

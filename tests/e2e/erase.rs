@@ -77,6 +77,22 @@ fn erasures(m: &Mount) -> u64 {
         .unwrap_or(0)
 }
 
+/// About 80 calls an hour, mounted on the last 90 minutes: every `--refresh` (1 s)
+/// re-lists all of it (the tail is 2 hours).
+fn recent() -> (Emulator, Mount) {
+    let emu = Emulator::start(&["--interactions", "2000", "--days", "1", "--seed", "3"]);
+    let now = time::OffsetDateTime::now_utc()
+        .replace_nanosecond(0)
+        .expect("ns");
+    let m = Mount::start_window(
+        &emu,
+        now - time::Duration::minutes(90),
+        now - time::Duration::minutes(5),
+        &["--refresh", "1"],
+    );
+    (emu, m)
+}
+
 fn requests(emu: &Emulator, purpose: &str) -> u64 {
     emu.stats()["requests_by_purpose"][purpose]
         .as_u64()
@@ -173,18 +189,7 @@ fn deletions_at_the_api_reach_every_tier() {
     if !fuse_available() {
         return;
     }
-    // About 80 calls an hour, the last 90 minutes in the window: every --refresh re-lists
-    // all of it (the tail is 2 hours).
-    let emu = Emulator::start(&["--interactions", "2000", "--days", "1", "--seed", "3"]);
-    let now = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .expect("ns");
-    let m = Mount::start_window(
-        &emu,
-        now - time::Duration::minutes(90),
-        now - time::Duration::minutes(5),
-        &["--refresh", "1"],
-    );
+    let (emu, m) = recent();
     let files = truth(&emu, &m);
 
     // 1. Deleted, then one of its files read: 404, one lookup confirms, all of it goes.
@@ -279,16 +284,7 @@ fn a_file_the_api_drops_is_erased_alone() {
     if !fuse_available() {
         return;
     }
-    let emu = Emulator::start(&["--interactions", "2000", "--days", "1", "--seed", "3"]);
-    let now = time::OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .expect("ns");
-    let m = Mount::start_window(
-        &emu,
-        now - time::Duration::minutes(90),
-        now - time::Duration::minutes(5),
-        &["--refresh", "1"],
-    );
+    let (emu, m) = recent();
     let (guid, _) = pick(&emu, &m, &[]);
     let dir = m.interactions_dir().join(&guid);
     let token = emu.token();

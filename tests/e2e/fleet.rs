@@ -272,3 +272,67 @@ fn a_fleet_of_three_keeps_to_its_budget() {
         "{total} requests in 75 s: the next window never opened"
     );
 }
+
+/// The shared tier in `vccfs status --json` of `m`: (healthy, hits).
+fn shared_tier(m: &Mount) -> (bool, u64) {
+    let s = m.status();
+    let t = s["tiers"]
+        .as_array()
+        .and_then(|ts| ts.iter().find(|t| t["tier"] == "shared"))
+        .cloned()
+        .unwrap_or_else(|| panic!("no shared tier: {s}"));
+    (t["healthy"] == true, t["hits"].as_u64().unwrap_or(0))
+}
+
+/// Mounts on a Redis that speaks TLS only, behind a CA of its own: with `--redis-ca`
+/// what one fetched the other reads from Redis; without it the handshake fails, the
+/// tier is a miss (unhealthy), and reads are still exact.
+#[test]
+fn a_fleet_on_a_tls_redis_behind_a_private_ca_shares_its_cache() {
+    if !fuse_available() || !redis::available() {
+        return;
+    }
+    let Some(redis) = Redis::start_tls() else {
+        return;
+    };
+    let ca = redis.ca_pem().expect("a CA");
+    let ca = ca.to_string_lossy().to_string();
+    let emu = Emulator::start(TENANT);
+    let flags = ["--no-disk-cache", "--redis-ca", ca.as_str()];
+    let a = fleet_mount(&emu, &redis, &flags);
+    // Four files, their bytes asked of the API once (the tenant's budget is small).
+    let token = emu.token();
+    let files: HashMap<PathBuf, Vec<u8>> = std::fs::read_dir(a.interactions_dir())
+        .expect("ls")
+        .filter_map(|e| e.ok())
+        .take(4)
+        .map(|e| {
+            let guid = e.file_name().to_string_lossy().to_string();
+            let key = std::fs::read_dir(e.path())
+                .expect("ls")
+                .filter_map(|f| f.ok())
+                .map(|f| f.file_name().to_string_lossy().to_string())
+                .find(|k| k != ".interaction.json")
+                .expect("a content file");
+            let bytes = emu.content(&token, &guid, &key);
+            (e.path().join(key), bytes)
+        })
+        .collect();
+    read_exactly(&files);
+    // The blocks reach Redis in the background.
+    std::thread::sleep(Duration::from_secs(2));
+    let b = fleet_mount(&emu, &redis, &flags);
+    read_exactly(&moved(&files, &a.interactions_dir(), &b));
+    let (healthy, hits) = shared_tier(&b);
+    assert!(
+        healthy && hits > 0,
+        "TLS through --redis-ca: healthy {healthy}, {hits} hits"
+    );
+    // Without the CA: the system's roots do not know it.
+    let c = fleet_mount(&emu, &redis, &["--no-disk-cache"]);
+    read_exactly(&moved(&files, &a.interactions_dir(), &c));
+    assert_eq!(shared_tier(&c).1, 0, "blocks read over an unverified TLS");
+    for m in [c, b, a] {
+        m.stop();
+    }
+}

@@ -472,6 +472,7 @@ async fn days_of_an_agent_or_a_number_are_found_within_the_budget() {
     let again = c.window_facet_keys(Facet::Agent).await.expect("agents");
     assert!(Arc::ptr_eq(&keys, &again));
     assert_eq!(c.memory().reloads, reloads);
+    assert_eq!(api.calls(Call::Search), searches, "nothing searched");
     // Until a day's listing changes.
     let mut new = mock::interaction(&mock::guid(9999), d3.midnight().assume_utc());
     new.handling_agents = vec![IdRef { id: "9".into() }];

@@ -5,11 +5,11 @@ use redis::AsyncCommands;
 use super::{client, config, expected, req, root, stored, tenant, BS};
 use crate::fleet::format;
 use crate::fleet::testing::RedisServer;
-use crate::fleet::FleetStore;
+use crate::fleet::{Fleet, FleetStore};
 use crate::seal::Purpose;
 use crate::source::mock::MockSource;
 use crate::source::{BlockSource, Tiered};
-use crate::version::{TenantId, Validator};
+use crate::version::{ContentVersion, TenantId, Validator};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blocks_round_trip_to_another_host_without_origin_requests() {
@@ -50,18 +50,39 @@ async fn blocks_round_trip_to_another_host_without_origin_requests() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn spoiled_values_are_misses_never_data() {
-    let Some(server) = RedisServer::start() else {
-        return;
-    };
-    let a = client(config(&server)).await;
+/// Host A has blocks 0..8 of a 30-byte file in Redis: its fleet, its store, the
+/// file's version and its origin.
+async fn filled(server: &RedisServer) -> (Fleet, FleetStore, Arc<ContentVersion>, Arc<MockSource>) {
+    let a = client(config(server)).await;
     let origin = Arc::new(MockSource::new(30));
     let store = FleetStore::new(a.clone(), BS);
     let tiered = Tiered::new(Arc::new(store.clone()), origin.clone());
     let v = origin.version();
     tiered.fetch(req(&v, 0, 8)).await.expect("fill");
     stored(&a, 8).await;
+    (a, store, v, origin)
+}
+
+/// Host B reads blocks 0..8 of its own copy of the file, exactly: its fleet and its
+/// origin (whose requests say which blocks Redis did not serve).
+async fn read_on_another_host(server: &RedisServer) -> (Fleet, Arc<MockSource>) {
+    let b = client(config(server)).await;
+    let origin_b = Arc::new(MockSource::new(30));
+    let tiered_b = Tiered::new(Arc::new(FleetStore::new(b.clone(), BS)), origin_b.clone());
+    let got = tiered_b
+        .fetch(req(&origin_b.version(), 0, 8))
+        .await
+        .expect("fetch");
+    assert_eq!(got.blocks.concat(), origin_b.bytes().to_vec());
+    (b, origin_b)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spoiled_values_are_misses_never_data() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, store, v, origin) = filled(&server).await;
 
     let mut raw = server.raw().await;
     let key = |i: u64| store.key(&v, i);
@@ -104,14 +125,7 @@ async fn spoiled_values_are_misses_never_data() {
     let _: () = raw.rpush(key(6), "x").await.expect("rpush");
 
     // Another host reads: the spoiled blocks come from its origin, the intact one not.
-    let b = client(config(&server)).await;
-    let origin_b = Arc::new(MockSource::new(30));
-    let tiered_b = Tiered::new(Arc::new(FleetStore::new(b.clone(), BS)), origin_b.clone());
-    let got = tiered_b
-        .fetch(req(&origin_b.version(), 0, 8))
-        .await
-        .expect("fetch");
-    assert_eq!(got.blocks.concat(), origin_b.bytes().to_vec());
+    let (b, origin_b) = read_on_another_host(&server).await;
     assert_eq!(origin_b.requests(), [(0, 7)]);
     let s = b.stats();
     assert_eq!((s.rejected, s.hits, s.errors), (7, 1, 1), "{s:?}");
@@ -142,13 +156,7 @@ async fn a_planted_huge_value_is_read_no_further_than_a_block_can_be() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let a = client(config(&server)).await;
-    let origin = Arc::new(MockSource::new(30));
-    let store = FleetStore::new(a.clone(), BS);
-    let tiered = Tiered::new(Arc::new(store.clone()), origin.clone());
-    let v = origin.version();
-    tiered.fetch(req(&v, 0, 8)).await.expect("fill");
-    stored(&a, 8).await;
+    let (_a, store, v, _origin) = filled(&server).await;
     let mut raw = server.raw().await;
     let planted = 32u64 << 20;
     let _: () = redis::cmd("SETRANGE")
@@ -159,14 +167,7 @@ async fn a_planted_huge_value_is_read_no_further_than_a_block_can_be() {
         .await
         .expect("setrange");
     let before = sent_by(&mut raw).await;
-    let b = client(config(&server)).await;
-    let origin_b = Arc::new(MockSource::new(30));
-    let tiered_b = Tiered::new(Arc::new(FleetStore::new(b.clone(), BS)), origin_b.clone());
-    let got = tiered_b
-        .fetch(req(&origin_b.version(), 0, 8))
-        .await
-        .expect("fetch");
-    assert_eq!(got.blocks.concat(), origin_b.bytes().to_vec());
+    let (b, origin_b) = read_on_another_host(&server).await;
     assert_eq!(origin_b.requests(), [(3, 1)]);
     let s = b.stats();
     assert_eq!((s.rejected, s.hits), (1, 7), "{s:?}");
