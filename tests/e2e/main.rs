@@ -15,6 +15,8 @@ mod erase_fleet;
 mod faults;
 mod fleet;
 mod floors;
+mod hostile;
+mod lifecycle;
 mod mount;
 mod operate;
 mod paths;
