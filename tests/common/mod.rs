@@ -388,6 +388,17 @@ impl Drop for Mount {
     }
 }
 
+/// `vccfs unmount PATH`, with this run's scratch cache (the command must run).
+pub fn vccfs_unmount(path: &Path) -> std::process::Output {
+    Command::new(BIN)
+        .env("XDG_CACHE_HOME", scratch_cache())
+        .env("CACHE_DIRECTORY", scratch_cache().join("vccfs"))
+        .arg("unmount")
+        .arg(path)
+        .output()
+        .expect("unmount")
+}
+
 pub fn is_mounted(path: &Path) -> bool {
     let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return false;

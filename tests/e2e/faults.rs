@@ -508,15 +508,6 @@ fn killed_daemon_leaves_a_mount_that_the_next_mount_recovers() {
             .count()
             > 0
     );
-    let out = std::process::Command::new(BIN)
-        .env("XDG_CACHE_HOME", crate::common::scratch_cache())
-        .env(
-            "CACHE_DIRECTORY",
-            crate::common::scratch_cache().join("vccfs"),
-        )
-        .arg("unmount")
-        .arg(&m.path)
-        .output()
-        .expect("unmount");
+    let out = crate::common::vccfs_unmount(&m.path);
     assert!(out.status.success());
 }

@@ -101,16 +101,7 @@ fn secrets_never_logged_and_token_never_sent_to_storage() {
         mnt.display()
     ));
     assert!(ok, "{err}");
-    let out = std::process::Command::new(BIN)
-        .env("XDG_CACHE_HOME", crate::common::scratch_cache())
-        .env(
-            "CACHE_DIRECTORY",
-            crate::common::scratch_cache().join("vccfs"),
-        )
-        .arg("unmount")
-        .arg(&mnt)
-        .output()
-        .expect("unmount");
+    let out = crate::common::vccfs_unmount(&mnt);
     assert!(out.status.success());
     let mut child = child;
     let _ = child.wait();

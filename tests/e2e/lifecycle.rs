@@ -66,16 +66,7 @@ fn unmount_and_sigterm_leave_no_mount_and_no_process() {
     }
     let emu = Emulator::start(SMALL_TENANT);
     let mut m = Mount::start(&emu, &[]);
-    let out = std::process::Command::new(BIN)
-        .env("XDG_CACHE_HOME", crate::common::scratch_cache())
-        .env(
-            "CACHE_DIRECTORY",
-            crate::common::scratch_cache().join("vccfs"),
-        )
-        .arg("unmount")
-        .arg(&m.path)
-        .output()
-        .expect("unmount");
+    let out = crate::common::vccfs_unmount(&m.path);
     assert!(
         out.status.success(),
         "vccfs unmount: {}",
@@ -168,16 +159,7 @@ fn daemon_mode_returns_once_live_and_fails_cleanly() {
             .count()
             > 0
     );
-    let out = std::process::Command::new(BIN)
-        .env("XDG_CACHE_HOME", crate::common::scratch_cache())
-        .env(
-            "CACHE_DIRECTORY",
-            crate::common::scratch_cache().join("vccfs"),
-        )
-        .arg("unmount")
-        .arg(&mnt)
-        .output()
-        .expect("unmount");
+    let out = crate::common::vccfs_unmount(&mnt);
     assert!(out.status.success());
     assert!(!crate::common::is_mounted(&mnt));
 }
